@@ -1,0 +1,1 @@
+"""The deploy toolkit's library: everything the invoke tasks in tasks.py call."""
