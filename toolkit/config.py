@@ -1,0 +1,711 @@
+"""The app's deploy config file, ``deploy.toml``: schema, defaults, validation.
+
+Everything the toolkit knows about an app comes from ``APP_DIR/deploy.toml`` (plus what
+``detect.py`` finds in the app's code). The file is read and checked completely *before* any
+host is touched, so a typo stops the run with a message naming the file, the key, the bad value
+and what is allowed.
+
+Strategy: the schema is a flat list of ``Key`` declarations, one per key (section, name, type,
+default, allowed values, help, example). The same list drives validation and the reference
+document ``docs/deploy-config.md`` (``python -m toolkit.config --doc``), so the two cannot drift
+apart. Validated values become a frozen dataclass tree, ``AppConfig``, whose derived properties
+(``base_dir``, ``socket_path``, ...) fix the host layout in one place:
+
+    /srv/NAME/releases/TIMESTAMP     one directory per release
+    /srv/NAME/current -> releases/TS the live release (atomic symlink switch)
+    /srv/NAME/venvs/REQHASH          one virtualenv per requirements hash, shared by releases
+    /srv/NAME/shared/.env            environment + secrets (0600, owned by the app user)
+    /srv/NAME/shared/media           uploads (served by nginx, written by the app)
+    /srv/NAME/shared/data            the app's other writable state (e.g. a sqlite database)
+    /run/NAME/pronghorn.sock         the unix socket systemd listens on for pronghorn
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+CONFIG_FILE = "deploy.toml"
+
+__all__ = [
+    "CONFIG_FILE", "ConfigError", "AppConfig", "Source", "Health", "DjangoConfig", "ProxyConfig",
+    "SCHEMA", "load_app_config", "slugify", "reference_markdown",
+]
+
+
+class ConfigError(Exception):
+    """deploy.toml (or an override) is wrong; the message says where, what and what is allowed."""
+
+
+# --------------------------------------------------------------------------- value checks
+# Each check takes a value already parsed by TOML and returns it (possibly normalised) or raises
+# _Invalid("expected ...") - the caller adds the file, section and key to the message.
+
+class _Invalid(Exception):
+    pass
+
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+WSGI_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*(\(\))?$")
+MODULE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+DOMAIN_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+SIZE_RE = re.compile(r"^\d+[kmg]?$")
+DURATION_RE = re.compile(r"^\d+(ms|s|m|h|d|w|M|y)?$")
+URL_PATH_RE = re.compile(r"^/([A-Za-z0-9._~-]+/)*$")
+PROXY_URL_RE = re.compile(r"^(|https?://[^\s/]+(:\d+)?/?)$")
+
+
+def _str(value):
+    if not isinstance(value, str):
+        raise _Invalid("expected a string in quotes")
+    return value
+
+
+def _int_range(low, high):
+    def check(value):
+        # bool is an int subclass in Python; `workers = true` is still a mistake
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _Invalid(f"expected a whole number from {low} to {high}")
+        return value
+    check.allowed = f"a whole number from {low} to {high}"
+    return check
+
+
+def _bool(value):
+    if not isinstance(value, bool):
+        raise _Invalid("expected true or false (without quotes)")
+    return value
+
+
+def _choice(*options):
+    def check(value):
+        if value not in options:
+            raise _Invalid("expected one of " + ", ".join(f'"{o}"' for o in options))
+        return value
+    check.allowed = " | ".join(f'"{o}"' for o in options)
+    return check
+
+
+def _matching(regex, expected):
+    def check(value):
+        if not isinstance(value, str) or not regex.match(value):
+            raise _Invalid(f"expected {expected}")
+        return value
+    check.allowed = expected
+    return check
+
+
+def _list_of(item_check, expected, allow_empty=True):
+    def check(value):
+        if not isinstance(value, list):
+            raise _Invalid(f"expected a list of {expected}, e.g. [\"...\"]")
+        if not value and not allow_empty:
+            raise _Invalid(f"expected a non-empty list of {expected}")
+        out = []
+        for item in value:
+            try:
+                out.append(item_check(item))
+            except _Invalid as exc:
+                raise _Invalid(f"{item!r} in the list: {exc}") from None
+        return tuple(out)
+    check.allowed = f"a list of {expected}"
+    return check
+
+
+def _domain(value):
+    """One server name nginx will answer for: a hostname, *.wildcard, an IP, or "_" (any)."""
+    if not isinstance(value, str):
+        raise _Invalid("expected a domain name in quotes")
+    if value == "_":
+        return value
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    name = value[2:] if value.startswith("*.") else value
+    labels = name.split(".")
+    if (name != name.lower() or len(name) > 253 or len(labels) < 1
+            or not all(DOMAIN_LABEL_RE.match(label) for label in labels)):
+        raise _Invalid('expected a lower-case domain name like "example.com" or "*.example.com", '
+                       'an IP address, or "_" for any name')
+    return value
+
+
+def _domains(value):
+    domains = _list_of(_domain, "domain names", allow_empty=False)(value)
+    if "_" in domains and len(domains) > 1:
+        raise _Invalid('"_" means "any name" and cannot be combined with other domains')
+    return domains
+
+
+def _url_path(value):
+    if isinstance(value, str) and value and not value.endswith("/"):
+        value += "/"        # nginx alias needs the trailing slash on both sides; add it for the user
+    return _matching(URL_PATH_RE, 'a URL path starting and ending with "/", like "/static/"')(value)
+
+
+def _health_path(value):
+    if not isinstance(value, str) or not value.startswith("/") or any(c.isspace() for c in value):
+        raise _Invalid('expected a URL path starting with "/", like "/healthz"')
+    return value
+
+
+def _relative_path(value):
+    if not isinstance(value, str) or not value or value.startswith("/") or ".." in Path(value).parts:
+        raise _Invalid("expected a path relative to the app directory (no leading /, no ..)")
+    return value
+
+
+def _absolute_path(value):
+    if not isinstance(value, str) or (value and not value.startswith("/")):
+        raise _Invalid('expected an absolute path like "/usr/local/share/ca-certificates/corp.crt", '
+                       'or "" for none')
+    return value
+
+
+def _env_table(value):
+    if not isinstance(value, dict):
+        raise _Invalid('expected a table of NAME = "value"')
+    out = {}
+    for name, item in value.items():
+        if not ENV_NAME_RE.match(name):
+            raise _Invalid(f"{name!r} is not a valid environment variable name (letters, digits, _)")
+        if isinstance(item, bool):
+            item = "true" if item else "false"
+        elif isinstance(item, (int, float)):
+            item = str(item)
+        if not isinstance(item, str) or "\n" in item or "\0" in item:
+            raise _Invalid(f"{name}: expected a one-line string, number or true/false")
+        out[name] = item
+    return out
+
+
+def _static_table(value):
+    if not isinstance(value, dict):
+        raise _Invalid('expected a table of "/url/" = "dir", like "/static/" = "static"')
+    out = {}
+    for url, directory in value.items():
+        try:
+            out[_url_path(url)] = _relative_path(directory)
+        except _Invalid as exc:
+            raise _Invalid(f"{url!r}: {exc}") from None
+    return out
+
+
+def _workers(value):
+    if value == "auto":
+        return value
+    try:
+        return _int_range(1, 64)(value)
+    except _Invalid:
+        raise _Invalid('expected a whole number from 1 to 64, or "auto" (2 x CPUs + 1, at most 8)') from None
+
+
+_workers.allowed = '1..64 or "auto"'
+_str.allowed = "a string"
+_bool.allowed = "true | false"
+_domain.allowed = "a domain name"
+_domains.allowed = 'a list of domain names (lower case, "*.x" wildcards, IPs) or ["_"]'
+_url_path.allowed = 'a URL path like "/media/"'
+_health_path.allowed = 'a URL path starting with "/"'
+_relative_path.allowed = "a path relative to the app directory"
+_absolute_path.allowed = 'an absolute path or ""'
+_env_table.allowed = 'a table of NAME = "value"'
+_static_table.allowed = 'a table of "/url/" = "dir"'
+
+
+# --------------------------------------------------------------------------- the schema
+
+@dataclass(frozen=True)
+class Key:
+    """One key of deploy.toml: where it lives, how it is checked, its default and its story."""
+    section: str
+    name: str
+    check: Callable[[Any], Any]
+    default: Any
+    help: str
+    example: str
+    # defaults that depend on other keys (name from the directory, framework detected, ...)
+    default_text: str | None = None
+
+    @property
+    def allowed(self) -> str:
+        return getattr(self.check, "allowed", "")
+
+
+SCHEMA: tuple[Key, ...] = (
+    # [app]
+    Key("app", "name", _matching(NAME_RE, "a lower-case slug: a letter, then letters, digits or '-', "
+                                 "at most 31 characters (it is also the Linux user and the unit name)"),
+        None, "The app's name: the system user, the systemd units NAME.service/NAME.socket, /srv/NAME.",
+        'name = "shop"', default_text="the app directory's name, made a slug"),
+    Key("app", "framework", _choice("flask", "django", "bottle", "wsgi"), None,
+        'The web framework. "wsgi" is any other WSGI app (set `wsgi` then).',
+        'framework = "django"', default_text="detected from the code"),
+    Key("app", "wsgi", _matching(WSGI_RE, 'a WSGI entry "module:callable" or "module:factory()"'), None,
+        "The WSGI callable pronghorn serves, as module:name or module:factory().",
+        'wsgi = "shop.wsgi:application"', default_text="detected from the code"),
+    Key("app", "python", _matching(re.compile(r"^python3(\.\d+)?$"), '"python3" or "python3.N"'),
+        "python3", "The host's Python interpreter the virtualenv is made with.", 'python = "python3.12"'),
+    Key("app", "requirements", _relative_path, "requirements.txt",
+        "The pip requirements file, relative to the app directory. Do not list pronghorn: "
+        "the toolkit installs the server itself.", 'requirements = "requirements/prod.txt"'),
+    Key("app", "domains", _domains, ("_",),
+        'Names nginx answers for. ["_"] = any name (this app is the host\'s default site). With real '
+        "names, requests for any other Host are dropped (nginx 444).", 'domains = ["example.com", "www.example.com"]'),
+    Key("app", "hosts", _list_of(_str, "--host strings"), (),
+        "Hosts `invoke deploy` uses when --host is not given (user@host[:port], an ssh-config name, "
+        "or sandbox-NAME).", 'hosts = ["deploy@203.0.113.10"]'),
+    Key("app", "workers", _workers, "auto",
+        "pronghorn worker processes.", "workers = 4"),
+    Key("app", "threads", _int_range(1, 64), 1,
+        "Threads per worker; more than 1 for apps that wait on I/O (database, APIs).", "threads = 4"),
+    Key("app", "timeout", _int_range(1, 3600), 30,
+        "Seconds a request may run before its worker is killed and replaced (nginx waits this long too).",
+        "timeout = 60"),
+    Key("app", "graceful_timeout", _int_range(1, 3600), 30,
+        "Seconds in-flight requests get to finish on stop or restart.", "graceful_timeout = 20"),
+    Key("app", "keep_releases", _int_range(1, 100), 5,
+        "How many releases to keep on the host (for `invoke rollback`).", "keep_releases = 3"),
+    Key("app", "secrets", _list_of(_matching(ENV_NAME_RE, "an environment variable name"),
+                                   "environment variable names"), (),
+        "Names of secret settings. Values come from the deploy machine's environment or the app's local "
+        ".env file (never commit it) and are written to the host's shared/.env only.",
+        'secrets = ["SECRET_KEY", "DATABASE_URL"]'),
+    Key("app", "generate_secrets", _list_of(_matching(ENV_NAME_RE, "an environment variable name"),
+                                            "environment variable names"), (),
+        "Secrets made once on the host (50 random characters) when you give no value, then kept: "
+        "handy for Django's SECRET_KEY.", 'generate_secrets = ["SECRET_KEY"]'),
+    Key("app", "media", _url_path, "/media/",
+        "URL path of user uploads; files live in /srv/NAME/shared/media and survive releases.",
+        'media = "/uploads/"'),
+    Key("app", "client_max_body_size", _matching(SIZE_RE, 'a size like "10m", "512k" or "1g" (nginx syntax)'),
+        "10m", "Largest request body nginx accepts (uploads).", 'client_max_body_size = "50m"'),
+    Key("app", "static_expires", _matching(DURATION_RE, 'a duration like "7d", "12h" or "0" (nginx syntax)'),
+        "7d", "How long browsers may cache static files.", 'static_expires = "30d"'),
+    Key("app", "access_log", _choice("journal", "file", "off"), "journal",
+        'pronghorn\'s access log (JSON lines): "journal" (journalctl -u NAME), "file" '
+        "(/var/log/NAME/access.log, rotated daily) or \"off\" (nginx logs requests anyway).",
+        'access_log = "file"'),
+    Key("app", "memory_deny_write_execute", _bool, False,
+        "systemd's MemoryDenyWriteExecute= hardening. Off by default: it breaks libraries that "
+        "generate code at run time (cffi callbacks on older libffi, numba, some regex/JIT engines).",
+        "memory_deny_write_execute = true"),
+    Key("app", "ipv6", _bool, True, "nginx also listens on [::]:80 (turn off on hosts without IPv6).",
+        "ipv6 = false"),
+    # [source]
+    Key("source", "git", _matching(re.compile(r"^(|(https?|ssh|git)://\S+|[\w.-]+@[\w.-]+:\S+)$"),
+                                   'a git URL ("https://...", "ssh://...", "git@host:path") or ""'), "",
+        "Deploy from this git repository instead of the local app directory.",
+        'git = "https://github.com/me/shop.git"'),
+    Key("source", "ref", _matching(re.compile(r"^[\w./-]+$"), "a branch, tag or commit"), "main",
+        "Git branch, tag or commit to deploy (with `git`).", 'ref = "v1.2.0"'),
+    # [static]
+    Key("static", "*", _static_table, None,
+        'URL paths nginx serves straight from a directory of the release, "/url/" = "dir".',
+        '"/static/" = "static"',
+        default_text='Django: {"/static/" = "staticfiles"} (collectstatic); others: {"/static/" = "static"} '
+                     "when that directory exists"),
+    # [env]
+    Key("env", "*", _env_table, None,
+        "Non-secret environment variables for the app, written to shared/.env. The toolkit adds "
+        "APP_NAME, APP_DATA_DIR, APP_MEDIA_DIR, ALLOWED_HOSTS (and DJANGO_SETTINGS_MODULE for Django).",
+        'DEBUG = "false"', default_text="{}"),
+    # [health]
+    Key("health", "path", _health_path, "/",
+        "Path requested (with the real Host header) to decide that a new release works.",
+        'path = "/healthz"'),
+    Key("health", "expect", _int_range(100, 599), 200, "HTTP status the health check expects.",
+        "expect = 204"),
+    Key("health", "timeout", _int_range(1, 600), 30,
+        "Seconds the new release gets to answer the health check before the deploy rolls back.",
+        "timeout = 60"),
+    # [django]
+    Key("django", "settings", _matching(MODULE_RE, 'a Python module path like "shop.settings"'), None,
+        "DJANGO_SETTINGS_MODULE for the app.", 'settings = "shop.settings.production"',
+        default_text="detected from manage.py"),
+    Key("django", "migrate", _bool, True, "Run `manage.py migrate` for each release.", "migrate = false"),
+    Key("django", "collectstatic", _bool, True, "Run `manage.py collectstatic` for each release.",
+        "collectstatic = false"),
+    # [proxy]
+    Key("proxy", "http", _matching(PROXY_URL_RE, 'a proxy URL like "http://proxy.example:3128" or ""'), "",
+        "HTTP proxy the host's apt and pip use (for hosts behind a corporate proxy).",
+        'http = "http://10.0.0.1:3128"'),
+    Key("proxy", "https", _matching(PROXY_URL_RE, 'a proxy URL like "http://proxy.example:3128" or ""'), "",
+        "Proxy for HTTPS traffic of apt and pip (usually the same as http).",
+        'https = "http://10.0.0.1:3128"'),
+    Key("proxy", "no_proxy", _list_of(_str, "host names or addresses"), ("localhost", "127.0.0.1", "::1"),
+        "Names and addresses reached without the proxy.", 'no_proxy = ["localhost", ".internal"]'),
+    Key("proxy", "ca_bundle", _absolute_path, "",
+        "A CA certificate file on the deploy machine that the host must trust too (a TLS-inspecting "
+        "proxy's CA). Installed into the host's trust store; pip uses it.",
+        'ca_bundle = "/usr/local/share/ca-certificates/corp.crt"'),
+)
+
+SECTIONS = ("app", "source", "static", "env", "health", "django", "proxy")
+TABLE_SECTIONS = ("static", "env")          # free-form tables: any key, checked as a whole
+_KEYS = {(k.section, k.name): k for k in SCHEMA}
+
+
+# --------------------------------------------------------------------------- the result
+
+@dataclass(frozen=True)
+class Source:
+    path: Path              # the local app directory (always set: deploy.toml lives there)
+    git: str = ""           # when set, releases are cloned from here instead of uploaded
+    ref: str = "main"
+
+
+@dataclass(frozen=True)
+class Health:
+    path: str = "/"
+    expect: int = 200
+    timeout: int = 30
+
+
+@dataclass(frozen=True)
+class DjangoConfig:
+    settings: str = ""
+    migrate: bool = True
+    collectstatic: bool = True
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    http: str = ""
+    https: str = ""
+    no_proxy: tuple[str, ...] = ()
+    ca_bundle: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.http or self.https)
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    name: str
+    source: Source
+    framework: str
+    wsgi: str
+    python: str = "python3"
+    requirements: str = "requirements.txt"
+    domains: tuple[str, ...] = ("_",)
+    hosts: tuple[str, ...] = ()
+    workers: int | str = "auto"
+    threads: int = 1
+    timeout: int = 30
+    graceful_timeout: int = 30
+    keep_releases: int = 5
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    generate_secrets: tuple[str, ...] = ()
+    static: dict[str, str] = field(default_factory=dict)
+    media: str = "/media/"
+    client_max_body_size: str = "10m"
+    static_expires: str = "7d"
+    access_log: str = "journal"
+    memory_deny_write_execute: bool = False
+    ipv6: bool = True
+    health: Health = field(default_factory=Health)
+    django: DjangoConfig | None = None
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    config_file: Path | None = None
+
+    # Derived host paths: the layout lives here and nowhere else.
+    @property
+    def app_dir(self) -> Path:
+        return self.source.path
+
+    @property
+    def base_dir(self) -> str:
+        return f"/srv/{self.name}"
+
+    @property
+    def releases_dir(self) -> str:
+        return f"{self.base_dir}/releases"
+
+    @property
+    def shared_dir(self) -> str:
+        return f"{self.base_dir}/shared"
+
+    @property
+    def current_dir(self) -> str:
+        return f"{self.base_dir}/current"
+
+    @property
+    def venvs_dir(self) -> str:
+        return f"{self.base_dir}/venvs"
+
+    @property
+    def media_dir(self) -> str:
+        return f"{self.shared_dir}/media"
+
+    @property
+    def data_dir(self) -> str:
+        return f"{self.shared_dir}/data"
+
+    @property
+    def log_dir(self) -> str:
+        return f"/var/log/{self.name}"
+
+    @property
+    def socket_path(self) -> str:
+        return f"/run/{self.name}/pronghorn.sock"
+
+    @property
+    def env_file(self) -> str:
+        return f"{self.shared_dir}/.env"
+
+    @property
+    def pronghorn_conf(self) -> str:
+        return f"{self.shared_dir}/pronghorn.conf.py"
+
+    @property
+    def unit_name(self) -> str:
+        return f"{self.name}.service"
+
+    @property
+    def socket_unit_name(self) -> str:
+        return f"{self.name}.socket"
+
+    @property
+    def any_domain(self) -> bool:
+        return self.domains == ("_",)
+
+
+# --------------------------------------------------------------------------- loading
+
+def slugify(text: str) -> str:
+    """A directory name made into an app name: "My_Shop 2" -> "my-shop-2" (may still be invalid)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:31].rstrip("-")
+
+
+def load_app_config(app_dir: str | Path, overrides: dict | None = None) -> AppConfig:
+    """Read APP_DIR/deploy.toml, apply overrides, validate everything, fill defaults.
+
+    ``overrides`` uses the file's shape, either nested ({"app": {"workers": 4}}) or dotted
+    ({"app.workers": 4}); they are checked exactly as the file's values are.
+    Raises ConfigError with a message a person can act on.
+    """
+    app_dir = Path(app_dir).resolve()
+    if not app_dir.is_dir():
+        raise ConfigError(f"{app_dir}: no such directory (give the app's directory with --app DIR)")
+    path = app_dir / CONFIG_FILE
+    where = _display(path)
+    raw = _read_toml(path, where)
+    for section, values in _nested(overrides or {}, "overrides").items():
+        raw.setdefault(section, {})
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"{where}: [{section}] must be a table")
+        raw[section].update(values)
+    values = _validate(raw, where)
+    return _build(values, app_dir, path if path.exists() else None, where)
+
+
+def _display(path: Path) -> str:
+    """The config file's path as the user knows it: relative to the working directory when inside."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _read_toml(path: Path, where: str) -> dict:
+    if not path.exists():
+        return {}           # every key has a default: a bare app directory is fine
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc} (see docs/deploy-config.md for the format)") from None
+
+
+def _nested(overrides: dict, where: str) -> dict:
+    out: dict[str, dict] = {}
+    for key, value in overrides.items():
+        if "." in key:
+            section, _, name = key.partition(".")
+            out.setdefault(section, {})[name] = value
+        elif isinstance(value, dict):
+            out.setdefault(key, {}).update(value)
+        else:
+            raise ConfigError(f"{where}: {key!r} must be written section.key (e.g. 'app.workers')")
+    return out
+
+
+def _suggest(word: str, candidates) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _validate(raw: dict, where: str) -> dict[tuple[str, str], Any]:
+    """Check every section and key of the parsed file; return {(section, key): value}."""
+    values: dict[tuple[str, str], Any] = {}
+    for section, table in raw.items():
+        if section not in SECTIONS:
+            if (("app", section)) in _KEYS:
+                raise ConfigError(f"{where}: '{section}' must be inside the [app] section "
+                                  f"(write it under a line [app])")
+            raise ConfigError(f"{where}: unknown section [{section}]{_suggest(section, SECTIONS)}; "
+                              f"allowed sections: {', '.join('[' + s + ']' for s in SECTIONS)}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [{section}] must be a table (a line [{section}] followed by keys)")
+        if section in TABLE_SECTIONS:
+            values[(section, "*")] = _check(_KEYS[(section, "*")], table, where)
+            continue
+        names = [k.name for k in SCHEMA if k.section == section]
+        for name, value in table.items():
+            if name not in names:
+                raise ConfigError(f"{where}: unknown key '{name}' in [{section}]{_suggest(name, names)}; "
+                                  f"allowed keys: {', '.join(names)}")
+            values[(section, name)] = _check(_KEYS[(section, name)], value, where)
+    _check_consistency(values, where)
+    return values
+
+
+def _check(key: Key, value: Any, where: str) -> Any:
+    try:
+        return key.check(value)
+    except _Invalid as exc:
+        label = f"[{key.section}]" if key.name == "*" else f"[{key.section}] {key.name} = {_toml_repr(value)}:"
+        if key.name == "*":
+            label += ":"
+        raise ConfigError(f"{where}: {label} {exc}") from None
+
+
+def _toml_repr(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_repr(v) for v in value) + "]"
+    return repr(value)
+
+
+def _check_consistency(values: dict, where: str) -> None:
+    """Rules between keys: things each key alone cannot see."""
+    secrets = values.get(("app", "secrets"), ())
+    env = values.get(("env", "*"), {})
+    both = sorted(set(secrets) & set(env))
+    if both:
+        raise ConfigError(f"{where}: {', '.join(both)} is in both [env] and [app] secrets; "
+                          f"keep secret values out of deploy.toml (remove it from [env])")
+    generated = values.get(("app", "generate_secrets"), ())
+    missing = [n for n in generated if n not in secrets]
+    if missing:
+        raise ConfigError(f"{where}: [app] generate_secrets lists {', '.join(missing)} which is not in "
+                          f"[app] secrets; add it there too")
+    if ("source", "ref") in values and not values.get(("source", "git")):
+        raise ConfigError(f"{where}: [source] ref is set but git is not; set git = \"URL\" or remove ref")
+    framework = values.get(("app", "framework"))
+    django_keys = [n for (s, n) in values if s == "django"]
+    if django_keys and framework and framework != "django":
+        raise ConfigError(f"{where}: [django] is set but framework = \"{framework}\"; "
+                          f"remove [django] or set framework = \"django\"")
+
+
+def _get(values: dict, section: str, name: str) -> Any:
+    if (section, name) in values:
+        return values[(section, name)]
+    return _KEYS[(section, name)].default
+
+
+def _build(values: dict, app_dir: Path, config_file: Path | None, where: str) -> AppConfig:
+    from toolkit import detect     # detect imports nothing from here at module level; keep it so
+
+    name = values.get(("app", "name")) or _default_name(app_dir, where)
+    framework = values.get(("app", "framework"))
+    wsgi = values.get(("app", "wsgi"))
+    detected = None
+    if not (framework and wsgi) or (framework == "django" and not values.get(("django", "settings"))):
+        try:
+            detected = detect.detect_app(app_dir, framework=framework)
+        except detect.DetectError as exc:
+            if not wsgi:
+                raise ConfigError(f"{where}: {exc}") from None
+    framework = framework or (detected.framework if detected else "wsgi")
+    wsgi = wsgi or detected.wsgi
+
+    django = None
+    if framework == "django":
+        settings = values.get(("django", "settings")) or (detected.settings if detected else "")
+        if not settings:
+            raise ConfigError(f"{where}: could not find the Django settings module; "
+                              f'set it in [django] settings = "project.settings"')
+        django = DjangoConfig(settings=settings, migrate=_get(values, "django", "migrate"),
+                              collectstatic=_get(values, "django", "collectstatic"))
+
+    static = values.get(("static", "*"))
+    if static is None:
+        static = _default_static(framework, app_dir)
+
+    fields = {k.name: _get(values, "app", k.name) for k in SCHEMA
+              if k.section == "app" and k.name not in ("name", "framework", "wsgi")}
+    return AppConfig(
+        name=name, framework=framework, wsgi=wsgi,
+        source=Source(path=app_dir, git=_get(values, "source", "git"), ref=_get(values, "source", "ref")),
+        env=dict(values.get(("env", "*"), {})), static=static,
+        health=Health(**{n: _get(values, "health", n) for n in ("path", "expect", "timeout")}),
+        django=django,
+        proxy=ProxyConfig(**{n: _get(values, "proxy", n) for n in ("http", "https", "no_proxy", "ca_bundle")}),
+        config_file=config_file,
+        **fields,
+    )
+
+
+def _default_name(app_dir: Path, where: str) -> str:
+    name = slugify(app_dir.name)
+    if not NAME_RE.match(name):
+        raise ConfigError(f"{where}: the directory name {app_dir.name!r} does not make a valid app name; "
+                          f'set [app] name = "myapp" (a letter, then letters, digits or "-")')
+    return name
+
+
+def _default_static(framework: str, app_dir: Path) -> dict[str, str]:
+    if framework == "django":
+        return {"/static/": "staticfiles"}      # where the example's STATIC_ROOT points
+    if (app_dir / "static").is_dir():
+        return {"/static/": "static"}
+    return {}
+
+
+# --------------------------------------------------------------------------- the reference doc
+
+def reference_markdown() -> str:
+    """The key reference of docs/deploy-config.md, made from SCHEMA."""
+    lines = []
+    for section in SECTIONS:
+        lines += [f"### [{section}]", ""]
+        if section in TABLE_SECTIONS:
+            key = _KEYS[(section, "*")]
+            lines += [key.help, "", f"- allowed: {key.allowed}",
+                      f"- default: {key.default_text}", f"- example: `{key.example}`", ""]
+            continue
+        lines += ["| key | meaning | default | allowed | example |", "|---|---|---|---|---|"]
+        for key in SCHEMA:
+            if key.section != section:
+                continue
+            default = key.default_text or ("(none)" if key.default in (None, "") else _toml_repr(
+                list(key.default) if isinstance(key.default, tuple) else key.default))
+            cells = [f"`{key.name}`", key.help, default, key.allowed, f"`{key.example}`"]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--doc"]:
+        print(reference_markdown())
+    else:
+        print("usage: python -m toolkit.config --doc   (prints the key reference of docs/deploy-config.md)")
