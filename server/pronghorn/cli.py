@@ -1,0 +1,60 @@
+"""`pronghorn` and `python -m pronghorn`: read the settings, then check, print or run.
+
+Exit statuses: 0 ok (and --help, --version, --print-config, a passing --check-config),
+1 --check-config found a problem loading the app, 2 a bad flag or setting (one line on stderr,
+`pronghorn: error: ...`). A running server exits with whatever the arbiter decides.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pronghorn.config import Config, ConfigError, InfoRequested, load_config, print_config_lines
+
+EXIT_USAGE = 2
+
+
+def fail(message: str, status: int = EXIT_USAGE) -> "NoReturn":  # noqa: F821
+    sys.stderr.write(f"pronghorn: error: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(status)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        cfg = load_config(argv)
+    except InfoRequested as info:
+        print(info)
+        raise SystemExit(0)
+    except ConfigError as err:
+        fail(str(err))
+
+    if cfg.print_config:
+        print("\n".join(print_config_lines(cfg)))
+        raise SystemExit(0)
+    if cfg.check_config:
+        raise SystemExit(check_config(cfg))
+    run(cfg)
+
+
+def check_config(cfg: Config) -> int:
+    """Import the app (when one is named); print 'config ok' or the error. Returns the status."""
+    if cfg.app_uri:
+        from pronghorn.loader import AppImportError, load_app
+
+        try:
+            load_app(cfg)
+        except AppImportError as err:
+            sys.stderr.write(f"pronghorn: error: {err}\n")
+            return 1
+    print("config ok")
+    return 0
+
+
+def run(cfg: Config) -> None:
+    try:
+        from pronghorn.arbiter import Arbiter
+    except ImportError as err:
+        fail(f"the server cannot start: {err}", 1)
+    Arbiter(cfg).run()

@@ -1,0 +1,1050 @@
+"""Every pronghorn setting, where it comes from, and how it is checked.
+
+The settings are one table (`SETTINGS`): each entry declares a setting's name (gunicorn's, so a
+gunicorn config file works unchanged), its command-line flags, how a raw value is checked and
+converted, its default and its help text. The command line, the `PRONGHORN_CMD_ARGS` variable,
+the Python config file, `--print-config` and docs/server-reference.md are all derived from it.
+
+Where a value comes from, strongest first (the same order as gunicorn):
+
+    1. the command line
+    2. PRONGHORN_CMD_ARGS (extra flags from the environment, shell-split)
+    3. the config file: -c FILE, -c python:module.name, or ./pronghorn.conf.py when -c is not given
+    4. environment defaults: WEB_CONCURRENCY (workers), FORWARDED_ALLOW_IPS, PORT (bind 0.0.0.0:PORT)
+    5. the built-in default
+
+Every bad value is a `ConfigError` whose text is one line naming where the value came from, the
+setting, what was wrong and an example of a good value. `load_config` never exits the process and
+never changes it (no chdir, no sys.path edits): that is left to cli.py and loader.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import grp
+import importlib
+import inspect
+import ipaddress
+import os
+import pwd
+import re
+import shlex
+import sys
+import traceback
+import types
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from pronghorn import __version__
+
+DEFAULT_CONFIG_FILE = "pronghorn.conf.py"
+ENV_ARGS = "PRONGHORN_CMD_ARGS"
+
+
+class ConfigError(Exception):
+    """A setting is wrong. str(err) is one line, without the `pronghorn: error: ` prefix."""
+
+
+class InfoRequested(Exception):
+    """--help or --version: str(exc) is the text to print, then exit 0."""
+
+
+# --------------------------------------------------------------------------------------------
+# Validators: take a raw value (a str from the command line or the environment, or any Python
+# object from a config file), return the converted value, or raise ValueError with a short
+# description of what was wrong ("'abc' is not a whole number").
+# --------------------------------------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    return repr(value) if not isinstance(value, str) else "'" + value + "'"
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{_show(value)} is not a whole number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip().replace("_", ""), 10)
+        except ValueError:
+            pass
+    raise ValueError(f"{_show(value)} is not a whole number")
+
+
+def int_range(lo: int, hi: int | None = None) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        n = _int(value)
+        if n < lo or (hi is not None and n > hi):
+            allowed = f"{lo}..{hi}" if hi is not None else f"{lo} or more"
+            raise ValueError(f"{_show(value)} is out of range (allowed: {allowed})")
+        return n
+
+    return check
+
+
+non_negative_int = int_range(0)
+positive_int = int_range(1)
+
+
+def seconds(value: Any) -> int | float:
+    """A non-negative number of seconds; whole numbers stay ints (as gunicorn's)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{_show(value)} is not a number of seconds")
+    number: int | float
+    if isinstance(value, (int, float)):
+        number = value
+    else:
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            raise ValueError(f"{_show(value)} is not a number of seconds") from None
+    if number != number or number < 0 or number == float("inf"):
+        raise ValueError(f"{_show(value)} is not a number of seconds (0 or more)")
+    return int(number) if float(number).is_integer() else float(number)
+
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", ""}
+
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"{_show(value)} is not true or false")
+
+
+def string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{_show(value)} is not a string")
+    return value
+
+
+def optional_string(value: Any) -> str | None:
+    return None if value is None else string(value)
+
+
+def string_list(value: Any) -> list[str]:
+    """A list of strings; a single string is a one-item list."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ValueError(f"{_show(value)} is not a string or a list of strings")
+
+
+def comma_list(value: Any) -> list[str]:
+    """'a,b' or ['a', 'b'] -> ['a', 'b'] (empty items dropped)."""
+    items = value.split(",") if isinstance(value, str) else string_list(value)
+    return [item.strip() for item in items if item.strip()]
+
+
+def choice(*allowed: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if isinstance(value, str) and value.strip().lower() in allowed:
+            return value.strip().lower()
+        raise ValueError(f"{_show(value)} is not one of: {', '.join(allowed)}")
+
+    return check
+
+
+def bind_address(value: str) -> str:
+    """'HOST:PORT', '[V6]:PORT', 'HOST' (port 8000, as gunicorn), 'unix:PATH' or 'fd://N'."""
+    if value.startswith("unix:"):
+        if not value[5:]:
+            raise ValueError(f"{_show(value)} has no socket path after 'unix:'")
+        return value
+    if value.startswith("fd://"):
+        _int_in(value, value[5:], 0, None, "file descriptor")
+        return value
+    if value.startswith("["):
+        host, sep, port = value[1:].partition("]")
+        if not sep:
+            raise ValueError(f"{_show(value)} has no closing ']'")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{_show(value)}: '{host}' is not an IPv6 address") from None
+        port = port[1:] if port.startswith(":") else port or ":8000"
+        port = port.lstrip(":") or "8000"
+        _int_in(value, port, 0, 65535, "port")
+        return f"[{host}]:{int(port)}"
+    if value.count(":") > 1:
+        raise ValueError(f"{_show(value)}: write IPv6 addresses in brackets, e.g. [::1]:8000")
+    host, sep, port = value.partition(":")
+    if not host:
+        raise ValueError(f"{_show(value)} has no host (e.g. 127.0.0.1:8000 or 0.0.0.0:8000)")
+    if not sep:
+        port = "8000"
+    _int_in(value, port, 0, 65535, "port")
+    return f"{host}:{int(port)}"
+
+
+def _int_in(whole: str, text: str, lo: int, hi: int | None, what: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise ValueError(f"{_show(whole)}: '{text}' is not a {what} number") from None
+    if n < lo or (hi is not None and n > hi):
+        raise ValueError(f"{_show(whole)}: {what} {n} is out of range ({lo}..{hi})")
+    return n
+
+
+def bind_list(value: Any) -> list[str]:
+    addresses = comma_list(value) if isinstance(value, str) else string_list(value)
+    if not addresses:
+        raise ValueError("no address given")
+    return [bind_address(a.strip()) for a in addresses]
+
+
+def user_id(value: Any) -> int:
+    """A user name or a numeric uid, resolved to the uid."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        return pwd.getpwnam(text).pw_uid
+    except KeyError:
+        raise ValueError(f"no user named '{text}' on this machine") from None
+
+
+def group_id(value: Any) -> int:
+    """A group name or a numeric gid, resolved to the gid."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        return grp.getgrnam(text).gr_gid
+    except KeyError:
+        raise ValueError(f"no group named '{text}' on this machine") from None
+
+
+def umask(value: Any) -> int:
+    """'022' and '0o22' are octal (as a umask is always written); plain ints are taken as given."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        mask = value
+    else:
+        text = str(value).strip().lower()
+        try:
+            if text.startswith("0x") or text.startswith("0o"):
+                mask = int(text, 0)
+            elif text.startswith("0"):
+                mask = int(text, 8)
+            else:
+                mask = int(text, 10)
+        except ValueError:
+            raise ValueError(f"{_show(value)} is not a umask (octal, e.g. 022)") from None
+    if not 0 <= mask <= 0o777:
+        raise ValueError(f"{_show(value)} is out of range (allowed: 0..0777)")
+    return mask
+
+
+def existing_dir(value: Any) -> str | None:
+    if value is None:
+        return None
+    path = string(value)
+    if not os.path.isdir(path):
+        raise ValueError(f"'{path}' is not a directory")
+    return path
+
+
+def raw_env_list(value: Any) -> list[str]:
+    items = string_list(value)
+    for item in items:
+        key, sep, _ = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{_show(item)} is not KEY=VALUE")
+    return items
+
+
+def allowed_ips(value: Any) -> list[str]:
+    """'127.0.0.1,::1,10.0.0.0/8' or '*' -> a list; each entry must be an address or network."""
+    entries = comma_list(value)
+    if "*" in entries:
+        return ["*"]
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"'{entry}' is not an IP address or network (or '*' for all)") from None
+    return entries
+
+
+def header_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError(f"{_show(value)} is not a dict of header name -> value")
+    return {k.upper().replace("_", "-"): v for k, v in value.items()}
+
+
+ACCEPTED_WORKER_CLASSES = {
+    "sync": "sync",
+    "gthread": "gthread",
+    "gunicorn.workers.sync.syncworker": "sync",
+    "gunicorn.workers.gthread.threadworker": "gthread",
+}
+
+
+def worker_class(value: Any) -> str:
+    """gunicorn's -k: sync and gthread are what pronghorn's worker already is; others are refused."""
+    name = str(value).strip()
+    if name.lower() in ACCEPTED_WORKER_CLASSES:
+        return ACCEPTED_WORKER_CLASSES[name.lower()]
+    raise ValueError(
+        f"{_show(value)} is not supported: pronghorn's worker already serves keep-alive and slow "
+        "clients from an event loop; use --threads N for a thread pool (allowed: sync, gthread)"
+    )
+
+
+def loglevel(value: Any) -> str:
+    return choice("debug", "info", "warning", "error", "critical")(value)
+
+
+# --------------------------------------------------------------------------------------------
+# The settings table.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # attribute on Config and name in a config file (gunicorn's)
+    flags: tuple[str, ...]  # command-line flags; () = config file only
+    validate: Callable[[Any], Any]
+    default: Any
+    help: str
+    example: str  # a good value, for error messages and the reference
+    kind: str = "value"  # value | append | true (flag sets True) | false (flag sets False)
+    env: str | None = None  # environment variable giving the default
+    env_to_value: Callable[[str], Any] | None = None
+    section: str = "Server"
+    metavar: str | None = None
+
+    def default_value(self) -> Any:
+        """A fresh default (callable defaults, e.g. the current uid, are evaluated now)."""
+        if callable(self.default):
+            return self.default()
+        return _copy(self.default)
+
+    @property
+    def file_example(self) -> str:
+        """The example as a config file line's right-hand side (a Python literal)."""
+        text = self.example
+        if text in ("True", "False") or text[:1] in "'[{" or re.fullmatch(r"[0-9.]+", text):
+            return text
+        return repr(text)
+
+    @property
+    def flag(self) -> str:
+        """The flag shown in messages: the first long one."""
+        longs = [f for f in self.flags if f.startswith("--")]
+        return (longs or list(self.flags) or [self.name])[0]
+
+
+GIB = 1024**3
+GUNICORN_ACCESS_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+DEFAULT_SECURE_SCHEME_HEADERS = {
+    "X-FORWARDED-PROTOCOL": "ssl",
+    "X-FORWARDED-PROTO": "https",
+    "X-FORWARDED-SSL": "on",
+}
+
+S = Setting
+SETTINGS: tuple[Setting, ...] = (
+    # -- where and how many
+    S("wsgi_app", (), optional_string, None, "The WSGI application, 'module:attr', 'module' "
+      "(uses `application`, then `app`) or 'module:factory(literal args)'. Usually given as the "
+      "command's argument: `pronghorn myproject.wsgi:application`.", "'myproject.wsgi:application'",
+      section="Application"),
+    S("bind", ("-b", "--bind"), bind_list, ["127.0.0.1:8000"], "Address to listen on, repeatable: "
+      "HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N (an inherited socket). HOST alone means port 8000. "
+      "When PORT is set in the environment the default is 0.0.0.0:$PORT (as gunicorn).",
+      "127.0.0.1:8000", kind="append", env="PORT", env_to_value=lambda port: ["0.0.0.0:" + port],
+      metavar="ADDRESS"),
+    S("backlog", ("--backlog",), positive_int, 2048, "Listen queue length (connections waiting to be "
+      "accepted).", "2048", metavar="INT"),
+    S("reuse_port", ("--reuse-port",), boolean, False, "Set SO_REUSEPORT on the listening sockets.",
+      "True", kind="true"),
+    S("workers", ("-w", "--workers"), positive_int, 1, "Number of worker processes. Default: "
+      "$WEB_CONCURRENCY, else 1. A common choice is the number of CPU cores.", "4",
+      env="WEB_CONCURRENCY", metavar="INT", section="Workers"),
+    S("worker_class", ("-k", "--worker-class"), worker_class, "sync", "Accepted for gunicorn "
+      "compatibility: 'sync' and 'gthread' (both mean pronghorn's worker; use --threads for a thread "
+      "pool). Anything else is refused.", "sync", metavar="CLASS", section="Workers"),
+    S("threads", ("--threads",), positive_int, 1, "Threads per worker running the app. 1 runs the app "
+      "in the worker's event-loop thread (fastest); N>1 runs it in a pool of N threads so an app that "
+      "blocks does not stop the worker reading other connections.", "4", metavar="INT",
+      section="Workers"),
+    S("max_requests", ("--max-requests",), non_negative_int, 0, "Restart a worker after it served "
+      "this many requests (0 = never). Limits the damage of a memory leak.", "1000", metavar="INT",
+      section="Workers"),
+    S("max_requests_jitter", ("--max-requests-jitter",), non_negative_int, 0, "Add a random 0..N to "
+      "--max-requests per worker so workers do not all restart at once.", "50", metavar="INT",
+      section="Workers"),
+    S("max_worker_memory", ("--max-worker-memory",), non_negative_int, 0, "Restart a worker (after "
+      "its current requests) when its resident memory exceeds this many MiB (0 = never).", "512",
+      metavar="MIB", section="Workers"),
+    S("timeout", ("-t", "--timeout"), seconds, 30, "A worker silent for this many seconds is killed "
+      "and replaced (0 = never). With --threads 1 an app call that takes longer counts as silent.",
+      "30", metavar="SECONDS", section="Workers"),
+    S("graceful_timeout", ("--graceful-timeout",), seconds, 30, "On TERM or reload, workers get this "
+      "long to finish in-flight requests before they are killed.", "30", metavar="SECONDS",
+      section="Workers"),
+    S("preload_app", ("--preload",), boolean, False, "Import the app in the master before forking "
+      "(saves memory, faster start; code changes then need a full restart, not HUP).", "True",
+      kind="true", section="Workers"),
+    # -- HTTP
+    S("keepalive", ("--keep-alive",), seconds, 5, "Seconds an idle keep-alive connection is kept "
+      "open (0 = close after each response). gunicorn's default is 2 because there an idle "
+      "connection holds a whole sync worker; in pronghorn it is a few bytes in the event loop, so "
+      "the default is 5 (as uvicorn) to let browsers and proxies reuse connections across bursts.",
+      "5", metavar="SECONDS", section="HTTP"),
+    S("header_timeout", ("--header-timeout",), seconds, 10, "The whole request head (request line "
+      "and headers) must arrive within this many seconds of its first byte, else 408 and close "
+      "(stops slowloris).", "10", metavar="SECONDS", section="HTTP"),
+    S("body_timeout", ("--body-timeout",), seconds, 30, "A request body that makes no progress for "
+      "this many seconds is answered 408 and the connection closed.", "30", metavar="SECONDS",
+      section="HTTP"),
+    S("limit_request_line", ("--limit-request-line",), int_range(0, 8190), 4094, "Longest request "
+      "line in bytes, 0..8190 (0 = the maximum, 8190). Longer: 414.", "4094", metavar="BYTES",
+      section="HTTP"),
+    S("limit_request_fields", ("--limit-request-fields",), int_range(0, 32768), 100, "Most header "
+      "fields in a request, 0..32768 (0 = the maximum). More: 431.", "100", metavar="INT",
+      section="HTTP"),
+    S("limit_request_field_size", ("--limit-request-field_size", "--limit-request-field-size"),
+      int_range(0, 8190 * 4), 8190, "Largest header field (name + value) in bytes (0 = the maximum, "
+      "32760). Larger: 431. Both gunicorn's `--limit-request-field_size` and "
+      "`--limit-request-field-size` are accepted.", "8190", metavar="BYTES", section="HTTP"),
+    S("limit_request_body", ("--limit-request-body",), non_negative_int, GIB, "Largest request body "
+      "in bytes (0 = no limit). Larger: 413. gunicorn has no limit; pronghorn spools big bodies to "
+      "a temp file, so the default of 1 GiB keeps one client from filling the disk while never "
+      "breaking a real upload. Put a tighter limit in nginx's client_max_body_size too.",
+      str(GIB), metavar="BYTES", section="HTTP"),
+    S("forwarded_allow_ips", ("--forwarded-allow-ips",), allowed_ips, ["127.0.0.1", "::1"],
+      "Comma-separated addresses or networks whose proxy headers (secure_scheme_headers, "
+      "X-Forwarded-For) are trusted; '*' trusts every peer. Default: $FORWARDED_ALLOW_IPS, else "
+      "127.0.0.1,::1. Unix-socket peers are always trusted (the socket's permissions decide who "
+      "connects).", "127.0.0.1,::1", env="FORWARDED_ALLOW_IPS", metavar="IPS", section="HTTP"),
+    S("secure_scheme_headers", (), header_map, DEFAULT_SECURE_SCHEME_HEADERS, "Config file only: "
+      "headers from a trusted proxy that mean the request came over HTTPS, header -> value.",
+      "{'X-FORWARDED-PROTO': 'https'}", section="HTTP"),
+    S("sendfile", ("--no-sendfile",), boolean, True, "`--no-sendfile` turns off sendfile() for "
+      "wsgi.file_wrapper responses (useful on some network file systems).", "False", kind="false",
+      section="HTTP"),
+    # -- process
+    S("chdir", ("--chdir",), existing_dir, None, "Change to this directory before loading the app "
+      "(and put it on sys.path). Re-entered by every new worker, so a `current -> releases/N` "
+      "symlink is followed on reload.", "/srv/app/current", metavar="DIR", section="Process"),
+    S("pythonpath", ("--pythonpath",), comma_list, [], "Comma-separated directories put at the "
+      "front of sys.path (before --chdir) when loading the app.", "/srv/app/current/src",
+      metavar="DIRS", section="Process"),
+    S("raw_env", ("-e", "--env"), raw_env_list, [], "Set an environment variable KEY=VALUE in the "
+      "server (repeatable).", "DJANGO_SETTINGS_MODULE=mysite.settings", kind="append",
+      metavar="KEY=VALUE", section="Process"),
+    S("user", ("-u", "--user"), user_id, os.geteuid, "Run workers as this user (name or uid; the master "
+      "must be root to switch). Default: the current user.", "www-data", metavar="USER",
+      section="Process"),
+    S("group", ("-g", "--group"), group_id, os.getegid, "Run workers as this group (name or gid). "
+      "Default: the current group.", "www-data", metavar="GROUP", section="Process"),
+    S("umask", ("-m", "--umask"), umask, 0, "umask of the server process (octal, e.g. 022).", "022",
+      metavar="INT", section="Process"),
+    S("pidfile", ("-p", "--pid"), optional_string, None, "Write the master's PID to this file.",
+      "/run/app/pronghorn.pid", metavar="FILE", section="Process"),
+    S("worker_tmp_dir", ("--worker-tmp-dir",), existing_dir, None, "Directory for the workers' "
+      "heartbeat files (default: the system temp dir; /dev/shm avoids disk writes).", "/dev/shm",
+      metavar="DIR", section="Process"),
+    S("proc_name", ("-n", "--name"), optional_string, None, "Process title prefix shown by ps "
+      "(default: the app).", "myapp", metavar="NAME", section="Process"),
+    S("reload", ("--reload",), boolean, False, "Development: restart workers when a loaded Python "
+      "file (or a --reload-extra-file) changes. Follows a `current` symlink switch.", "True",
+      kind="true", section="Process"),
+    S("reload_extra_files", ("--reload-extra-file",), string_list, [], "Extra file to watch with "
+      "--reload (repeatable), e.g. templates or settings.", "templates/base.html", kind="append",
+      metavar="FILE", section="Process"),
+    # -- logging
+    S("accesslog", ("--access-logfile",), optional_string, None, "Access log file; '-' = stdout. "
+      "Default: no access log.", "-", metavar="FILE", section="Logging"),
+    S("access_log_format", ("--access-logformat",), string, GUNICORN_ACCESS_FORMAT, "Access log "
+      "line format with gunicorn's atoms (h l u t r m U q H s B b f a T D M L p {header}i "
+      "{header}o {var}e), or 'json' for one JSON object per line.", "json", metavar="FORMAT",
+      section="Logging"),
+    S("errorlog", ("--error-logfile", "--log-file"), string, "-", "Error log file; '-' = stderr.",
+      "/var/log/app/error.log", metavar="FILE", section="Logging"),
+    S("loglevel", ("--log-level",), loglevel, "info", "Error log level: debug, info, warning, "
+      "error, critical.", "info", metavar="LEVEL", section="Logging"),
+    S("capture_output", ("--capture-output",), boolean, False, "Send the app's stdout and stderr "
+      "to the error log file (when it is a file).", "True", kind="true", section="Logging"),
+    # -- actions
+    S("check_config", ("--check-config",), boolean, False, "Check the configuration and import the "
+      "app, print 'config ok' or the error, exit 0 or 1.", "True", kind="true", section="Actions"),
+    S("print_config", ("--print-config",), boolean, False, "Print every setting and its value, "
+      "sorted, then exit.", "True", kind="true", section="Actions"),
+)
+del S
+
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+# --------------------------------------------------------------------------------------------
+# Server hooks: gunicorn's names and signatures. A config file function of that name replaces
+# the default no-op; the number of parameters is checked when the file is loaded.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hook:
+    name: str
+    params: tuple[str, ...]
+    help: str
+
+    @property
+    def signature(self) -> str:
+        return f"{self.name}({', '.join(self.params)})"
+
+
+HOOKS: tuple[Hook, ...] = (
+    Hook("on_starting", ("server",), "In the master, before the sockets are bound."),
+    Hook("on_reload", ("server",), "In the master, on HUP, before new workers start."),
+    Hook("when_ready", ("server",), "In the master, once the sockets listen and workers are being started."),
+    Hook("pre_fork", ("server", "worker"), "In the master, just before a worker is forked."),
+    Hook("post_fork", ("server", "worker"), "In the new worker, just after the fork."),
+    Hook("post_worker_init", ("worker",), "In the worker, after the app is loaded."),
+    Hook("worker_int", ("worker",), "In the worker, on INT or QUIT."),
+    Hook("worker_abort", ("worker",), "In the worker, on ABRT (the master killed it for --timeout)."),
+    Hook("pre_exec", ("server",), "In the master, before re-executing itself on USR2."),
+    Hook("pre_request", ("worker", "req"), "In the worker, before the app is called for a request."),
+    Hook("post_request", ("worker", "req", "environ", "resp"), "In the worker, after the response is sent."),
+    Hook("child_exit", ("server", "worker"), "In the master, after a worker exited."),
+    Hook("worker_exit", ("server", "worker"), "In the worker, just before it exits."),
+    Hook("nworkers_changed", ("server", "new_value", "old_value"), "In the master, when the number of workers changes (TTIN/TTOU)."),
+    Hook("on_exit", ("server",), "In the master, just before pronghorn exits."),
+)
+HOOKS_BY_NAME: dict[str, Hook] = {h.name: h for h in HOOKS}
+
+
+def _noop(*args: Any) -> None:
+    """The default for every hook: does nothing."""
+
+
+def check_hook(hook: Hook, func: Any) -> Callable:
+    """Return func if it can be called with the hook's arguments, else raise ValueError."""
+    if not callable(func):
+        raise ValueError(f"{_show(func)} is not a function (expected def {hook.signature}: ...)")
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return func  # a builtin without a signature: trust it
+    try:
+        signature.bind(*hook.params)
+    except TypeError:
+        count = len(signature.parameters)
+        plural = "" if count == 1 else "s"
+        raise ValueError(
+            f"takes {count} parameter{plural}, expected def {hook.signature}: ..."
+        ) from None
+    return func
+
+
+# gunicorn settings pronghorn does not implement, and why: given on the command line or in a
+# config file, they stop the start with this message rather than being silently ignored.
+REFUSED: dict[str, tuple[tuple[str, ...], int, str]] = {
+    # name: (flags, nargs, why)
+    "daemon": (("-D", "--daemon"), 0, "is not supported: run pronghorn under systemd (or any supervisor) instead"),
+    "paste": (("--paste", "--paster"), 1, "is not supported: give the WSGI app as module:attr"),
+    "certfile": (("--certfile",), 1, "is not supported: terminate TLS in nginx (or another proxy) in front of pronghorn"),
+    "keyfile": (("--keyfile",), 1, "is not supported: terminate TLS in nginx (or another proxy) in front of pronghorn"),
+    "ca_certs": (("--ca-certs",), 1, "is not supported: terminate TLS in nginx (or another proxy) in front of pronghorn"),
+    "log_config": (("--log-config",), 1, "is not supported: use --error-logfile, --access-logfile and --log-level"),
+    "log_syslog": (("--log-syslog",), 0, "is not supported: log to stderr/stdout and let journald collect it"),
+    "statsd_host": (("--statsd-host",), 1, "is not supported"),
+    "proxy_protocol": (("--proxy-protocol",), 0, "is not supported"),
+    "worker_connections": (("--worker-connections",), 1, "is not supported: pronghorn's worker has no connection cap"),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# The Config object.
+# --------------------------------------------------------------------------------------------
+
+
+class Config:
+    """All settings as plain attributes (cheap to read in the request path), plus every hook.
+
+    Config(**overrides) gives the defaults with some settings changed (values are checked as a
+    config file's would be); handy in tests of other parts. load_config() is what the command
+    line uses.
+    """
+
+    def __init__(self, **overrides: Any) -> None:
+        self.sources: dict[str, str] = {}
+        self.config_file: str | None = None
+        for setting in SETTINGS:
+            setattr(self, setting.name, setting.default_value())
+            self.sources[setting.name] = "default"
+        for hook in HOOKS:
+            setattr(self, hook.name, _noop)
+            self.sources[hook.name] = "default"
+        for name, value in overrides.items():
+            self.set(name, value, "code")
+
+    def set(self, name: str, value: Any, source: str = "code") -> None:
+        """Check and set one setting or hook; raises ConfigError naming the source."""
+        if name == "app_uri":
+            name = "wsgi_app"
+        if name in HOOKS_BY_NAME:
+            try:
+                value = check_hook(HOOKS_BY_NAME[name], value)
+            except ValueError as err:
+                raise ConfigError(f"{source}: hook {name} {err}") from None
+        elif name in SETTINGS_BY_NAME:
+            setting = SETTINGS_BY_NAME[name]
+            try:
+                value = setting.validate(value)
+            except ValueError as err:
+                raise ConfigError(f"{source}: {name}: " + _expected(str(err), f"{name} = {setting.file_example}")) from None
+        else:
+            raise ConfigError(f"{source}: unknown setting {name!r}{_did_you_mean(name, _all_names())}")
+        setattr(self, name, value)
+        self.sources[name] = source
+
+    # Read-only conveniences derived from settings.
+
+    @property
+    def app_uri(self) -> str | None:
+        return self.wsgi_app
+
+    @property
+    def env(self) -> dict[str, str]:
+        """raw_env as a dict."""
+        return dict(item.split("=", 1) for item in self.raw_env)
+
+    @property
+    def access_log_json(self) -> bool:
+        return self.access_log_format.strip().lower() == "json"
+
+    def values(self) -> dict[str, Any]:
+        """Every setting and hook by name."""
+        names = [s.name for s in SETTINGS] + [h.name for h in HOOKS]
+        return {name: getattr(self, name) for name in names}
+
+    def __repr__(self) -> str:
+        return f"<Config app={self.wsgi_app!r} bind={self.bind!r} workers={self.workers}>"
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def _all_names() -> list[str]:
+    return list(SETTINGS_BY_NAME) + list(HOOKS_BY_NAME)
+
+
+def _expected(message: str, example: str) -> str:
+    """Append '(expected e.g. ...)' unless the message already lists what is allowed."""
+    return message if "(allowed:" in message else f"{message} (expected e.g. {example})"
+
+
+def _did_you_mean(word: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# --------------------------------------------------------------------------------------------
+# The command line (and PRONGHORN_CMD_ARGS, parsed the same way).
+# --------------------------------------------------------------------------------------------
+
+USAGE = "pronghorn [OPTIONS] [MODULE:APP]"
+DESCRIPTION = (
+    "A fast, strict pre-fork WSGI server. Flags are named as gunicorn's.\n"
+    "Example: pronghorn -w 4 -b 0.0.0.0:8000 myproject.wsgi:application"
+)
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse, but every error is a one-line ConfigError instead of usage text and exit."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise ConfigError(_reshape_argparse_error(message))
+
+
+def _flag_setting(flag: str) -> Setting | None:
+    for setting in SETTINGS:
+        if flag in setting.flags:
+            return setting
+    return None
+
+
+def _reshape_argparse_error(message: str) -> str:
+    match = re.match(r"argument ([^:]+): expected one argument", message)
+    if match:
+        flags = match.group(1).split("/")
+        setting = _flag_setting(flags[-1])
+        if setting is not None:
+            return f"{setting.flag}: needs a value (expected e.g. {setting.flag} {setting.example})"
+        return f"{flags[-1]}: needs a value"
+    match = re.match(r"argument ([^:]+): ignored explicit argument (.*)", message)
+    if match:
+        flag = match.group(1).split("/")[-1]
+        return f"{flag}: takes no value (remove ={match.group(2).strip(chr(39))})"
+    return message
+
+
+def _all_flags() -> list[str]:
+    flags = [f for s in SETTINGS for f in s.flags]
+    flags += [f for flags_, _, _ in REFUSED.values() for f in flags_]
+    return flags + ["-c", "--config", "-h", "--help", "-v", "--version"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="pronghorn", usage=USAGE, description=DESCRIPTION, add_help=False, allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("wsgi_app", nargs="?", default=argparse.SUPPRESS, metavar="MODULE:APP",
+                        help="the WSGI app, e.g. myproject.wsgi:application or app:create_app()")
+    general = parser.add_argument_group("general")
+    general.add_argument("-c", "--config", dest="config", default=argparse.SUPPRESS, metavar="FILE",
+                         help=f"Python config file, or python:module.name (default: ./{DEFAULT_CONFIG_FILE} if it exists)")
+    general.add_argument("-h", "--help", dest="help", action="store_true", default=argparse.SUPPRESS,
+                         help="show this help and exit")
+    general.add_argument("-v", "--version", dest="version", action="store_true", default=argparse.SUPPRESS,
+                         help="print the version and exit")
+    groups: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if not setting.flags:
+            continue
+        group = groups.get(setting.section) or parser.add_argument_group(setting.section.lower())
+        groups[setting.section] = group
+        kwargs: dict[str, Any] = {"dest": setting.name, "default": argparse.SUPPRESS,
+                                  "help": _short_help(setting)}
+        if setting.kind == "true":
+            kwargs.update(action="store_const", const=True)
+        elif setting.kind == "false":
+            kwargs.update(action="store_const", const=False)
+        else:
+            kwargs.update(action="append" if setting.kind == "append" else "store",
+                          metavar=setting.metavar or "VALUE")
+        group.add_argument(*setting.flags, **kwargs)
+    refused = parser.add_argument_group("gunicorn flags pronghorn refuses")
+    for name, (flags, nargs, _) in REFUSED.items():
+        if nargs:
+            refused.add_argument(*flags, dest="refused_" + name, default=argparse.SUPPRESS,
+                                 help=argparse.SUPPRESS)
+        else:
+            refused.add_argument(*flags, dest="refused_" + name, action="store_const", const=True,
+                                 default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def _short_help(setting: Setting) -> str:
+    first = re.split(r"\.\s+(?=[A-Z`$])", setting.help)[0].rstrip(".")
+    default = setting.default
+    if setting.kind in ("true", "false") or callable(default) or default in (None, [], ""):
+        return first
+    shown = ",".join(default) if isinstance(default, list) else default
+    return f"{first} (default: {shown})".replace("%", "%%")
+
+
+def parse_args(argv: list[str], source: str = "") -> dict[str, Any]:
+    """Parse flags into {name: raw value}; refused and unknown flags raise ConfigError.
+
+    source is a prefix for messages ("PRONGHORN_CMD_ARGS: ") when argv is not the command line.
+    """
+    parser = build_parser()
+    try:
+        namespace, extras = parser.parse_known_args(argv)
+    except ConfigError as err:
+        raise ConfigError(source + str(err)) from None
+    if extras:
+        raise ConfigError(source + _unknown_argument_message(extras[0]))
+    raw = vars(namespace)
+    for key in list(raw):
+        if key.startswith("refused_"):
+            name = key[len("refused_"):]
+            flags, _, why = REFUSED[name]
+            raise ConfigError(f"{source}{flags[-1]} {why}")
+    return raw
+
+
+def _unknown_argument_message(arg: str) -> str:
+    if arg.startswith("-"):
+        flag = arg.split("=", 1)[0]
+        hint = _did_you_mean(flag, _all_flags()) or " (see pronghorn --help)"
+        return f"{flag}: unknown flag{hint}"
+    return f"unexpected argument {arg!r}: give the app once, e.g. pronghorn -w 4 myproject.wsgi:application"
+
+
+# --------------------------------------------------------------------------------------------
+# The config file.
+# --------------------------------------------------------------------------------------------
+
+
+def read_config_file(spec: str, base_dir: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Run a config file (or import python:module.name); return (label, its settings by name).
+
+    Private helpers are skipped: names starting with '_', ALL_CAPS constants, imported modules,
+    classes and functions imported from elsewhere. Any other name must be a setting or a hook.
+    """
+    if spec.startswith("python:"):
+        module_name = spec[len("python:"):]
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as err:
+            raise ConfigError(f"-c {spec}: cannot import config module {module_name!r}: {_exc_line(err)}") from None
+        return spec, _config_names(vars(module), module.__name__)
+    path = spec if base_dir is None or os.path.isabs(spec) else os.path.join(base_dir, spec)
+    label = os.path.basename(path) if spec == DEFAULT_CONFIG_FILE else spec
+    try:
+        with open(path, "rb") as handle:
+            source = handle.read()
+    except FileNotFoundError:
+        raise ConfigError(f"-c: config file {spec!r} not found (looked in {os.path.abspath(path)})") from None
+    except OSError as err:
+        raise ConfigError(f"-c: cannot read config file {spec!r}: {err.strerror}") from None
+    namespace: dict[str, Any] = {"__file__": os.path.abspath(path), "__name__": "__config__"}
+    try:
+        code = compile(source, path, "exec")
+        exec(code, namespace)
+    except SyntaxError as err:
+        raise ConfigError(f"{label}: line {err.lineno}: syntax error: {err.msg}") from None
+    except Exception as err:
+        raise ConfigError(f"{label}: line {_file_line(err, path)}: {_exc_line(err)}") from None
+    return label, _config_names(namespace, "__config__")
+
+
+def _config_names(namespace: dict[str, Any], module_name: str) -> dict[str, Any]:
+    found = {}
+    for name, value in namespace.items():
+        if name.startswith("_") or name.isupper():
+            continue
+        if isinstance(value, (types.ModuleType, type)):
+            continue
+        if callable(value) and getattr(value, "__module__", module_name) != module_name \
+                and name not in HOOKS_BY_NAME:
+            continue  # e.g. `from multiprocessing import cpu_count`
+        found[name] = value
+    return found
+
+
+def _exc_line(err: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(err), err)).strip().splitlines()[-1]
+
+
+def _file_line(err: BaseException, path: str) -> str:
+    line = "?"
+    for frame in traceback.extract_tb(err.__traceback__):
+        if frame.filename == path:
+            line = str(frame.lineno)
+    return line
+
+
+# --------------------------------------------------------------------------------------------
+# load_config: everything together.
+# --------------------------------------------------------------------------------------------
+
+
+def load_config(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Build the Config from argv (without the program name) and the environment.
+
+    Raises ConfigError (one line) for anything wrong, InfoRequested for --help / --version.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    environ = os.environ if environ is None else environ
+
+    cli = parse_args(argv)
+    if cli.get("help"):
+        raise InfoRequested(build_parser().format_help().rstrip())
+    if cli.get("version"):
+        raise InfoRequested(f"pronghorn {__version__}")
+    env_argv = _split_env_args(environ.get(ENV_ARGS, ""))
+    env_args = parse_args(env_argv, f"{ENV_ARGS}: ")
+    for key in ("help", "version"):
+        env_args.pop(key, None)
+
+    cfg = Config()
+    _apply_environment_defaults(cfg, environ)
+
+    config_spec = cli.pop("config", None) or env_args.pop("config", None)
+    env_args.pop("config", None)
+    if config_spec is None:
+        # Looked up in --chdir when given (as gunicorn, which changes directory first).
+        base = cli.get("chdir") or env_args.get("chdir") or os.getcwd()
+        if os.path.isfile(os.path.join(base, DEFAULT_CONFIG_FILE)):
+            config_spec = os.path.join(base, DEFAULT_CONFIG_FILE)
+            _apply_file(cfg, config_spec, DEFAULT_CONFIG_FILE)
+    else:
+        _apply_file(cfg, config_spec, config_spec)
+
+    _apply_flags(cfg, env_args, f"{ENV_ARGS}: ")
+    _apply_flags(cfg, cli, "")
+
+    if cfg.wsgi_app is None and not (cfg.check_config or cfg.print_config):
+        raise ConfigError(
+            "no application given: name the WSGI app, e.g. pronghorn myproject.wsgi:application "
+            "(or set wsgi_app in the config file)"
+        )
+    return cfg
+
+
+def _split_env_args(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError as err:
+        raise ConfigError(f"{ENV_ARGS}: cannot split {text!r}: {err}") from None
+
+
+def _apply_environment_defaults(cfg: Config, environ: Mapping[str, str]) -> None:
+    for setting in SETTINGS:
+        if setting.env is None or not environ.get(setting.env, "").strip():
+            continue
+        text = environ[setting.env].strip()
+        value = setting.env_to_value(text) if setting.env_to_value else text
+        try:
+            setattr(cfg, setting.name, setting.validate(value))
+        except ValueError as err:
+            raise ConfigError(f"{setting.env}: " + _expected(str(err), f"{setting.env}={setting.example}")) from None
+        cfg.sources[setting.name] = f"environment {setting.env}"
+
+
+def _apply_file(cfg: Config, spec: str, shown: str) -> None:
+    label, names = read_config_file(spec)
+    cfg.config_file = spec
+    for name, value in names.items():
+        if name in REFUSED:
+            raise ConfigError(f"{label}: {name} {REFUSED[name][2]}")
+        cfg.set(name, value, label)
+
+
+def _apply_flags(cfg: Config, raw: dict[str, Any], source: str) -> None:
+    for name, value in raw.items():
+        setting = SETTINGS_BY_NAME[name]
+        if setting.kind == "append":
+            # Each occurrence is checked on its own so a bad one is named exactly.
+            items: list[Any] = []
+            for item in value:
+                items.extend(_check_flag(setting, item, source))
+            value = items
+        else:
+            value = _check_flag(setting, value, source)
+        setattr(cfg, name, value)
+        cfg.sources[name] = "command line" if not source else source.rstrip(": ")
+
+
+def _check_flag(setting: Setting, value: Any, source: str) -> Any:
+    try:
+        return setting.validate(value)
+    except ValueError as err:
+        if setting.name == "wsgi_app":
+            raise ConfigError(f"{source}{err}") from None
+        raise ConfigError(f"{source}{setting.flag}: " + _expected(str(err), f"{setting.flag} {setting.example}")) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Output: --print-config and the reference document.
+# --------------------------------------------------------------------------------------------
+
+
+def format_value(value: Any) -> str:
+    if callable(value):
+        if value is _noop:
+            return "(no-op)"
+        return f"<function {getattr(value, '__qualname__', repr(value))}>"
+    return repr(value)
+
+
+def print_config_lines(cfg: Config) -> list[str]:
+    """Every setting and hook as 'name = value', sorted by name."""
+    values = cfg.values()
+    lines = []
+    for name in sorted(values):
+        shown = oct(values[name]) if name == "umask" else format_value(values[name])
+        lines.append(f"{name} = {shown}")
+    return lines
+
+
+def reference_markdown() -> str:
+    """docs/server-reference.md, generated from SETTINGS and HOOKS."""
+    out = [
+        "# pronghorn server reference",
+        "",
+        "<!-- Generated from server/pronghorn/config.py: "
+        "`python -m pronghorn.config > docs/server-reference.md`. Do not edit by hand. -->",
+        "",
+        "Usage: `" + USAGE + "`. Flags and config-file names are gunicorn's, so a gunicorn",
+        "command line or `gunicorn.conf.py` works with `gunicorn` replaced by `pronghorn`.",
+        "",
+        "## Where settings come from",
+        "",
+        "Strongest first (the same order as gunicorn):",
+        "",
+        "1. the command line;",
+        f"2. `{ENV_ARGS}`: extra flags from the environment, split as a shell would "
+        "(like `GUNICORN_CMD_ARGS`);",
+        f"3. the config file: `-c FILE` (a Python file), `-c python:module.name`, or "
+        f"`./{DEFAULT_CONFIG_FILE}` (in `--chdir` when given) when `-c` is not given;",
+        "4. environment defaults: `WEB_CONCURRENCY` (workers), `FORWARDED_ALLOW_IPS`, "
+        "`PORT` (bind `0.0.0.0:$PORT`);",
+        "5. the built-in default.",
+        "",
+        "In a config file every module-level name must be a setting or a hook below; a misspelt "
+        "name stops the start (`unknown setting 'worker' (did you mean 'workers'?)`). Helpers are "
+        "allowed when their name starts with `_` or is ALL_CAPS, and imported modules, classes and "
+        "functions are skipped.",
+        "",
+        "A bad flag or value prints one line and exits with status 2, e.g.",
+        "`pronghorn: error: --workers: 'abc' is not a whole number (expected e.g. --workers 4)`.",
+        "",
+        "## Settings",
+        "",
+    ]
+    section = None
+    for setting in SETTINGS:
+        if setting.section != section:
+            section = setting.section
+            out += [f"### {section}", ""]
+        flags = ", ".join(f"`{f}`" for f in setting.flags) or "(config file only)"
+        default = setting.default
+        if callable(default):
+            shown = "the current " + setting.name
+        else:
+            shown = ",".join(default) if isinstance(default, list) and default else repr(default)
+        out.append(f"- **`{setting.name}`** — {flags}; default `{shown}`"
+                   + (f"; environment `{setting.env}`" if setting.env else "")
+                   + (f"; repeatable" if setting.kind == "append" else ""))
+        out.append(f"  {setting.help}")
+    out += ["", "Other flags: `-c/--config FILE`, `-h/--help`, `-v/--version`.", "",
+            "## gunicorn settings pronghorn refuses", "",
+            "These stop the start with a one-line message rather than being silently ignored:", ""]
+    for name, (flags, _, why) in REFUSED.items():
+        out.append(f"- `{name}` ({', '.join(flags)}): {why}.")
+    out += ["", "`-k/--worker-class` accepts `sync` and `gthread` (both are pronghorn's worker; "
+            "`--threads N` gives gthread's thread pool) and refuses every other class.", "",
+            "## Server hooks", "",
+            "Define a function of this name in the config file to replace the default no-op. The "
+            "number of parameters is checked when the file is loaded.", ""]
+    for hook in HOOKS:
+        out.append(f"- `{hook.signature}` — {hook.help}")
+    out += ["", "## Environment variables", "",
+            f"- `{ENV_ARGS}`: extra command-line flags.",
+            "- `WEB_CONCURRENCY`: default for `--workers`.",
+            "- `FORWARDED_ALLOW_IPS`: default for `--forwarded-allow-ips`.",
+            "- `PORT`: default `--bind 0.0.0.0:$PORT`.", ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(reference_markdown())
