@@ -1,0 +1,855 @@
+"""The worker process: one event loop that owns every connection of this worker.
+
+Each accepted connection gets an `HttpConnection` (an `asyncio.Protocol`). Bytes go into the sans-I/O
+parser; every complete request is dispatched in order, so pipelined responses leave in request order.
+A connection has at most one request in the app at a time; requests that arrive meanwhile wait in its
+queue, and reading pauses when too much is waiting (no unbounded read-ahead).
+
+Two dispatch models (cfg.threads):
+
+* ``threads == 1``: the app runs inline in the loop thread. It is the fastest (no hand-off) and, as with
+  gunicorn's sync worker, the heartbeat stops while the app runs, so ``--timeout`` kills a stuck worker.
+  Body iteration is resumable: when the socket's send buffer is full the loop stops pulling chunks
+  and carries on when the transport drains, so a large streamed response never balloons memory.
+* ``threads > 1``: a pool of N threads runs the app (at most N requests in the app at once); the
+  loop keeps reading, answering and timing out connections. A thread writes through the loop and
+  waits whenever the loop has not caught up with what it sent.
+
+Slow clients never tie up the worker: a timer sweeps the connections once a second and closes those
+past their deadline (header_timeout for a request head, body_timeout between body bytes, keepalive when
+idle). One sweep is cheaper than a timer per request and is precise enough for second-granular limits.
+"""
+
+import asyncio
+import collections
+import errno
+import os
+import random
+import signal
+import sys
+import threading
+import time
+
+from pronghorn import wsgi
+from pronghorn.filewrapper import FileWrapper
+from pronghorn.http.errors import HTTPError
+from pronghorn.http.parser import BODY, HEAD, Limits, RequestParser
+
+try:
+    import uvloop
+except ImportError:  # pure-asyncio fallback (slower, same behaviour)
+    uvloop = None
+
+# Connection phases, for the timeout sweep.
+NEW = 0  # accepted, nothing received yet: header_timeout, silent close
+IDLE = 1  # keep-alive, between requests: keepalive, silent close
+IN_HEAD = 2  # part of a request head received: header_timeout, then 408
+IN_BODY = 3  # head complete, body arriving: body_timeout between bytes, then 408
+BUSY = 4  # a request is in the app or its response is being written: no timeout
+CLOSING = 5  # answered and shutting down: discard input, close after a short linger
+
+# How much a client may send ahead (pipelined requests) while a response is in progress.
+MAX_QUEUED_REQUESTS = 32
+MAX_READ_AHEAD = 256 * 1024
+LINGER_SECONDS = 2.0
+# A threaded response waits for the loop once it has handed it this many bytes.
+THREAD_WRITE_WINDOW = 256 * 1024
+
+
+def new_event_loop():
+    """uvloop when it is installed (measured ~2x faster here), else the stdlib loop."""
+    if uvloop is not None:
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def _is_default_hook(fn):
+    """True for the config's no-op defaults, so the hot path can skip calling them at all."""
+    return fn is None or getattr(fn, "__module__", "").startswith("pronghorn.")
+
+
+class _Sent:
+    """What post_request hooks get as `resp`: the status, headers and body bytes sent."""
+
+    __slots__ = ("status", "headers", "sent")
+
+    def __init__(self, resp):
+        self.status = resp.status
+        self.headers = resp.headers
+        self.sent = resp.sent
+
+
+class Worker:
+    EXIT_BOOT_ERROR = 3
+    EXIT_APP_LOAD_ERROR = 4
+
+    def __init__(self, age, ppid, listeners, app, cfg, log, heartbeat):
+        self.age = age
+        self.ppid = ppid
+        self.listeners = listeners
+        self.app = app
+        self.cfg = cfg
+        self.log = log
+        self.heartbeat = heartbeat
+        self.pid = None
+        self.alive = True
+        self.nr = 0
+        self.booted = False
+        self.connections = set()
+        self.loop = None
+        self.servers = []
+        self.accepting = False
+        self.executor = None
+        self._stopping_since = None
+        self._read_settings(cfg)
+
+    def __repr__(self):
+        return "<Worker %s>" % self.pid
+
+    def _read_settings(self, cfg):
+        get = lambda name, default: getattr(cfg, name, default)  # noqa: E731
+        self.threads = max(1, int(get("threads", 1) or 1))
+        self.keepalive = float(get("keepalive", 2))
+        self.header_timeout = float(get("header_timeout", 10) or 10)
+        self.body_timeout = float(get("body_timeout", 30) or 30)
+        self.graceful_timeout = float(get("graceful_timeout", 30))
+        self.max_connections = int(get("worker_connections", 1000) or 1000)
+        max_requests = int(get("max_requests", 0) or 0)
+        jitter = int(get("max_requests_jitter", 0) or 0)
+        if max_requests > 0:
+            self.max_requests = max_requests + (random.randint(0, jitter) if jitter > 0 else 0)
+        else:
+            self.max_requests = sys.maxsize
+        self.max_memory = int(get("max_worker_memory", 0) or 0) * 1024 * 1024
+        self.use_sendfile = bool(get("sendfile", True) if get("sendfile", True) is not None else True)
+        body_limit = get("limit_request_body", 0)
+        self.limits = Limits(
+            request_line=int(get("limit_request_line", 4094) or 8190),
+            fields=int(get("limit_request_fields", 100) or 32768),
+            field_size=int(get("limit_request_field_size", 8190) or 8190),
+            body=int(body_limit) if body_limit else None,
+        )
+        allow = get("forwarded_allow_ips", ["127.0.0.1", "::1"]) or []
+        if isinstance(allow, str):
+            allow = [a.strip() for a in allow.split(",") if a.strip()]
+        self.forwarded_allow = set(allow)
+        secure = get("secure_scheme_headers", {}) or {}
+        self.scheme_headers = {k.upper().replace("_", "-"): str(v).lower() for k, v in secure.items()}
+        self.pre_request = None if _is_default_hook(get("pre_request", None)) else cfg.pre_request
+        self.post_request = None if _is_default_hook(get("post_request", None)) else cfg.post_request
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def run(self):
+        self.pid = os.getpid()
+        if self.app is None:
+            self._load_app()
+        self.loop = loop = new_event_loop()
+        asyncio.set_event_loop(loop)
+        if self.threads > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="pronghorn-app")
+        multiprocess = int(getattr(self.cfg, "workers", 1) or 1) > 1
+        self.environ = wsgi.base_environ(self.cfg, self.log, self.threads > 1, multiprocess)
+        self.access_enabled = bool(getattr(self.log, "access_enabled", False))
+        self._install_signals()
+        hook = getattr(self.cfg, "post_worker_init", None)
+        if hook is not None:
+            hook(self)
+        try:
+            loop.run_until_complete(self._start_serving())
+            self.booted = True
+            self._notify()
+            loop.call_later(1.0, self._tick)
+            loop.run_forever()
+        finally:
+            self._shutdown()
+
+    def _load_app(self):
+        try:
+            from pronghorn.loader import load_app
+
+            self.app = load_app(self.cfg)
+        except Exception as exc:
+            # The arbiter sees exit status 4 and stops the server with this message (no crash loop).
+            name = type(exc).__name__
+            if name == "AppImportError":
+                self.log.error("%s", exc)
+            else:
+                self.log.exception("failed to load the app: %s", exc)
+            sys.exit(self.EXIT_APP_LOAD_ERROR)
+
+    def _install_signals(self):
+        loop = self.loop
+        # TERM and USR1 run as loop callbacks (safe: nothing else is running then).
+        loop.add_signal_handler(signal.SIGTERM, self.begin_graceful_stop, "SIGTERM")
+        loop.add_signal_handler(signal.SIGUSR1, self._reopen_logs)
+        # INT/QUIT/ABRT must work even while an inline app is stuck: plain handlers run between
+        # bytecodes of whatever Python code is executing.
+        signal.signal(signal.SIGINT, self._fast_stop)
+        signal.signal(signal.SIGQUIT, self._fast_stop)
+        signal.signal(signal.SIGABRT, self._abort)
+        # The arbiter owns HUP/WINCH/TTIN/TTOU/USR2; a stray one (e.g. sent to the process group)
+        # must not kill workers.
+        for name in ("SIGHUP", "SIGWINCH", "SIGTTIN", "SIGTTOU", "SIGUSR2"):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+
+    def _fast_stop(self, signum, frame):
+        self.alive = False
+        hook = getattr(self.cfg, "worker_int", None)
+        if hook is not None:
+            try:
+                hook(self)
+            except Exception:
+                self.log.exception("worker_int hook failed")
+        sys.exit(0)
+
+    def _abort(self, signum, frame):
+        self.alive = False
+        hook = getattr(self.cfg, "worker_abort", None)
+        if hook is not None:
+            try:
+                hook(self)
+            except Exception:
+                self.log.exception("worker_abort hook failed")
+        sys.exit(1)
+
+    def _reopen_logs(self):
+        reopen = getattr(self.log, "reopen_files", None)
+        if reopen is not None:
+            reopen()
+
+    async def _start_serving(self):
+        self.servers = []
+        for listener in self.listeners:
+            # Each server owns (and will close) its socket: give it a duplicate so the original
+            # stays usable to resume accepting after a pause.
+            sock = listener.dup()
+            sock.setblocking(False)
+            server = await self.loop.create_server(
+                self._protocol_factory, sock=sock, backlog=int(getattr(self.cfg, "backlog", 2048) or 2048)
+            )
+            self.servers.append(server)
+        self.accepting = True
+
+    def _protocol_factory(self):
+        return HttpConnection(self)
+
+    def _stop_accepting(self):
+        self.accepting = False
+        for server in self.servers:
+            server.close()
+        self.servers = []
+
+    def connection_opened(self, conn):
+        self.connections.add(conn)
+        if self.accepting and len(self.connections) >= self.max_connections:
+            # Too many connections: leave the rest in the listen backlog (or to other workers).
+            self.log.warning("worker_connections (%d) reached: pausing accept", self.max_connections)
+            self._stop_accepting()
+
+    def connection_closed(self, conn):
+        self.connections.discard(conn)
+        if not self.alive:
+            if not self.connections:
+                self.loop.stop()
+        elif not self.accepting and len(self.connections) < self.max_connections * 0.9:
+            self.accepting = True  # set now so a burst of closes starts one resume only
+            self.loop.create_task(self._start_serving())
+
+    def begin_graceful_stop(self, why):
+        """Stop accepting, finish what was received, close idle connections, exit when done."""
+        if not self.alive:
+            return
+        self.alive = False
+        self._stopping_since = time.monotonic()
+        self.log.info("worker %s stopping gracefully (%s)", self.pid, why)
+        self._stop_accepting()
+        for conn in list(self.connections):
+            if conn.phase == IDLE or conn.phase == NEW:
+                conn.close_quietly()
+        if not self.connections:
+            self.loop.stop()
+
+    def _tick(self):
+        """Once a second: heartbeat, timeouts, parent and memory checks."""
+        now = time.monotonic()
+        self._notify()
+        for conn in list(self.connections):
+            conn.check_timeouts(now)
+        if self.alive:
+            if os.getppid() != self.ppid:
+                self.log.info("parent changed (was %s): stopping", self.ppid)
+                self.begin_graceful_stop("parent changed")
+            elif self.max_memory and int(now) % 5 == 0:
+                self._check_memory()
+        elif now - self._stopping_since > self.graceful_timeout:
+            self.log.warning("graceful timeout: closing %d connections", len(self.connections))
+            self.loop.stop()
+            return
+        self.loop.call_later(1.0, self._tick)
+
+    def _notify(self):
+        if self.heartbeat is not None:
+            self.heartbeat.notify()
+
+    def _check_memory(self):
+        rss = resident_memory()
+        if rss > self.max_memory:
+            self.log.warning(
+                "worker %s uses %d MiB, above max_worker_memory (%d MiB): recycling it",
+                self.pid, rss >> 20, self.max_memory >> 20,
+            )
+            self.begin_graceful_stop("max_worker_memory")
+
+    def request_done(self):
+        self.nr += 1
+        if self.nr >= self.max_requests and self.alive:
+            self.log.info("max_requests (%d) reached", self.max_requests)
+            self.begin_graceful_stop("max_requests")
+
+    def _shutdown(self):
+        self.alive = False
+        for conn in list(self.connections):
+            conn.abort()
+        for server in self.servers:
+            server.close()
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+        loop = self.loop
+        try:
+            loop.run_until_complete(asyncio.sleep(0))
+        except Exception:
+            pass
+        loop.close()
+
+
+def resident_memory():
+    """Resident set size of this process in bytes (Linux /proc, else getrusage's peak)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class HttpConnection(asyncio.Protocol):
+    """One client connection: parse, dispatch in order, frame the responses, time out."""
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.app = worker.app
+        self.log = worker.log
+        self.parser = RequestParser(worker.limits)
+        self.transport = None
+        self.queue = collections.deque()
+        self.phase = NEW
+        self.since = time.monotonic()
+        self.busy = False
+        self.closed = False
+        self.read_paused = False
+        self.write_paused = False
+        self.peer_eof = False
+        self.pump = None  # the suspended body iteration of an inline response
+        self.drained = None  # threading.Event for threaded writes
+        self.sendfile_state = None
+
+    # --- asyncio callbacks -------------------------------------------------------------------
+
+    def connection_made(self, transport):
+        self.transport = transport
+        worker = self.worker
+        peer = transport.get_extra_info("peername")
+        self.env = wsgi.connection_environ(worker.environ, peer, transport.get_extra_info("sockname"))
+        trusted = isinstance(peer, tuple) and ("*" in worker.forwarded_allow or peer[0] in worker.forwarded_allow)
+        if not isinstance(peer, tuple) and worker.forwarded_allow:
+            trusted = True  # a unix socket is only reachable from this host (the proxy), as gunicorn
+        self.scheme_headers = worker.scheme_headers if trusted else None
+        worker.connection_opened(self)
+
+    def connection_lost(self, exc):
+        self.closed = True
+        self.phase = CLOSING
+        if self.drained is not None:
+            self.drained.set()  # a thread waiting to write must not wait forever
+        self._cancel_sendfile()
+        self.worker.connection_closed(self)
+
+    def pause_writing(self):
+        self.write_paused = True
+        if self.drained is not None:
+            self.drained.clear()
+
+    def resume_writing(self):
+        self.write_paused = False
+        if self.drained is not None:
+            self.drained.set()
+        state = self.sendfile_state
+        if state is not None and state.waiting_for_drain:
+            state.waiting_for_drain = False
+            self.transport.set_write_buffer_limits()
+            self._sendfile_step()
+        elif self.pump is not None:
+            self._pump_body()
+
+    def data_received(self, data):
+        if self.phase == CLOSING:
+            return
+        try:
+            requests = self.parser.feed(data)
+        except HTTPError as exc:
+            self.queue.append(exc)
+            requests = None
+        if requests:
+            self.queue.extend(requests)
+        if not self.busy:
+            if self.queue:
+                self._process_queue()
+            else:
+                self._update_waiting_phase()
+        elif len(self.queue) > MAX_QUEUED_REQUESTS or self.parser.buffered > MAX_READ_AHEAD:
+            self._pause_reading()
+
+    def eof_received(self):
+        self.peer_eof = True
+        try:
+            self.parser.feed_eof()
+        except HTTPError:
+            pass  # the client went away mid-request: nobody to answer
+        # Keep the transport open for writing when responses are still due (half-close).
+        if self.busy or self.queue:
+            return True
+        return False
+
+    # --- request processing ------------------------------------------------------------------
+
+    def _process_queue(self):
+        queue = self.queue
+        while queue and not self.busy and not self.closed:
+            item = queue.popleft()
+            if type(item) is not HTTPError and not isinstance(item, HTTPError):
+                if self.worker.threads > 1:
+                    self._dispatch_threaded(item)
+                else:
+                    self._run_inline(item)
+            else:
+                self._send_error(item.status, item.reason)
+                return
+        if not self.busy and not self.closed:
+            if self.peer_eof:
+                self.transport.close()
+                return
+            if self.read_paused:
+                self.read_paused = False
+                self.transport.resume_reading()
+            self._update_waiting_phase()
+
+    def _update_waiting_phase(self):
+        """Between requests: which timeout applies now, and a 100 Continue if the client waits."""
+        state = self.parser.state
+        now = time.monotonic()
+        if state == HEAD:
+            if self.phase != IN_HEAD and self.phase != NEW:
+                self.since = now
+            self.phase = IN_HEAD
+        elif state == BODY:
+            if self.parser.expect_continue:
+                self.transport.write(wsgi.CONTINUE)
+                self.parser.continue_sent()
+            self.phase = IN_BODY
+            self.since = now
+        elif self.phase != NEW:
+            if not self.worker.alive:
+                self.close_quietly()
+                return
+            self.phase = IDLE
+            self.since = now
+
+    def _keep_alive(self, req):
+        # While stopping, still answer requests already received, but close after the last one.
+        return req.keep_alive and (self.worker.alive or bool(self.queue))
+
+    def _run_inline(self, req):
+        worker = self.worker
+        self.phase = BUSY
+        env = wsgi.request_environ(self.env, req, self.scheme_headers)
+        resp = wsgi.Response(self.transport.write, self.log, req.version, req.method == "HEAD",
+                             self._keep_alive(req))
+        started = time.monotonic() if worker.access_enabled else 0.0
+        if worker.pre_request is not None:
+            self._call_hook(worker.pre_request, worker, req)
+        try:
+            result = self.app(env, resp.start_response)
+        except Exception as exc:
+            self._app_failed(req, resp, exc)
+            return
+        try:
+            if type(result) is list and len(result) == 1 and resp.status is not None:
+                keep = resp.finish_single(result[0])
+            else:
+                if type(result) is FileWrapper and self._try_sendfile(req, env, resp, result, started):
+                    return
+                self.pump = (iter(result), result, req, env, resp, started)
+                self._pump_body()
+                return
+        except Exception as exc:
+            wsgi.close_iterable(result, self.log)
+            self._app_failed(req, resp, exc)
+            return
+        wsgi.close_iterable(result, self.log)
+        self._response_done(req, env, resp, started, keep)
+
+    def _pump_body(self):
+        """Send body chunks until the body ends or the transport asks us to wait."""
+        it, result, req, env, resp, started = self.pump
+        send = resp.send_body_chunk
+        try:
+            for chunk in it:
+                send(chunk)
+                if self.write_paused or self.closed:
+                    # resume_writing() calls us again when the client has read enough.
+                    self.busy = not self.closed
+                    if self.closed:
+                        break
+                    return
+            keep = resp.finish() if not self.closed else False
+        except Exception as exc:
+            self.pump = None
+            wsgi.close_iterable(result, self.log)
+            self._app_failed(req, resp, exc)
+            return
+        self.pump = None
+        wsgi.close_iterable(result, self.log)
+        self._response_done(req, env, resp, started, keep)
+
+    def _response_done(self, req, env, resp, started, keep):
+        worker = self.worker
+        if worker.access_enabled:
+            try:
+                self.log.access(env, resp.status, resp.headers, resp.sent, time.monotonic() - started)
+            except Exception:
+                self.log.exception("access log failed")
+        if worker.post_request is not None:
+            self._call_hook(worker.post_request, worker, req, env, _Sent(resp))
+        body = req.body
+        if body is not None and hasattr(body, "close"):
+            body.close()  # spooled temp files: release the file now
+        worker.request_done()
+        self.busy = False
+        if not keep:
+            self._close_after_response()
+            return
+        if self.pump is None and self.sendfile_state is None:
+            self._process_queue()
+
+    def _call_hook(self, hook, *args):
+        try:
+            hook(*args)
+        except Exception:
+            self.log.exception("%s hook failed", getattr(hook, "__name__", "request"))
+
+    def _app_failed(self, req, resp, exc):
+        if isinstance(exc, wsgi.ResponseError):
+            self.log.error("bad response from the app for %s %s: %s", req.method, req.target, exc)
+        else:
+            self.log.exception("error handling %s %s", req.method, req.target)
+        self.busy = False
+        if not resp.headers_sent and not self.closed:
+            self.transport.write(wsgi.error_response(500, ""))
+            self.phase = CLOSING
+            self._linger_close()
+        else:
+            # Headers are out: the only honest signal left is an incomplete response.
+            self.close_quietly()
+        self.worker.request_done()
+
+    def _send_error(self, status, reason):
+        """Answer a request the parser refused, then close (never reading what follows)."""
+        if status >= 500 and status != 501 and status != 505:
+            self.log.error("request refused: %s %s", status, reason)
+        else:
+            self.log.debug("request refused: %s %s", status, reason)
+        self.transport.write(wsgi.error_response(status, reason))
+        self.phase = CLOSING
+        self._linger_close()
+
+    def _close_after_response(self):
+        if self.queue or self.parser.buffered:
+            self.phase = CLOSING
+            self._linger_close()
+        else:
+            self.close_quietly()
+
+    def _linger_close(self):
+        """Send FIN but keep reading (and dropping) a little while: closing with unread input would
+        make the kernel send RST, and the client could lose the response we just wrote."""
+        self.since = time.monotonic()
+        self.queue.clear()
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        try:
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+                return
+        except (OSError, RuntimeError):
+            pass
+        self.transport.close()
+
+    def close_quietly(self):
+        self.phase = CLOSING
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def abort(self):
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    def _pause_reading(self):
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    # --- timeouts ----------------------------------------------------------------------------
+
+    def check_timeouts(self, now):
+        phase = self.phase
+        worker = self.worker
+        if phase == BUSY:
+            return
+        if phase == IDLE:
+            if now - self.since > worker.keepalive:
+                self.close_quietly()
+        elif phase == NEW:
+            if now - self.since > worker.header_timeout:
+                if self.parser.state == HEAD:
+                    self._timed_out("request head not received within header_timeout")
+                else:
+                    self.close_quietly()
+        elif phase == IN_HEAD:
+            if now - self.since > worker.header_timeout:
+                self._timed_out("request head not received within header_timeout")
+        elif phase == IN_BODY:
+            if now - self.since > worker.body_timeout:
+                self._timed_out("no request body bytes within body_timeout")
+        elif phase == CLOSING:
+            if now - self.since > LINGER_SECONDS:
+                self.abort()
+
+    def _timed_out(self, why):
+        self.log.debug("408 to %s: %s", self.env.get("REMOTE_ADDR"), why)
+        self._send_error(408, why)
+
+    # --- threaded dispatch -------------------------------------------------------------------
+
+    def _dispatch_threaded(self, req):
+        self.busy = True
+        self.phase = BUSY
+        if self.drained is None:
+            self.drained = threading.Event()
+            if not self.write_paused:
+                self.drained.set()
+        env = wsgi.request_environ(self.env, req, self.scheme_headers)
+        self.worker.executor.submit(self._run_in_thread, req, env)
+
+    def _run_in_thread(self, req, env):
+        worker = self.worker
+        loop = worker.loop
+        writer = _ThreadWriter(self, loop)
+        resp = wsgi.Response(writer.write, self.log, req.version, req.method == "HEAD", self._keep_alive(req))
+        started = time.monotonic() if worker.access_enabled else 0.0
+        if worker.pre_request is not None:
+            self._call_hook(worker.pre_request, worker, req)
+        result = None
+        try:
+            result = self.app(env, resp.start_response)
+            if type(result) is list and len(result) == 1 and resp.status is not None:
+                keep = resp.finish_single(result[0])
+            elif (type(result) is FileWrapper and self._sendfile_possible(resp)
+                  and result.sendfile_source() is not None):
+                keep = self._threaded_sendfile(writer, resp, result)
+            else:
+                for chunk in result:
+                    resp.send_body_chunk(chunk)
+                    if self.closed:
+                        break
+                keep = resp.finish() if not self.closed else False
+        except Exception as exc:
+            if result is not None:
+                wsgi.close_iterable(result, self.log)
+            loop.call_soon_threadsafe(self._app_failed, req, resp, exc)
+            return
+        wsgi.close_iterable(result, self.log)
+        writer.flush()
+        loop.call_soon_threadsafe(self._response_done, req, env, resp, started, keep)
+
+    def _threaded_sendfile(self, writer, resp, wrapper):
+        fd, offset, size = wrapper.sendfile_source()
+        head, count = resp.sendfile_head(size)
+        writer.write(head)
+        writer.flush()
+        done = threading.Event()
+        outcome = []
+
+        def finished(ok):
+            outcome.append(ok)
+            done.set()
+
+        self.worker.loop.call_soon_threadsafe(self._start_sendfile, fd, offset, count, finished)
+        done.wait()
+        if not outcome or not outcome[0]:
+            return False
+        return resp.finish()
+
+    # --- sendfile ----------------------------------------------------------------------------
+
+    def _sendfile_possible(self, resp):
+        return self.worker.use_sendfile and not resp.is_head and resp.status is not None
+
+    def _try_sendfile(self, req, env, resp, wrapper, started):
+        """Inline path: send a FileWrapper'd real file with os.sendfile. False to iterate instead."""
+        if not self._sendfile_possible(resp):
+            return False
+        source = wrapper.sendfile_source()
+        if source is None:
+            return False
+        fd, offset, size = source
+        head, count = resp.sendfile_head(size)
+        self.transport.write(head)
+        self.busy = True
+
+        def finished(ok):
+            wsgi.close_iterable(wrapper, self.log)
+            if not ok:
+                self.busy = False
+                self.close_quietly()
+                self.worker.request_done()
+                return
+            self._response_done(req, env, resp, started, resp.finish())
+
+        self._start_sendfile(fd, offset, count, finished)
+        return True
+
+    def _start_sendfile(self, fd, offset, count, finished):
+        if self.closed:
+            finished(False)
+            return
+        self.sendfile_state = state = _SendfileState(fd, offset, count, finished)
+        if self.transport.get_write_buffer_size():
+            # The head (and earlier responses) must leave first: ask to be told when the buffer
+            # is empty (resume_writing fires at low water = 0).
+            state.waiting_for_drain = True
+            self.transport.set_write_buffer_limits(high=0, low=0)
+            if not self.write_paused:
+                self.pause_writing()
+        else:
+            self._sendfile_step()
+
+    def _sendfile_step(self):
+        state = self.sendfile_state
+        if state is None:
+            return
+        if state.out_fd is None:
+            sock = self.transport.get_extra_info("socket")
+            # A duplicate descriptor: the loop lets us watch it for writability without touching
+            # the transport's own registration.
+            state.out_fd = os.dup(sock.fileno())
+        try:
+            while state.count > 0:
+                sent = os.sendfile(state.out_fd, state.fd, state.offset, min(state.count, 1 << 20))
+                if sent == 0:
+                    break  # the file is shorter than announced
+                state.offset += sent
+                state.count -= sent
+        except (BlockingIOError, InterruptedError):
+            if not state.watching:
+                state.watching = True
+                self.worker.loop.add_writer(state.out_fd, self._sendfile_step)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.ECONNRESET):
+                self.log.warning("sendfile failed: %s", exc)
+            self._end_sendfile(False)
+            return
+        self._end_sendfile(state.count == 0)
+
+    def _end_sendfile(self, ok):
+        state = self.sendfile_state
+        self.sendfile_state = None
+        if state.watching:
+            self.worker.loop.remove_writer(state.out_fd)
+        if state.out_fd is not None:
+            os.close(state.out_fd)
+        state.finished(ok)
+
+    def _write_from_thread(self, data):
+        if not self.closed:
+            self.transport.write(data)
+
+    def _write_and_signal(self, data):
+        if not self.closed:
+            self.transport.write(data)
+        if self.closed or not self.write_paused:
+            self.drained.set()
+
+    def _cancel_sendfile(self):
+        if self.sendfile_state is not None:
+            self._end_sendfile(False)
+
+
+class _SendfileState:
+    __slots__ = ("fd", "offset", "count", "finished", "out_fd", "watching", "waiting_for_drain")
+
+    def __init__(self, fd, offset, count, finished):
+        self.fd = fd
+        self.offset = offset
+        self.count = count
+        self.finished = finished
+        self.out_fd = None
+        self.watching = False
+        self.waiting_for_drain = False
+
+
+class _ThreadWriter:
+    """Writes from an app thread through the loop, with backpressure.
+
+    Small writes are batched; every THREAD_WRITE_WINDOW bytes the thread waits until the loop has
+    written them and the transport is below its high-water mark, so a thread streaming a large
+    body holds at most about one window plus the transport's buffer in memory.
+    """
+
+    __slots__ = ("conn", "loop", "pending", "pending_size")
+
+    def __init__(self, conn, loop):
+        self.conn = conn
+        self.loop = loop
+        self.pending = []
+        self.pending_size = 0
+
+    def write(self, data):
+        self.pending.append(data)
+        self.pending_size += len(data)
+        if self.pending_size >= THREAD_WRITE_WINDOW:
+            self.flush(wait=True)
+
+    def flush(self, wait=False):
+        if not self.pending:
+            return
+        data = b"".join(self.pending) if len(self.pending) > 1 else self.pending[0]
+        self.pending = []
+        self.pending_size = 0
+        conn = self.conn
+        if conn.closed:
+            return
+        if wait:
+            conn.drained.clear()
+            self.loop.call_soon_threadsafe(conn._write_and_signal, data)
+            conn.drained.wait()
+        else:
+            self.loop.call_soon_threadsafe(conn._write_from_thread, data)
+
+
+__all__ = ["Worker", "HttpConnection", "new_event_loop", "resident_memory"]
