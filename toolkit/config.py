@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from toolkit import detect
+
 CONFIG_FILE = "deploy.toml"
 
 __all__ = [
@@ -158,9 +160,15 @@ def _health_path(value):
     return value
 
 
+SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9._/-]+$")
+
+
 def _relative_path(value):
-    if not isinstance(value, str) or not value or value.startswith("/") or ".." in Path(value).parts:
-        raise _Invalid("expected a path relative to the app directory (no leading /, no ..)")
+    # Only plain characters: these paths end up in nginx and systemd files unquoted.
+    if (not isinstance(value, str) or not SAFE_PATH_RE.match(value) or value.startswith("/")
+            or ".." in Path(value).parts):
+        raise _Invalid("expected a path relative to the app directory: letters, digits, '.', '_', '-', "
+                       "'/', no leading / and no ..")
     return value
 
 
@@ -577,10 +585,9 @@ def _check(key: Key, value: Any, where: str) -> Any:
     try:
         return key.check(value)
     except _Invalid as exc:
-        label = f"[{key.section}]" if key.name == "*" else f"[{key.section}] {key.name} = {_toml_repr(value)}:"
-        if key.name == "*":
-            label += ":"
-        raise ConfigError(f"{where}: {label} {exc}") from None
+        if key.name == "*":         # a free-form table: the message names the bad entry
+            raise ConfigError(f"{where}: [{key.section}]: {exc}") from None
+        raise ConfigError(f"{where}: [{key.section}] {key.name} = {_toml_repr(value)}: {exc}") from None
 
 
 def _toml_repr(value: Any) -> str:
@@ -622,8 +629,6 @@ def _get(values: dict, section: str, name: str) -> Any:
 
 
 def _build(values: dict, app_dir: Path, config_file: Path | None, where: str) -> AppConfig:
-    from toolkit import detect     # detect imports nothing from here at module level; keep it so
-
     name = values.get(("app", "name")) or _default_name(app_dir, where)
     framework = values.get(("app", "framework"))
     wsgi = values.get(("app", "wsgi"))

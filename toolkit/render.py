@@ -1,0 +1,255 @@
+"""Render templates/ for one app (and host) into the files the host must have.
+
+Templates mirror their target paths: ``templates/etc/systemd/system/APP.service.j2`` becomes
+``/etc/systemd/system/NAME.service`` (``APP`` in a path is the app's name, ``.j2`` is dropped).
+Jinja2 runs with StrictUndefined, so a template naming a setting that does not exist fails
+loudly here, on the deploy machine, instead of writing an empty value on the host.
+
+``render_all`` returns the files (path, content, mode, owner, group) for the roles to put on the
+host; ``render_to_dir`` writes them under a local directory for review (the ``render`` task),
+with secret values masked.
+
+Which files an app gets depends on its config (see ``_wanted``): the logrotate file only when
+pronghorn writes its access log to a file (otherwise everything goes to journald, and nginx's
+own logs are rotated by the nginx package's logrotate file); the catch-all nginx server only
+when the app has real domains; proxy files only with a [proxy].
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as secrets_module
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from toolkit.config import AppConfig, ConfigError
+
+__all__ = ["RenderedFile", "TEMPLATE_DIR", "render_all", "render_to_dir", "resolve_secrets",
+           "base_env", "read_env_file", "EXTRA_CA_PATH"]
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+# Where the extra CA of [proxy] ca_bundle goes; `update-ca-certificates` adds it to the store.
+EXTRA_CA_PATH = "/usr/local/share/ca-certificates/pronghorn-extra-ca.crt"
+
+# Alphabet of generated secrets: no quotes, no $, no backslash, so the value reads the same in
+# systemd's EnvironmentFile and in sh.
+SECRET_ALPHABET = string.ascii_letters + string.digits + "-_!@#%^&*(=+)"
+SECRET_LENGTH = 50
+MASK = "********"
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    path: str       # absolute target path on the host
+    content: str
+    mode: int
+    owner: str
+    group: str
+
+
+def _ownership(target: str, cfg: AppConfig) -> tuple[int, str, str]:
+    """(mode, owner, group) of a target file."""
+    if target == cfg.env_file:
+        return 0o600, cfg.name, cfg.name            # secrets: the app user only
+    if target == cfg.pronghorn_conf:
+        return 0o640, "root", cfg.name              # the app reads its config but cannot change it
+    return 0o644, "root", "root"
+
+
+def _wanted(template: str, cfg: AppConfig) -> bool:
+    """Whether this app gets the file rendered from ``template`` (a path relative to templates/)."""
+    if template == "etc/logrotate.d/APP.j2":
+        return cfg.access_log == "file"
+    if template == "etc/nginx/sites-available/pronghorn-default.conf.j2":
+        return not cfg.any_domain
+    if template in ("etc/apt/apt.conf.d/80pronghorn-proxy.j2", "etc/pip.conf.j2"):
+        return cfg.proxy.enabled or (template == "etc/pip.conf.j2" and bool(cfg.proxy.ca_bundle))
+    return True
+
+
+def _target_path(template: str, cfg: AppConfig) -> str:
+    """templates/etc/systemd/system/APP.service.j2 -> /etc/systemd/system/NAME.service"""
+    parts = []
+    for part in template[:-len(".j2")].split("/"):
+        if part == "APP" or part.startswith("APP."):
+            part = cfg.name + part[len("APP"):]
+        parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["py"] = repr            # a Python literal, for pronghorn.conf.py
+    env.filters["envquote"] = env_quote
+    return env
+
+
+def env_quote(value: str) -> str:
+    """Quote a value for a file read both by systemd's EnvironmentFile= and by sh.
+
+    Single quotes mean the same to both (no escapes inside); a value with a single quote gets
+    double quotes, escaping the characters both treat specially there.
+    """
+    if "'" not in value:
+        return f"'{value}'"
+    escaped = "".join("\\" + c if c in '\\"$`' else c for c in value)
+    return f'"{escaped}"'
+
+
+# --------------------------------------------------------------------------- environment + secrets
+
+def read_env_file(path: str | Path) -> dict[str, str]:
+    """KEY=VALUE lines of a local .env file (comments, blank lines, quotes and `export ` allowed)."""
+    values = {}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return values
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name.strip()] = value
+    return values
+
+
+def base_env(cfg: AppConfig) -> dict[str, str]:
+    """The non-secret environment: the toolkit's variables, then deploy.toml [env] (which wins)."""
+    env = {
+        "APP_NAME": cfg.name,
+        "APP_DATA_DIR": cfg.data_dir,
+        "APP_MEDIA_DIR": cfg.media_dir,
+        # A hint for frameworks with a host allow-list (Django): the names nginx lets through.
+        "ALLOWED_HOSTS": "*" if cfg.any_domain else ",".join(
+            "." + d[2:] if d.startswith("*.") else d for d in cfg.domains),
+        "PYTHONUNBUFFERED": "1",
+    }
+    if cfg.django:
+        env["DJANGO_SETTINGS_MODULE"] = cfg.django.settings
+    env.update(cfg.env)
+    return env
+
+
+def resolve_secrets(cfg: AppConfig, host_env: dict[str, str] | None = None,
+                    environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The value of every [app] secrets name, or ConfigError naming each missing one.
+
+    Looked up in order: the deploy machine's environment, the app's local .env file, the value
+    already on the host (``host_env``: its shared/.env), and for [app] generate_secrets a new
+    random value.
+    """
+    environ = os.environ if environ is None else environ
+    local = read_env_file(cfg.app_dir / ".env")
+    host_env = host_env or {}
+    values, missing = {}, []
+    for name in cfg.secrets:
+        for source in (environ, local, host_env):
+            if source.get(name):
+                values[name] = source[name]
+                break
+        else:
+            if name in cfg.generate_secrets:
+                values[name] = "".join(secrets_module.choice(SECRET_ALPHABET) for _ in range(SECRET_LENGTH))
+            else:
+                missing.append(name)
+    if missing:
+        names = ", ".join(missing)
+        example = missing[0]
+        raise ConfigError(
+            f"secret {names} has no value (deploy.toml [app] secrets). Give it one: "
+            f"`export {example}=...` before running invoke, or a line {example}=... in "
+            f"{cfg.app_dir / '.env'} (never commit that file); or add it to [app] generate_secrets "
+            f"to have a random value made once on the host")
+    for name, value in values.items():
+        if "\n" in value or "\0" in value:
+            raise ConfigError(f"secret {name}: the value must be one line")
+    return values
+
+
+# --------------------------------------------------------------------------- rendering
+
+def render_all(cfg: AppConfig, host: dict | None = None, mask_secrets: bool = False) -> list[RenderedFile]:
+    """Every file the host needs for this app, rendered.
+
+    ``host`` (optional) carries facts read from the host: ``env`` = the values in its current
+    shared/.env (so generated secrets are kept across deploys).
+    """
+    host = host or {}
+    if mask_secrets:
+        secret_values = {name: MASK for name in cfg.secrets}
+    else:
+        secret_values = resolve_secrets(cfg, host_env=host.get("env"))
+    context = {
+        "app": cfg,
+        "host": host,
+        "env": base_env(cfg),
+        "secrets": secret_values,
+        "upstream": cfg.name.replace("-", "_") + "_pronghorn",
+    }
+    jinja = _environment()
+    files = []
+    for template in sorted(_template_names()):
+        if not _wanted(template, cfg):
+            continue
+        target = _target_path(template, cfg)
+        try:
+            content = jinja.get_template(template).render(context)
+        except jinja2.UndefinedError as exc:
+            raise ConfigError(f"templates/{template}: {exc} (a template names a setting that does not "
+                              f"exist; this is a bug in the template)") from None
+        mode, owner, group = _ownership(target, cfg)
+        files.append(RenderedFile(target, content, mode, owner, group))
+    files.extend(_extra_ca(cfg))
+    return files
+
+
+def _template_names() -> list[str]:
+    return [str(p.relative_to(TEMPLATE_DIR)) for p in TEMPLATE_DIR.rglob("*.j2")]
+
+
+def _extra_ca(cfg: AppConfig) -> list[RenderedFile]:
+    """The [proxy] ca_bundle file of the deploy machine, to be trusted on the host too."""
+    if not cfg.proxy.ca_bundle:
+        return []
+    path = Path(cfg.proxy.ca_bundle)
+    try:
+        content = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"[proxy] ca_bundle = \"{path}\": cannot read it ({exc}); give the path of a "
+                          f"PEM certificate file on this machine") from None
+    if "-----BEGIN CERTIFICATE-----" not in content:
+        raise ConfigError(f"[proxy] ca_bundle = \"{path}\": not a PEM certificate file "
+                          f"(no BEGIN CERTIFICATE line)")
+    return [RenderedFile(EXTRA_CA_PATH, content, 0o644, "root", "root")]
+
+
+def render_to_dir(cfg: AppConfig, out_dir: str | Path, host: dict | None = None,
+                  mask_secrets: bool = True) -> list[Path]:
+    """Write the rendered files under OUT_DIR (OUT_DIR/etc/..., OUT_DIR/srv/...) for review.
+
+    Secret values are masked unless ``mask_secrets=False``. Returns the written paths.
+    """
+    out_dir = Path(out_dir)
+    written = []
+    for rendered in render_all(cfg, host, mask_secrets=mask_secrets):
+        path = out_dir / rendered.path.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(rendered.content, encoding="utf-8")
+        os.chmod(path, rendered.mode)
+        written.append(path)
+    return written
