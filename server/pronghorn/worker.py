@@ -29,6 +29,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 
 from pronghorn import wsgi
 from pronghorn.filewrapper import FileWrapper
@@ -401,8 +402,12 @@ class HttpConnection(asyncio.Protocol):
         try:
             requests = self.parser.feed(data)
         except HTTPError as exc:
-            self.queue.append(exc)
+            # Requests completed before the bad bytes are answered first, in order.
+            requests = getattr(exc, "requests", None)
+            if requests:
+                self.queue.extend(requests)
             requests = None
+            self.queue.append(exc)
         if requests:
             self.queue.extend(requests)
         if not self.busy:
@@ -555,7 +560,9 @@ class HttpConnection(asyncio.Protocol):
         if isinstance(exc, wsgi.ResponseError):
             self.log.error("bad response from the app for %s %s: %s", req.method, req.target, exc)
         else:
-            self.log.exception("error handling %s %s", req.method, req.target)
+            # Formatted here: in threaded mode this runs in the loop, away from the exception.
+            self.log.error("error handling %s %s\n%s", req.method, req.target,
+                           "".join(traceback.format_exception(exc)).rstrip())
         self.busy = False
         if not resp.headers_sent and not self.closed:
             self.transport.write(wsgi.error_response(500, ""))
@@ -680,6 +687,7 @@ class HttpConnection(asyncio.Protocol):
         except Exception as exc:
             if result is not None:
                 wsgi.close_iterable(result, self.log)
+            writer.flush()  # what was sent before the failure still goes out, then the close
             loop.call_soon_threadsafe(self._app_failed, req, resp, exc)
             return
         wsgi.close_iterable(result, self.log)
@@ -707,7 +715,7 @@ class HttpConnection(asyncio.Protocol):
     # --- sendfile ----------------------------------------------------------------------------
 
     def _sendfile_possible(self, resp):
-        return self.worker.use_sendfile and not resp.is_head and resp.status is not None
+        return self.worker.use_sendfile and resp.status is not None
 
     def _try_sendfile(self, req, env, resp, wrapper, started):
         """Inline path: send a FileWrapper'd real file with os.sendfile. False to iterate instead."""
@@ -736,6 +744,9 @@ class HttpConnection(asyncio.Protocol):
     def _start_sendfile(self, fd, offset, count, finished):
         if self.closed:
             finished(False)
+            return
+        if count == 0:  # HEAD, or an empty file
+            finished(True)
             return
         self.sendfile_state = state = _SendfileState(fd, offset, count, finished)
         if self.transport.get_write_buffer_size():
