@@ -307,6 +307,16 @@ def worker_class(value: Any) -> str:
     )
 
 
+def access_format(value: Any) -> str:
+    """'json', or a gunicorn access format whose atoms all exist."""
+    from pronghorn.logs import compile_format  # logs.py needs nothing from here
+
+    text = string(value)
+    if text.strip().lower() != "json":
+        compile_format(text)  # raises a ValueError naming the unknown atom
+    return text
+
+
 def loglevel(value: Any) -> str:
     return choice("debug", "info", "warning", "error", "critical")(value)
 
@@ -474,7 +484,7 @@ SETTINGS: tuple[Setting, ...] = (
     # -- logging
     S("accesslog", ("--access-logfile",), optional_string, None, "Access log file; '-' = stdout. "
       "Default: no access log.", "-", metavar="FILE", section="Logging"),
-    S("access_log_format", ("--access-logformat",), string, GUNICORN_ACCESS_FORMAT, "Access log "
+    S("access_log_format", ("--access-logformat",), access_format, GUNICORN_ACCESS_FORMAT, "Access log "
       "line format with gunicorn's atoms (h l u t r m U q H s B b f a T D M L p {header}i "
       "{header}o {var}e), or 'json' for one JSON object per line.", "json", metavar="FORMAT",
       section="Logging"),
@@ -588,6 +598,7 @@ class Config:
     def __init__(self, **overrides: Any) -> None:
         self.sources: dict[str, str] = {}
         self.config_file: str | None = None
+        self.argv: list[str] | None = None
         for setting in SETTINGS:
             setattr(self, setting.name, setting.default_value())
             self.sources[setting.name] = "default"
@@ -793,7 +804,7 @@ def _unknown_argument_message(arg: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def read_config_file(spec: str, base_dir: str | None = None) -> tuple[str, dict[str, Any]]:
+def read_config_file(spec: str) -> tuple[str, dict[str, Any]]:
     """Run a config file (or import python:module.name); return (label, its settings by name).
 
     Private helpers are skipped: names starting with '_', ALL_CAPS constants, imported modules,
@@ -806,8 +817,7 @@ def read_config_file(spec: str, base_dir: str | None = None) -> tuple[str, dict[
         except Exception as err:
             raise ConfigError(f"-c {spec}: cannot import config module {module_name!r}: {_exc_line(err)}") from None
         return spec, _config_names(vars(module), module.__name__)
-    path = spec if base_dir is None or os.path.isabs(spec) else os.path.join(base_dir, spec)
-    label = os.path.basename(path) if spec == DEFAULT_CONFIG_FILE else spec
+    path = label = spec
     try:
         with open(path, "rb") as handle:
             source = handle.read()
@@ -876,18 +886,19 @@ def load_config(argv: list[str] | None = None, environ: Mapping[str, str] | None
         env_args.pop(key, None)
 
     cfg = Config()
+    cfg.argv = argv  # the arbiter re-reads the same command line on HUP
     _apply_environment_defaults(cfg, environ)
 
     config_spec = cli.pop("config", None) or env_args.pop("config", None)
     env_args.pop("config", None)
     if config_spec is None:
         # Looked up in --chdir when given (as gunicorn, which changes directory first).
-        base = cli.get("chdir") or env_args.get("chdir") or os.getcwd()
-        if os.path.isfile(os.path.join(base, DEFAULT_CONFIG_FILE)):
-            config_spec = os.path.join(base, DEFAULT_CONFIG_FILE)
-            _apply_file(cfg, config_spec, DEFAULT_CONFIG_FILE)
+        base = cli.get("chdir") or env_args.get("chdir")
+        candidate = os.path.join(base, DEFAULT_CONFIG_FILE) if base else DEFAULT_CONFIG_FILE
+        if os.path.isfile(candidate):
+            _apply_file(cfg, candidate)
     else:
-        _apply_file(cfg, config_spec, config_spec)
+        _apply_file(cfg, config_spec)
 
     _apply_flags(cfg, env_args, f"{ENV_ARGS}: ")
     _apply_flags(cfg, cli, "")
@@ -920,7 +931,7 @@ def _apply_environment_defaults(cfg: Config, environ: Mapping[str, str]) -> None
         cfg.sources[setting.name] = f"environment {setting.env}"
 
 
-def _apply_file(cfg: Config, spec: str, shown: str) -> None:
+def _apply_file(cfg: Config, spec: str) -> None:
     label, names = read_config_file(spec)
     cfg.config_file = spec
     for name, value in names.items():
