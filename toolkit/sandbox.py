@@ -92,12 +92,20 @@ class Release:
     distro: str  # debian | ubuntu
     mirror_env: str  # environment variable that overrides the mirror
     default_mirror: str
-    keyring: str
+    default_keyring: str
     apt_sources: tuple[str, ...]  # the sources.list lines, with {mirror} and {suite} placeholders
 
     @property
     def mirror(self) -> str:
         return os.environ.get(self.mirror_env, self.default_mirror).rstrip("/")
+
+    @property
+    def keyring_env(self) -> str:
+        return self.mirror_env.replace("MIRROR", "KEYRING")
+
+    @property
+    def keyring(self) -> str:
+        return os.environ.get(self.keyring_env, self.default_keyring)
 
 
 _DEBIAN_SOURCES = (
@@ -476,7 +484,11 @@ def ensure_image(release: Release, log=print) -> Path:
     check_mirror(release)
     if not Path(release.keyring).exists():
         package = "ubuntu-keyring" if release.distro == "ubuntu" else "debian-archive-keyring"
-        raise SandboxError(f"{release.keyring} is missing: `apt-get install -y {package}`")
+        raise SandboxError(
+            f"{release.keyring} is missing, so debootstrap cannot check the {release.distro} archive's "
+            f"signatures: `apt-get update && apt-get install -y {package}`, or set "
+            f"{release.keyring_env}=PATH to that keyring file"
+        )
     final.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_builds(final)
     build = Path(tempfile.mkdtemp(prefix=f".{final.name}.build-", dir=final.parent))
@@ -650,8 +662,15 @@ def _teardown_network(name: str, index: int) -> None:
     # Deleting the namespace destroys the container end of the veth, and with it the host end.
     if Path(f"/run/netns/{netns_name(name)}").exists():
         _run(["ip", "netns", "delete", netns_name(name)])
-    if Path(f"/sys/class/net/{veth_name(index)}").exists():
-        _run(["ip", "link", "delete", veth_name(index)])
+    # The kernel removes the host end asynchronously; delete it ourselves only if it lingers.
+    link = Path(f"/sys/class/net/{veth_name(index)}")
+    deadline = time.monotonic() + 5
+    while link.exists() and time.monotonic() < deadline:
+        subprocess.run(["ip", "link", "delete", veth_name(index)], capture_output=True)
+        time.sleep(0.1)
+    if link.exists():
+        raise SandboxError(f"could not remove network interface {veth_name(index)}: try "
+                           f"`ip link delete {veth_name(index)}`, then run the command again")
 
 
 def render_tinyproxy_config(name: str, index: int, user: str, group: str) -> str:
