@@ -61,6 +61,7 @@ EXIT_APP_LOAD_ERROR = 4
 ABORT_GRACE = 5.0
 LOOP_TIMEOUT = 1.0
 MAX_QUEUED_SIGNALS = 10
+MAX_RESPAWN_DELAY = 10.0
 
 
 class HaltServer(Exception):
@@ -148,6 +149,8 @@ class Arbiter:
         self.generation = 0
         self.reload_in_progress = False
         self.ready_sent = False
+        self.boot_failures = 0
+        self.spawn_not_before = 0.0
         self.reexec_pid = 0             # the new master we started with USR2
         self.master_pid = 0             # the old master that started us with USR2
         self.pidfile = None
@@ -383,13 +386,16 @@ class Arbiter:
         if self.stopping:
             return
         current = self.current_workers()
-        for _ in range(self.num_workers - len(current)):
-            self.spawn_worker()
+        if len(current) < self.num_workers and time.monotonic() >= self.spawn_not_before:
+            for _ in range(self.num_workers - len(current)):
+                self.spawn_worker()
         if len(current) > self.num_workers:
             oldest_first = sorted(current, key=lambda r: r.age)
             for record in oldest_first[:len(current) - self.num_workers]:
                 self.stop_worker(record, signal.SIGTERM)
         current = self.current_workers()
+        if self.boot_failures and any(r.booted() for r in current):
+            self.boot_failures = 0
         if all(r.booted() for r in current):
             self.retire_previous_generations()
             if not self.ready_sent:
@@ -497,10 +503,23 @@ class Arbiter:
             record = self.WORKERS.pop(pid, None)
             if record is None:
                 continue
+            booted = record.booted()
             record.heartbeat.close()
             self.report_worker_exit(record, status)
             self.cfg.child_exit(self, record.worker)
             self.check_fatal_exit(record, status)
+            if not booted and not record.stopping and not self.stopping:
+                self.back_off_respawning()
+
+    def back_off_respawning(self):
+        """A worker that dies before serving would die again at once: wait longer each time
+        (0.1 s doubling up to 10 s) instead of forking in a tight loop."""
+        self.boot_failures += 1
+        delay = min(0.1 * 2 ** (self.boot_failures - 1), MAX_RESPAWN_DELAY)
+        self.spawn_not_before = time.monotonic() + delay
+        if self.boot_failures > 1:
+            self.log.warning("Workers keep exiting before they serve (%d in a row); next attempt "
+                             "in %.1fs (the reason is logged above)", self.boot_failures, delay)
 
     def report_worker_exit(self, record, status):
         if os.WIFSIGNALED(status):
