@@ -317,6 +317,19 @@ def access_format(value: Any) -> str:
     return text
 
 
+def log_file(value: Any) -> str | None:
+    """'-' (the console), None (off, access log only) or a file in an existing directory."""
+    if value is None or value == "-":
+        return value
+    path = string(value)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ValueError(f"the directory {directory} does not exist (create it, or use - for the console)")
+    if os.path.isdir(path):
+        raise ValueError(f"'{path}' is a directory, not a file")
+    return path
+
+
 def loglevel(value: Any) -> str:
     return choice("debug", "info", "warning", "error", "critical")(value)
 
@@ -482,13 +495,13 @@ SETTINGS: tuple[Setting, ...] = (
       "--reload (repeatable), e.g. templates or settings.", "templates/base.html", kind="append",
       metavar="FILE", section="Process"),
     # -- logging
-    S("accesslog", ("--access-logfile",), optional_string, None, "Access log file; '-' = stdout. "
+    S("accesslog", ("--access-logfile",), log_file, None, "Access log file; '-' = stdout. "
       "Default: no access log.", "-", metavar="FILE", section="Logging"),
     S("access_log_format", ("--access-logformat",), access_format, GUNICORN_ACCESS_FORMAT, "Access log "
       "line format with gunicorn's atoms (h l u t r m U q H s B b f a T D M L p {header}i "
       "{header}o {var}e), or 'json' for one JSON object per line.", "json", metavar="FORMAT",
       section="Logging"),
-    S("errorlog", ("--error-logfile", "--log-file"), string, "-", "Error log file; '-' = stderr.",
+    S("errorlog", ("--error-logfile", "--log-file"), log_file, "-", "Error log file; '-' = stderr.",
       "/var/log/app/error.log", metavar="FILE", section="Logging"),
     S("loglevel", ("--log-level",), loglevel, "info", "Error log level: debug, info, warning, "
       "error, critical.", "info", metavar="LEVEL", section="Logging"),
@@ -898,6 +911,11 @@ def load_config(argv: list[str] | None = None, environ: Mapping[str, str] | None
         if os.path.isfile(candidate):
             _apply_file(cfg, candidate)
     else:
+        chdir = cli.get("chdir") or env_args.get("chdir")
+        if chdir and not os.path.isabs(config_spec) and not config_spec.startswith("python:") \
+                and not os.path.exists(config_spec):
+            # gunicorn changes directory before reading -c, so a relative file may live there.
+            config_spec = os.path.join(chdir, config_spec)
         _apply_file(cfg, config_spec)
 
     _apply_flags(cfg, env_args, f"{ENV_ARGS}: ")

@@ -15,12 +15,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import json.encoder
 import logging
 import os
 import re
 import sys
 import time
-from datetime import datetime, timezone
 from typing import Any, Callable, TextIO
 
 LEVELS = {
@@ -56,13 +56,13 @@ class _Entry:
 # forge log lines or break the quoted fields (as Apache does).
 _ESCAPES = {i: f"\\x{i:02x}" for i in list(range(0x20)) + [0x7F]}
 _ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\"})
-_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f\x7f"\\]')
 
 
 def _clean(value: str) -> str:
-    if _NEEDS_ESCAPE.search(value):
-        return value.translate(_ESCAPES)
-    return value
+    # The common case (printable, no quote or backslash) is three C-level scans, no copy.
+    if value.isprintable() and '"' not in value and "\\" not in value:
+        return value
+    return value.translate(_ESCAPES)
 
 
 def _env(key: str, default: str = "-") -> Callable[[_Entry], str]:
@@ -205,23 +205,43 @@ def _atom(key: str) -> Callable[[_Entry], str]:
 # --------------------------------------------------------------------------------------------
 
 
+# The JSON line is assembled by hand from pre-escaped pieces: json.dumps of a dict costs several
+# times more, and the fields are fixed. Strings go through the json module's own C escaper.
+_quote: Callable[[str], str] = getattr(json.encoder, "c_encode_basestring_ascii", None) \
+    or json.encoder.encode_basestring_ascii
+_iso_cache: list[Any] = [None, ""]
+
+
+def _iso_time(now: float) -> str:
+    """2026-11-23T20:00:00.000+00:00 (UTC, milliseconds); the seconds part cached."""
+    second = int(now)
+    if _iso_cache[0] != second:
+        _iso_cache[0] = second
+        _iso_cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_iso_cache[1]}.{int((now - second) * 1000):03d}+00:00"
+
+
+def _json_str(value: Any) -> str:
+    return "null" if value is None else _quote(value)
+
+
 def json_line(entry: _Entry) -> str:
     env = entry.environ
     status = entry.status.split(" ", 1)[0]
-    record = {
-        "time": datetime.fromtimestamp(entry.now, timezone.utc).isoformat(timespec="milliseconds"),
-        "remote": env.get("REMOTE_ADDR"),
-        "method": env.get("REQUEST_METHOD"),
-        "path": env.get("PATH_INFO"),
-        "query": env.get("QUERY_STRING", ""),
-        "status": int(status) if status.isdigit() else status,
-        "bytes": entry.length,
-        "duration_ms": round(entry.duration * 1000, 3),
-        "ua": env.get("HTTP_USER_AGENT"),
-        "referer": env.get("HTTP_REFERER"),
-        "pid": os.getpid(),
-    }
-    return json.dumps(record, separators=(",", ":"))
+    length = entry.length
+    return (
+        f'{{"time":"{_iso_time(entry.now)}",'
+        f'"remote":{_json_str(env.get("REMOTE_ADDR"))},'
+        f'"method":{_json_str(env.get("REQUEST_METHOD"))},'
+        f'"path":{_json_str(env.get("PATH_INFO"))},'
+        f'"query":{_quote(env.get("QUERY_STRING", ""))},'
+        f'"status":{status if status.isdigit() else _quote(status)},'
+        f'"bytes":{"null" if length is None else int(length)},'
+        f'"duration_ms":{round(entry.duration * 1000, 3)!r},'
+        f'"ua":{_json_str(env.get("HTTP_USER_AGENT"))},'
+        f'"referer":{_json_str(env.get("HTTP_REFERER"))},'
+        f'"pid":{os.getpid()}}}'
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,7 +254,9 @@ class Logger:
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
-        self._error_logger = logging.getLogger(f"pronghorn.error.{id(self)}")
+        # A private logging.Logger, not one from logging.getLogger(): each Logger (the arbiter
+        # makes a new one on reload) owns its handlers, and none leak into the app's logging.
+        self._error_logger = logging.Logger("pronghorn.error")
         self._error_logger.propagate = False
         self._error_logger.setLevel(LEVELS.get(cfg.loglevel, logging.INFO))
         self._error_handler: logging.Handler | None = None
@@ -248,7 +270,7 @@ class Logger:
             self._render = lambda entry: "".join([part(entry) for part in parts])
         self._open_error_log()
         self._open_access_log()
-        if cfg.capture_output and cfg.errorlog != "-":
+        if cfg.capture_output and cfg.errorlog not in (None, "-"):
             self._capture_output()
 
     # -- error log
@@ -279,7 +301,7 @@ class Logger:
         self._error_logger.log(level, msg, *args)
 
     def _open_error_log(self) -> None:
-        if self.cfg.errorlog == "-":
+        if self.cfg.errorlog in (None, "-"):
             handler: logging.Handler = logging.StreamHandler(sys.stderr)
         else:
             # FileHandler flushes after every record: each line is on disk when written.
@@ -335,7 +357,7 @@ class Logger:
 
     def reopen_files(self) -> None:
         """Reopen the log files by name (after logrotate moved them); USR1 calls this."""
-        if self.cfg.errorlog != "-":
+        if self.cfg.errorlog not in (None, "-"):
             self._open_error_log()
             if self.cfg.capture_output:
                 self._capture_output()

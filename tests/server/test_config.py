@@ -468,3 +468,19 @@ def test_access_log_format_atoms_are_checked_at_load_time():
     assert error_of(["--access-logformat", "%(h)s %(zz)s", "a:b"]).startswith(
         "--access-logformat: unknown access log atom %(zz)s (allowed: h l u t r m U q H s B b f a T D M L p"
     )
+
+
+def test_log_files_need_an_existing_directory(tmp_path):
+    assert load(["--error-logfile", str(tmp_path / "e.log"), "--access-logfile", "-", "a:b"]).errorlog == str(
+        tmp_path / "e.log")
+    message = error_of(["--access-logfile", "/no/such/dir/access.log", "a:b"])
+    assert message == ("--access-logfile: the directory /no/such/dir does not exist "
+                       "(create it, or use - for the console) (expected e.g. --access-logfile -)")
+    assert "is a directory, not a file" in error_of(["--log-file", str(tmp_path), "a:b"])
+
+
+def test_relative_config_file_is_also_looked_for_in_chdir(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "prod.conf.py").write_text("workers = 8\n")
+    assert load(["--chdir", str(site), "-c", "prod.conf.py", "a:b"]).workers == 8

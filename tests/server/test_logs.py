@@ -233,3 +233,37 @@ def test_two_loggers_do_not_share_handlers(tmp_path):
     assert "to one" not in (tmp_path / "two.log").read_text()
     first.close()
     second.close()
+
+
+def test_capture_output_sends_prints_to_the_error_log(tmp_path):
+    """Runs in a child process: capture_output re-points fds 1 and 2."""
+    import pathlib
+    import subprocess
+    import sys
+
+    import pronghorn
+
+    script = (
+        "import os, sys\n"
+        "from pronghorn.config import Config\n"
+        "from pronghorn.logs import Logger\n"
+        f"log = Logger(Config(errorlog={str(tmp_path / 'error.log')!r}, capture_output=True))\n"
+        "log.info('started')\n"
+        "print('from print', flush=True)\n"
+        "os.write(2, b'from fd 2\\n')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(pathlib.Path(pronghorn.__file__).resolve().parents[1]))
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""
+    text = (tmp_path / "error.log").read_text()
+    assert "[INFO] started" in text and "from print" in text and "from fd 2" in text
+
+
+def test_json_with_non_ascii_and_missing_fields(logger_for):
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/caf\xe9", "HTTP_USER_AGENT": "na\xefve \u2603"}
+    record = json.loads(line(logger_for(access_log_format="json"), environ, status="200 OK", length=None))
+    assert record["path"] == "/caf\xe9" and record["ua"] == "na\xefve \u2603"
+    assert record["remote"] is None and record["referer"] is None and record["bytes"] is None
+    assert record["query"] == "" and record["status"] == 200
