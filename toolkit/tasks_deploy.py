@@ -1,22 +1,408 @@
 """The deploy toolkit's top-level invoke tasks: provision, deploy, rollback, releases, status,
-logs, restart, render, verify, and the `lock` collection.
+logs, restart, render, verify, and the `lock` collection (lock.status, lock.release).
 
-Each task is thin: it parses options, loads the app's deploy.toml and hands over to
-toolkit/ and roles/. `invoke --help TASK` shows a task's options.
+Each task is thin: it reads the app's deploy.toml (stopping with a clear message before any
+host is touched if it is wrong), then runs library code from toolkit/ and roles/ on each host
+in turn, stopping at the first host that fails, and prints a summary per host.
+
+`invoke --list` shows every task; `invoke --help deploy` shows one task's options.
 """
 
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from invoke import Collection, task
+from invoke.exceptions import Exit
+
+from toolkit import hosts as hosts_mod
+from toolkit.report import Reporter
+
+# Help texts shared by the tasks, written for someone deploying for the first time.
+HOST_HELP = ("where to deploy: user@host[:port], a name from ~/.ssh/config, or sandbox-NAME. "
+             "Repeat it or use commas for several hosts. Default: [app] hosts in deploy.toml")
+APP_HELP = "the app's folder, the one with deploy.toml in it (default: the current folder)"
+DRY_HELP = "only show what would change; change nothing on the host"
+
+CHECKS = Path(__file__).resolve().parent / "checks" / "test_site.py"
 
 
-@task(help={"app": "the app's directory, holding deploy.toml (default: the current directory)"})
+# ----------------------------------------------------------------------------------------------
+# Shared plumbing: config, hosts, errors
+# ----------------------------------------------------------------------------------------------
+
+def load_config(app: str, check_secrets: bool = True):
+    """deploy.toml of `app`, validated; any mistake stops here, before a host is contacted."""
+    from toolkit.config import ConfigError, load_app_config
+    from toolkit.render import render_all
+
+    try:
+        cfg = load_app_config(app)
+        if check_secrets:
+            # Renders every template locally once: a template or secret problem shows now.
+            render_all(cfg, mask_secrets=True)
+            from toolkit.render import resolve_secrets
+
+            resolve_secrets(cfg)
+    except ConfigError as exc:
+        raise Exit(f"error: {exc}", code=2)
+    return cfg
+
+
+def host_specs(host, cfg) -> list:
+    values = hosts_mod.split_hosts(host) or list(cfg.hosts)
+    if not values:
+        raise Exit("error: no host given. Say where to deploy with --host, e.g.\n"
+                   "  invoke deploy --host root@203.0.113.10\n"
+                   "  invoke deploy --host sandbox-demo      (after: invoke sandbox.up --name demo)\n"
+                   "or list hosts in deploy.toml: [app] hosts = [\"root@203.0.113.10\"]", code=2)
+    try:
+        return [hosts_mod.parse_host(v) for v in values]
+    except hosts_mod.HostError as exc:
+        raise Exit(f"error: {exc}\n  next: {exc.next_step}", code=2)
+
+
+def site_url(cfg, conn) -> str:
+    domain = cfg.domains[0] if cfg.domains else "_"
+    if domain == "_" or domain.startswith("*."):
+        return f"http://{hosts_mod.display_address(conn)}/"
+    return f"http://{domain}/"
+
+
+def explain(exc: BaseException, spec) -> tuple[str, str, str]:
+    """(message, what to type next, details) for an error on one host."""
+    from toolkit.config import ConfigError
+    from toolkit.release import DeployError
+    from toolkit.remote import RemoteError
+
+    host = str(spec)
+    if isinstance(exc, hosts_mod.HostError):
+        return str(exc), exc.next_step, ""
+    if isinstance(exc, DeployError):
+        return str(exc), exc.next_step.replace("HOST", host), exc.details
+    if isinstance(exc, ConfigError):
+        return str(exc), "fix deploy.toml, then run the same command again", ""
+    if isinstance(exc, RemoteError):
+        first, _, rest = str(exc).partition("\n")
+        return first, f"look at the output below; `invoke logs --host {host}` shows the app's log", rest
+    return f"{type(exc).__name__}: {exc}", "", ""
+
+
+def run_on_hosts(specs, rep: Reporter, work) -> None:
+    """Run `work(conn, spec)` on each host in turn; stop at the first failure; summarise.
+
+    `work` returns the site URL to show (or ""). Exits non-zero when a host failed.
+    """
+    failed = False
+    for i, spec in enumerate(specs):
+        rep.begin_host(str(spec))
+        try:
+            conn = hosts_mod.connect(spec)
+            try:
+                url = work(conn, spec)
+            finally:
+                conn.close()
+            rep.end_host(url or "")
+        except KeyboardInterrupt:
+            rep.fail_host("interrupted", f"if a deploy was running: invoke lock.release --host {spec}")
+            failed = True
+        except Exception as exc:  # every error becomes a message with a next step
+            message, next_step, details = explain(exc, spec)
+            if details:
+                rep.line("    " + details.replace("\n", "\n    "))
+            rep.fail_host(message, next_step)
+            failed = True
+        if failed:
+            for rest in specs[i + 1:]:
+                rep.skip_host(str(rest))
+            break
+    if len(specs) > 1 or rep.hosts and rep.hosts[0].steps:
+        rep.summary()
+    if failed:
+        raise Exit(code=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# The tasks
+# ----------------------------------------------------------------------------------------------
+
+@task(iterable=["host"], help={"host": HOST_HELP, "app": APP_HELP, "dry": DRY_HELP})
+def provision(c, host=None, app=".", dry=False):
+    """Prepare hosts for the app: packages, user, folders, systemd units, nginx (safe to re-run)."""
+    from roles.provision import provision as provision_host
+
+    cfg = load_config(app)
+    rep = Reporter(dry=dry)
+
+    def work(conn, spec):
+        provision_host(conn, cfg, rep, dry=dry)
+        return site_url(cfg, conn)
+
+    run_on_hosts(host_specs(host, cfg), rep, work)
+
+
+@task(iterable=["host"], help={
+    "host": HOST_HELP, "app": APP_HELP, "dry": DRY_HELP,
+    "force": "make a new release even when the host already runs exactly this code",
+})
+def deploy(c, host=None, app=".", dry=False, force=False):
+    """Provision, then release the app: upload, install, switch, health check (rolls back on failure)."""
+    from roles.provision import provision as provision_host
+    from toolkit.release import deploy_release
+
+    cfg = load_config(app)
+    rep = Reporter(dry=dry)
+
+    def work(conn, spec):
+        rep.stage("provisioning")
+        provision_host(conn, cfg, rep, dry=dry)
+        if dry and not _provisioned(conn, cfg):
+            rep.line("  (dry run: the release stages need a provisioned host; run without --dry)")
+            return ""
+        outcome = deploy_release(conn, cfg, rep, dry=dry, force=force)
+        if not dry:
+            rep.line(f"  live: releases/{outcome.release}")
+        return site_url(cfg, conn)
+
+    run_on_hosts(host_specs(host, cfg), rep, work)
+
+
+def _provisioned(conn, cfg) -> bool:
+    from toolkit.remote import q, sh
+
+    return sh(conn, f"test -d {q(cfg.releases_dir)}", check=False).ok
+
+
+@task(iterable=["host"], help={
+    "host": HOST_HELP, "app": APP_HELP,
+    "to": "the release to go back to, e.g. 20250101120000 (see `invoke releases`); "
+          "default: the good release before the current one",
+})
+def rollback(c, host=None, app=".", to=None):
+    """Go back to an earlier good release (the one before the current one, or --to RELEASE)."""
+    from toolkit.release import rollback as rollback_host
+
+    cfg = load_config(app, check_secrets=False)
+    rep = Reporter()
+
+    def work(conn, spec):
+        name = rollback_host(conn, cfg, rep, to=to)
+        rep.line(f"  live: releases/{name}")
+        return site_url(cfg, conn)
+
+    run_on_hosts(host_specs(host, cfg), rep, work)
+
+
+@task(iterable=["host"], help={"host": HOST_HELP, "app": APP_HELP})
+def releases(c, host=None, app="."):
+    """List the releases on the host: which is live, which are good, which failed."""
+    from toolkit.release import read_state
+
+    cfg = load_config(app, check_secrets=False)
+    rep = Reporter()
+
+    def work(conn, spec):
+        state = read_state(conn, cfg)
+        if not state.releases:
+            rep.line("  no releases yet: invoke deploy --host " + str(spec))
+        for r in reversed(state.releases):
+            mark = "*" if r.name == state.current else " "
+            verdict = r.state or "unfinished"
+            rep.line(f"  {mark} {r.name}  {verdict:<10}  venv {r.venv or '-'}")
+        if state.locked_by:
+            rep.line(f"  deploy lock held by {state.locked_by}")
+        rep.line("  (* = live; roll back with: invoke rollback --host " + f"{spec} [--to RELEASE])")
+        return ""
+
+    run_on_hosts(host_specs(host, cfg), rep, work)
+
+
+@task(iterable=["host"], help={"host": HOST_HELP, "app": APP_HELP})
+def status(c, host=None, app="."):
+    """Show whether the app runs: its units, the live release, and a health check through nginx."""
+    from toolkit.release import health_check, read_state
+    from toolkit.remote import q, sh
+
+    cfg = load_config(app, check_secrets=False)
+    rep = Reporter()
+
+    def work(conn, spec):
+        units = " ".join(q(u) for u in (cfg.socket_unit_name, cfg.unit_name, "nginx.service"))
+        out = sh(conn, f"for u in {units}; do echo \"$u $(systemctl is-enabled $u 2>/dev/null) "
+                       f"$(systemctl is-active $u 2>/dev/null)\"; done", check=False).stdout
+        for line in out.splitlines():
+            unit, *states = line.split()
+            rep.line(f"  {unit:<28} {' / '.join(states) or 'not installed'}")
+        state = read_state(conn, cfg)
+        rep.line(f"  live release: {state.current or 'none yet'}")
+        if state.locked_by:
+            rep.line(f"  deploy lock: held by {state.locked_by}")
+        with rep.step("health check") as st:
+            health = health_check(conn, cfg, timeout=5)
+            st.info(f"{health.status or 'no answer'} from {cfg.health.path} "
+                    f"(expected {cfg.health.expect})")
+            if not health.ok:
+                raise hosts_mod.HostError(f"the site does not answer as expected: {health.body[:300]}",
+                                          f"invoke logs --host {spec}")
+        return site_url(cfg, conn)
+
+    run_on_hosts(host_specs(host, cfg), rep, work)
+
+
+@task(iterable=["host"], help={
+    "host": HOST_HELP, "app": APP_HELP,
+    "n": "how many recent lines to show (default 50)",
+    "follow": "keep showing new lines as they come (stop with Ctrl-C)",
+})
+def logs(c, host=None, app=".", n=50, follow=False):
+    """Show the app's log (journalctl -u APP) from the host."""
+    from toolkit.remote import as_root, q
+
+    cfg = load_config(app, check_secrets=False)
+    specs = host_specs(host, cfg)
+    for spec in specs:
+        try:
+            conn = hosts_mod.connect(spec)
+        except hosts_mod.HostError as exc:
+            raise Exit(f"error: {exc}\n  next: {exc.next_step}", code=1)
+        if len(specs) > 1:
+            print(f"== {spec}")
+        cmd = f"journalctl -u {q(cfg.unit_name)} -n {int(n)} --no-pager" + (" -f" if follow else "")
+        try:
+            conn.run(as_root(conn, cmd), warn=True, pty=follow)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            conn.close()
+
+
+@task(iterable=["host"], help={"host": HOST_HELP, "app": APP_HELP})
+def restart(c, host=None, app="."):
+    """Restart the app's server (requests wait in the socket meanwhile), then health-check it."""
+    from toolkit.release import DeployError, health_check, journal, restart_script
+    from toolkit.remote import sh
+
+    cfg = load_config(app, check_secrets=False)
+    rep = Reporter()
+
+    def work(conn, spec):
+        with rep.step(f"restart {cfg.unit_name}") as st:
+            sh(conn, restart_script(cfg), what=f"systemctl restart {cfg.unit_name}", check=False)
+            st.changed()
+        with rep.step("health check") as st:
+            health = health_check(conn, cfg)
+            if not health.ok:
+                raise DeployError(f"the app answers {health.status or 'nothing'} after the restart",
+                                  f"invoke logs --host {spec}", health.body + "\n" + journal(conn, cfg))
+            st.info(f"{health.status} from {cfg.health.path}")
+        return site_url(cfg, conn)
+
+    run_on_hosts(host_specs(host, cfg), rep, work)
+
+
+@task(help={
+    "app": APP_HELP,
+    "out": "the local folder to write them into (default: rendered)",
+})
 def render(c, app=".", out="rendered"):
-    """Write every config file the deploy would install into a local folder, for review."""
-    from toolkit.config import load_app_config
+    """Write every config file a deploy would install into a local folder, for review."""
     from toolkit.render import render_to_dir
 
-    cfg = load_app_config(app)
-    render_to_dir(cfg, out)
-    print(f"wrote the configs for {cfg.name} under {out}/")
+    cfg = load_config(app, check_secrets=False)
+    written = render_to_dir(cfg, out)
+    for path in written:
+        print(f"  {path}")
+    print(f"wrote {len(written)} files for {cfg.name} under {out}/ (secret values masked)")
 
 
-lock = Collection("lock")
+@task(iterable=["host"], help={"host": HOST_HELP, "app": APP_HELP})
+def verify(c, host=None, app="."):
+    """Check a deployed host with testinfra: user, file modes, units, socket, nginx, the site."""
+    cfg = load_config(app, check_secrets=False)
+    failed = []
+    for spec in host_specs(host, cfg):
+        argv = [sys.executable, "-m", "pytest", str(CHECKS), "-q", "-p", "no:cacheprovider",
+                "-o", "addopts=", "--rootdir", str(CHECKS.parent), *testinfra_args(spec)]
+        env = dict(os.environ, PRONGHORN_APP_DIR=str(Path(app).resolve()))
+        print(f"== {spec}: testinfra checks ({CHECKS.relative_to(Path.cwd()) if _under_cwd(CHECKS) else CHECKS})")
+        if subprocess.run(argv, env=env).returncode != 0:
+            failed.append(str(spec))
+    if failed:
+        raise Exit(f"verify failed on {', '.join(failed)}: see the checks above; "
+                   f"`invoke status --host {failed[0]}` and `invoke logs --host {failed[0]}` help", code=1)
+
+
+def testinfra_args(spec) -> list[str]:
+    """--hosts (and --ssh-config for sandbox hosts) for pytest-testinfra's ssh backend."""
+    target = spec.host
+    if spec.user:
+        target = f"{spec.user}@{target}"
+    if spec.port:
+        target = f"{target}:{spec.port}"
+    args = [f"--hosts=ssh://{target}"]
+    config = hosts_mod.sandbox_ssh_config() if spec.sandbox_name else None
+    if config is not None and config.exists():
+        args.append(f"--ssh-config={config}")
+    return args
+
+
+def _under_cwd(path: Path) -> bool:
+    try:
+        path.relative_to(Path.cwd())
+        return True
+    except ValueError:
+        return False
+
+
+# ----------------------------------------------------------------------------------------------
+# lock.status, lock.release
+# ----------------------------------------------------------------------------------------------
+
+@task(name="status", iterable=["host"], help={"host": HOST_HELP, "app": APP_HELP})
+def lock_status(c, host=None, app="."):
+    """Show who holds the deploy lock on the host, if anyone."""
+    from toolkit.release import read_state
+
+    cfg = load_config(app, check_secrets=False)
+    rep = Reporter()
+
+    def work(conn, spec):
+        state = read_state(conn, cfg)
+        rep.line(f"  held by {state.locked_by}" if state.locked_by else "  free")
+        return ""
+
+    run_on_hosts(host_specs(host, cfg), rep, work)
+
+
+@task(name="release", iterable=["host"], help={"host": HOST_HELP, "app": APP_HELP})
+def lock_release(c, host=None, app="."):
+    """Remove a deploy lock left behind by a deploy that crashed or was interrupted."""
+    from toolkit.release import read_state, unlock
+
+    cfg = load_config(app, check_secrets=False)
+    rep = Reporter()
+
+    def work(conn, spec):
+        state = read_state(conn, cfg)
+        with rep.step("deploy lock") as st:
+            if state.locked_by:
+                unlock(conn, cfg)
+                st.changed(f"removed (was held by {state.locked_by})")
+            else:
+                st.info("was not held")
+        return ""
+
+    run_on_hosts(host_specs(host, cfg), rep, work)
+
+
+lock = Collection("lock", lock_status, lock_release)
+
+# tasks.py does Collection.from_module(tasks_deploy). from_module adds only a module's Task
+# objects, not its Collections, unless the module defines `ns`: then it copies `ns`, sub-
+# collections included. So the tasks are listed here (which also keeps lock's tasks from
+# appearing a second time at the top level).
+ns = Collection(provision, deploy, rollback, releases, status, logs, restart, render, verify)
+ns.add_collection(lock)

@@ -1,0 +1,188 @@
+"""`--host` parsing and connecting: turns what a person types into a Fabric Connection.
+
+Accepted forms (several at once with a comma, or by repeating --host):
+
+    203.0.113.10            user from ~/.ssh/config, else your local user name (as ssh does)
+    deploy@203.0.113.10     an explicit user
+    deploy@example.com:2222 an explicit port
+    [2001:db8::1]:2222      IPv6 with a port (brackets needed only with a port)
+    web1                    a name from ~/.ssh/config
+    sandbox-NAME            a sandbox host made by `invoke sandbox.up --name NAME`
+
+Connecting checks the host at once and turns the usual failures (unknown name, no route,
+refused key) into a `HostError` whose message says what to type next.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+SANDBOX_PREFIX = "sandbox-"
+DEFAULT_CONNECT_TIMEOUT = 10
+
+
+class HostError(Exception):
+    """A host could not be used. `next_step` is what the person should try."""
+
+    def __init__(self, message: str, next_step: str = ""):
+        super().__init__(message)
+        self.next_step = next_step
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One parsed --host value."""
+
+    raw: str
+    host: str
+    user: str | None = None
+    port: int | None = None
+
+    @property
+    def sandbox_name(self) -> str | None:
+        """NAME for `sandbox-NAME`, else None."""
+        if self.host.startswith(SANDBOX_PREFIX) and len(self.host) > len(SANDBOX_PREFIX):
+            return self.host[len(SANDBOX_PREFIX):]
+        return None
+
+    def __str__(self) -> str:
+        return self.raw
+
+
+def split_hosts(values) -> list[str]:
+    """--host values (a string, or a list from a repeated option) -> one string per host."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    hosts = []
+    for value in values:
+        hosts.extend(part.strip() for part in str(value).split(",") if part.strip())
+    return hosts
+
+
+def parse_host(text: str) -> HostSpec:
+    """Parse `[user@]host[:port]` (IPv6 in brackets when a port follows)."""
+    raw = text.strip()
+    if not raw:
+        raise HostError("an empty --host was given", "give a host, e.g. --host root@203.0.113.10")
+    user = None
+    rest = raw
+    if "@" in rest:
+        user, rest = rest.rsplit("@", 1)
+        if not user:
+            raise HostError(f"--host {raw!r}: nothing before '@'", "write it as USER@HOST")
+    port = None
+    if rest.startswith("["):
+        end = rest.find("]")
+        if end == -1:
+            raise HostError(f"--host {raw!r}: '[' without ']'", "write IPv6 as [2001:db8::1]:22")
+        host, after = rest[1:end], rest[end + 1:]
+        if after:
+            if not after.startswith(":"):
+                raise HostError(f"--host {raw!r}: unexpected {after!r} after ']'",
+                                "write IPv6 as [2001:db8::1]:22")
+            port = _parse_port(raw, after[1:])
+    elif rest.count(":") == 1:
+        host, port_text = rest.split(":")
+        port = _parse_port(raw, port_text)
+    else:
+        host = rest  # a name, an IPv4 address, or a bare IPv6 address (several colons)
+    if not host or any(ch.isspace() for ch in host) or "/" in host:
+        raise HostError(f"--host {raw!r}: {host!r} is not a host name or address",
+                        "give a host, e.g. --host root@203.0.113.10 or --host sandbox-dev1")
+    return HostSpec(raw=raw, host=host, user=user, port=port)
+
+
+def _parse_port(raw: str, text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise HostError(f"--host {raw!r}: port {text!r} is not a number from 1 to 65535",
+                        "write it as HOST:PORT, e.g. example.com:2222")
+    return int(text)
+
+
+def parse_hosts(values) -> list[HostSpec]:
+    return [parse_host(h) for h in split_hosts(values)]
+
+
+# -- connecting ---------------------------------------------------------------------------------
+
+def sandbox_ssh_config() -> Path | None:
+    """The ssh config generated for sandbox hosts (toolkit/sandbox.py owns it), if there is one."""
+    try:
+        from toolkit import sandbox
+    except ImportError:
+        return None
+    for attr in ("ssh_config_path", "SSH_CONFIG", "SSH_CONFIG_PATH"):
+        value = getattr(sandbox, attr, None)
+        if callable(value):
+            value = value()
+        if value:
+            return Path(value)
+    return None
+
+
+def make_connection(spec: HostSpec, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT):
+    """A Fabric Connection for `spec` (not yet opened). Sandbox names use the sandbox ssh config."""
+    from fabric import Config, Connection
+
+    ssh_config = sandbox_ssh_config() if spec.sandbox_name else None
+    if ssh_config is not None and ssh_config.exists():
+        config = Config(runtime_ssh_path=str(ssh_config))
+    else:
+        config = Config()
+    kwargs = {"config": config, "connect_timeout": connect_timeout}
+    if spec.user:
+        kwargs["user"] = spec.user
+    if spec.port:
+        kwargs["port"] = spec.port
+    conn = Connection(spec.host, **kwargs)
+    conn.spec = spec  # kept for messages ("what to type next")
+    return conn
+
+
+def connect(spec: HostSpec, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT):
+    """Open a connection to `spec` now, or raise HostError saying what to do next."""
+    conn = make_connection(spec, connect_timeout)
+    try:
+        conn.open()
+    except Exception as exc:  # paramiko and socket raise many types; each is explained below
+        raise explain_connect_error(spec, conn, exc) from exc
+    return conn
+
+
+def explain_connect_error(spec: HostSpec, conn, exc: Exception) -> HostError:
+    """Turn a connection failure into a message with a next step a beginner can type."""
+    import paramiko
+
+    where = f"{conn.user}@{conn.host}" + (f":{conn.port}" if conn.port != 22 else "")
+    if spec.sandbox_name:
+        fix = f"invoke sandbox.up --name {spec.sandbox_name}"
+        if isinstance(exc, paramiko.AuthenticationException):
+            return HostError(f"sandbox host {spec.host} refused the toolkit's ssh key", fix)
+        return HostError(f"cannot reach sandbox host {spec.host} ({_reason(exc)}); "
+                         "is it running?", fix)
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return HostError(f"{where}: the host key changed since you last connected",
+                         f"if the host was reinstalled: ssh-keygen -R {conn.host}")
+    if isinstance(exc, paramiko.AuthenticationException):
+        return HostError(f"{where} refused the login ({_reason(exc)})",
+                         f"copy your key there first: ssh-copy-id {where}")
+    if isinstance(exc, socket.gaierror):
+        return HostError(f"cannot find a host named {conn.host!r} ({_reason(exc)})",
+                         "check the spelling, or add it to ~/.ssh/config")
+    return HostError(f"cannot reach {where} ({_reason(exc)})",
+                     f"check the address and that sshd runs there: ssh {where}")
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def display_address(conn) -> str:
+    """The address the host is reached at (after ssh config), for URLs in the summary."""
+    host = conn.host
+    return f"[{host}]" if ":" in host else host

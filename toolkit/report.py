@@ -1,0 +1,183 @@
+"""Progress output a person can follow: each step named, timed and marked ok / changed / failed,
+stage headings (starting, updating, publishing, finishing), and a final summary per host.
+
+Usage:
+
+    rep = Reporter()
+    rep.begin_host("sandbox-dev1")
+    with rep.step("apt packages") as st:
+        if missing:
+            install(missing)
+            st.changed(f"installed {', '.join(missing)}")
+    rep.end_host(url="http://10.77.1.2/")
+    rep.summary()
+
+A step that raises is marked `failed` and the exception goes on up; the caller decides what to
+print next (`rep.fail_host(...)`). Colours are used only when the output is a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+OK, CHANGED, FAILED, WOULD = "ok", "changed", "failed", "would change"
+
+_COLOURS = {OK: "32", CHANGED: "33", WOULD: "36", FAILED: "31"}
+
+
+@dataclass
+class Step:
+    """One named unit of work. Call `changed()` when it changed something on the host."""
+
+    name: str
+    dry: bool = False
+    status: str = OK
+    note: str = ""
+    seconds: float = 0.0
+
+    def changed(self, note: str = "") -> None:
+        self.status = WOULD if self.dry else CHANGED
+        if note:
+            self.note = note
+
+    def info(self, note: str) -> None:
+        """Add a short detail shown after the step (without marking it changed)."""
+        self.note = note
+
+    @property
+    def did_change(self) -> bool:
+        return self.status in (CHANGED, WOULD)
+
+
+@dataclass
+class HostResult:
+    """What happened on one host: counts, time, the URL, and on failure what to do next."""
+
+    host: str
+    steps: list[Step] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    seconds: float = 0.0
+    url: str = ""
+    error: str = ""
+    next_step: str = ""
+    skipped: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.steps if s.status == status)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error) or self.count(FAILED) > 0
+
+
+class Reporter:
+    """Prints steps as they finish and keeps per-host results for the final summary."""
+
+    def __init__(self, out=None, colour: bool | None = None, dry: bool = False):
+        self.out = out if out is not None else sys.stdout
+        if colour is None:
+            colour = hasattr(self.out, "isatty") and self.out.isatty()
+        self.colour = colour
+        self.dry = dry
+        self.hosts: list[HostResult] = []
+        self.current: HostResult | None = None
+
+    # -- printing -------------------------------------------------------------------------------
+
+    def _paint(self, text: str, status: str) -> str:
+        code = _COLOURS.get(status)
+        if not self.colour or not code:
+            return text
+        return f"\033[{code}m{text}\033[0m"
+
+    def line(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def stage(self, name: str) -> None:
+        """A heading for a group of steps (the release stages: starting, updating, ...)."""
+        self.line(f"  {name}")
+
+    # -- hosts ----------------------------------------------------------------------------------
+
+    def begin_host(self, host: str) -> HostResult:
+        self.current = HostResult(host)
+        self.hosts.append(self.current)
+        title = f"{host} (dry run: nothing will be changed)" if self.dry else host
+        self.line(f"== {title}")
+        return self.current
+
+    def _host(self) -> HostResult:
+        # Steps outside begin_host (e.g. a task run without hosts) still get recorded.
+        if self.current is None:
+            self.current = HostResult("local")
+            self.hosts.append(self.current)
+        return self.current
+
+    def end_host(self, url: str = "") -> None:
+        host = self._host()
+        host.seconds = time.monotonic() - host.started
+        host.url = url or host.url
+
+    def fail_host(self, error: str, next_step: str = "") -> None:
+        """Record that this host failed; `next_step` is the command or fix the person should try."""
+        host = self._host()
+        host.seconds = time.monotonic() - host.started
+        host.error = error
+        host.next_step = next_step
+        self.line(self._paint(f"  error: {error}", FAILED))
+        if next_step:
+            self.line(f"  next: {next_step}")
+
+    def skip_host(self, host: str) -> None:
+        """A host not attempted because an earlier one failed."""
+        self.hosts.append(HostResult(host, skipped=True))
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def step(self, name: str):
+        st = Step(name, dry=self.dry)
+        host = self._host()
+        host.steps.append(st)
+        start = time.monotonic()
+        try:
+            yield st
+        except BaseException:
+            st.status = FAILED
+            raise
+        finally:
+            st.seconds = time.monotonic() - start
+            self._print_step(st)
+
+    def _print_step(self, st: Step) -> None:
+        label = self._paint(f"{st.status:<8}", st.status)
+        note = f"  {st.note}" if st.note else ""
+        self.line(f"    {label} {st.name:<32} {st.seconds:6.2f}s{note}")
+
+    # -- summary --------------------------------------------------------------------------------
+
+    def summary(self) -> None:
+        self.line()
+        self.line("Summary")
+        for h in self.hosts:
+            if h.skipped:
+                self.line(f"  {h.host}: not attempted (an earlier host failed)")
+                continue
+            verdict = FAILED if h.failed else OK
+            changed = h.count(CHANGED) + h.count(WOULD)
+            word = "would change" if self.dry else "changed"
+            counts = f"{h.count(OK)} ok, {changed} {word}, {h.count(FAILED)} failed"
+            self.line(f"  {h.host}: {self._paint(verdict, verdict)}  {counts}  in {h.seconds:.1f}s")
+            if h.url and not h.failed:
+                self.line(f"    site: {h.url}")
+            if h.error:
+                self.line(f"    error: {h.error}")
+            if h.next_step:
+                self.line(f"    next: {h.next_step}")
+
+    @property
+    def failed(self) -> bool:
+        return any(h.failed for h in self.hosts)
