@@ -1,8 +1,8 @@
 """`pronghorn` and `python -m pronghorn`: read the settings, then check, print or run.
 
 Exit statuses: 0 ok (and --help, --version, --print-config, a passing --check-config),
-1 --check-config found a problem loading the app, 2 a bad flag or setting (one line on stderr,
-`pronghorn: error: ...`). A running server exits with whatever the arbiter decides.
+1 --check-config found a problem (in the settings or loading the app), 2 a bad flag or setting
+otherwise. Every error is one line on stderr: `pronghorn: error: ...`. A running server exits with whatever the arbiter decides.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> None:
         print(info)
         raise SystemExit(0)
     except ConfigError as err:
-        fail(str(err))
+        # --check-config promises 0 or 1 to the scripts that run it, whatever was wrong.
+        fail(str(err), 1 if "--check-config" in argv else EXIT_USAGE)
 
     if cfg.print_config:
         print("\n".join(print_config_lines(cfg)))

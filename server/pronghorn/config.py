@@ -280,6 +280,30 @@ def allowed_ips(value: Any) -> list[str]:
     return entries
 
 
+def proxy_trust(entries: list[str]) -> Callable[[str], bool]:
+    """A fast test 'is this peer address a trusted proxy?' for forwarded_allow_ips.
+
+    Exact addresses are a set lookup; networks (10.0.0.0/8) are checked only when present.
+    """
+    if "*" in entries:
+        return lambda address: True
+    exact = {e for e in entries if "/" not in e}
+    networks = [ipaddress.ip_network(e, strict=False) for e in entries if "/" in e]
+    if not networks:
+        return exact.__contains__
+
+    def trusted(address: str) -> bool:
+        if address in exact:
+            return True
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in networks)
+
+    return trusted
+
+
 def header_map(value: Any) -> dict[str, str]:
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -825,10 +849,18 @@ def read_config_file(spec: str) -> tuple[str, dict[str, Any]]:
     """
     if spec.startswith("python:"):
         module_name = spec[len("python:"):]
+        # A console script's sys.path starts at its bin/ directory; the module is looked for
+        # in the working directory too, as gunicorn puts it on sys.path before this.
+        added = os.getcwd() not in sys.path
+        if added:
+            sys.path.insert(0, os.getcwd())
         try:
             module = importlib.import_module(module_name)
         except Exception as err:
             raise ConfigError(f"-c {spec}: cannot import config module {module_name!r}: {_exc_line(err)}") from None
+        finally:
+            if added and os.getcwd() in sys.path:
+                sys.path.remove(os.getcwd())
         return spec, _config_names(vars(module), module.__name__)
     path = label = spec
     try:

@@ -78,9 +78,9 @@ def test_check_config_without_an_app_checks_only_the_settings(capsys):
     assert run_main(["--check-config", "-w", "2"], capsys)[:2] == (0, "config ok\n")
 
 
-def test_check_config_with_a_bad_setting_is_a_usage_error(capsys):
+def test_check_config_with_a_bad_setting_reports_it_and_exits_1(capsys):
     status, _, err = run_main(["--check-config", "-t", "soon", "app:app"], capsys)
-    assert status == 2 and err.startswith("pronghorn: error: --timeout: 'soon' is not a number of seconds")
+    assert status == 1 and err.startswith("pronghorn: error: --timeout: 'soon' is not a number of seconds")
 
 
 def test_run_hands_the_config_to_the_arbiter(monkeypatch, capsys):

@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import sys
 import textwrap
 
 import pytest
@@ -336,11 +337,17 @@ def test_default_config_file_is_looked_up_in_chdir(tmp_path):
     assert load(["--chdir", str(site), "a:b"]).workers == 6
 
 
-def test_config_file_from_a_module(tmp_path, monkeypatch):
+def test_config_file_from_a_module_in_the_working_directory(tmp_path, monkeypatch):
     (tmp_path / "deploy_settings.py").write_text("workers = 9\nkeepalive = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "deploy_settings", raising=False)
     cfg = load(["-c", "python:deploy_settings", "a:b"])
     assert (cfg.workers, cfg.keepalive) == (9, 1)
+    assert str(tmp_path) not in sys.path  # load_config leaves sys.path as it was
+    assert error_of(["-c", "python:no_such_settings", "a:b"]) == (
+        "-c python:no_such_settings: cannot import config module 'no_such_settings': "
+        "ModuleNotFoundError: No module named 'no_such_settings'"
+    )
 
 
 def test_unknown_setting_in_the_default_config_file(tmp_path):
@@ -484,3 +491,12 @@ def test_relative_config_file_is_also_looked_for_in_chdir(tmp_path):
     site.mkdir()
     (site / "prod.conf.py").write_text("workers = 8\n")
     assert load(["--chdir", str(site), "-c", "prod.conf.py", "a:b"]).workers == 8
+
+
+def test_proxy_trust_matches_addresses_and_networks():
+    trusted = config_module.proxy_trust(["127.0.0.1", "10.1.0.0/16", "fd00::/8"])
+    assert trusted("127.0.0.1") and trusted("10.1.200.3") and trusted("fd00::5")
+    assert not trusted("10.2.0.1") and not trusted("192.0.2.1") and not trusted("not-an-ip")
+    assert config_module.proxy_trust(["*"])("192.0.2.1")
+    plain = config_module.proxy_trust(["127.0.0.1", "::1"])
+    assert plain("::1") and not plain("127.0.0.2")
