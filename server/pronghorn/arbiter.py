@@ -445,6 +445,8 @@ class Arbiter:
                 self.log.exception("Worker failed to boot: %s", exc)
                 code = EXIT_BOOT_ERROR
             else:
+                if getattr(self.cfg, "reload", False):
+                    self.start_reloader()
                 worker.run()
         except SystemExit as exc:
             code = _exit_status(exc.code)
@@ -452,12 +454,28 @@ class Arbiter:
             self.log.exception("Exception in worker process")
             code = EXIT_ERROR
         finally:
+            try:
+                self.cfg.worker_exit(self, worker)
+            except Exception:
+                self.log.exception("worker_exit hook failed")
             for stream in (sys.stdout, sys.stderr):
                 try:
                     stream.flush()
                 except Exception:
                     pass
             os._exit(code)
+
+    def start_reloader(self):
+        """--reload (development): a changed source file stops this worker gracefully; the
+        master then starts a fresh one, which imports the new code."""
+        from pronghorn.reloader import Reloader, module_files
+        extra = list(getattr(self.cfg, "reload_extra_files", None) or [])
+
+        def restart(path):
+            self.log.info("%s changed; restarting the worker", path)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        Reloader(lambda: module_files() + extra, restart).start()
 
     def reset_signals_for_worker(self):
         for sig in self.SIGNALS + [signal.SIGCHLD]:
@@ -515,7 +533,8 @@ class Arbiter:
         """A worker that dies before serving would die again at once: wait longer each time
         (0.1 s doubling up to 10 s) instead of forking in a tight loop."""
         self.boot_failures += 1
-        delay = min(0.1 * 2 ** (self.boot_failures - 1), MAX_RESPAWN_DELAY)
+        cap = 2.0 if getattr(self.cfg, "reload", False) else MAX_RESPAWN_DELAY
+        delay = min(0.1 * 2 ** (self.boot_failures - 1), cap)
         self.spawn_not_before = time.monotonic() + delay
         if self.boot_failures > 1:
             self.log.warning("Workers keep exiting before they serve (%d in a row); next attempt "
@@ -550,6 +569,10 @@ class Arbiter:
             self.abandon_reload(what)
             return
         if self.stopping:
+            return
+        if getattr(self.cfg, "reload", False):
+            self.log.error("The worker could not start (%s); --reload is on, so pronghorn keeps "
+                           "retrying: fix the code and it will pick it up", what)
             return
         raise HaltServer(f"Shutting down: {what} in worker {record.pid} (exit code {code}); "
                          f"the reason is logged above. Restarting it would fail the same way.", code)

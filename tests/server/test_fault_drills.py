@@ -40,6 +40,8 @@ def app(environ, start_response):
     elif path == "/hang":
         time.sleep(60)
     body = ("%s %d" % (VERSION, os.getpid())).encode()
+    if path == "/env":
+        body = repr(os.environ.get(environ["QUERY_STRING"])).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 '''

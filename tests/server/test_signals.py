@@ -1,0 +1,163 @@
+"""Signals to the master of a real server, and the hooks that run around them.
+
+What operators rely on: INT/QUIT stop at once, TERM waits for requests only up to
+--graceful-timeout, USR1 lets logrotate move the log files, --pid and unix socket files are
+cleaned up, the gunicorn-named hooks run at the moments their names promise, and --reload
+restarts workers when a source file changes.
+"""
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "server"))
+
+from tests.server.harness import start  # noqa: E402
+from tests.server.test_arbiter import child_pids, wait_for  # noqa: E402
+from tests.server.test_fault_drills import get, write_app  # noqa: E402
+
+
+def start_drill(tmp_path, *args, **kwargs):
+    write_app(tmp_path)
+    return start("drillapp:app", "--chdir", str(tmp_path), *args, **kwargs)
+
+
+def in_background(func):
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(value=func()), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def test_int_stops_at_once_without_waiting_for_slow_requests(tmp_path):
+    srv = start_drill(tmp_path, "-w", "1", "--graceful-timeout", "60")
+    thread, result = in_background(lambda: get(srv.port, "/slow?30", timeout=60))
+    threading.Event().wait(0.5)   # the request is in the app
+    assert srv.stop(signal.SIGINT, timeout=20) == 0
+    thread.join(30)
+    assert result["value"][0] is None      # cut, not answered after 30 s
+    assert child_pids(srv.pid) == []
+
+
+def test_quit_is_a_fast_stop_too(tmp_path):
+    srv = start_drill(tmp_path, "-w", "2")
+    assert srv.stop(signal.SIGQUIT, timeout=20) == 0
+
+
+def test_term_gives_up_on_a_request_after_graceful_timeout(tmp_path):
+    srv = start_drill(tmp_path, "-w", "1", "--graceful-timeout", "1", "--timeout", "0")
+    thread, result = in_background(lambda: get(srv.port, "/slow?30", timeout=60))
+    threading.Event().wait(0.5)
+    assert srv.stop(signal.SIGTERM, timeout=25) == 0
+    thread.join(30)
+    assert result["value"][0] is None
+    assert "still running after --graceful-timeout" in srv.errors() or \
+        "graceful timeout" in srv.errors()
+
+
+def test_term_removes_the_pidfile_and_the_unix_socket(tmp_path):
+    pidfile = tmp_path / "run" / "app.pid"
+    pidfile.parent.mkdir()
+    sock = tmp_path / "app.sock"
+    srv = start_drill(tmp_path, "-w", "1", "--pid", str(pidfile), "-b", f"unix:{sock}")
+    assert pidfile.read_text().strip() == str(srv.pid)
+    assert sock.exists()
+    assert srv.stop(signal.SIGTERM) == 0
+    assert not pidfile.exists()
+    assert not sock.exists()
+    assert list(pidfile.parent.iterdir()) == []     # no temp file left from the atomic write
+
+
+def test_usr1_reopens_the_log_files_after_logrotate_moved_them(tmp_path):
+    access = tmp_path / "access.log"
+    srv = start_drill(tmp_path, "-w", "2", "--access-logfile", str(access))
+    try:
+        assert get(srv.port)[0] == 200
+        wait_for(lambda: access.exists() and "GET / " in access.read_text())
+        access.rename(tmp_path / "access.log.1")          # what logrotate does
+        os.kill(srv.pid, signal.SIGUSR1)
+        wait_for(lambda: access.exists(), timeout=10)
+        # both workers write to the new file now
+        for _ in range(20):
+            assert get(srv.port, "/after-rotate")[0] == 200
+        wait_for(lambda: "/after-rotate" in access.read_text())
+        assert "/after-rotate" not in (tmp_path / "access.log.1").read_text()
+    finally:
+        assert srv.stop() == 0
+
+
+HOOKS = '''
+LOG = {log!r}
+
+def _write(line):
+    with open(LOG, "a") as f:
+        f.write(line + "\\n")
+
+def on_starting(server): _write("on_starting")
+def when_ready(server): _write("when_ready %d" % len(server.WORKERS))
+def pre_fork(server, worker): _write("pre_fork %d" % worker.age)
+def post_fork(server, worker): _write("post_fork %d" % worker.age)
+def child_exit(server, worker): _write("child_exit %d" % worker.age)
+def worker_exit(server, worker): _write("worker_exit %d" % worker.age)
+def on_reload(server): _write("on_reload")
+def nworkers_changed(server, new, old): _write("nworkers_changed %d %d" % (old, new))
+def on_exit(server): _write("on_exit")
+'''
+
+
+def test_hooks_run_at_the_moments_their_names_promise(tmp_path):
+    log = tmp_path / "hooks.log"
+    config = tmp_path / "hooks.conf.py"
+    config.write_text(HOOKS.format(log=str(log)))
+    srv = start_drill(tmp_path, "-w", "1", "-c", str(config))
+    wait_for(lambda: log.exists() and "when_ready" in log.read_text())
+    os.kill(srv.pid, signal.SIGTTIN)
+    wait_for(lambda: "post_fork 2" in log.read_text())
+    os.kill(srv.pid, signal.SIGHUP)
+    wait_for(lambda: "child_exit 2" in log.read_text())
+    assert srv.stop() == 0
+    lines = log.read_text().splitlines()
+    assert lines[:4] == ["on_starting", "pre_fork 1", "post_fork 1", "when_ready 1"] or \
+        lines[:4] == ["on_starting", "pre_fork 1", "when_ready 1", "post_fork 1"]
+    assert "nworkers_changed 1 2" in lines
+    # HUP: on_reload, then the new generation - back to the configured single worker (age 3),
+    # as TTIN's change does not outlive a reload - starts before the old ones (1, 2) exit
+    reload_at = lines.index("on_reload")
+    assert lines.index("pre_fork 3") > reload_at
+    assert lines.index("post_fork 3") < lines.index("child_exit 1")
+    assert "pre_fork 4" not in lines
+    assert {"worker_exit 1", "worker_exit 2", "worker_exit 3"} <= set(lines)
+    assert lines[-1] == "on_exit"
+
+
+def rewrite_until(write, predicate, attempts=10):
+    """Write a file, and write it again until ``predicate`` holds: the reloader polls once a
+    second and only notices changes to files it has already seen, so one write can land before
+    a fresh worker has recorded the file."""
+    for _ in range(attempts):
+        write()
+        try:
+            return wait_for(predicate, timeout=3)
+        except AssertionError:
+            continue
+    raise AssertionError(f"no reload after {attempts} writes")
+
+
+def test_reload_flag_restarts_the_worker_when_the_app_file_changes(tmp_path):
+    srv = start_drill(tmp_path, "-w", "1", "--reload")
+    app_file = tmp_path / "drillapp.py"
+    try:
+        assert get(srv.port)[1].startswith("v1 ")
+        rewrite_until(lambda: write_app(tmp_path, version="v2"),
+                      lambda: get(srv.port)[1].startswith("v2 "))
+        # a syntax error does not stop a development server: it waits for the fix
+        rewrite_until(lambda: app_file.write_text("def app(:\n"),
+                      lambda: "keeps retrying" in srv.errors())
+        rewrite_until(lambda: write_app(tmp_path, version="v3"),
+                      lambda: get(srv.port)[1].startswith("v3 "))
+    finally:
+        assert srv.stop() == 0
