@@ -500,3 +500,42 @@ def test_proxy_trust_matches_addresses_and_networks():
     assert config_module.proxy_trust(["*"])("192.0.2.1")
     plain = config_module.proxy_trust(["127.0.0.1", "::1"])
     assert plain("::1") and not plain("127.0.0.2")
+
+
+# -- drop-in for gunicorn: checked against the gunicorn installed next to us -------------------
+
+PRONGHORN_ONLY = {"max_worker_memory", "header_timeout", "body_timeout", "limit_request_body"}
+DIFFERENT_DEFAULTS = {"keepalive", "sendfile", "chdir", "pythonpath", "user", "group",
+                      "forwarded_allow_ips"}  # documented choices, or the same meaning in another type
+
+
+def gunicorn_settings():
+    gunicorn_config = pytest.importorskip("gunicorn.config")
+    return {s.name: s for s in gunicorn_config.KNOWN_SETTINGS}
+
+
+def test_every_shared_setting_keeps_gunicorns_name_flags_and_default():
+    theirs = gunicorn_settings()
+    for setting in config_module.SETTINGS:
+        if setting.name in PRONGHORN_ONLY:
+            assert setting.name not in theirs
+            continue
+        assert setting.name in theirs, f"{setting.name} is not a gunicorn setting name"
+        assert set(theirs[setting.name].cli or ()) <= set(setting.flags), setting.name
+        if setting.name not in DIFFERENT_DEFAULTS:
+            assert setting.default == theirs[setting.name].default, setting.name
+
+
+def test_hooks_have_gunicorns_names_and_parameter_counts():
+    import inspect
+
+    theirs = gunicorn_settings()
+    for hook in config_module.HOOKS:
+        assert len(inspect.signature(theirs[hook.name].default).parameters) == len(hook.params), hook.name
+
+
+def test_refused_settings_are_real_gunicorn_settings():
+    theirs = gunicorn_settings()
+    for name, (flags, _, _) in config_module.REFUSED.items():
+        assert name in theirs, name
+        assert set(theirs[name].cli or ()) <= set(flags), name
