@@ -33,6 +33,7 @@ class HostFacts:
     unit_active: dict[str, str] = field(default_factory=dict)
     python_version: str = ""
     env: dict[str, str] = field(default_factory=dict)  # the app's current shared/.env
+    locked_by: str = ""  # who holds the deploy lock (/srv/APP/.deploy-lock/who), if anyone
 
     def fact(self, path: str) -> FileFact:
         return self.files.get(str(path)) or FileFact(str(path), exists=False)
@@ -56,6 +57,8 @@ def facts_script(cfg, paths=(), packages=BASE_PACKAGES, units=(), env_file="") -
                          + " ".join(q(p) for p in packages) + " 2>/dev/null"),
         _section("passwd", f"getent passwd {name}"),
         _section("group", f"getent group {name} | cut -d: -f1"),
+        _section("lock", f"[ -d {q(cfg.base_dir)}/.deploy-lock ] && "
+                         f"{{ cat {q(cfg.base_dir)}/.deploy-lock/who 2>/dev/null || echo '(no details)'; }}; true"),
         _section("python", "python3 -c 'import sys; print(\"%d.%d.%d\" % sys.version_info[:3])' "
                            "2>/dev/null"),
     ]
@@ -95,6 +98,7 @@ def parse(stdout: str) -> HostFacts:
             f.passwd[fields[0]] = fields
     f.groups = {g.strip() for g in sections.get("group", []) if g.strip()}
     f.python_version = (sections.get("python") or [""])[0].strip()
+    f.locked_by = " ".join(line.strip() for line in sections.get("lock", []) if line.strip())
     for key, target in (("enabled", f.unit_enabled), ("active", f.unit_active)):
         for line in sections.get(key, []):
             unit, _, state = line.partition(" ")

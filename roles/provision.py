@@ -57,6 +57,12 @@ def provision(c, cfg, rep, dry=False) -> int:
     with rep.step("read the host's state") as st:
         facts = read_facts(c, cfg, planned)
         check_os(facts)
+        if facts.locked_by and not dry:
+            from toolkit.release import LockHeld
+
+            raise LockHeld(f"another deploy holds the lock: {facts.locked_by}",
+                           "wait for it to finish; if it crashed, remove the lock with "
+                           "`invoke lock.release --host HOST`")
         st.info(f"{facts.os_id} {facts.os_version}, python {facts.python_version or 'missing'}")
     files = render_for(cfg, facts)
     changed = 0

@@ -68,6 +68,9 @@ def parse_host(text: str) -> HostSpec:
     raw = text.strip()
     if not raw:
         raise HostError("an empty --host was given", "give a host, e.g. --host root@203.0.113.10")
+    if "://" in raw:
+        raise HostError(f"--host {raw!r} is a URL; give the host only",
+                        "e.g. --host root@203.0.113.10 or --host example.com:2222")
     user = None
     rest = raw
     if "@" in rest:

@@ -521,9 +521,15 @@ def health_check(c, cfg, timeout: float | None = None) -> Health:
     return Health(result.exited == 0, status, "\n".join(lines[1:]).strip())
 
 
-def journal(c, cfg, lines: int = 30) -> str:
-    return sh(c, f"journalctl -u {q(cfg.unit_name)} -n {lines} --no-pager -o short-iso 2>&1 || true",
-              check=False).stdout
+def journal(c, cfg, lines: int = 30, since: float | None = None) -> str:
+    """The service's last log lines, access-log lines left out (they drown the error)."""
+    window = f"--since @{int(since) - 1}" if since else "-n 400"
+    out = sh(c, f"journalctl -u {q(cfg.unit_name)} {window} --no-pager -o short-iso 2>&1 || true",
+             check=False).stdout
+    kept = [line for line in out.splitlines() if '"method":' not in line]
+    if since and len(kept) <= 1:  # "-- No entries --": the host's clock may differ from ours
+        return journal(c, cfg, lines)
+    return "\n".join(kept[-lines:])
 
 
 def prune_plan(state: HostReleases, new_good: str, keep: int) -> tuple[list[str], list[str]]:
@@ -592,7 +598,7 @@ def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False) -> Outco
             st.info("taken")
     locked = not dry
     release = ""
-    switched = False
+    switched = 0.0
     try:
         rep.stage("updating")
         release = new_release_name({r.name for r in state.releases})
@@ -642,7 +648,7 @@ def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False) -> Outco
             if not result.ok:
                 raise DeployError(f"the new release cannot load {cfg.wsgi}: nothing was switched, "
                                   "the site still runs the previous release",
-                                  "fix the error below, then deploy again",
+                                  "fix the error shown above, then deploy again",
                                   _tail(result.stdout + result.stderr))
             st.info(cfg.wsgi)
         if cfg.framework == "django" and cfg.django:
@@ -659,18 +665,24 @@ def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False) -> Outco
 
         rep.stage("publishing")
         with rep.step("switch current") as st:
+            switched = time.time()
             sh(c, switch_script(cfg, release), what="switching current")
-            switched = True
             st.changed(f"current -> releases/{release}")
         with rep.step("restart the app") as st:
-            sh(c, restart_script(cfg), check=False)  # the health check judges the result
             st.changed(cfg.unit_name)
+            result = sh(c, restart_script(cfg), check=False)
+            if not result.ok:
+                # Type=notify: systemctl returns an error when the server exits instead of
+                # reporting READY (e.g. the app fails to import under the server).
+                raise DeployError(f"the new release did not start ({cfg.unit_name} failed)",
+                                  "see the journal shown above; fix it, then deploy again",
+                                  _tail(result.stdout + result.stderr, 5))
         with rep.step("health check") as st:
             health = health_check(c, cfg)
             if not health.ok:
                 raise DeployError(f"health check of http://{health_host(cfg)}{cfg.health.path} failed: "
                                   f"got {health.status or 'no answer'}, expected {cfg.health.expect}",
-                                  "see the reason below; fix it, then deploy again",
+                                  "see the reason shown above; fix it, then deploy again",
                                   health.body)
             st.info(f"{health.status} from {cfg.health.path}")
 
@@ -707,12 +719,17 @@ def _tail(text: str, lines: int = 25) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def _recover(c, cfg, rep, state: HostReleases, release: str, switched: bool, exc: BaseException) -> None:
+def _recover(c, cfg, rep, state: HostReleases, release: str, switched: float,
+             exc: BaseException) -> None:
     """After a failure: put the previous good release back if we switched, mark ours failed,
-    log, unlock. Adds the journal and what happened to the error."""
+    log, unlock. Adds the journal and what happened to the error. `switched` is when
+    `current` was switched (0: it was not)."""
+    switched_at = switched
     notes = []
     try:
         if switched:
+            # The journal first: after the rollback it fills with the old release's lines.
+            log = journal(c, cfg, 30, since=switched_at)
             previous = state.get(state.current)
             if previous and previous.good:
                 with rep.step(f"roll back to {previous.name}") as st:
@@ -725,7 +742,7 @@ def _recover(c, cfg, rep, state: HostReleases, release: str, switched: bool, exc
                                     f"but it answers {health.status or 'nothing'} too"))
             else:
                 notes.append("there is no previous good release to roll back to")
-            notes.append("journalctl -u " + cfg.unit_name + ":\n" + _tail(journal(c, cfg), 30))
+            notes.append("journalctl -u " + cfg.unit_name + ":\n" + log)
         sh(c, fail_script(cfg, release or "-", "failed" if release else "aborted"),
            what="recording the failure")
     except Exception as cleanup_exc:  # the original error matters more; mention this one

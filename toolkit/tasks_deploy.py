@@ -342,7 +342,8 @@ def testinfra_args(spec) -> list[str]:
         target = f"{spec.user}@{target}"
     if spec.port:
         target = f"{target}:{spec.port}"
-    args = [f"--hosts=ssh://{target}"]
+    # paramiko: one connection for every check (the ssh backend runs ssh once per command)
+    args = [f"--hosts=paramiko://{target}"]
     config = hosts_mod.sandbox_ssh_config() if spec.sandbox_name else None
     if config is not None and config.exists():
         args.append(f"--ssh-config={config}")

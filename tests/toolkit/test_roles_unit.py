@@ -1,0 +1,384 @@
+"""Role and release logic against facts and a fake host (no ssh): each role acts only where the
+host differs, `dry` changes nothing, the release bookkeeping keeps what rollback needs."""
+
+import io
+import tarfile
+from dataclasses import dataclass
+
+import pytest
+
+from roles import app_env, base, facts as facts_mod, layout, nginx, systemd, user
+from toolkit import release
+from toolkit.remote import FileFact, RemoteError, Result, file_differs, parse_file_facts, sha256_text
+from toolkit.report import Reporter
+
+
+@dataclass(frozen=True)
+class Proxy:
+    http: str = ""
+    https: str = ""
+    no_proxy: tuple = ()
+    ca_bundle: str = ""
+
+
+@dataclass(frozen=True)
+class Cfg:
+    name: str = "shop"
+    base_dir: str = "/srv/shop"
+    shared_dir: str = "/srv/shop/shared"
+    env_file: str = "/srv/shop/shared/.env"
+    unit_name: str = "shop.service"
+    socket_unit_name: str = "shop.socket"
+    log_dir: str = "/var/log/shop"
+    access_log: str = "journal"
+    proxy: Proxy = Proxy()
+
+
+@dataclass(frozen=True)
+class File:
+    path: str
+    content: str
+    mode: int = 0o644
+    owner: str = "root"
+    group: str = "root"
+
+
+class FakeHost:
+    """Records the scripts a role would run; answers with exit 0 (or what `answers` says)."""
+
+    def __init__(self, answers=None):
+        self.scripts = []
+        self.stdins = []
+        self.answers = answers or {}
+
+    def sh(self, c, script, what=None, check=True, stdin=None, timeout=None):
+        self.scripts.append(script)
+        self.stdins.append(stdin)
+        for needle, result in self.answers.items():
+            if needle in script:
+                if check and result.exited:
+                    raise RemoteError(what or "command", result.exited, result.stdout + result.stderr)
+                return result
+        return Result("", "", 0)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    host = FakeHost()
+    for module in ("roles.base", "roles.user", "roles.layout", "roles.systemd", "roles.nginx",
+                   "toolkit.remote"):
+        monkeypatch.setattr(module + ".sh", host.sh)
+    return host
+
+
+def rep():
+    return Reporter(out=io.StringIO())
+
+
+def fact(path, kind="file", mode=0o644, owner="root", group="root", content=None):
+    return FileFact(path, True, kind, mode, owner, group, sha256_text(content) if content is not None else "")
+
+
+CFG = Cfg()
+
+
+# -- facts ------------------------------------------------------------------------------------
+
+def test_facts_parse_every_section():
+    out = "\n".join([
+        "@@os", "debian 12", "@@now", "1700000000", "@@apt", "1699990000.5",
+        "@@pkgs", "python3 installed", "nginx not-installed", "tar installed",
+        "@@passwd", "shop:x:998:998:app:/srv/shop:/usr/sbin/nologin",
+        "@@group", "shop", "@@lock", "bob@laptop since today (pid 1)", "@@python", "3.11.2",
+        "@@env", "SECRET_KEY='abc'", 'QUOTED="a\\"b"', "# comment",
+        "@@enabled", "shop.socket enabled", "shop.service disabled",
+        "@@active", "shop.socket active", "@@files", "/etc/x\tfile\t640 root shop\tabc", "/nope\t-",
+    ])
+    f = facts_mod.parse(out)
+    assert (f.os_id, f.os_version, f.now, f.apt_lists_mtime) == ("debian", "12", 1700000000, 1699990000)
+    assert f.installed == {"python3", "tar"}
+    assert f.passwd["shop"][6] == "/usr/sbin/nologin"
+    assert f.groups == {"shop"}
+    assert f.locked_by == "bob@laptop since today (pid 1)"
+    assert f.env == {"SECRET_KEY": "abc", "QUOTED": 'a"b'}
+    assert f.unit_enabled == {"shop.socket": "enabled", "shop.service": "disabled"}
+    assert f.files["/etc/x"].mode == 0o640 and f.files["/etc/x"].group == "shop"
+    assert not f.files["/nope"].exists
+
+
+def test_file_differs_names_the_reason():
+    want = dict(content="hello\n", mode=0o600, owner="shop", group="shop")
+    assert file_differs(None, **want) == "missing"
+    assert file_differs(fact("/f", kind="dir"), **want) == "is a dir"
+    assert file_differs(fact("/f", content="old\n", mode=0o600, owner="shop", group="shop"), **want) == "content"
+    assert file_differs(fact("/f", content="hello\n", mode=0o644, owner="shop", group="shop"), **want) == "mode 644 -> 600"
+    assert file_differs(fact("/f", content="hello\n", mode=0o600), **want) == "owner root:root -> shop:shop"
+    assert file_differs(fact("/f", content="hello\n", mode=0o600, owner="shop", group="shop"), **want) == ""
+
+
+def test_file_facts_parse():
+    facts = parse_file_facts("/a\tdir\t755 root root\t-\n/b\t-\n")
+    assert facts["/a"].kind == "dir" and facts["/a"].sha256 == ""
+    assert not facts["/b"].exists
+
+
+# -- base -------------------------------------------------------------------------------------
+
+def facts_with(**kw):
+    f = facts_mod.HostFacts(now=1_000_000, apt_lists_mtime=1_000_000 - 60)
+    for key, value in kw.items():
+        setattr(f, key, value)
+    return f
+
+
+def test_packages_all_present_means_no_command(fake):
+    f = facts_with(installed=set(facts_mod.BASE_PACKAGES))
+    assert base.ensure_packages(None, CFG, rep(), facts=f) is False
+    assert fake.scripts == []
+
+
+def test_missing_package_with_fresh_lists_installs_without_update(fake):
+    f = facts_with(installed=set(facts_mod.BASE_PACKAGES) - {"nginx"})
+    assert base.ensure_packages(None, CFG, rep(), facts=f) is True
+    assert len(fake.scripts) == 1
+    assert "apt-get install" in fake.scripts[0] and "nginx" in fake.scripts[0]
+    assert "apt-get update" not in fake.scripts[0]
+
+
+def test_stale_lists_are_updated_first(fake):
+    f = facts_with(installed=set(), apt_lists_mtime=0)
+    assert base.apt_lists_stale(f)
+    base.ensure_packages(None, CFG, rep(), facts=f)
+    assert "apt-get update" in fake.scripts[0]
+
+
+def test_failed_install_on_fresh_lists_retries_after_update(fake):
+    fake.answers = {"apt-get install": Result("", "E: Unable to locate package", 100)}
+    f = facts_with(installed=set(facts_mod.BASE_PACKAGES) - {"nginx"})
+    with pytest.raises(RemoteError, match="Unable to locate package"):
+        base.ensure_packages(None, CFG, rep(), facts=f)
+    assert "apt-get update" not in fake.scripts[0]
+    assert "apt-get update" in fake.scripts[1]
+
+
+def test_dry_run_reports_but_runs_nothing(fake):
+    r = Reporter(out=io.StringIO(), dry=True)
+    f = facts_with(installed=set())
+    assert base.ensure_packages(None, CFG, r, dry=True, facts=f) is True
+    assert user.ensure_user(None, CFG, r, dry=True, facts=f) is True
+    assert layout.ensure_layout(None, CFG, r, dry=True, facts=f) is True
+    assert fake.scripts == []
+    assert "would change" in r.out.getvalue()
+
+
+# -- user and layout --------------------------------------------------------------------------
+
+def test_user_created_with_nologin_and_home():
+    note, script = user.user_script(CFG, facts_with())
+    assert "groupadd --system shop" in script
+    assert "useradd --system --gid shop --home-dir /srv/shop" in script
+    assert "--shell /usr/sbin/nologin" in script
+    assert note == "created group and user"
+
+
+def test_existing_user_with_wrong_shell_is_fixed_not_recreated():
+    f = facts_with(groups={"shop"}, passwd={"shop": "shop:x:998:998::/srv/shop:/bin/bash".split(":")})
+    note, script = user.user_script(CFG, f)
+    assert script == "usermod --shell /usr/sbin/nologin shop"
+
+
+def test_user_as_wanted_needs_nothing():
+    f = facts_with(groups={"shop"}, passwd={"shop": "shop:x:998:998::/srv/shop:/usr/sbin/nologin".split(":")})
+    assert user.user_script(CFG, f) == ("", "")
+
+
+def test_layout_fixes_only_what_differs():
+    wanted = layout.wanted_dirs(CFG)
+    files = {p: fact(p, "dir", mode, owner, group) for p, mode, owner, group in wanted}
+    files["/srv/shop/shared/media"] = fact("/srv/shop/shared/media", "dir", 0o700, "shop", "shop")
+    del files["/srv/shop/venvs"]
+    fixes, script = layout.layout_script(CFG, facts_with(files=files))
+    assert fixes == ["/srv/shop/shared/media", "/srv/shop/venvs"]
+    assert "install -d -m 755 -o shop -g shop /srv/shop/shared/media" in script
+    assert "install -d -m 755 -o root -g root /srv/shop/venvs" in script
+
+
+def test_file_access_log_gets_a_log_dir():
+    paths = [d[0] for d in layout.wanted_dirs(Cfg(access_log="file"))]
+    assert "/var/log/shop" in paths
+    assert "/var/log/shop" not in [d[0] for d in layout.wanted_dirs(CFG)]
+
+
+# -- files: app env, systemd, nginx -----------------------------------------------------------
+
+ENV = File("/srv/shop/shared/.env", "A='1'\n", 0o600, "shop", "shop")
+UNIT = File("/etc/systemd/system/shop.service", "[Service]\n")
+SOCK = File("/etc/systemd/system/shop.socket", "[Socket]\n")
+SITE = File("/etc/nginx/sites-available/shop.conf", "server {}\n")
+ALL = [ENV, UNIT, SOCK, SITE]
+
+
+def matching_facts(files, **kw):
+    return facts_with(files={f.path: fact(f.path, "file", f.mode, f.owner, f.group, f.content) for f in files},
+                      **kw)
+
+
+def test_app_env_writes_only_changed_files_in_one_tar(fake):
+    f = matching_facts([])
+    assert app_env.ensure_app_env(None, CFG, rep(), facts=f, files=ALL) is True
+    assert len(fake.scripts) == 1 and "tar -xzf -" in fake.scripts[0]
+    with tarfile.open(fileobj=io.BytesIO(fake.stdins[0])) as tar:
+        (member,) = tar.getmembers()
+        assert member.name == "srv/shop/shared/.env"
+        assert member.mode == 0o600 and member.uname == "shop"
+
+
+def test_app_env_as_wanted_runs_nothing(fake):
+    assert app_env.ensure_app_env(None, CFG, rep(), facts=matching_facts(ALL), files=ALL) is False
+    assert fake.scripts == []
+
+
+def test_units_unchanged_and_running_need_nothing(fake):
+    f = matching_facts(ALL, unit_enabled={"shop.socket": "enabled", "shop.service": "enabled"},
+                       unit_active={"shop.socket": "active"})
+    assert systemd.ensure_units(None, CFG, rep(), facts=f, files=ALL) is False
+    assert fake.scripts == []
+
+
+def test_changed_unit_reloads_systemd_once(fake):
+    f = matching_facts([ENV, SOCK, SITE], unit_enabled={"shop.socket": "enabled", "shop.service": "enabled"},
+                       unit_active={"shop.socket": "active"})
+    assert systemd.ensure_units(None, CFG, rep(), facts=f, files=ALL) is True
+    assert fake.scripts[-1] == "systemctl daemon-reload"
+
+
+def test_new_units_are_enabled_and_socket_started():
+    notes, script = systemd.activation_script(CFG, facts_with(), ["/etc/systemd/system/shop.socket"])
+    assert script.startswith("systemctl daemon-reload")
+    assert "systemctl enable --quiet shop.socket" in script
+    assert "systemctl start shop.socket" in script
+
+
+def test_nginx_plan_and_script():
+    f = matching_facts([], unit_active={"nginx.service": "active"})
+    f.files[nginx.DEFAULT_SITE] = fact(nginx.DEFAULT_SITE, "link")
+    to_write, links, remove_default = nginx.plan([SITE], f)
+    assert to_write == [SITE]
+    assert links == ["/etc/nginx/sites-enabled/shop.conf"]
+    assert remove_default
+    script = nginx.apply_script(to_write, links, remove_default, nginx_active=True)
+    # the config is tested before nginx reloads, and the old file comes back if the test fails
+    assert script.index("nginx -t") < script.index("systemctl reload nginx")
+    assert "mv -f /etc/nginx/sites-available/shop.conf.pronghorn-prev" in script
+
+
+def test_nginx_as_wanted_does_not_reload(fake):
+    f = matching_facts([SITE], unit_active={"nginx.service": "active"})
+    f.files["/etc/nginx/sites-enabled/shop.conf"] = fact("/etc/nginx/sites-enabled/shop.conf", "link")
+    assert nginx.ensure_site(None, CFG, rep(), facts=f, files=[SITE]) is False
+    assert fake.scripts == []
+
+
+def test_nginx_test_failure_is_reported(fake):
+    fake.answers = {"nginx -t": Result("nginx: [emerg] unknown directive\nnginx -t failed", "", 1)}
+    f = matching_facts([], unit_active={"nginx.service": "active"})
+    with pytest.raises(RemoteError) as err:
+        nginx.ensure_site(None, CFG, rep(), facts=f, files=[SITE])
+    assert "unknown directive" in str(err.value)
+
+
+# -- release bookkeeping ----------------------------------------------------------------------
+
+def state_of(*releases, current="", venvs=()):
+    st = release.HostReleases(provisioned=True, current=current, venvs=set(venvs))
+    st.releases = [release.ReleaseInfo(n, s, venv=v) for n, s, v in releases]
+    return st
+
+
+def test_parse_state():
+    out = "\n".join(["@@current", "releases/20250102000000", "@@releases",
+                     "20250101000000 good abc v1", "20250102000000 good def v2", "20250103000000 failed - v2",
+                     "@@venvs", "v1", "v2", "@@wheels", "pronghorn-0.1.0-py3-none-any.whl",
+                     "@@python", "3.11.2", "@@active", "active"])
+    st = release.parse_state(out)
+    assert st.current == "20250102000000"
+    assert [r.state for r in st.releases] == ["good", "good", "failed"]
+    assert st.releases[0].source_sha == "abc" and st.releases[2].source_sha == ""
+    assert st.previous_good().name == "20250101000000"
+    assert st.python_version == "3.11.2"
+    assert not st.locked_by
+
+
+def test_rollback_target_skips_failed_releases():
+    st = state_of(("1", "good", "a"), ("2", "failed", "a"), ("3", "good", "a"), current="3")
+    assert st.previous_good().name == "1"
+
+
+def test_prune_keeps_n_good_plus_current_previous_and_newest_failed():
+    st = state_of(("1", "good", "v1"), ("2", "good", "v1"), ("3", "failed", "v2"), ("4", "good", "v2"),
+                  ("5", "failed", "v3"), ("6", "good", "v4"), current="6", venvs=("v1", "v2", "v3", "v4", "v5"))
+    delete, venvs = release.prune_plan(st, "7", keep=2)
+    # good: 1 2 4 6 7 -> keep 6, 7 (keep=2); 6 is also the previous good; newest failed 5 kept
+    assert delete == ["1", "2", "3", "4"]
+    assert venvs == ["v1", "v2", "v5"]
+
+
+def test_prune_never_counts_failed_releases():
+    st = state_of(("1", "good", "v1"), ("2", "failed", "v1"), ("3", "failed", "v1"), current="1", venvs=("v1",))
+    delete, venvs = release.prune_plan(st, "4", keep=1)
+    assert "1" not in delete  # the previous good one is the rollback target
+    assert delete == ["2"]
+    assert venvs == []
+
+
+def test_release_names_sort_and_never_collide():
+    name = release.new_release_name(set())
+    assert len(name) == 14 and name.isdigit()
+    assert release.new_release_name({name}) == name + "-2" or release.new_release_name({name}) > name
+
+
+def test_package_excludes_vcs_caches_and_local_secrets(tmp_path):
+    (tmp_path / "app.py").write_text("app = 1\n")
+    for junk in (".git/config", "__pycache__/app.cpython-311.pyc", ".venv/bin/python", "x.pyc", ".env"):
+        path = tmp_path / junk
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("junk")
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "style.css").write_text("body{}")
+    pkg = release.package_dir(tmp_path, "releases/1", "shop")
+    with tarfile.open(fileobj=io.BytesIO(pkg.tar)) as tar:
+        names = {m.name: m for m in tar.getmembers()}
+    assert set(names) == {"releases/1/static", "releases/1/app.py", "releases/1/static/style.css"}
+    assert all(m.uname == "shop" for m in names.values())
+    assert pkg.files == 2
+
+
+def test_package_hash_follows_content_not_time(tmp_path):
+    (tmp_path / "app.py").write_text("a = 1\n")
+    first = release.package_dir(tmp_path, "releases/1", "shop").sha256
+    assert release.package_dir(tmp_path, "releases/2", "shop").sha256 == first
+    (tmp_path / "app.py").write_text("a = 2\n")
+    assert release.package_dir(tmp_path, "releases/3", "shop").sha256 != first
+
+
+def test_venv_hash_changes_with_each_input():
+    h = release.venv_hash(b"flask\n", b"wheel", "3.11.2", "python3")
+    assert release.venv_hash(b"flask\n", b"wheel", "3.11.2", "python3") == h
+    assert release.venv_hash(b"flask\ndjango\n", b"wheel", "3.11.2", "python3") != h
+    assert release.venv_hash(b"flask\n", b"wheel2", "3.11.2", "python3") != h
+    assert release.venv_hash(b"flask\n", b"wheel", "3.12.1", "python3") != h
+
+
+def test_switch_is_atomic_rename():
+    script = release.switch_script(CFG, "20250101000000")
+    assert script == ("ln -sfn releases/20250101000000 /srv/shop/current.new && "
+                      "mv -T /srv/shop/current.new /srv/shop/current")
+
+
+@pytest.mark.parametrize("domains, host", [(("_",), "localhost"), (("example.com", "www.example.com"), "example.com"),
+                                           (("*.example.com",), "www.example.com")])
+def test_health_check_host_header(domains, host):
+    @dataclass
+    class C:
+        domains: tuple
+    assert release.health_host(C(domains)) == host
