@@ -342,7 +342,12 @@ class Logger:
         entry = _Entry(environ, status, resp_headers, response_length, request_time, time.time())
         try:
             line = self._render(entry)
-            self._access_stream.write(line + "\n")  # type: ignore[union-attr]
+            stream = self._access_stream
+            stream.write(line + "\n")  # type: ignore[union-attr]
+            if not self._access_owned:
+                # stdout is block-buffered when it is a pipe (journald): flush so each line
+                # shows up when its request ends, as gunicorn's does.
+                stream.flush()  # type: ignore[union-attr]
         except Exception:
             # Logging must never take a request down; say so once per failure in the error log.
             self._error_logger.exception("cannot write the access log line")

@@ -267,3 +267,33 @@ def test_json_with_non_ascii_and_missing_fields(logger_for):
     assert record["path"] == "/caf\xe9" and record["ua"] == "na\xefve \u2603"
     assert record["remote"] is None and record["referer"] is None and record["bytes"] is None
     assert record["query"] == "" and record["status"] == 200
+
+
+def test_access_lines_to_a_stdout_pipe_are_not_held_in_a_buffer(tmp_path):
+    """Under systemd stdout is a pipe to journald; a line must arrive when its request ends."""
+    import pathlib
+    import subprocess
+    import sys
+
+    import pronghorn
+
+    script = (
+        "import sys, time\n"
+        "from pronghorn.config import Config\n"
+        "from pronghorn.logs import Logger\n"
+        "log = Logger(Config(accesslog='-', access_log_format='%(s)s %(U)s'))\n"
+        "log.access({'PATH_INFO': '/x'}, '204 No Content', [], 0, 0.0)\n"
+        "time.sleep(60)\n"  # stay alive: exiting would flush any buffer and hide the bug
+    )
+    env = dict(os.environ, PYTHONPATH=str(pathlib.Path(pronghorn.__file__).resolve().parents[1]))
+    env.pop("PYTHONUNBUFFERED", None)  # as under systemd: stdout to a pipe is block-buffered
+    child = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        import select
+
+        ready, _, _ = select.select([child.stdout], [], [], 20)
+        assert ready, "no access line within 20 s: it is stuck in a buffer"
+        assert child.stdout.readline() == "204 /x\n"
+    finally:
+        child.kill()
+        child.wait(timeout=30)
