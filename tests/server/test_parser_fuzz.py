@@ -136,15 +136,28 @@ def test_random_mutation_loop_bounded_by_count_and_time():
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_line_caches_never_change_a_result(seed):
-    """The validated-line caches are an optimisation only: cold and warm caches give equal results."""
+    """The line, head and chunk-size caches are an optimisation only: cold and warm caches agree."""
     rng = random.Random(seed)
+    limits = Limits()  # the head cache only serves heads checked under the same Limits object
     for _ in range(50):
         data = mutate(rng, seed)
-        parser_module._START_LINES.clear()
-        parser_module._FIELD_LINES.clear()
-        cold = outcome([data], Limits())
-        warm = outcome([data], Limits())
+        for cache in (parser_module._START_LINES, parser_module._FIELD_LINES, parser_module._HEADS,
+                      parser_module._CHUNK_SIZES):
+            cache.clear()
+        cold = outcome([data], limits)
+        warm = outcome([data], limits)
         assert cold == warm, data
+
+
+def test_a_cached_head_gives_fresh_mutable_objects():
+    limits = Limits()
+    data = SEEDS[0]
+    first = RequestParser(limits).feed(data)[0]
+    first.headers.append(("X-MUTATED", "1"))
+    first.trailers.append(("X-MUTATED", "1"))
+    second = RequestParser(limits).feed(data)[0]
+    assert ("X-MUTATED", "1") not in second.headers and second.trailers == []
+    assert second.body is not first.body
 
 
 def test_fast_path_and_reference_path_agree_on_valid_heads():

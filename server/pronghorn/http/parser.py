@@ -126,6 +126,13 @@ CACHED_LINE_MAX = 256
 CACHED_LINES = 1024
 _START_LINES: dict = {}
 _FIELD_LINES: dict = {}
+# Whole heads already parsed -> (Limits they were checked under, Request arguments). A keep-alive client
+# usually sends the same head again and again; a hit skips every check, which all depend only on the
+# head's bytes and the limits.
+CACHED_HEAD_MAX = 1024
+CACHED_HEADS = 256
+_HEADS: dict = {}
+_CHUNK_SIZES: dict = {}  # chunk-size lines without extensions ("1000\r") -> size
 _VALID_HOSTS: set[str] = set()  # Host values already validated (bounded; hosts repeat on every request)
 
 
@@ -324,22 +331,41 @@ class RequestParser:
     def _read_head(self, data, pos: int, out: list) -> int:
         """Parse a head starting at `pos`; return the position after what was consumed."""
         if self._scan == 0:
-            pos = self._skip_empty_lines(data, pos)
-            if pos >= len(data):
-                return pos
-        search_from = pos + self._scan - 2 if self._scan else pos
+            if data.startswith(b"\r\n", pos):
+                pos = self._skip_empty_lines(data, pos)
+                if pos >= len(data):
+                    return pos
+            search_from = pos
+        else:
+            search_from = pos + self._scan - 2
         end = data.find(b"\r\n\r\n", search_from)
         if end < 0:
             self.state = HEAD
             self._check_partial_head(data, pos)
             return pos
         self._scan = self._lines = self._empty_lines = 0
-        request = self._parse_head(bytes(data[pos:end]))
-        pos = end + 4
-        self._start_body(request, out)
-        return pos
+        head = data[pos:end]
+        if type(head) is not bytes:
+            head = bytes(head)
+        cached = _HEADS.get(head)
+        if cached is not None and cached[0] is self.limits:
+            # A head seen before under the same limits: already validated, only the objects are new.
+            method, target, path, raw_path, query, version, headers, length, chunked, keep_alive, \
+                expect, host, upgrade = cached[1]
+            request = Request(method, target, path, raw_path, query, version, list(headers), length,
+                              chunked, keep_alive, expect, host, upgrade)
+        else:
+            request = self._parse_head(head)
+        if not request.chunked and not request.content_length:  # no body to read
+            request.body = io.BytesIO()
+            self.state = IDLE
+            out.append(request)
+        else:
+            self._start_body(request)
+        return end + 4
 
     def _skip_empty_lines(self, data, pos: int) -> int:
+        """Skip the empty lines RFC 9112 §2.2 lets a client send before a request-line (bounded)."""
         while data.startswith(b"\r\n", pos):
             self._empty_lines += 1
             if self._empty_lines > MAX_EMPTY_LINES:
@@ -393,7 +419,10 @@ class RequestParser:
             raise self._field_too_long()
         if not crlf:
             raise HTTPError(400, "line ended by a bare LF: lines must end with CRLF (\\r\\n)")
-        return _parse_start_line(line[:-1]) if index == 0 else _parse_field_bytes(line[:-1])
+        content = bytes(line[:-1])
+        if index == 0:
+            return _START_LINES.get(content) or _parse_start_line(content)
+        return _FIELD_LINES.get(content) or _parse_field_bytes(content)
 
     def _line_too_long(self) -> HTTPError:
         return HTTPError(414, f"request-line longer than {self._max_line} bytes: shorten the URL")
@@ -423,7 +452,15 @@ class RequestParser:
             fields = [get(line) or _parse_field_bytes(line) for line in lines]
         except HTTPError:
             start, fields = self._parse_head_by_lines(head)
-        return self._build_request(start, fields)
+        request = self._build_request(start, fields)
+        if len(head) <= CACHED_HEAD_MAX:
+            if len(_HEADS) >= CACHED_HEADS:
+                _HEADS.clear()
+            r = request
+            _HEADS[head] = (self.limits, (r.method, r.target, r.path, r.raw_path, r.query, r.version,
+                                          tuple(r.headers), r.content_length, r.chunked, r.keep_alive,
+                                          r.expect_continue, r.host, r.upgrade))
+        return request
 
     def _check_line_lengths(self, lines: list) -> None:
         if len(lines[0]) > self._max_line or (
@@ -513,15 +550,10 @@ class RequestParser:
 
     # ------------------------------------------------------------------ bodies
 
-    def _start_body(self, request: Request, out: list) -> None:
+    def _start_body(self, request: Request) -> None:
         if request.chunked:
             self._chunk_state = _SIZE
             self._lines = 0
-        elif not request.content_length:
-            request.body = io.BytesIO()
-            self.state = IDLE
-            out.append(request)
-            return
         else:
             self._remaining = request.content_length
         self._request = request
@@ -569,6 +601,13 @@ class RequestParser:
                     break
                 self._read_chunk_size(data[pos:newline])
                 pos = newline + 1
+                left = self._chunk_left
+                if self._chunk_state == _DATA and end - pos >= left + 2 \
+                        and data[pos + left] == 13 and data[pos + left + 1] == 10:
+                    # The whole chunk and its CRLF are here: take them in one step.
+                    self._sink.write(data[pos:pos + left])
+                    pos += left + 2
+                    self._chunk_state = _SIZE
             elif state == _DATA_END:
                 if data[pos] != 13 or (pos + 1 < end and data[pos + 1] != 10):
                     raise HTTPError(400, "chunk data not followed by CRLF: the chunk size does not match "
@@ -596,11 +635,17 @@ class RequestParser:
             raise _chunk_line_too_long()
         if not crlf:
             raise HTTPError(400, "chunk-size line ended by a bare LF: lines must end with CRLF")
-        match = _CHUNK_LINE_RE.fullmatch(line, 0, len(line) - 1)
-        if match is None:
-            raise HTTPError(400, f"invalid chunk-size line {excerpt(line[:-1])}: expected hex digits "
-                                 "(at most 16), optional ';name=value' extensions, no spaces")
-        size = int(match.group(1), 16)
+        if type(line) is not bytes:
+            line = bytes(line)
+        size = _CHUNK_SIZES.get(line)
+        if size is None:
+            match = _CHUNK_LINE_RE.fullmatch(line, 0, len(line) - 1)
+            if match is None:
+                raise HTTPError(400, f"invalid chunk-size line {excerpt(line[:-1])}: expected hex digits "
+                                     "(at most 16), optional ';name=value' extensions, no spaces")
+            size = int(match.group(1), 16)
+            if not match.group(2):
+                _remember(_CHUNK_SIZES, line, size)
         if size == 0:
             self._chunk_state = _TRAILER
             return
