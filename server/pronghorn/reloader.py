@@ -86,3 +86,24 @@ class Reloader:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.check()
+
+
+def start_for(cfg, log, on_change: Callable[[str], None], interval: float = 1.0) -> Reloader | None:
+    """What a worker does for --reload: watch its modules and cfg.reload_extra_files.
+
+    Returns the started Reloader, or None when cfg.reload is off. on_change(path) is called in
+    the reloader thread after the change is logged; the worker should stop from there (as
+    gunicorn's does) so the arbiter starts a fresh one that imports the new code.
+    """
+    if not cfg.reload:
+        return None
+    extra = [os.path.abspath(path) for path in cfg.reload_extra_files]
+
+    def files() -> list[str]:
+        return module_files() + extra
+
+    def changed(path: str) -> None:
+        log.info("Worker reloading: %s modified", path)
+        on_change(path)
+
+    return Reloader(files, changed, interval).start()

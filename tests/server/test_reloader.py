@@ -117,3 +117,32 @@ def test_thread_reports_a_change_and_stops(tmp_path):
     finally:
         reloader.stop()
     assert not reloader._thread.is_alive()
+
+
+def test_start_for_is_off_without_reload():
+    from pronghorn.config import Config
+    from pronghorn.reloader import start_for
+
+    assert start_for(Config(), log=None, on_change=print) is None
+
+
+def test_start_for_watches_extra_files_and_logs_the_change(tmp_path):
+    from pronghorn.config import Config
+    from pronghorn.reloader import start_for
+
+    template = tmp_path / "base.html"
+    template.write_text("<p>")
+    messages, seen = [], threading.Event()
+
+    class Log:
+        def info(self, msg, *args):
+            messages.append(msg % args)
+
+    reloader = start_for(Config(reload=True, reload_extra_files=[str(template)]), Log(),
+                         lambda path: seen.set(), interval=0.01)
+    try:
+        touch_later(template)
+        assert seen.wait(timeout=10)
+    finally:
+        reloader.stop()
+    assert messages == [f"Worker reloading: {template} modified"]
