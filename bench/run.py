@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -152,6 +153,7 @@ class Measurement:
     error_detail: dict = field(default_factory=dict)
     rss_per_worker_mib: float = 0.0
     worker_processes: int = 0
+    wrk_cpu: float = 0.0        # CPUs wrk itself kept busy (1.0 = one core), the load generator's cost
     slow_clients: dict | None = None
     failure: str | None = None  # set when the server could not be measured
 
@@ -361,8 +363,11 @@ def write_wrk_script(scenario: Scenario, workdir: Path) -> Path:
 
 
 def run_wrk(registry, port: int, script: Path, seconds: int, cpus: str | None) -> dict:
+    """wrk's totals for one load run, plus the share of a CPU wrk itself used (`wrk_cpu`)."""
     argv = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency",
             "--timeout", WRK_TIMEOUT, "-s", str(script), f"http://{HOST}:{port}/"]
+    # wrk is the only child reaped in this window, so the children's CPU time that grows is its own.
+    before = children_cpu_seconds()
     proc = registry.start(pinned(argv, cpus), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         out, _ = proc.communicate(timeout=seconds + 30)
@@ -371,7 +376,14 @@ def run_wrk(registry, port: int, script: Path, seconds: int, cpus: str | None) -
     match = re.search(r"^BENCH-JSON (\{.*\})$", out, re.M)
     if not match:
         raise ServerFailed(f"wrk printed no result: {out.strip()[-300:]}")
-    return json.loads(match.group(1))
+    result = json.loads(match.group(1))
+    result["wrk_cpu"] = (children_cpu_seconds() - before) / seconds
+    return result
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def pinned(argv: list[str], cpus: str | None) -> list[str]:
@@ -451,6 +463,7 @@ def measure(registry, server: Server, scenario: Scenario, round_no: int, args, w
     m.errors = sum(m.error_detail.values())
     m.rss_per_worker_mib = rss.peak_per_worker / 2**20
     m.worker_processes = rss.workers
+    m.wrk_cpu = result["wrk_cpu"]
     return m
 
 
@@ -502,6 +515,7 @@ def summarize(results: list[Measurement], scenarios, servers) -> list[dict]:
                     errors=sum(m.errors for m in good),
                     rss_per_worker_mib=max(m.rss_per_worker_mib for m in good),
                     worker_processes=max(m.worker_processes for m in good),
+                    wrk_cpu=statistics.median(m.wrk_cpu for m in good),
                 )
                 if scenario.limit:
                     row["of_limit"] = row["rps"] / scenario.limit
@@ -520,7 +534,7 @@ def add_ratios(rows: list[dict]) -> None:
         if "rps" not in r:
             continue
         ours = by_key.get((r["scenario"], "pronghorn"))
-        if ours and "rps" in ours and r["rps"] > 0:
+        if ours and "rps" in ours and r["rps"] > 0 and r is not ours:
             r["pronghorn_ratio"] = ours["rps"] / r["rps"]
         hello = by_key.get(("hello", r["server"]))
         if r["scenario"] == "slow" and hello and hello.get("rps"):
@@ -536,7 +550,7 @@ def format_table(rows: list[dict], scenarios) -> str:
         out.append(f"\n{scenario.name}: {scenario.title}  ({WORKERS} workers, {scenario.threads} thread(s) a worker)")
         extra = "  of limit" if scenario.limit else "  of hello" if scenario.slow_clients else ""
         out.append(f"  {'server':<17} {'req/s':>10} {'p99 ms':>8} {'errors':>7} {'RSS/worker MiB':>15}"
-                   f" {'pronghorn x':>12}{extra}")
+                   f" {'wrk CPU':>8} {'pronghorn x':>12}{extra}")
         for r in srows:
             out.append(format_row(r, scenario))
     return "\n".join(out) + "\n"
@@ -545,13 +559,16 @@ def format_table(rows: list[dict], scenarios) -> str:
 def format_row(r: dict, scenario: Scenario) -> str:
     if "failure" in r:
         return f"  {r['server']:<17} {'FAILED':>10}  {r['failure']}"
-    ratio = f"{r['pronghorn_ratio']:.2f}x" if "pronghorn_ratio" in r else "n/a"
+    ratio = "-" if r["server"] == "pronghorn" else f"{r['pronghorn_ratio']:.2f}x" if "pronghorn_ratio" in r else "n/a"
     line = (f"  {r['server']:<17} {r['rps']:>10,.0f} {r['p99_ms']:>8.1f} {r['errors']:>7}"
-            f" {r['rss_per_worker_mib']:>15.1f} {ratio:>12}")
+            f" {r['rss_per_worker_mib']:>15.1f} {r['wrk_cpu']:>8.0%} {ratio:>12}")
     if scenario.limit:
         line += f"  {r['of_limit']:>8.0%}"
     elif scenario.slow_clients:
         line += f"  {r['of_hello']:>8.0%}" if "of_hello" in r else f"  {'n/a':>8}"
+    if "slow_clients_at_end" in r:
+        still = r["slow_clients_at_end"].get("open", {})
+        line += f"  (open at the end: {still.get('slowloris', 0)} slowloris, {still.get('idle', 0)} idle)"
     if r["rps"] == 0:
         # wrk reports no error when no request at all was answered: say it, or 0 errors would mislead.
         line += "  (no request answered: stalled)"
