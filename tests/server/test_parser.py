@@ -182,6 +182,18 @@ def test_feed_eof_mid_request_is_a_400(partial):
     assert caught.value.status == 400
 
 
+def test_requests_completed_before_an_error_ride_on_the_error():
+    parser = RequestParser()
+    with pytest.raises(HTTPError) as caught:
+        parser.feed(GET + GET + b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n")
+    assert [r.target for r in caught.value.requests] == ["/plaintext", "/plaintext"]
+    assert caught.value.status == 400
+
+
+def test_bytearray_input_is_accepted():
+    assert [r.target for r in RequestParser().feed(bytearray(GET + GET))] == ["/plaintext", "/plaintext"]
+
+
 def test_parser_refuses_further_input_after_an_error():
     parser = RequestParser()
     with pytest.raises(HTTPError):

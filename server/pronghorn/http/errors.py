@@ -10,6 +10,7 @@ safely, so nothing more is read from it.
 class HTTPError(Exception):
     """A request the server refuses: ``status`` (400, 413, 414, 417, 431, 501, 505) and a ``reason``.
 
+    ``requests`` lists the complete requests the failing ``feed()`` call had parsed before the error.
     ``reason`` says what was wrong and, where it helps, what the client should send instead. It never
     echoes more than a short excerpt of the offending bytes, so error responses and logs stay small.
     """
@@ -18,6 +19,9 @@ class HTTPError(Exception):
         super().__init__(status, reason)
         self.status = status
         self.reason = reason
+        # Set by RequestParser.feed(): the requests that same call completed before the bad bytes, so
+        # the caller can answer them (in order) before the error.
+        self.requests: list = []
 
     def __str__(self) -> str:
         return f"{self.status} {self.reason}"

@@ -7,7 +7,10 @@ never waits on the network. The parser never touches a socket, which makes it ea
 
 Strategy (read this first)
 --------------------------
-* Heads: find the blank line (``\r\n\r\n``) first, then split the head at CRLF (one C call). Each line
+* Heads: find the blank line (``\r\n\r\n``) first. A head already seen (same bytes, same `Limits`
+  object) is served from a bounded cache of parsed heads: every check depends only on those two, so a
+  keep-alive client repeating its head costs one dict lookup plus the new objects. Otherwise the head
+  is split at CRLF (one C call) and each line
   is looked up in a small cache of lines already validated (a keep-alive client repeats its request-line
   and most fields byte for byte), so the common head costs a split, a few dict hits and one small
   semantic pass over the fields. A line not in the cache is validated by a regex built from the ABNF in
@@ -40,6 +43,8 @@ Deliberate strictness (each is a documented choice, stricter than most peers)
 * Trailer fields in `FORBIDDEN_TRAILERS` are a 400 (RFC 9110 §6.5.1: framing, routing, authentication,
   request modifiers, controls and content format cannot be sent after the content).
 * `Expect` with anything but ``100-continue`` is a 417 (RFC 9110 §10.1.1 allows it).
+* Header names are kept as sent (upper-cased): ``Transfer_Encoding`` is not ``Transfer-Encoding``. The
+  WSGI adapter must not let a name with ``_`` pose as one with ``-`` (both become ``HTTP_..._...``).
 * A request-target may contain ``[`` and ``]`` (RFC 3986 gen-delims; browsers send them raw in query
   strings), but never SP, CTLs, ``"<>\\^`{|}#`` or non-ASCII; ``%`` must start a ``%HH`` escape.
 """
@@ -171,6 +176,11 @@ class Request:
     path: raw_path percent-decoded (then latin-1), i.e. PATH_INFO.
     body: a readable file object (BytesIO, or a temporary file for bodies past Limits.spool).
     content_length: the Content-Length as sent (None if absent); body_length: bytes in body (de-chunked).
+    chunked: the body came with Transfer-Encoding: chunked; trailers: its trailer fields, like headers.
+    keep_alive: HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with "Connection: keep-alive".
+    expect_continue: the head had "Expect: 100-continue" (HTTP/1.1 only).
+    host: the Host header, or the authority of an absolute-form target (which overrides it); None if absent.
+    upgrade: the Upgrade header's value, or None.
     """
 
     __slots__ = (
@@ -283,7 +293,11 @@ class RequestParser:
         self.expect_continue = False
 
     def feed(self, data) -> list:
-        """Consume `data`; return the requests it completed (possibly none, possibly several)."""
+        """Consume `data` (bytes or bytearray); return the requests it completed (none, one or several).
+
+        Raises HTTPError for bad input. Requests the same call completed before the bad bytes are in
+        the error's `requests` list: answer them first, then the error, then close the connection.
+        """
         if self._failed is not None:
             raise HTTPError(self._failed.status, self._failed.reason)
         own = bool(self._buf)
@@ -311,6 +325,7 @@ class RequestParser:
                 # must not be copied again on every feed.
                 self._buf = data if own and pos == 0 else bytearray(data[pos:])
         except HTTPError as error:
+            error.requests = out
             self._fail(error)
             raise
         return out
