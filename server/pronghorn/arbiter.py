@@ -614,7 +614,9 @@ class Arbiter:
     # -- reload (HUP) -----------------------------------------------------------------------------
 
     def reload(self):
-        systemd.notify("RELOADING=1\nSTATUS=reloading")
+        # MONOTONIC_USEC lets newer systemd (Type=notify-reload) match the reload to its request
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        systemd.notify(f"RELOADING=1\nMONOTONIC_USEC={usec}\nSTATUS=reloading")
         old_cfg = self.cfg
         try:
             from pronghorn.config import load_config
