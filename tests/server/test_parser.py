@@ -425,6 +425,13 @@ def test_malformed_field_lines_are_400_with_a_reason(line, word):
     assert error.status == 400 and word in error.reason
 
 
+@pytest.mark.parametrize("value", [b" " * 8000 + b"\x00", b"\t " * 2500 + b"\x7f", b"a " * 4000 + b"\x00"])
+def test_long_whitespace_runs_before_a_bad_byte_are_refused(value):
+    """Regression: a naive `OWS value? OWS` regex backtracks quadratically on these (a CPU DoS)."""
+    lines = [b"Host: x"] + [b"X-Pad:" + value] * 20
+    assert refused(head(*lines)).status == 400
+
+
 def test_obs_fold_continuation_line_is_400():
     assert refused(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: one\r\n  two\r\n\r\n").status == 400
 
@@ -620,6 +627,18 @@ def test_limits_hold_while_a_head_trickles_in(data, limits, status):
             parser.feed(data[i:i + 1])
     assert caught.value.status == status
     assert parser.buffered == 0
+
+
+def test_a_head_of_valid_lines_that_never_ends_is_refused_with_bounded_memory():
+    limits = Limits(request_line=100, fields=20, field_size=100)
+    bound = 102 + 20 * 102  # request-line and every allowed field line, CRLFs included
+    parser = RequestParser(limits)
+    parser.feed(b"GET / HTTP/1.1\r\n")
+    with pytest.raises(HTTPError) as caught:
+        for _ in range(1000):
+            parser.feed(b"X-Filler: " + b"v" * 88 + b"\r\n")
+            assert parser.buffered <= bound
+    assert caught.value.status == 431
 
 
 def test_trickled_head_error_comes_at_the_byte_that_breaks_the_limit():

@@ -20,7 +20,10 @@ FIELD_VCHAR = r"\x21-\x7e\x80-\xff"
 FIELD_VALUE = rf"(?:[{FIELD_VCHAR}]+(?:[ \t]+[{FIELD_VCHAR}]+)*)?"
 
 # RFC 9112 §5: field-line = field-name ":" OWS field-value OWS  (no whitespace before the colon)
-FIELD_LINE = rf"({TOKEN}):{OWS}({FIELD_VALUE}){OWS}"
+# Written so that no run of whitespace can be matched two ways: with an empty value the leading OWS takes
+# it all, and the trailing OWS exists only after a non-empty value. (The naive `OWS value? OWS` lets a
+# line of N spaces followed by a bad byte backtrack N*N times: a CPU denial of service.)
+FIELD_LINE = rf"({TOKEN}):{OWS}(?:([{FIELD_VCHAR}]+(?:[ \t]+[{FIELD_VCHAR}]+)*){OWS})?"
 
 # RFC 3986 §2: the characters a request-target may contain: unreserved (ALPHA DIGIT - . _ ~), sub-delims
 # (! $ & ' ( ) * + , ; =), ":" "@" "/" "?", "%" of pct-encoded (its two HEXDIG are checked separately) and

@@ -761,7 +761,7 @@ def _parse_request_line(text: str):
 def _parse_field_line(text: str):
     match = _FIELD_LINE_RE.fullmatch(text)
     if match is not None:
-        return match.groups()
+        return match.group(1), match.group(2) or ""
     if text[:1] in (" ", "\t"):
         raise HTTPError(400, "header line starts with whitespace (obsolete line folding): "
                              "send each field on one line")
