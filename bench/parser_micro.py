@@ -71,12 +71,16 @@ def main():
             return RequestParser(limits).feed(data)
         return run
 
+    unique_gets = iter([GET.replace(b"/plaintext", b"/items/%d" % i) for i in range(n * 6)])
+    unique_parser = RequestParser(limits)
+
     rows = [
         ("small GET, one feed, new parser", per_request(fresh(GET), n)),
         ("small GET, one feed, same parser (keep-alive)", per_request(lambda: keepalive.feed(GET), n)),
         ("small GET x16 pipelined in one feed", per_request(lambda: keepalive.feed(pipelined), n // 16, 16)),
         ("small GET split in 2 feeds", per_request(split_get, n)),
         ("small GET, caches cleared (first sight of a head)", per_request(cold(GET), n)),
+        ("small GET, new URL each time (fields cached)", per_request(lambda: unique_parser.feed(next(unique_gets)), n)),
         ("browser-like GET (10 fields)", per_request(fresh(BROWSER_GET), n)),
         ("browser-like GET, caches cleared", per_request(cold(BROWSER_GET), n)),
         ("64 KiB Content-Length POST, one feed", per_request(fresh(POST_64K), n // 10)),

@@ -461,14 +461,20 @@ class RequestParser:
                 raise HTTPError(431, "")
             if len(head) > self._fast_len:
                 self._check_line_lengths(lines)
-            start = _START_LINES.get(lines[0]) or _parse_start_line(lines[0])
+            start = _START_LINES.get(lines[0])
+            seen = start is not None
+            if not seen:
+                start = _parse_start_line(lines[0])
             del lines[0]
             get = _FIELD_LINES.get
             fields = [get(line) or _parse_field_bytes(line) for line in lines]
         except HTTPError:
             start, fields = self._parse_head_by_lines(head)
+            seen = False
         request = self._build_request(start, fields)
-        if len(head) <= CACHED_HEAD_MAX:
+        # Cache the head only when its request-line had been seen before: heads with ever-new URLs
+        # would only churn the cache, while a repeated head is cached the second time it comes.
+        if seen and len(head) <= CACHED_HEAD_MAX:
             if len(_HEADS) >= CACHED_HEADS:
                 _HEADS.clear()
             r = request
