@@ -1,0 +1,116 @@
+"""Deploying the example apps to sandbox hosts through the real `invoke` command line: the site
+answers through nginx, an unchanged redeploy changes nothing, a code-only change reuses the
+venv, a held lock refuses a second deploy and says who holds it."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+
+
+def invoke(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def on_host(sandbox, command):
+    return subprocess.run(["ssh", "-F", str(REPO / ".sandbox" / "ssh_config"), sandbox.ssh_alias, command],
+                          capture_output=True, text=True, timeout=60)
+
+
+def deploy(sandbox, app, *extra):
+    run = invoke("deploy", "--host", sandbox.ssh_alias, "--app", str(app), *extra)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
+
+
+@pytest.fixture(scope="module")
+def flask_host(sandbox, tmp_path_factory):
+    """The sandbox with a copy of examples/flask deployed (a copy, so tests may change its code)."""
+    app = tmp_path_factory.mktemp("flask") / "app"
+    shutil.copytree(EXAMPLES / "flask", app)
+    out = deploy(sandbox, app)
+    return sandbox, app, out
+
+
+def test_first_deploy_serves_the_app_through_nginx(flask_host):
+    sandbox, app, out = flask_host
+    assert f"site: http://{sandbox.address}/" in out
+    page = requests.get(f"http://{sandbox.address}/", timeout=10)
+    assert page.status_code == 200 and "Hello from Flask on pronghorn" in page.text
+    assert requests.get(f"http://{sandbox.address}/healthz", timeout=10).text == "ok"
+    css = requests.get(f"http://{sandbox.address}/static/style.css", timeout=10)
+    assert css.status_code == 200  # static files come from nginx, straight from the release
+    for stage in ("starting", "updating", "publishing", "finishing"):
+        assert f"\n  {stage}\n" in out
+
+
+def test_unchanged_redeploy_changes_nothing(flask_host):
+    sandbox, app, _ = flask_host
+    out = deploy(sandbox, app)
+    assert "0 changed, 0 failed" in out
+    assert "unchanged" in out
+
+
+def test_code_only_change_reuses_the_venv(flask_host):
+    sandbox, app, _ = flask_host
+    code = app / "app.py"
+    code.write_text(code.read_text().replace("Hello from Flask on pronghorn", "Hello again"))
+    out = deploy(sandbox, app)
+    assert "reused venvs/" in out
+    assert "Hello again" in requests.get(f"http://{sandbox.address}/", timeout=10).text
+    releases = on_host(sandbox, "ls /srv/flaskapp/releases").stdout.split()
+    venvs = {on_host(sandbox, f"readlink /srv/flaskapp/releases/{r}/.venv").stdout.strip() for r in releases[-2:]}
+    assert len(venvs) == 1
+
+
+def test_second_deploy_is_refused_while_the_lock_is_held(flask_host):
+    sandbox, app, _ = flask_host
+    on_host(sandbox, "mkdir /srv/flaskapp/.deploy-lock && "
+                     "echo 'alice@laptop since 2025-01-01 10:00:00 UTC (pid 4242)' > /srv/flaskapp/.deploy-lock/who")
+    try:
+        run = invoke("deploy", "--host", sandbox.ssh_alias, "--app", str(app), "--force")
+        assert run.returncode == 1
+        assert "alice@laptop since 2025-01-01 10:00:00 UTC (pid 4242)" in run.stdout
+        assert f"invoke lock.release --host {sandbox.ssh_alias}" in run.stdout
+        status = invoke("lock.status", "--host", sandbox.ssh_alias, "--app", str(app))
+        assert "held by alice@laptop" in status.stdout
+    finally:
+        released = invoke("lock.release", "--host", sandbox.ssh_alias, "--app", str(app))
+    assert "removed (was held by alice@laptop" in released.stdout
+    assert on_host(sandbox, "test -e /srv/flaskapp/.deploy-lock").returncode != 0
+
+
+def test_deploy_log_records_each_release(flask_host):
+    sandbox, _, _ = flask_host
+    log = on_host(sandbox, "cat /srv/flaskapp/deploy.log").stdout.splitlines()
+    assert log and all(len(line.split("\t")) == 4 for line in log)
+    assert log[-1].split("\t")[3] == "ok"
+
+
+DJANGO_IN_LOOP = pytest.mark.xfail(
+    reason="pronghorn calls the app inside its running event loop with threads=1, so Django's ORM "
+           "raises SynchronousOnlyOperation (a server bug, reported); remove this mark once fixed",
+    strict=False)
+
+
+@pytest.mark.parametrize("example, page_text", [pytest.param("django", "guestbook", marks=DJANGO_IN_LOOP),
+                                                ("bottle", "Bottle")])
+def test_django_and_bottle_examples(fresh_sandbox, example, page_text):
+    out = deploy(fresh_sandbox, EXAMPLES / example)
+    if example == "django":
+        assert "django migrate" in out and "django collectstatic" in out
+    page = requests.get(f"http://{fresh_sandbox.address}/", timeout=10)
+    assert page.status_code == 200
+    assert page_text.lower() in page.text.lower()
+    # a second deploy of the same code changes nothing (migrations included)
+    again = deploy(fresh_sandbox, EXAMPLES / example)
+    assert "0 changed, 0 failed" in again
