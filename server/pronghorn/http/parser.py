@@ -604,6 +604,8 @@ class RequestParser:
         if self._sink is None:
             self._sink = _BodySink(self._spool)
         end = len(data)
+        if self._chunk_state == _SIZE and type(data) is bytes:
+            pos = self._read_whole_chunks(data, pos)
         while pos < end:
             state = self._chunk_state
             if state == _DATA:
@@ -649,6 +651,35 @@ class RequestParser:
                     return pos
                 self._read_trailer(line)
         return pos
+
+    def _read_whole_chunks(self, data: bytes, pos: int) -> int:
+        """Fast path: take chunks whose size line is cached and whose data and CRLF are all here.
+
+        Stops (returning where it stopped) at anything else: the general state machine then reads
+        from there, so errors and limits are handled in one place only.
+        """
+        sink = self._sink
+        if sink.file is not None:
+            return pos
+        parts = sink.parts
+        get = _CHUNK_SIZES.get
+        find = data.find
+        room = self._spool if self._max_body is None else min(self._spool, self._max_body)
+        end = len(data)
+        while True:
+            newline = find(b"\n", pos)
+            if newline < 0:
+                return pos
+            size = get(data[pos:newline])
+            if not size:  # unknown line, or the last chunk
+                return pos
+            data_end = newline + 1 + size
+            if data_end + 2 > end or data[data_end] != 13 or data[data_end + 1] != 10 \
+                    or sink.size + size > room:
+                return pos
+            parts.append(data[newline + 1:data_end])
+            sink.size += size
+            pos = data_end + 2
 
     def _read_chunk_size(self, line) -> None:
         crlf = line.endswith(b"\r")
