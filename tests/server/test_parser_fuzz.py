@@ -9,6 +9,7 @@ Two properties are checked on generated and mutated inputs:
 Every loop is bounded by a count and by seconds (hypothesis: max_examples and a deadline).
 """
 
+import os
 import random
 import time
 
@@ -88,7 +89,9 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
     return bytes(data)
 
 
-fuzz_settings = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+# PRONGHORN_FUZZ_EXAMPLES=5000 runs a deeper search (e.g. nightly); the default keeps `make test` quick.
+EXAMPLES = int(os.environ.get("PRONGHORN_FUZZ_EXAMPLES", "300"))
+fuzz_settings = settings(max_examples=EXAMPLES, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 
 
 @fuzz_settings
