@@ -587,8 +587,12 @@ class Outcome:
     changed: bool  # False: the host already ran this exact release
 
 
-def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False) -> Outcome:
-    """Run the release stages on one host. Raises DeployError on failure (after rolling back)."""
+def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False, wheel_future=None) -> Outcome:
+    """Run the release stages on one host. Raises DeployError on failure (after rolling back).
+
+    `wheel_future` (a concurrent.futures.Future of server_wheel()) lets the caller build the
+    server wheel while the host is being provisioned.
+    """
     rep.stage("starting")
     with rep.step("deploy lock") as st:
         state = read_state(c, cfg, lock=not dry, lock_text=lock_text())
@@ -606,7 +610,7 @@ def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False) -> Outco
             pkg = package_source(cfg, f"releases/{release}")
             st.info(f"{pkg.files} files, {len(pkg.tar) // 1024} KiB")
         with rep.step("server wheel") as st:
-            wheel = server_wheel()
+            wheel = wheel_future.result() if wheel_future is not None else server_wheel()
             st.info(wheel.name)
         requirements = read_requirements(cfg)
         if not state.python_version:

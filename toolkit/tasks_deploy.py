@@ -150,11 +150,18 @@ def provision(c, host=None, app=".", dry=False):
 })
 def deploy(c, host=None, app=".", dry=False, force=False):
     """Provision, then release the app: upload, install, switch, health check (rolls back on failure)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from roles.provision import provision as provision_host
-    from toolkit.release import deploy_release
+    from toolkit.release import deploy_release, server_wheel
 
     cfg = load_config(app)
     rep = Reporter(dry=dry)
+    # The server wheel is built here while the first host is provisioned (it takes seconds
+    # when ./server changed, and is cached by the hash of its sources otherwise).
+    builder = ThreadPoolExecutor(max_workers=1)
+    wheel = builder.submit(server_wheel)
+    builder.shutdown(wait=False)
 
     def work(conn, spec):
         rep.stage("provisioning")
@@ -162,7 +169,7 @@ def deploy(c, host=None, app=".", dry=False, force=False):
         if dry and not _provisioned(conn, cfg):
             rep.line("  (dry run: the release stages need a provisioned host; run without --dry)")
             return ""
-        outcome = deploy_release(conn, cfg, rep, dry=dry, force=force)
+        outcome = deploy_release(conn, cfg, rep, dry=dry, force=force, wheel_future=wheel)
         if not dry:
             rep.line(f"  live: releases/{outcome.release}")
         return site_url(cfg, conn)
