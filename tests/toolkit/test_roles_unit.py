@@ -382,3 +382,43 @@ def test_health_check_host_header(domains, host):
     class C:
         domains: tuple
     assert release.health_host(C(domains)) == host
+
+
+def _git(*args, cwd):
+    import subprocess
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=cwd,
+                   check=True, capture_output=True)
+
+
+def test_git_source_at_a_branch_or_a_commit(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git("init", "-q", "-b", "main", cwd=repo)
+    (repo / "app.py").write_text("v = 1\n")
+    _git("add", ".", cwd=repo)
+    _git("commit", "-q", "-m", "one", cwd=repo)
+    import subprocess
+    first = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    (repo / "app.py").write_text("v = 2\n")
+    _git("commit", "-q", "-am", "two", cwd=repo)
+
+    at_main = release.checkout_git(str(repo), "main", tmp_path / "a")
+    assert (at_main / "app.py").read_text() == "v = 2\n"
+    at_commit = release.checkout_git(str(repo), first, tmp_path / "b")
+    assert (at_commit / "app.py").read_text() == "v = 1\n"
+    # .git never reaches the host
+    pkg = release.package_dir(at_commit, "releases/1", "shop")
+    with tarfile.open(fileobj=io.BytesIO(pkg.tar)) as tar:
+        assert [m.name for m in tar.getmembers()] == ["releases/1/app.py"]
+
+
+def test_unknown_git_ref_says_what_to_check(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git("init", "-q", "-b", "main", cwd=repo)
+    (repo / "app.py").write_text("v = 1\n")
+    _git("add", ".", cwd=repo)
+    _git("commit", "-q", "-m", "one", cwd=repo)
+    with pytest.raises(release.DeployError) as err:
+        release.checkout_git(str(repo), "no-such-branch", tmp_path / "a")
+    assert 'ref = "no-such-branch"' in err.value.next_step
