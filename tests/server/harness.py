@@ -39,6 +39,15 @@ class Server:
         self.pid = proc.pid
         self._stderr_path = stderr_path
 
+    def connect(self, timeout=10.0):
+        """A new client socket to this server (TCP or unix)."""
+        if self.host.startswith("unix:"):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(timeout)
+            s.connect(self.host[len("unix:"):])
+            return s
+        return socket.create_connection((self.host, self.port), timeout=timeout)
+
     @property
     def url(self):
         return "http://%s:%d" % (self.host, self.port)
@@ -73,12 +82,17 @@ def _env():
 def start(app, *args, mode=None, host="127.0.0.1", env=None, cwd=None):
     """Start a server for `app` ("module:attr") with extra CLI `args`; returns a ready Server."""
     mode = mode or os.environ.get("PRONGHORN_HARNESS", "cli")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, 0))
+    if host.startswith("unix:"):
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(host[len("unix:"):])
+        port = None
+    else:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, 0))
+        port = listener.getsockname()[1]
     listener.listen(128)
-    port = listener.getsockname()[1]
     fd = listener.fileno()
     fd_args = ["-b", "fd://%d" % fd, *args, app]
     if mode == "direct":
@@ -111,7 +125,7 @@ def _wait_ready(server):
             raise RuntimeError("server exited with %s before serving:\n%s"
                                % (server.proc.returncode, server.errors()))
         try:
-            with socket.create_connection((server.host, server.port), timeout=1.0) as s:
+            with server.connect(timeout=1.0) as s:
                 s.sendall(b"GET /__harness_ready__ HTTP/1.0\r\n\r\n")
                 if s.recv(16):
                     return
@@ -146,24 +160,31 @@ class Reader:
 
     def __init__(self, sock):
         self.sock = sock
-        self.buf = b""
+        self.buf = bytearray()  # appended in place: big bodies must not be copied per recv
 
     def _fill(self):
-        data = self.sock.recv(65536)
+        data = self.sock.recv(262144)
         if not data:
             raise EOFError("connection closed by the server")
         self.buf += data
 
     def _line(self):
-        while b"\r\n" not in self.buf:
+        start = 0
+        while True:
+            end = self.buf.find(b"\r\n", start)
+            if end >= 0:
+                break
+            start = max(0, len(self.buf) - 1)
             self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
+        line = bytes(self.buf[:end])
+        del self.buf[:end + 2]
         return line
 
     def _exactly(self, n):
         while len(self.buf) < n:
             self._fill()
-        data, self.buf = self.buf[:n], self.buf[n:]
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
         return data
 
     def head(self):
@@ -208,7 +229,8 @@ class Reader:
             try:
                 self._fill()
             except EOFError:
-                data, self.buf = self.buf, b""
+                data = bytes(self.buf)
+                self.buf.clear()
                 return data
 
 
