@@ -8,13 +8,14 @@ otherwise. Every error is one line on stderr: `pronghorn: error: ...`. A running
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 from pronghorn.config import Config, ConfigError, InfoRequested, load_config, print_config_lines
 
 EXIT_USAGE = 2
 
 
-def fail(message: str, status: int = EXIT_USAGE) -> "NoReturn":  # noqa: F821
+def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
     sys.stderr.write(f"pronghorn: error: {message}\n")
     sys.stderr.flush()
     raise SystemExit(status)

@@ -1066,7 +1066,7 @@ def reference_markdown() -> str:
         "allowed when their name starts with `_` or is ALL_CAPS, and imported modules, classes and "
         "functions are skipped.",
         "",
-        "A bad flag or value prints one line and exits with status 2, e.g.",
+        "A bad flag or value prints one line and exits with status 2 (1 with `--check-config`), e.g.",
         "`pronghorn: error: --workers: 'abc' is not a whole number (expected e.g. --workers 4)`.",
         "",
         "## Settings",
@@ -1076,7 +1076,7 @@ def reference_markdown() -> str:
     for setting in SETTINGS:
         if setting.section != section:
             section = setting.section
-            out += [f"### {section}", ""]
+            out += ([] if out[-1] == "" else [""]) + [f"### {section}", ""]
         flags = ", ".join(f"`{f}`" for f in setting.flags) or "(config file only)"
         default = setting.default
         if callable(default):
@@ -1085,7 +1085,7 @@ def reference_markdown() -> str:
             shown = ",".join(default) if isinstance(default, list) and default else repr(default)
         out.append(f"- **`{setting.name}`** — {flags}; default `{shown}`"
                    + (f"; environment `{setting.env}`" if setting.env else "")
-                   + (f"; repeatable" if setting.kind == "append" else ""))
+                   + ("; repeatable" if setting.kind == "append" else ""))
         out.append(f"  {setting.help}")
     out += ["", "Other flags: `-c/--config FILE`, `-h/--help`, `-v/--version`.", "",
             "## gunicorn settings pronghorn refuses", "",
