@@ -136,7 +136,7 @@ def state_script(cfg, python: str, lock: bool, lock_text: str = "") -> str:
         'h=$(cat "$d.source-sha256" 2>/dev/null || echo -); v=$(readlink "$d.venv" 2>/dev/null || echo -); '
         'echo "$n $s $h $v"; done',
         'echo @@venvs; for v in "$b"/venvs/*/; do [ -e "$v.complete" ] && basename "$v"; done; true',
-        'echo @@wheels; ls "$b/wheels" 2>/dev/null; true',
+        'echo @@wheels; (cd "$b/wheels" 2>/dev/null && ls -d */*.whl 2>/dev/null); true',
         f'echo @@python; {shlex.quote(python)} -c \'import sys; print("%d.%d.%d" % sys.version_info[:3])\' '
         '2>/dev/null || true',
         f'echo @@active; systemctl is-active {q(cfg.unit_name)} 2>/dev/null || true',
@@ -329,6 +329,11 @@ def server_wheel(server_dir: Path = SERVER_DIR, cache: Path = CACHE_DIR / "wheel
     if not wheels:
         raise DeployError(f"pip wheel made no wheel in {out}", "run scripts/bootstrap, then try again")
     return wheels[0]
+
+
+def wheel_key(wheel: Path) -> str:
+    """HASH/NAME: where a wheel lives under /srv/APP/wheels (HASH = its cache folder's name)."""
+    return f"{wheel.parent.name}/{wheel.name}"
 
 
 def venv_hash(requirements: bytes, wheel: bytes, python_version: str, python: str) -> str:
@@ -558,9 +563,14 @@ def prune_plan(state: HostReleases, new_good: str, keep: int) -> tuple[list[str]
     return delete, venvs
 
 
-def finish_script(cfg, release: str, delete: list[str], venvs: list[str], result: str) -> str:
+def finish_script(cfg, release: str, delete: list[str], venvs: list[str], result: str,
+                  keep_wheel: str = "") -> str:
     base = cfg.base_dir
     lines = [f"touch {q(base)}/releases/{q(release)}/.good"]
+    if keep_wheel:
+        # Older server wheels are only needed to build venvs, and the kept venvs are built.
+        keep = q(keep_wheel.split("/")[0])
+        lines.append(f'rm -f {q(base)}/wheels/*.whl; for d in {q(base)}/wheels/*/; do [ "$(basename "$d")" = {keep} ] || rm -rf "$d"; done')
     lines += [f"rm -rf {q(base)}/releases/{q(name)}" for name in delete]
     lines += [f"rm -rf {q(base)}/venvs/{q(v)}" for v in venvs]
     lines.append(log_line(cfg, release, result))
@@ -628,10 +638,12 @@ def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False, wheel_fu
             return Outcome(state.current, changed=False)
 
         with rep.step(f"upload releases/{release}") as st:
-            st.changed(f"{pkg.files} files" + ("" if wheel.name in state.wheels else " + server wheel"))
+            # Every build of the server has the same wheel file name; the folder is its source hash.
+            wheel_path = wheel_key(wheel)
+            st.changed(f"{pkg.files} files" + ("" if wheel_path in state.wheels else " + server wheel"))
             if not dry:
                 tar = pkg.tar
-                if wheel.name not in state.wheels:
+                if wheel_path not in state.wheels:
                     tar = _with_wheel(tar, wheel)
                 sh(c, upload_script(cfg, release, pkg.sha256, vhash), stdin=tar,
                    what="uploading the release")
@@ -641,7 +653,7 @@ def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False, wheel_fu
             else:
                 st.changed(f"new venvs/{vhash} (requirements or server changed)")
                 if not dry:
-                    sh(c, venv_script(cfg, vhash, release, wheel.name, bool(requirements)),
+                    sh(c, venv_script(cfg, vhash, release, wheel_key(wheel), bool(requirements)),
                        what="installing the requirements", timeout=900)
         release_dir = f"{cfg.base_dir}/releases/{release}"
         if dry:
@@ -693,7 +705,8 @@ def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False, wheel_fu
         rep.stage("finishing")
         with rep.step("mark good, prune") as st:
             delete, venvs = prune_plan(state, release, cfg.keep_releases)
-            sh(c, finish_script(cfg, release, delete, venvs, "ok"), what="finishing the release")
+            sh(c, finish_script(cfg, release, delete, venvs, "ok", keep_wheel=wheel_key(wheel)),
+               what="finishing the release")
             locked = False
             if delete or venvs:
                 st.info(f"removed {len(delete)} old release(s), {len(venvs)} venv(s)")
@@ -705,14 +718,14 @@ def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False, wheel_fu
 
 
 def _with_wheel(tar_bytes: bytes, wheel: Path) -> bytes:
-    """Add the server wheel (as wheels/NAME, owned by root) to the release tar."""
+    """Add the server wheel (as wheels/HASH/NAME, owned by root) to the release tar."""
     src = tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:gz")
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz", compresslevel=6) as dst:
         for member in src.getmembers():
             dst.addfile(member, src.extractfile(member) if member.isfile() else None)
         data = wheel.read_bytes()
-        info = tarfile.TarInfo(f"wheels/{wheel.name}")
+        info = tarfile.TarInfo(f"wheels/{wheel_key(wheel)}")
         info.size, info.mode, info.uname, info.gname = len(data), 0o644, "root", "root"
         info.mtime = int(time.time())
         dst.addfile(info, io.BytesIO(data))

@@ -298,7 +298,7 @@ def state_of(*releases, current="", venvs=()):
 def test_parse_state():
     out = "\n".join(["@@current", "releases/20250102000000", "@@releases",
                      "20250101000000 good abc v1", "20250102000000 good def v2", "20250103000000 failed - v2",
-                     "@@venvs", "v1", "v2", "@@wheels", "pronghorn-0.1.0-py3-none-any.whl",
+                     "@@venvs", "v1", "v2", "@@wheels", "0123abcd/pronghorn-0.1.0-py3-none-any.whl",
                      "@@python", "3.11.2", "@@active", "active"])
     st = release.parse_state(out)
     assert st.current == "20250102000000"
@@ -422,3 +422,11 @@ def test_unknown_git_ref_says_what_to_check(tmp_path):
     with pytest.raises(release.DeployError) as err:
         release.checkout_git(str(repo), "no-such-branch", tmp_path / "a")
     assert 'ref = "no-such-branch"' in err.value.next_step
+
+
+def test_every_server_build_gets_its_own_wheel_folder(tmp_path):
+    # All builds are named pronghorn-0.1.0-py3-none-any.whl: the folder (source hash) tells them apart.
+    wheel = tmp_path / "0123abcd" / "pronghorn-0.1.0-py3-none-any.whl"
+    assert release.wheel_key(wheel) == "0123abcd/pronghorn-0.1.0-py3-none-any.whl"
+    script = release.finish_script(CFG, "2", [], [], "ok", keep_wheel=release.wheel_key(wheel))
+    assert '[ "$(basename "$d")" = 0123abcd ] || rm -rf "$d"' in script
