@@ -6,7 +6,7 @@ Two properties are checked on generated and mutated inputs:
   the same requests (all fields and bodies; those completed before an error ride on it) and the same
   final state or the very same error.
 
-Every loop is bounded by a count and by seconds (hypothesis: max_examples and a deadline).
+Every loop is bounded by a count and by seconds (hypothesis: max_examples; no per-example deadline, since a loaded machine must not turn speed into a failure).
 """
 
 import os
@@ -91,7 +91,7 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
 
 # PRONGHORN_FUZZ_EXAMPLES=5000 runs a deeper search (e.g. nightly); the default keeps `make test` quick.
 EXAMPLES = int(os.environ.get("PRONGHORN_FUZZ_EXAMPLES", "300"))
-fuzz_settings = settings(max_examples=EXAMPLES, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+fuzz_settings = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @fuzz_settings
