@@ -1,8 +1,13 @@
 """Framework and WSGI entry detection from an app's files (never importing them)."""
 
+import sys
 from pathlib import Path
 
 import pytest
+
+# The toolkit is not an installed package: make the repository importable when pytest
+# runs without `pythonpath = .` (as tests/server/*.py do for the server).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from toolkit.detect import DetectError, detect_app
 

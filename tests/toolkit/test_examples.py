@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+# The toolkit is not an installed package: make the repository importable when pytest
+# runs without `pythonpath = .` (as tests/server/*.py do for the server).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 from toolkit.config import load_app_config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

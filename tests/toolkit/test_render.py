@@ -10,9 +10,14 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+# The toolkit is not an installed package: make the repository importable when pytest
+# runs without `pythonpath = .` (as tests/server/*.py do for the server).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from toolkit.config import ConfigError, load_app_config
 from toolkit.render import (EXTRA_CA_PATH, MASK, base_env, env_quote, read_env_file, render_all,
@@ -80,10 +85,14 @@ def systemd_verify(tmp_path, files, allowed_missing_exec):
 def load_pronghorn_conf(tmp_path, text):
     """Load a rendered pronghorn.conf.py with pronghorn's own config loader.
 
-    chdir must exist on this machine (pronghorn checks it), so it is pointed at tmp_path.
+    pronghorn checks that chdir and the access log's directory exist, so both are moved into
+    tmp_path (chdir -> tmp_path, /var/log/ -> tmp_path/log/).
     """
     pronghorn_config = pytest.importorskip("pronghorn.config")
     text = re.sub(r"^chdir = .*$", f"chdir = {str(tmp_path)!r}", text, flags=re.M)
+    for log_dir in re.findall(r"'/var/log/([^/']+)/", text):
+        (tmp_path / "log" / log_dir).mkdir(parents=True, exist_ok=True)
+    text = text.replace("'/var/log/", f"'{tmp_path}/log/")
     path = tmp_path / "pronghorn.conf.py"
     path.write_text(text)
     return pronghorn_config.load_config(["-c", str(path), "app:app"], environ={})
@@ -325,7 +334,8 @@ def test_pronghorn_conf_loads_in_pronghorn(tmp_path, name, access_log):
     assert loaded.bind == [f"unix:{cfg.socket_path}"]
     assert (loaded.workers, loaded.threads, loaded.timeout) == (3, 4, cfg.timeout)
     assert loaded.proc_name == cfg.name
-    assert loaded.accesslog == {"journal": "-", "file": f"/var/log/{cfg.name}/access.log", "off": None}[access_log]
+    assert loaded.accesslog == {"journal": "-", "file": f"{tmp_path}/log/{cfg.name}/access.log",
+                                "off": None}[access_log]
     if access_log != "off":
         assert loaded.access_log_format == "json"
 
