@@ -22,6 +22,7 @@ idle). One sweep is cheaper than a timer per request and is precise enough for s
 
 import asyncio
 import collections
+import io
 import errno
 import os
 import random
@@ -40,6 +41,8 @@ try:
     import uvloop
 except ImportError:  # pure-asyncio fallback (slower, same behaviour)
     uvloop = None
+
+_BytesIO = io.BytesIO
 
 # Connection phases, for the timeout sweep.
 NEW = 0  # accepted, nothing received yet: header_timeout, silent close
@@ -306,7 +309,11 @@ class Worker:
 
     def request_done(self):
         self.nr += 1
-        if self.nr >= self.max_requests and self.alive:
+        if self.nr >= self.max_requests:
+            self.request_done_limit()
+
+    def request_done_limit(self):
+        if self.alive:
             self.log.info("max_requests (%d) reached", self.max_requests)
             self.begin_graceful_stop("max_requests")
 
@@ -395,6 +402,7 @@ class HttpConnection(asyncio.Protocol):
             self._sendfile_step()
         elif self.pump is not None:
             self._pump_body()
+            self._resume_queue()
 
     def data_received(self, data):
         if self.phase == CLOSING:
@@ -409,6 +417,12 @@ class HttpConnection(asyncio.Protocol):
             requests = None
             self.queue.append(exc)
         if requests:
+            if not self.busy and len(requests) == 1 and not self.queue and self.worker.threads == 1:
+                # The common case (one request, nothing pending, inline app): no queue round trip.
+                self._run_inline(requests[0])
+                if not self.busy and self.phase != CLOSING:
+                    self._between_requests()
+                return
             self.queue.extend(requests)
         if not self.busy:
             if self.queue:
@@ -432,25 +446,34 @@ class HttpConnection(asyncio.Protocol):
     # --- request processing ------------------------------------------------------------------
 
     def _process_queue(self):
+        """Dispatch queued requests in order until one is still in progress (or none are left)."""
         queue = self.queue
-        while queue and not self.busy and not self.closed:
+        threaded = self.worker.threads > 1
+        while queue and not self.busy and self.phase != CLOSING:
             item = queue.popleft()
-            if type(item) is not HTTPError and not isinstance(item, HTTPError):
-                if self.worker.threads > 1:
-                    self._dispatch_threaded(item)
-                else:
-                    self._run_inline(item)
-            else:
+            if isinstance(item, HTTPError):
                 self._send_error(item.status, item.reason)
                 return
-        if not self.busy and not self.closed:
-            if self.peer_eof:
-                self.transport.close()
-                return
-            if self.read_paused:
-                self.read_paused = False
-                self.transport.resume_reading()
-            self._update_waiting_phase()
+            if threaded:
+                self._dispatch_threaded(item)
+            else:
+                self._run_inline(item)
+        if not self.busy and self.phase != CLOSING:
+            self._between_requests()
+
+    def _resume_queue(self):
+        """After a response finished asynchronously (pump, thread, sendfile): carry on."""
+        if not self.busy and self.phase != CLOSING and not self.closed:
+            self._process_queue()
+
+    def _between_requests(self):
+        if self.peer_eof:
+            self.close_quietly()
+            return
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        self._update_waiting_phase()
 
     def _update_waiting_phase(self):
         """Between requests: which timeout applies now, and a 100 Continue if the client waits."""
@@ -474,6 +497,7 @@ class HttpConnection(asyncio.Protocol):
             self.since = now
 
     def _keep_alive(self, req):
+        # (_run_inline has this inlined: it is on the hot path.)
         # While stopping, still answer requests already received, but close after the last one.
         return req.keep_alive and (self.worker.alive or bool(self.queue))
 
@@ -482,7 +506,7 @@ class HttpConnection(asyncio.Protocol):
         self.phase = BUSY
         env = wsgi.request_environ(self.env, req, self.scheme_headers)
         resp = wsgi.Response(self.transport.write, self.log, req.version, req.method == "HEAD",
-                             self._keep_alive(req))
+                             req.keep_alive and (worker.alive or bool(self.queue)))
         started = time.monotonic() if worker.access_enabled else 0.0
         if worker.pre_request is not None:
             self._call_hook(worker.pre_request, worker, req)
@@ -540,15 +564,14 @@ class HttpConnection(asyncio.Protocol):
         if worker.post_request is not None:
             self._call_hook(worker.post_request, worker, req, env, _Sent(resp))
         body = req.body
-        if body is not None and hasattr(body, "close"):
-            body.close()  # spooled temp files: release the file now
-        worker.request_done()
+        if type(body) is not _BytesIO and body is not None:
+            body.close()  # a spooled temp file: release it now, not when garbage collected
+        worker.nr += 1
+        if worker.nr >= worker.max_requests:
+            worker.request_done_limit()
         self.busy = False
         if not keep:
             self._close_after_response()
-            return
-        if self.pump is None and self.sendfile_state is None:
-            self._process_queue()
 
     def _call_hook(self, hook, *args):
         try:
@@ -692,7 +715,11 @@ class HttpConnection(asyncio.Protocol):
             return
         wsgi.close_iterable(result, self.log)
         writer.flush()
-        loop.call_soon_threadsafe(self._response_done, req, env, resp, started, keep)
+        loop.call_soon_threadsafe(self._thread_response_done, req, env, resp, started, keep)
+
+    def _thread_response_done(self, req, env, resp, started, keep):
+        self._response_done(req, env, resp, started, keep)
+        self._resume_queue()
 
     def _threaded_sendfile(self, writer, resp, wrapper):
         fd, offset, size = wrapper.sendfile_source()
@@ -737,6 +764,7 @@ class HttpConnection(asyncio.Protocol):
                 self.worker.request_done()
                 return
             self._response_done(req, env, resp, started, resp.finish())
+            self._resume_queue()
 
         self._start_sendfile(fd, offset, count, finished)
         return True

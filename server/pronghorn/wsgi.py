@@ -56,6 +56,9 @@ _status_cache = {}
 _name_cache = {}
 _CACHE_MAX = 512
 
+_headers_cache = {}
+_HEADERS_CACHE_MAX = 1024
+
 # Hop-by-hop headers (RFC 9110 §7.6.1) are the server's business, not the app's.
 _HOP_BY_HOP = frozenset(
     ("connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade")
@@ -280,7 +283,15 @@ class Response:
         self.code, self.status_line = parse_status(status)
         self.status = status
         self.headers = headers
-        self._prepare_headers(headers)
+        try:
+            cached = _headers_cache.get(tuple(headers))
+        except TypeError:  # an unhashable item: the full check below names it
+            cached = None
+        if cached is None:
+            cached = self._prepare_headers(headers)
+        self.header_block, self.app_length, self.close_requested = cached
+        code = self.code
+        self.no_body = self.is_head or code < 200 or code == 204 or code == 304
         return self.write
 
     def write(self, data):
@@ -291,7 +302,9 @@ class Response:
 
     # -- header preparation --
 
-    def _prepare_headers(self, headers):
+    @staticmethod
+    def _prepare_headers(headers):
+        """Check the app's headers; (header block bytes, Content-Length or None, close asked)."""
         lines = []
         app_length = None
         close_requested = False
@@ -320,13 +333,15 @@ class Response:
         if block.count("\n") != count or block.count("\r") != count or "\0" in block:
             raise ResponseError("a response header value contains CR, LF or NUL: refusing it %r" % (headers,))
         try:
-            self.header_block = block.encode("latin-1")
+            result = (block.encode("latin-1"), app_length, close_requested)
         except UnicodeEncodeError:
             raise ResponseError("response header values must be latin-1 (PEP 3333): %r" % (headers,)) from None
-        self.app_length = app_length
-        self.close_requested = close_requested
-        code = self.code
-        self.no_body = self.is_head or code < 200 or code == 204 or code == 304
+        # Apps send the same header lists again and again: remember the checked result. Bounded:
+        # when full (e.g. many distinct Content-Lengths) it starts over.
+        if len(_headers_cache) >= _HEADERS_CACHE_MAX:
+            _headers_cache.clear()
+        _headers_cache[tuple(headers)] = result
+        return result
 
     def _head(self, body_length):
         """Status line + headers as bytes, deciding the framing. body_length: int if known."""
