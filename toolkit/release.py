@@ -699,7 +699,7 @@ def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False, wheel_fu
                 raise DeployError(f"health check of http://{health_host(cfg)}{cfg.health.path} failed: "
                                   f"got {health.status or 'no answer'}, expected {cfg.health.expect}",
                                   "see the reason shown above; fix it, then deploy again",
-                                  health.body)
+                                  "response body (first lines):\n" + _tail(health.body, 10))
             st.info(f"{health.status} from {cfg.health.path}")
 
         rep.stage("finishing")

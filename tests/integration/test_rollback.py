@@ -111,6 +111,21 @@ def test_release_that_fails_under_the_server_is_rolled_back(sandbox, app_dir, tm
     assert on_host(sandbox, "test -e /srv/flaskapp/.deploy-lock").returncode != 0
 
 
+def test_release_failing_its_health_check_is_rolled_back(sandbox, app_dir, tmp_path):
+    bad = tmp_path / "app"
+    shutil.copytree(app_dir, bad)
+    code = bad / "app.py"
+    code.write_text(code.read_text().replace('return "ok", 200', 'return "database unreachable", 500'))
+    before = current_release(sandbox)
+    run = invoke("deploy", "--host", sandbox.ssh_alias, "--app", str(bad))
+    assert run.returncode == 1
+    assert "health check of http://localhost/healthz failed: got 500, expected 200" in run.stdout
+    assert "database unreachable" in run.stdout  # the app's own answer is shown
+    assert "it answers again" in run.stdout
+    assert current_release(sandbox) == before
+    assert requests.get(f"http://{sandbox.address}/healthz", timeout=10).text == "ok"
+
+
 def test_rollback_and_releases(sandbox, app_dir, tmp_path):
     newer = variant(app_dir, tmp_path, "# a newer release\n")
     assert invoke("deploy", "--host", sandbox.ssh_alias, "--app", str(newer)).returncode == 0
