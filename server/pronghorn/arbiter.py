@@ -90,6 +90,17 @@ class Pidfile:
             raise HaltServer(f"cannot write the pid file {self.path!r}: {exc.strerror} "
                              f"(check that {directory!r} exists and is writable, or change --pid)")
 
+    def refuse_if_running(self, ignore=()):
+        """Another live server already owns this pid file: refuse rather than take it over."""
+        try:
+            with open(self.path) as f:
+                pid = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            return
+        if pid and pid != os.getpid() and pid not in ignore and _alive(pid):
+            raise HaltServer(f"the pid file {self.path} names a running process ({pid}): is "
+                             f"pronghorn already running? Stop it (kill -TERM {pid}) or use another --pid")
+
     def rename(self, new_path):
         """Move the file (USR2 moves it to ``.oldbin``); later calls act on the new name."""
         try:
@@ -120,6 +131,7 @@ class WorkerRecord:
         self.spawned_at = heartbeat.last_update()
         self.stopping = False       # told to exit (TERM) by us
         self.aborted_at = None      # when we sent SIGABRT for a timeout
+        self.reopen_pending = False # USR1 arrived while it was booting
 
     def booted(self):
         """True once the worker has beaten its heart at least once (it is serving)."""
@@ -200,10 +212,13 @@ class Arbiter:
         self.log.info("Starting pronghorn %s", _version())
         self.set_proc_title("master")
         self.detect_old_master()
+        pidfile = getattr(self.cfg, "pidfile", None)
+        pidfile = os.path.abspath(pidfile) if pidfile else None   # relative to where we started
         self.change_directory()
         os.umask(_umask(self.cfg))
-        if getattr(self.cfg, "pidfile", None):
-            self.pidfile = Pidfile(self.cfg.pidfile)
+        if pidfile:
+            self.pidfile = Pidfile(pidfile)
+            self.pidfile.refuse_if_running(ignore=(self.master_pid,))
             self.pidfile.create(self.pid)
         for key, value in _raw_env(self.cfg).items():
             os.environ[key] = value
@@ -349,7 +364,12 @@ class Arbiter:
 
     def handle_usr1(self):
         self.log.reopen_files()
-        self.signal_workers(signal.SIGUSR1)
+        for record in list(self.WORKERS.values()):
+            if record.booted():
+                self.kill_worker(record.pid, signal.SIGUSR1)
+            else:
+                # still booting: it ignores USR1 until its handlers are in; tell it once it serves
+                record.reopen_pending = True
 
     def handle_usr2(self):
         self.reexec()
@@ -396,10 +416,17 @@ class Arbiter:
         current = self.current_workers()
         if self.boot_failures and any(r.booted() for r in current):
             self.boot_failures = 0
+        self.forward_pending_reopens()
         if all(r.booted() for r in current):
             self.retire_previous_generations()
             if not self.ready_sent:
                 self.announce_ready()
+
+    def forward_pending_reopens(self):
+        for record in list(self.WORKERS.values()):
+            if record.reopen_pending and record.booted():
+                record.reopen_pending = False
+                self.kill_worker(record.pid, signal.SIGUSR1)
 
     def retire_previous_generations(self):
         old = [r for r in self.WORKERS.values() if r.generation < self.generation and not r.stopping]
@@ -440,7 +467,7 @@ class Arbiter:
                 worker.pid = os.getpid()
                 self.set_proc_title("worker")
                 self.cfg.post_fork(self, worker)
-                drop_privileges(getattr(self.cfg, "user", None), getattr(self.cfg, "group", None))
+                drop_privileges(*sockets.service_ids(self.cfg))
             except Exception as exc:
                 self.log.exception("Worker failed to boot: %s", exc)
                 code = EXIT_BOOT_ERROR
@@ -478,8 +505,12 @@ class Arbiter:
         Reloader(lambda: module_files() + extra, restart).start()
 
     def reset_signals_for_worker(self):
+        """Stop signals keep their default action (a booting worker may just die); the others are
+        ignored until the worker installs its own handlers - a USR1 sent by logrotate while a
+        worker boots must not kill it."""
         for sig in self.SIGNALS + [signal.SIGCHLD]:
-            signal.signal(sig, signal.SIG_DFL)
+            stop = sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD)
+            signal.signal(sig, signal.SIG_DFL if stop else signal.SIG_IGN)
         for fd in self.pipe:
             os.close(fd)
         self.pipe = None
@@ -672,11 +703,13 @@ class Arbiter:
         importlib.invalidate_caches()
 
     def forget_app_modules(self):
-        """Drop every module imported since startup so that --preload's HUP imports new code."""
+        """Drop the app's own modules imported since startup so that --preload's HUP imports the
+        new code. Libraries (site-packages) and the standard library stay loaded: a new venv
+        needs USR2 (a new master), as with gunicorn."""
         if self.modules_before_app is None:
             return
         for name in set(sys.modules) - self.modules_before_app:
-            if not name.startswith("pronghorn"):
+            if _is_app_module(sys.modules.get(name)):
                 del sys.modules[name]
 
     def _rebind_if_changed(self, old_cfg):
@@ -824,28 +857,23 @@ class Arbiter:
 
 
 def drop_privileges(uid, gid):
-    """Become --user/--group in a worker (gunicorn does it in the worker too; the master keeps root
-    so it can bind low ports and re-exec). Without --group the user's own group is used."""
-    if uid is None and gid is None:
-        return
-    if uid is not None and gid is None:
-        try:
-            gid = pwd.getpwuid(uid).pw_gid
-        except KeyError:
-            gid = None
-    if gid is not None and os.getegid() != gid or (uid is not None and os.geteuid() != uid):
-        if gid is not None:
-            try:
-                name = pwd.getpwuid(uid).pw_name if uid is not None else None
-            except KeyError:
-                name = None
-            if name is not None:
-                os.initgroups(name, gid)
-            else:
-                os.setgroups([gid])
-            os.setgid(gid)
+    """Become --user/--group in a worker (gunicorn does it in the worker too; the master keeps its
+    identity so it can bind low ports and re-exec). ``None`` leaves that id unchanged; see
+    sockets.service_ids for how the config's values map to these."""
+    if gid is not None and os.getegid() != gid:
+        account = None
         if uid is not None:
-            os.setuid(uid)
+            try:
+                account = pwd.getpwuid(uid)
+            except KeyError:
+                pass
+        if account is not None:
+            os.initgroups(account.pw_name, gid)
+        else:
+            os.setgroups([gid])
+        os.setgid(gid)
+    if uid is not None and os.geteuid() != uid:
+        os.setuid(uid)
 
 
 def _exit_status(code):
@@ -855,6 +883,22 @@ def _exit_status(code):
         return code & 0xFF
     sys.stderr.write(f"{code}\n")
     return EXIT_ERROR
+
+
+def _library_dirs():
+    import sysconfig
+    dirs = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return tuple(os.path.realpath(d) + os.sep for d in dirs if d)
+
+
+def _is_app_module(module):
+    """True for a module loaded from a file outside the standard library and site-packages."""
+    path = getattr(module, "__file__", None)
+    if not path:
+        return False
+    if getattr(module, "__name__", "").startswith("pronghorn"):
+        return False
+    return not os.path.realpath(path).startswith(_library_dirs())
 
 
 def _raw_env(cfg):

@@ -20,13 +20,14 @@ close-on-exec; the arbiter makes them inheritable only for the USR2 re-exec.
 
 import errno
 import os
+import pwd
 import socket
 import stat
 from dataclasses import dataclass
 
 __all__ = [
     "BindError", "Address", "parse_address", "create_listeners", "create_listener_groups",
-    "open_bind", "inherited_fds", "describe", "close_listeners", "SD_LISTEN_FDS_START",
+    "open_bind", "inherited_fds", "service_ids", "describe", "close_listeners", "SD_LISTEN_FDS_START",
 ]
 
 SD_LISTEN_FDS_START = 3
@@ -271,16 +272,34 @@ def _remove_stale_unix_socket(path, log):
                     f"(find it: ss -lxp | grep {path})")
 
 
-def _chown_to_service_user(path, cfg):
+def service_ids(cfg):
+    """(uid, gid) the workers run as, None for "unchanged".
+
+    The config defaults --user/--group to the current ids (as gunicorn). A --user given without
+    --group means that user's own primary group: keeping root's group would be a needless hole.
+    """
+    sources = getattr(cfg, "sources", {}) or {}
     uid = getattr(cfg, "user", None)
     gid = getattr(cfg, "group", None)
+    if sources.get("user") == "default" or uid == os.geteuid():
+        uid = None
+    if sources.get("group") == "default":
+        gid = None
+    if gid is None and uid is not None:
+        try:
+            gid = pwd.getpwuid(uid).pw_gid
+        except KeyError:
+            gid = None
+    if gid == os.getegid() and uid is None:
+        gid = None
+    return uid, gid
+
+
+def _chown_to_service_user(path, cfg):
+    uid, gid = service_ids(cfg)
     if uid is None and gid is None:
         return
-    current = os.stat(path)
-    uid = current.st_uid if uid is None else uid
-    gid = current.st_gid if gid is None else gid
-    if (uid, gid) != (current.st_uid, current.st_gid):
-        os.chown(path, uid, gid)
+    os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
 
 
 def _adopt_fd(fd, cfg, what):

@@ -32,7 +32,10 @@ DRIVER = textwrap.dedent('''
     MARKS = {marks!r}
 
     def mark(name):
-        open(os.path.join(MARKS, name), "w").close()
+        try:
+            open(os.path.join(MARKS, name), "w").close()
+        except OSError:   # a worker running as --user nobody cannot write here
+            pass
 
     class FakeWorker:
         """Beats its heart until TERM; behaviour chosen by FAKE_MODE."""
@@ -82,15 +85,17 @@ def child_pids(ppid):
     return sorted(pids)
 
 
-def wait_for(predicate, timeout=15.0, interval=0.05):
-    """Poll until ``predicate()`` is truthy (returns its value) or fail after ``timeout``."""
+def wait_for(predicate, timeout=30.0, interval=0.05, context=None):
+    """Poll until ``predicate()`` is truthy (returns its value) or fail after ``timeout``
+    (a bound for a loaded machine, not a speed requirement); ``context()`` adds to the message."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+    extra = "\n" + context() if context else ""
+    raise AssertionError(f"condition not met within {timeout}s: {predicate}{extra}")
 
 
 class Master:
@@ -115,7 +120,8 @@ class Master:
         return child_pids(self.proc.pid)
 
     def wait_workers(self, count):
-        return wait_for(lambda: (lambda p: p if len(p) == count else None)(self.workers()))
+        return wait_for(lambda: (lambda p: p if len(p) == count else None)(self.workers()),
+                        context=lambda: f"workers now: {self.workers()}\n{self.log()}")
 
     def signal(self, sig):
         os.kill(self.proc.pid, sig)
@@ -155,7 +161,8 @@ def test_spawns_the_configured_workers_and_replaces_a_killed_one(master):
     m = master(["-w", "3"])
     first = m.wait_workers(3)
     os.kill(first[0], signal.SIGKILL)
-    after = wait_for(lambda: (lambda p: p if len(p) == 3 and first[0] not in p else None)(m.workers()))
+    after = wait_for(lambda: (lambda p: p if len(p) == 3 and first[0] not in p else None)(m.workers()),
+                     context=m.log)
     assert set(first[1:]) <= set(after)
     assert "was sent SIGKILL" in m.log()
     m.signal(signal.SIGTERM)
@@ -238,7 +245,8 @@ def test_hup_starts_new_workers_before_stopping_the_old_ones(master):
 def test_usr1_reaches_every_worker(master):
     m = master(["-w", "2"])
     workers = m.wait_workers(2)
-    time.sleep(0.3)  # let the fake workers install their handlers
+    # the fake workers mark "gen-" once their handlers are in place
+    wait_for(lambda: all(list(m.marks.glob(f"gen-*-{pid}")) for pid in workers))
     m.signal(signal.SIGUSR1)
     wait_for(lambda: all((m.marks / f"usr1-{pid}").exists() for pid in workers))
     m.signal(signal.SIGTERM)
@@ -269,6 +277,44 @@ def test_bind_error_is_one_clear_line_and_exit_1(master, tmp_path):
     m = master(["-b", f"unix:{blocker}"])
     assert m.wait_exit() == 1
     assert "exists and is not a socket" in m.log()
+
+
+def test_a_second_server_with_the_same_pidfile_is_refused(master, tmp_path):
+    pidfile = tmp_path / "app.pid"
+    first = master(["-w", "1", "--pid", str(pidfile)])
+    first.wait_workers(1)
+    (tmp_path / "second").mkdir()
+    second = Master(tmp_path / "second", ["-w", "1", "--pid", str(pidfile)])
+    try:
+        assert second.wait_exit() == 1
+        assert f"names a running process ({first.proc.pid})" in second.log()
+    finally:
+        second.close()
+    assert pidfile.read_text().strip() == str(first.proc.pid)
+    first.signal(signal.SIGTERM)
+    assert first.wait_exit() == 0
+
+
+def _ids(pid):
+    status = Path(f"/proc/{pid}/status").read_text()
+    uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+    gid = int(next(line for line in status.splitlines() if line.startswith("Gid:")).split()[1])
+    return uid, gid
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_workers_drop_to_user_and_group_the_master_does_not(master, tmp_path):
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    m = master(["-w", "1", "-u", "nobody"])
+    [worker] = m.wait_workers(1)
+    # without -g the user's own group, not root's
+    wait_for(lambda: _ids(worker) == (nobody.pw_uid, nobody.pw_gid))
+    assert _ids(m.proc.pid) == (0, 0)
+    # the unix socket is the service user's, so a proxy in its group can reach it
+    assert (tmp_path / "s.sock").stat().st_uid == nobody.pw_uid
+    m.signal(signal.SIGTERM)
+    assert m.wait_exit() == 0
 
 
 # -- the heartbeat itself -----------------------------------------------------------------------
