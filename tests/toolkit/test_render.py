@@ -9,8 +9,10 @@ a real syntax error, so a passing test means something.
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -370,3 +372,115 @@ def test_rendered_logrotate_file_passes_logrotate_debug(tmp_path):
     result = subprocess.run(["logrotate", "-d", "-s", str(tmp_path / "state"), str(broken)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 or "error" in result.stderr.lower()
+
+
+# --------------------------------------------------------------------------- the site, live
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(argv, ready, what, timeout=20):
+    """Start a process and wait (bounded) until ready() is true; returns the Popen."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited: {proc.stderr.read()}")
+        if ready():
+            return proc
+        time.sleep(0.1)
+    stop(proc)
+    pytest.fail(f"{what} not ready after {timeout}s")
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def connects(path):
+    with socket.socket(socket.AF_UNIX) as s:
+        try:
+            s.connect(str(path))
+            return True
+        except OSError:
+            return False
+
+
+@pytest.fixture
+def live_site(tmp_path):
+    """The Flask example behind the rendered nginx site, on loopback.
+
+    The host's paths (socket, current release, media, logs, port 80) are moved into tmp_path and a
+    free loopback port; every location, header and proxy rule is the rendered one.
+    """
+    pronghorn = Path(sys.executable).parent / "pronghorn"
+    if not pronghorn.exists() or not shutil.which("nginx"):
+        pytest.skip("needs the pronghorn server in the venv (scripts/bootstrap) and nginx")
+    cfg = example("flask", {"app.domains": ["app.example"], "app.ipv6": False})
+    release = tmp_path / "release"
+    shutil.copytree(cfg.app_dir, release, ignore=shutil.ignore_patterns("__pycache__"))
+    (release / "static" / ".secret").write_text("never served")
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "upload.txt").write_text("uploaded file")
+    sock, port = tmp_path / "pronghorn.sock", free_port()
+
+    def host_paths(text):
+        return (text.replace(cfg.socket_path, str(sock)).replace(cfg.current_dir, str(release))
+                .replace(cfg.media_dir, str(media)).replace("/var/log/nginx/", f"{tmp_path}/")
+                .replace("listen 80", f"listen 127.0.0.1:{port}"))
+
+    sites = [host_paths(f.content) for f in render_all(cfg) if "/etc/nginx/" in f.path]
+    includes = []
+    for number, text in enumerate(sites):
+        (tmp_path / f"site{number}.conf").write_text(text)
+        includes.append(f"include {tmp_path}/site{number}.conf;")
+    conf = tmp_path / "nginx.conf"
+    # user root: the test's tmp directory is private to root (a host uses www-data and the socket group).
+    conf.write_text(f"daemon off;\nuser root root;\nworker_processes 1;\npid {tmp_path}/nginx.pid;\n"
+                    f"error_log {tmp_path}/error.log;\nevents {{}}\nhttp {{\n"
+                    f"access_log {tmp_path}/access.log;\n" + "\n".join(includes) + "\n}\n")
+
+    server = start([str(pronghorn), "-b", f"unix:{sock}", "--chdir", str(release), "-w", "1", cfg.wsgi],
+                   lambda: connects(sock), "pronghorn")
+    try:
+        nginx = start(["nginx", "-c", str(conf), "-p", str(tmp_path)],
+                      lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, "nginx")
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop(nginx)
+    finally:
+        stop(server)
+
+
+@pytest.mark.slow
+def test_live_site_routes_app_static_media_and_hides_dotfiles(live_site):
+    requests = pytest.importorskip("requests")
+    host = {"Host": "app.example"}
+    page = requests.get(live_site + "/", headers=host, timeout=10)
+    assert page.status_code == 200 and "Hello from Flask on pronghorn" in page.text
+    posted = requests.post(live_site + "/messages", data={"text": "via nginx"}, headers=host, timeout=10)
+    assert posted.status_code == 201
+    css = requests.get(live_site + "/static/style.css", headers=host, timeout=10)
+    assert css.status_code == 200 and "font-family" in css.text
+    assert css.headers["Cache-Control"] == "max-age=604800"        # static_expires = "7d"
+    upload = requests.get(live_site + "/media/upload.txt", headers=host, timeout=10)
+    assert upload.text == "uploaded file" and upload.headers["X-Content-Type-Options"] == "nosniff"
+    for path in ("/static/.secret", "/.env", "/.git/config"):
+        assert requests.get(live_site + path, headers=host, timeout=10).status_code == 404, path
+
+
+@pytest.mark.slow
+def test_live_site_drops_unknown_host_names(live_site):
+    requests = pytest.importorskip("requests")
+    with pytest.raises(requests.ConnectionError):      # 444: nginx closes without an answer
+        requests.get(live_site + "/", headers={"Host": "evil.example"}, timeout=10)
