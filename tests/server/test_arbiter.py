@@ -101,7 +101,7 @@ def wait_for(predicate, timeout=30.0, interval=0.05, context=None):
 class Master:
     """A running arbiter subprocess with the fake worker."""
 
-    def __init__(self, tmp_path, args, mode="ok", env=None):
+    def __init__(self, tmp_path, args, mode="ok", env=None, bind=True):
         self.marks = tmp_path / "marks"
         self.marks.mkdir(exist_ok=True)
         script = tmp_path / "driver.py"
@@ -112,7 +112,8 @@ class Master:
         full_env.update(env or {})
         self.stderr_path = tmp_path / "master.log"
         self.stderr = open(self.stderr_path, "wb")
-        argv = ["-b", f"unix:{tmp_path / 's.sock'}", "--chdir", str(tmp_path)] + args + ["fakeapp:app"]
+        argv = (["-b", f"unix:{tmp_path / 's.sock'}"] if bind else []) + ["--chdir", str(tmp_path)]
+        argv += args + ["fakeapp:app"]
         self.proc = subprocess.Popen([sys.executable, str(script)] + argv, cwd=tmp_path,
                                      env=full_env, stdout=self.stderr, stderr=self.stderr)
 
@@ -148,8 +149,8 @@ class Master:
 def master(tmp_path):
     started = []
 
-    def start(args, mode="ok", env=None):
-        m = Master(tmp_path, args, mode, env)
+    def start(args, mode="ok", env=None, bind=True):
+        m = Master(tmp_path, args, mode, env, bind)
         started.append(m)
         return m
     yield start
@@ -238,6 +239,53 @@ def test_hup_starts_new_workers_before_stopping_the_old_ones(master):
     for pid in old:
         assert (m.marks / f"exit-{pid}").exists()
     assert booted_new < log.index("Reload complete")
+    m.signal(signal.SIGTERM)
+    assert m.wait_exit() == 0
+
+
+def test_hup_rebinds_when_the_config_file_changes_the_address(master, tmp_path):
+    conf = tmp_path / "pronghorn.conf.py"
+    conf.write_text(f"bind = ['unix:{tmp_path / 'a.sock'}']\nworkers = 1\n")
+    m = master(["-c", str(conf)], bind=False)
+    m.wait_workers(1)
+    assert (tmp_path / "a.sock").exists()
+    conf.write_text(f"bind = ['unix:{tmp_path / 'b.sock'}']\nworkers = 2\n")
+    m.signal(signal.SIGHUP)
+    wait_for(lambda: (tmp_path / "b.sock").exists() and not (tmp_path / "a.sock").exists(),
+             context=m.log)
+    m.wait_workers(2)          # the new worker count from the file as well
+    m.signal(signal.SIGTERM)
+    assert m.wait_exit() == 0
+    assert not (tmp_path / "b.sock").exists()
+
+
+def test_hup_with_a_broken_config_keeps_running_on_the_old_one(master, tmp_path):
+    conf = tmp_path / "pronghorn.conf.py"
+    conf.write_text("workers = 2\n")
+    m = master(["-c", str(conf)])
+    workers = m.wait_workers(2)
+    conf.write_text("workers = 'many'\n")
+    m.signal(signal.SIGHUP)
+    wait_for(lambda: "Reload failed: the configuration is invalid" in m.log(), context=m.log)
+    assert "workers" in m.log().split("Reload failed")[1].splitlines()[0]
+    assert m.workers() == workers
+    m.signal(signal.SIGTERM)
+    assert m.wait_exit() == 0
+
+
+def test_usr2_whose_new_master_fails_leaves_the_old_one_in_charge(master, tmp_path):
+    conf = tmp_path / "pronghorn.conf.py"
+    conf.write_text("workers = 1\n")
+    pidfile = tmp_path / "app.pid"
+    m = master(["-c", str(conf), "--pid", str(pidfile)])
+    [worker] = m.wait_workers(1)
+    conf.write_text("worker = 1\n")          # a typo: the new master will refuse to start
+    m.signal(signal.SIGUSR2)
+    wait_for(lambda: "this master keeps serving" in m.log(), context=m.log)
+    assert "unknown setting 'worker'" in m.log()
+    assert pidfile.read_text().strip() == str(m.proc.pid)
+    assert not (tmp_path / "app.pid.oldbin").exists()
+    assert m.workers() == [worker]
     m.signal(signal.SIGTERM)
     assert m.wait_exit() == 0
 
