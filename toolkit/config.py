@@ -64,6 +64,29 @@ URL_PATH_RE = re.compile(r"^/([A-Za-z0-9._~-]+/)*$")
 PROXY_URL_RE = re.compile(r"^(|https?://[^\s/]+(:\d+)?/?)$")
 
 
+# Names an app cannot take: they are system users or groups already (the app's name becomes its
+# Linux user) or collide with a file the toolkit renders (pronghorn-default.conf).
+RESERVED_NAMES = frozenset({
+    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
+    "www-data", "backup", "list", "irc", "gnats", "nobody", "nogroup", "sshd", "messagebus", "nginx",
+    "postgres", "mysql", "redis", "ubuntu", "debian", "admin", "adm", "sudo", "staff", "users",
+    "pronghorn-default",
+})
+
+
+def _app_name(value):
+    value = _matching(NAME_RE, "a lower-case slug: a letter, then letters, digits or '-', at most 31 "
+                      "characters (it is also the Linux user and the unit name)")(value)
+    if value in RESERVED_NAMES or value.startswith("systemd-"):
+        raise _Invalid(f"{value!r} is a system user or reserved name; pick a name of your own, like "
+                       f'"{value}-app"')
+    return value
+
+
+_app_name.allowed = ("a lower-case slug: a letter, then letters, digits or '-', at most 31 characters "
+                     "(it is also the Linux user and the unit name; not a system user like root or www-data)")
+
+
 def _str(value):
     if not isinstance(value, str):
         raise _Invalid("expected a string in quotes")
@@ -251,9 +274,7 @@ class Key:
 
 SCHEMA: tuple[Key, ...] = (
     # [app]
-    Key("app", "name", _matching(NAME_RE, "a lower-case slug: a letter, then letters, digits or '-', "
-                                 "at most 31 characters (it is also the Linux user and the unit name)"),
-        None, "The app's name: the system user, the systemd units NAME.service/NAME.socket, /srv/NAME.",
+    Key("app", "name", _app_name, None, "The app's name: the system user, the systemd units NAME.service/NAME.socket, /srv/NAME.",
         'name = "shop"', default_text="the app directory's name, made a slug"),
     Key("app", "framework", _choice("flask", "django", "bottle", "wsgi"), None,
         'The web framework. "wsgi" is any other WSGI app (set `wsgi` then).',
@@ -671,7 +692,7 @@ def _build(values: dict, app_dir: Path, config_file: Path | None, where: str) ->
 
 def _default_name(app_dir: Path, where: str) -> str:
     name = slugify(app_dir.name)
-    if not NAME_RE.match(name):
+    if not NAME_RE.match(name) or name in RESERVED_NAMES:
         raise ConfigError(f"{where}: the directory name {app_dir.name!r} does not make a valid app name; "
                           f'set [app] name = "myapp" (a letter, then letters, digits or "-")')
     return name

@@ -129,6 +129,8 @@ def test_invalid_toml_is_reported_with_the_file(tmp_path):
     ('[app]\nname = "1app"\n', "lower-case slug"),
     ('[app]\nname = "a' + "b" * 31 + '"\n', "at most 31 characters"),
     ('[app]\nname = "my_app"\n', "lower-case slug"),
+    ('[app]\nname = "www-data"\n', "system user or reserved name"),
+    ('[app]\nname = "root"\n', "system user or reserved name"),
     ('[app]\ndomains = ["Example.com"]\n', "lower-case domain name"),
     ('[app]\ndomains = ["exa mple.com"]\n', "lower-case domain name"),
     ('[app]\ndomains = ["-bad.example.com"]\n', "lower-case domain name"),
