@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 # The toolkit is not an installed package: make the repository importable when pytest
 # runs without `pythonpath = .` (as tests/server/*.py do for the server).
@@ -225,6 +227,15 @@ def test_allowed_hosts_hint_follows_domains():
     assert base_env(cfg)["ALLOWED_HOSTS"] == "example.com,.example.org"
     cfg = example("django", {"env": {"ALLOWED_HOSTS": "mine.example"}})
     assert base_env(cfg)["ALLOWED_HOSTS"] == "mine.example"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=40))
+def test_env_quote_round_trips_through_sh(value):
+    """Any one-line value (bounded: 40 examples) reads back unchanged when sh sources the file."""
+    out = subprocess.run(["sh", "-c", f"X={env_quote(value)}; printf %s \"$X\""],
+                         capture_output=True, timeout=30)
+    assert out.stdout.decode("utf-8", "surrogateescape") == value
 
 
 def test_env_quote_prefers_single_quotes():
