@@ -463,10 +463,15 @@ def list_sandboxes() -> list[Sandbox]:
 
 
 @contextlib.contextmanager
-def _locked():
-    """Serialise up/down/reset: they allocate addresses and rename directories."""
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(STATE_DIR / ".lock", "w") as lock:
+def _locked(what: str):
+    """An exclusive lock on `what` (a sandbox name, "addresses", "image-debian-12") across processes.
+
+    One lock per sandbox lets different sandboxes start and stop at the same time; addresses and
+    image builds have their own locks.
+    """
+    locks = STATE_DIR / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{what}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
@@ -481,6 +486,14 @@ def ensure_image(release: Release, log=print) -> Path:
     final = image_dir(release)
     if _image_version(final) == IMAGE_VERSION:
         return final
+    with _locked(f"image-{release.image}"):
+        # Another process may have built it while we waited for the lock.
+        if _image_version(final) == IMAGE_VERSION:
+            return final
+        return _build_image(release, final, log)
+
+
+def _build_image(release: Release, final: Path, log) -> Path:
     check_mirror(release)
     if not Path(release.keyring).exists():
         package = "ubuntu-keyring" if release.distro == "ubuntu" else "debian-archive-keyring"
@@ -687,7 +700,7 @@ def render_tinyproxy_config(name: str, index: int, user: str, group: str) -> str
         f"Group {group}",
         f'PidFile "{directory}/tinyproxy.pid"',
         f'LogFile "{directory}/tinyproxy.log"',
-        "LogLevel Notice",
+        "LogLevel Connect",  # one line per request: shows what the sandbox fetched
         # CONNECT (https) only to the https port, as a plain proxy should.
         "ConnectPort 443",
         "",
@@ -762,7 +775,7 @@ def up(name: str = "demo", release: str = DEFAULT_RELEASE, log=print) -> Sandbox
     validate_name(name)
     rel = resolve_release(release)
     preflight()
-    with _locked():
+    with _locked(name):
         state = _read_state(name)
         if state and state["release"] != rel.suite:
             raise SandboxError(
@@ -780,22 +793,29 @@ def up(name: str = "demo", release: str = DEFAULT_RELEASE, log=print) -> Sandbox
         image = ensure_image(rel, log=log)
         key = ensure_key()
         if state is None:
-            used = {s.index for s in list_sandboxes()}
-            state = {"name": name, "index": allocate_index(used), "release": rel.suite,
-                     "key_path": str(key)}
-            host_dir(name).mkdir(parents=True, exist_ok=True)
-            _write_state(name, state)
+            state = _new_state(name, rel, key)
         if not _rootfs(name).exists():
             _copy_image(image, name)
         _prepare_host(name, state["index"], Path(f"{key}.pub").read_text())
         return _boot(name, state)
 
 
+def _new_state(name: str, release: Release, key: Path) -> dict:
+    """Record a new sandbox with the lowest free address number."""
+    with _locked("addresses"):
+        used = {s.index for s in list_sandboxes()}
+        state = {"name": name, "index": allocate_index(used), "release": release.suite,
+                 "key_path": str(key)}
+        host_dir(name).mkdir(parents=True, exist_ok=True)
+        _write_state(name, state)
+    return state
+
+
 def reset(name: str = "demo", log=print) -> Sandbox:
     """Give sandbox `name` a fresh root filesystem (same address) and boot it again."""
     validate_name(name)
     preflight()
-    with _locked():
+    with _locked(name):
         state = _read_state(name)
         if state is None:
             raise SandboxError(f"no sandbox named {name!r}: make it with `invoke sandbox.up --name {name}`")
@@ -812,7 +832,7 @@ def down(name: str = "demo") -> bool:
     """Stop sandbox `name` and remove everything `up` made. Returns False if there was nothing."""
     validate_name(name)
     require_root()
-    with _locked():
+    with _locked(name):
         state = _read_state(name)
         directory = host_dir(name)
         if state is None and not directory.exists():
