@@ -1,0 +1,287 @@
+"""Unit tests of toolkit/sandbox.py's logic: names, addresses, generated files and error messages.
+No root needed; nothing here starts a container (tests/integration/test_sandbox.py does)."""
+
+import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from toolkit import sandbox  # noqa: E402
+from toolkit import tasks_sandbox  # noqa: E402
+from toolkit.sandbox import SandboxError  # noqa: E402
+
+CERT_A = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"
+CERT_B = "-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----"
+CERT_C = "-----BEGIN CERTIFICATE-----\nCCCC\n-----END CERTIFICATE-----"
+
+
+@pytest.fixture
+def state_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, "STATE_DIR", tmp_path / "state")
+    return tmp_path / "state"
+
+
+# --- names, releases, addresses ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["demo", "test1", "a", "web-2", "x" * 31])
+def test_valid_names(name):
+    assert sandbox.validate_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "Demo", "1st", "-x", "a_b", "a.b", "x" * 32, "../etc", "a b"])
+def test_invalid_names_are_refused_with_the_rule(name):
+    with pytest.raises(SandboxError, match="lowercase letters, digits and '-'"):
+        sandbox.validate_name(name)
+
+
+def test_unknown_release_lists_the_choices():
+    with pytest.raises(SandboxError) as error:
+        sandbox.resolve_release("buster")
+    assert "bookworm, noble, jammy" in str(error.value)
+
+
+def test_releases_map_to_their_image_names():
+    assert sandbox.resolve_release("bookworm").image == "debian-12"
+    assert sandbox.resolve_release("noble").image == "ubuntu-24.04"
+    assert sandbox.resolve_release("jammy").image == "ubuntu-22.04"
+
+
+def test_mirror_can_be_overridden(monkeypatch):
+    monkeypatch.setenv("PRONGHORN_UBUNTU_MIRROR", "http://127.0.0.1:9/ubuntu/")
+    assert sandbox.resolve_release("noble").mirror == "http://127.0.0.1:9/ubuntu"
+
+
+def test_unreachable_mirror_says_what_to_do(monkeypatch):
+    # A closed loopback port: the same error path as a mirror blocked by a firewall.
+    monkeypatch.setenv("PRONGHORN_UBUNTU_MIRROR", "http://127.0.0.1:9/ubuntu")
+    with pytest.raises(SandboxError) as error:
+        sandbox.check_mirror(sandbox.resolve_release("jammy"), timeout=2)
+    message = str(error.value)
+    assert "not reachable" in message and "--release bookworm" in message
+    assert "PRONGHORN_UBUNTU_MIRROR" in message
+
+
+def test_addresses_are_a_slash_30_per_sandbox():
+    assert sandbox.addresses(1) == ("10.77.1.1", "10.77.1.2")
+    assert sandbox.addresses(250) == ("10.77.250.1", "10.77.250.2")
+
+
+def test_interface_names_fit_the_kernel_limit():
+    assert len(sandbox.veth_name(sandbox.MAX_SANDBOXES)) <= 15
+
+
+def test_allocate_index_takes_the_lowest_free_number():
+    assert sandbox.allocate_index(set()) == 1
+    assert sandbox.allocate_index({1, 2, 4}) == 3
+    assert sandbox.allocate_index({2}) == 1
+
+
+def test_allocate_index_when_all_are_used():
+    with pytest.raises(SandboxError, match="sandbox.down --all"):
+        sandbox.allocate_index(set(range(1, sandbox.MAX_SANDBOXES + 1)))
+
+
+# --- preflight -----------------------------------------------------------------------------------
+
+def test_preflight_without_root_names_the_fix(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(SandboxError) as error:
+        sandbox.preflight()
+    assert "run as root" in str(error.value) and "sudo" in str(error.value)
+
+
+def test_preflight_names_missing_tools_and_their_packages(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(sandbox, "_which", lambda tool: None if tool in ("debootstrap", "systemd-nspawn") else "/bin/x")
+    with pytest.raises(SandboxError) as error:
+        sandbox.preflight()
+    message = str(error.value)
+    assert "debootstrap, systemd-nspawn" in message
+    assert "apt-get install -y debootstrap systemd-container" in message
+    assert "make test" in message
+
+
+def test_preflight_passes_with_root_and_tools(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(sandbox, "_which", lambda tool: "/usr/bin/" + tool)
+    sandbox.preflight()
+
+
+# --- files written inside a host -----------------------------------------------------------------
+
+def test_proxy_files_point_apt_pip_and_shells_at_the_proxy():
+    files = sandbox.proxy_files("http://10.77.3.1:8888")
+    assert files["/etc/apt/apt.conf.d/01proxy"] == (
+        'Acquire::http::Proxy "http://10.77.3.1:8888";\nAcquire::https::Proxy "http://10.77.3.1:8888";\n')
+    pip = files["/etc/pip.conf"]
+    assert "proxy = http://10.77.3.1:8888" in pip and "cert = /etc/ssl/certs/ca-certificates.crt" in pip
+    env = files["/etc/environment"]
+    assert 'https_proxy="http://10.77.3.1:8888"' in env and 'no_proxy="localhost,127.0.0.1,::1"' in env
+    assert env.startswith('PATH="')  # /etc/environment replaces PATH for login sessions
+
+
+def test_proxy_files_refuse_a_bad_url():
+    with pytest.raises(SandboxError, match="http://HOST:PORT"):
+        sandbox.proxy_files("10.77.3.1:8888")
+
+
+def test_extra_ca_files_are_the_certificates_the_host_lacks():
+    local = f"# comment\n{CERT_A}\n{CERT_B}\n\n{CERT_C}\n"
+    host = f"{CERT_A}\n{CERT_C}\n"
+    assert sandbox.extra_ca_files(local, host) == {
+        "/usr/local/share/ca-certificates/pronghorn-extra-01.crt": CERT_B + "\n"}
+
+
+def test_no_extra_ca_files_when_the_host_trusts_everything():
+    assert sandbox.extra_ca_files(f"{CERT_A}\n", f"{CERT_B}\n{CERT_A}\n") == {}
+
+
+def test_split_pem_keeps_each_block():
+    assert sandbox.split_pem(f"x\n{CERT_A}\ny\n{CERT_B}") == [CERT_A, CERT_B]
+
+
+def test_tinyproxy_config_listens_only_on_the_host_side_and_allows_only_its_sandbox(state_dir):
+    config = sandbox.render_tinyproxy_config("demo", 7, "tinyproxy", "tinyproxy")
+    lines = config.splitlines()
+    assert "Listen 10.77.7.1" in lines and "Port 8888" in lines
+    assert [line for line in lines if line.startswith("Allow")] == ["Allow 10.77.7.0/30"]
+    assert f'PidFile "{state_dir}/hosts/demo/tinyproxy.pid"' in lines
+
+
+# --- ssh config ----------------------------------------------------------------------------------
+
+def _box(name, index, running=True):
+    host, container = sandbox.addresses(index)
+    return sandbox.Sandbox(name=name, address=container, host_address=host, ssh_alias=f"sandbox-{name}",
+                           key_path="/repo/.sandbox/id_ed25519", pid=123, running=running, index=index)
+
+
+def test_ssh_config_has_one_block_per_sandbox():
+    text = sandbox.render_ssh_config([_box("web", 2), _box("demo", 1)])
+    assert text.count("\nHost ") == 2
+    demo = text[text.index("Host sandbox-demo"):text.index("Host sandbox-web")]
+    for line in ["HostName 10.77.1.2", "User root", "IdentityFile /repo/.sandbox/id_ed25519",
+                 "StrictHostKeyChecking no", "UserKnownHostsFile /dev/null", "LogLevel ERROR"]:
+        assert f"    {line}\n" in demo
+
+
+def test_ssh_config_without_sandboxes_has_no_hosts():
+    lines = sandbox.render_ssh_config([]).splitlines()
+    assert [line for line in lines if line.startswith("Host ")] == []
+
+
+def test_ssh_reads_the_generated_config(tmp_path):
+    # The real ssh client parses the file and resolves the alias as Fabric will (ssh -G prints it).
+    config = tmp_path / "ssh_config"
+    config.write_text(sandbox.render_ssh_config([_box("demo", 4)]))
+    shown = subprocess.run(["ssh", "-G", "-F", str(config), "sandbox-demo"], capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    assert "hostname 10.77.4.2" in shown and "user root" in shown
+    assert "stricthostkeychecking false" in shown
+
+
+def test_include_goes_to_the_top_once(tmp_path):
+    user_config = tmp_path / ".ssh" / "config"
+    user_config.parent.mkdir()
+    user_config.write_text("Host work\n    User me\n")
+    included = Path("/repo/.sandbox/ssh_config")
+    assert sandbox.ensure_include(user_config, included) is True
+    assert user_config.read_text() == "Include /repo/.sandbox/ssh_config\nHost work\n    User me\n"
+    assert sandbox.ensure_include(user_config, included) is False
+    assert user_config.read_text().count("Include") == 1
+
+
+def test_include_creates_a_private_config(tmp_path):
+    user_config = tmp_path / ".ssh" / "config"
+    sandbox.ensure_include(user_config, Path("/repo/.sandbox/ssh_config"))
+    assert user_config.read_text() == "Include /repo/.sandbox/ssh_config\n"
+    assert user_config.stat().st_mode & 0o777 == 0o600
+
+
+def test_ssh_command_uses_the_generated_config():
+    argv = sandbox.ssh_command(_box("demo", 1), "uptime")
+    assert argv[:3] == ["ssh", "-F", str(sandbox.ssh_config_path())]
+    assert argv[-2:] == ["sandbox-demo", "uptime"] and "BatchMode=yes" in argv
+
+
+# --- state ---------------------------------------------------------------------------------------
+
+def _dead_pid():
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_state_round_trip_and_running_detection(state_dir):
+    me = os.getpid()
+    sandbox._write_state("alive", {"name": "alive", "index": 3, "release": "bookworm", "key_path": "/k",
+                                   "nspawn_pid": me, "nspawn_start": sandbox._start_time(me)})
+    sandbox._write_state("dead", {"name": "dead", "index": 1, "release": "bookworm", "key_path": "/k",
+                                  "nspawn_pid": _dead_pid(), "nspawn_start": 1})
+    alive, dead = sandbox.get("alive"), sandbox.get("dead")
+    assert alive.running and alive.pid == me and alive.address == "10.77.3.2"
+    assert alive.ssh_alias == "sandbox-alive" and alive.proxy_url == "http://10.77.3.1:8888"
+    assert not dead.running and dead.pid is None
+    assert [box.name for box in sandbox.list_sandboxes()] == ["alive", "dead"]
+    assert sandbox.get("nothing") is None
+
+
+def test_a_reused_pid_is_not_taken_for_the_sandbox(state_dir):
+    # After a reboot the recorded PID may belong to another process: its start time differs.
+    me = os.getpid()
+    sandbox._write_state("old", {"name": "old", "index": 1, "release": "bookworm", "key_path": "/k",
+                                 "nspawn_pid": me, "nspawn_start": sandbox._start_time(me) - 1})
+    assert sandbox.get("old").running is False
+
+
+def test_corrupt_state_names_the_file_and_the_fix(state_dir):
+    path = state_dir / "hosts" / "broken" / "state.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    with pytest.raises(SandboxError) as error:
+        sandbox.get("broken")
+    assert str(path) in str(error.value) and "sandbox.down --name broken" in str(error.value)
+
+
+def test_proxy_settings_for_an_unknown_sandbox(state_dir):
+    with pytest.raises(SandboxError, match="invoke sandbox.up --name ghost"):
+        sandbox.proxy_settings("ghost")
+
+
+def test_mounts_under_finds_mount_points_below_a_path(tmp_path):
+    assert "/proc" in sandbox.mounts_under(Path("/proc"))
+    assert sandbox.mounts_under(tmp_path / "nothing-mounted-here") == []
+
+
+def test_image_is_rebuilt_when_its_version_is_old(tmp_path):
+    image = tmp_path / "debian-12"
+    image.mkdir()
+    assert sandbox._image_version(image) is None  # an interrupted or foreign tree is never used
+    (image / ".pronghorn-image").write_text('{"version": %d}' % sandbox.IMAGE_VERSION)
+    assert sandbox._image_version(image) == sandbox.IMAGE_VERSION
+
+
+# --- the invoke tasks ----------------------------------------------------------------------------
+
+TASKS = [tasks_sandbox.up, tasks_sandbox.down, tasks_sandbox.list_, tasks_sandbox.ssh]
+
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
+def test_each_task_has_a_one_line_docstring_and_help_for_every_option(task):
+    doc = task.__doc__.strip()
+    assert doc and "\n" not in doc
+    options = list(inspect.signature(task.body).parameters)[1:]  # after the context `c`
+    for option in options:
+        assert option in task.help, f"{task.name}: --{option} has no help"
+
+
+def test_ssh_task_passes_what_follows_the_double_dash():
+    assert tasks_sandbox._remainder(["invoke", "sandbox.ssh", "--", "uname", "-a"]) == "uname -a"
+    assert tasks_sandbox._remainder(["invoke", "sandbox.ssh"]) == ""
