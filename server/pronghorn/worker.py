@@ -56,13 +56,17 @@ CLOSING = 5  # answered and shutting down: discard input, close after a short li
 MAX_QUEUED_REQUESTS = 32
 MAX_READ_AHEAD = 256 * 1024
 LINGER_SECONDS = 2.0
+# Reading /proc is cheap, but not needed every second.
+MEMORY_CHECK_TICKS = 3
 # A threaded response waits for the loop once it has handed it this many bytes.
 THREAD_WRITE_WINDOW = 256 * 1024
 
 
 def new_event_loop():
-    """uvloop when it is installed (measured ~2x faster here), else the stdlib loop."""
-    if uvloop is not None:
+    """uvloop when it is installed (faster: see bench numbers in the worker's report), else the
+    stdlib loop. PRONGHORN_LOOP=asyncio forces the stdlib loop (to compare, or to rule uvloop out
+    when chasing a bug)."""
+    if uvloop is not None and os.environ.get("PRONGHORN_LOOP", "auto") != "asyncio":
         return uvloop.new_event_loop()
     return asyncio.new_event_loop()
 
@@ -105,6 +109,7 @@ class Worker:
         self.accepting = False
         self.executor = None
         self._stopping_since = None
+        self._ticks = 0
         self._read_settings(cfg)
 
     def __repr__(self):
@@ -286,8 +291,10 @@ class Worker:
             if os.getppid() != self.ppid:
                 self.log.info("parent changed (was %s): stopping", self.ppid)
                 self.begin_graceful_stop("parent changed")
-            elif self.max_memory and int(now) % 5 == 0:
-                self._check_memory()
+            elif self.max_memory:
+                self._ticks += 1
+                if self._ticks % MEMORY_CHECK_TICKS == 0:
+                    self._check_memory()
         elif now - self._stopping_since > self.graceful_timeout:
             self.log.warning("graceful timeout: closing %d connections", len(self.connections))
             self.loop.stop()
@@ -364,6 +371,7 @@ class HttpConnection(asyncio.Protocol):
         self.pump = None  # the suspended body iteration of an inline response
         self.drained = None  # threading.Event for threaded writes
         self.sendfile_state = None
+        self.paused_since = 0.0
 
     # --- asyncio callbacks -------------------------------------------------------------------
 
@@ -384,10 +392,17 @@ class HttpConnection(asyncio.Protocol):
         if self.drained is not None:
             self.drained.set()  # a thread waiting to write must not wait forever
         self._cancel_sendfile()
+        if self.pump is not None:
+            # The client left in the middle of a streamed body: the app's iterable is still owed
+            # its close() (it may hold a database cursor or a file).
+            result = self.pump[1]
+            self.pump = None
+            wsgi.close_iterable(result, self.log)
         self.worker.connection_closed(self)
 
     def pause_writing(self):
         self.write_paused = True
+        self.paused_since = time.monotonic()
         if self.drained is not None:
             self.drained.clear()
 
@@ -649,6 +664,11 @@ class HttpConnection(asyncio.Protocol):
         phase = self.phase
         worker = self.worker
         if phase == BUSY:
+            # A client that stops reading a response must not hold the connection forever.
+            if self.write_paused and now - self.paused_since > worker.body_timeout:
+                self.log.info("closing a connection whose client stopped reading for %ss",
+                              worker.body_timeout)
+                self.abort()
             return
         if phase == IDLE:
             if now - self.since > worker.keepalive:

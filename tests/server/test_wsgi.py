@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -241,3 +242,65 @@ def test_error_response_is_complete_and_closes():
     assert head.startswith(b"HTTP/1.1 413 Content Too Large\r\n")
     assert b"Connection: close" in head
     assert b"Content-Length: %d" % len(body) in head
+
+
+# --- worker lifecycle and hooks ------------------------------------------------------------------
+
+
+def _pids(srv, count):
+    pids = []
+    for _ in range(count):
+        status, _, body = request(srv.port, b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert status == 200
+        pids.append(int(body))
+    return pids
+
+
+def test_max_requests_recycles_the_worker():
+    with serve("tests.server.apps:app", "--max-requests", "3") as srv:
+        pids = _pids(srv, 12)
+    # Every request was answered, by more than one worker in turn (each serves at most 3).
+    assert len(set(pids)) >= 3
+    assert all(pids.count(p) <= 3 for p in set(pids))
+
+
+def test_max_worker_memory_recycles_the_worker():
+    # 1 MiB is below any Python process: the worker is recycled after its next memory check.
+    with serve("tests.server.apps:app", "--max-worker-memory", "1") as srv:
+        first = _pids(srv, 1)[0]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _pids(srv, 1)[0] == first:
+            time.sleep(0.5)
+        assert _pids(srv, 1)[0] != first
+        assert "max_worker_memory" in srv.errors()
+
+
+def test_access_log_line_per_request():
+    with serve("tests.server.apps:app", "--access-logfile", "-") as srv:
+        request(srv.port, b"GET /environ?q=1 HTTP/1.1\r\nHost: t\r\nUser-Agent: ua-test\r\n\r\n")
+        request(srv.port, b"GET /missing HTTP/1.1\r\nHost: t\r\n\r\n")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "/missing" not in srv.errors():
+            time.sleep(0.1)
+        log = srv.errors()
+    assert '"GET /environ?q=1 HTTP/1.1" 200' in log and "ua-test" in log
+    assert '"GET /missing HTTP/1.1" 404' in log
+
+
+def test_pre_and_post_request_hooks_are_called(tmp_path):
+    conf = tmp_path / "hooks.conf.py"
+    conf.write_text(
+        "import sys\n"
+        "def pre_request(worker, req):\n"
+        "    sys.stderr.write('PRE %s %s\\n' % (req.method, req.path)); sys.stderr.flush()\n"
+        "def post_request(worker, req, environ, resp):\n"
+        "    sys.stderr.write('POST %s %s %s\\n' % (req.path, resp.status, resp.sent)); sys.stderr.flush()\n"
+    )
+    with serve("tests.server.apps:app", "-c", str(conf)) as srv:
+        request(srv.port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "POST / " not in srv.errors():
+            time.sleep(0.1)
+        log = srv.errors()
+    assert "PRE GET /\n" in log
+    assert "POST / 200 OK 13\n" in log
