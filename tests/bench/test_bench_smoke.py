@@ -68,3 +68,11 @@ def test_an_unknown_scenario_is_refused_with_the_valid_names():
     assert proc.returncode == 2
     assert "unknown name 'helo'" in proc.stderr
     assert "hello, echo, sleep10, file, slow" in proc.stderr
+
+
+def test_deploy_times_refuses_a_folder_without_deploy_toml(tmp_path):
+    # Checked before any sandbox is started: a typo costs a second, not a container.
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "deploy_times.py"), "--app", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "no deploy.toml" in proc.stderr and "examples/flask" in proc.stderr

@@ -1,0 +1,152 @@
+"""Deploy timings for `make bench BENCH_ARGS=--deploy`: how long the toolkit's deploys take.
+
+Starts a sandbox host (a local container, `invoke sandbox.up`), then times, with the
+example Flask app copied to a scratch folder so the repository is never changed:
+
+1. first deploy       provision a fresh host and release the app
+2. no-change redeploy the same code again (the toolkit should notice and do little)
+3. code-only redeploy one source file changed, requirements not (the venv is reused)
+4. rollback           back to the release before
+
+and removes the sandbox at the end (unless --keep). Every command is bounded in time;
+the only host contacted is the sandbox (10.77.N.x in a network namespace the toolkit makes).
+
+    .venv/bin/python bench/deploy_times.py [--name bench] [--app examples/flask] [--keep] [--json FILE]
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+INVOKE = Path(sys.executable).parent / "invoke"
+
+SANDBOX_TIMEOUT = 15 * 60
+FIRST_DEPLOY_TIMEOUT = 20 * 60
+STEP_TIMEOUT = 10 * 60
+
+
+def invoke(*args: str, timeout: float) -> tuple[float, int, str]:
+    """Run one invoke task from the repository; (seconds, exit status, last lines of output)."""
+    start = time.monotonic()
+    try:
+        proc = subprocess.run([str(INVOKE), *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+        status, output = proc.returncode, proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as e:
+        status, output = -1, f"timed out after {timeout:.0f} s: {(e.stdout or b'')[-500:]!r}"
+    seconds = time.monotonic() - start
+    return seconds, status, "\n".join(output.strip().splitlines()[-5:])
+
+
+def scratch_copy(app: Path) -> Path:
+    """The app in a temporary folder, so the code-only change never touches the repository."""
+    dest = Path(tempfile.mkdtemp(prefix="pronghorn-deploy-bench-")) / app.name
+    shutil.copytree(app, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dest
+
+
+def change_code(app: Path) -> Path:
+    """Touch the app's code, not its requirements: append a comment to its first .py file."""
+    source = sorted(app.glob("*.py"))[0]
+    with source.open("a") as f:
+        f.write(f"\n# deploy benchmark: code-only change at {time.time():.0f}\n")
+    return source
+
+
+def releases_listing(app: Path, host: str) -> str:
+    """`invoke releases` output, untimed: shows whether a step made or switched a release."""
+    _, status, listing = invoke("releases", "--app", str(app), "--host", host, timeout=STEP_TIMEOUT)
+    return listing if status == 0 else ""
+
+
+def run_steps(name: str, app: Path) -> list[dict]:
+    host = f"sandbox-{name}"
+    steps = []
+    before = [""]
+
+    def step(label, *args, timeout=STEP_TIMEOUT, deploys=True):
+        seconds, status, tail = invoke(*args, timeout=timeout)
+        record = {"step": label, "seconds": round(seconds, 1), "status": status, "output_tail": tail}
+        if deploys and status == 0:
+            # A no-change redeploy should leave the releases as they were; the others change them.
+            after = releases_listing(app, host)
+            record["releases_changed"] = after != before[0]
+            record["releases"] = after
+            before[0] = after
+        steps.append(record)
+        print(f"  {label:<26} {seconds:7.1f} s  {'ok' if status == 0 else f'FAILED (exit {status})'}",
+              file=sys.stderr, flush=True)
+        if status:
+            print("    " + tail.replace("\n", "\n    "), file=sys.stderr)
+        return status == 0
+
+    if not step("sandbox up (not a deploy)", "sandbox.up", "--name", name, timeout=SANDBOX_TIMEOUT,
+                deploys=False):
+        return steps
+    if not step("first deploy", "deploy", "--app", str(app), "--host", host, timeout=FIRST_DEPLOY_TIMEOUT):
+        return steps
+    step("no-change redeploy", "deploy", "--app", str(app), "--host", host)
+    change_code(app)
+    if step("code-only redeploy", "deploy", "--app", str(app), "--host", host):
+        step("rollback", "rollback", "--app", str(app), "--host", host)
+    return steps
+
+
+def format_table(steps: list[dict]) -> str:
+    lines = ["\ndeploy timings (sandbox host, example app)",
+             f"  {'step':<26} {'seconds':>8}  result  releases changed"]
+    for s in steps:
+        changed = {True: "yes", False: "no"}.get(s.get("releases_changed"), "")
+        lines.append(f"  {s['step']:<26} {s['seconds']:>8.1f}  {'ok' if s['status'] == 0 else 'FAILED':<6}  {changed}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="Time the deploy toolkit on a sandbox host.")
+    p.add_argument("--name", default="bench", help="sandbox name (default: bench; removed at the end)")
+    p.add_argument("--app", default="examples/flask", help="app folder with deploy.toml (default: examples/flask)")
+    p.add_argument("--keep", action="store_true", help="leave the sandbox running at the end")
+    p.add_argument("--json", metavar="FILE", help="also write the timings as JSON")
+    args = p.parse_args(argv)
+    app = (REPO / args.app).resolve()
+    if not (app / "deploy.toml").is_file():
+        p.error(f"--app {args.app}: no deploy.toml in {app}; pass an app folder such as examples/flask")
+    if not INVOKE.exists():
+        p.error(f"{INVOKE} not found: run scripts/bootstrap first")
+    args.app_path = app
+    return args
+
+
+def sandbox_exists(name: str) -> bool:
+    _, _, listing = invoke("sandbox.list", timeout=60)
+    return any(line.split()[:1] == [name] for line in listing.splitlines())
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if sandbox_exists(args.name):
+        # Not ours to time or to remove: someone (maybe an earlier --keep run) is using it.
+        sys.exit(f"error: a sandbox named {args.name} already exists; remove it with "
+                 f"`invoke sandbox.down --name {args.name}` or pick another --name")
+    app = scratch_copy(args.app_path)
+    print(f"deploy timings: sandbox {args.name}, app {args.app} (copied to {app})", file=sys.stderr)
+    steps = []
+    try:
+        steps = run_steps(args.name, app)
+    finally:
+        if not args.keep:
+            invoke("sandbox.down", "--name", args.name, timeout=SANDBOX_TIMEOUT)
+        shutil.rmtree(app.parent, ignore_errors=True)
+    print(format_table(steps))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"app": args.app, "steps": steps}, indent=2))
+    return 0 if steps and all(s["status"] == 0 for s in steps) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
