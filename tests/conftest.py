@@ -47,9 +47,12 @@ def pytest_runtest_setup(item):
 def _require_sandbox_support():
     try:
         sandboxes.preflight()
+        return
     except sandboxes.SandboxError as error:
-        pytest.fail(f"integration tests need sandbox hosts: {error}. "
-                    "(PRONGHORN_SKIP_INTEGRATION=1 skips these tests.)", pytrace=False)
+        problem = str(error)
+    # Outside the except block, so the report shows only this message, not a chained traceback.
+    pytest.fail(f"integration tests need sandbox hosts: {problem}. "
+                "(PRONGHORN_SKIP_INTEGRATION=1 skips these tests.)", pytrace=False)
 
 
 _claims = []  # open lock files: held for the whole session
@@ -77,7 +80,8 @@ def _up(name: str) -> sandboxes.Sandbox:
     try:
         return sandboxes.up(name, log=lambda message: print(f"[sandbox] {message}"))
     except sandboxes.SandboxError as error:
-        pytest.fail(f"could not start sandbox {name}: {error}", pytrace=False)
+        problem = str(error)
+    pytest.fail(f"could not start sandbox {name}: {problem}", pytrace=False)
 
 
 def _down_unless_kept(name: str) -> None:
@@ -109,12 +113,13 @@ def _fresh_sandbox_name():
 def fresh_sandbox(_fresh_sandbox_name):
     """A sandbox host whose root filesystem is a fresh copy of the image (same address every time)."""
     name = _fresh_sandbox_name
+    if sandboxes.get(name) is None:
+        return _up(name)
     try:
-        if sandboxes.get(name) is None:
-            return _up(name)
         return sandboxes.reset(name, log=lambda message: print(f"[sandbox] {message}"))
     except sandboxes.SandboxError as error:
-        pytest.fail(f"could not reset sandbox {name}: {error}", pytrace=False)
+        problem = str(error)
+    pytest.fail(f"could not reset sandbox {name}: {problem}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -644,7 +644,9 @@ def _prepare_host(name: str, index: int, public_key: str) -> None:
     (root / "etc/hosts").write_text(
         f"127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
     )
-    (root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
+    machine_id = root / "etc/machine-id"
+    if not machine_id.read_text().strip():  # kept across reboots, as on a real machine
+        machine_id.write_text(uuid.uuid4().hex + "\n")
     if not list((root / "etc/ssh").glob("ssh_host_*_key")):
         _run(["ssh-keygen", "-A", "-f", str(root)])
     authorized = root / "root/.ssh/authorized_keys"
