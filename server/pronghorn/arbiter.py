@@ -169,7 +169,8 @@ class Arbiter:
         self.signal_queue = deque()
         self.pipe = None
         self.stopping = False
-        self.start_dir = None
+        self.launch_dir = None          # where we were started (as the shell spelled it)
+        self.start_dir = None           # the app directory: --chdir, or launch_dir
         self.modules_before_app = None
 
     # -- public names hooks may use (gunicorn's) ----------------------------------------------------
@@ -214,7 +215,10 @@ class Arbiter:
         self.detect_old_master()
         pidfile = getattr(self.cfg, "pidfile", None)
         pidfile = os.path.abspath(pidfile) if pidfile else None   # relative to where we started
-        self.change_directory()
+        try:
+            self.change_directory()
+        except OSError as exc:
+            raise HaltServer(f"--chdir {self.cfg.chdir!r}: {exc.strerror} (give an existing directory)")
         os.umask(_umask(self.cfg))
         if pidfile:
             self.pidfile = Pidfile(pidfile)
@@ -239,16 +243,14 @@ class Arbiter:
             self.master_pid = os.getppid()
 
     def change_directory(self):
-        """Go to --chdir (or stay); remember the directory *as spelled* so HUP can follow symlinks."""
+        """Enter --chdir (relative to where we were started) and remember it *as spelled*, so
+        that a reload can enter it again and follow a re-pointed ``current`` symlink."""
+        if self.launch_dir is None:
+            self.launch_dir = _logical_cwd()
         chdir = getattr(self.cfg, "chdir", None)
-        if chdir:
-            try:
-                os.chdir(chdir)
-            except OSError as exc:
-                raise HaltServer(f"--chdir {chdir!r}: {exc.strerror} (give an existing directory)")
-            self.start_dir = chdir
-        else:
-            self.start_dir = _logical_cwd()
+        target = os.path.join(self.launch_dir, chdir) if chdir else self.launch_dir
+        os.chdir(target)
+        self.start_dir = target
         _respell_sys_path(self.start_dir)
 
     def open_listeners(self):
@@ -650,8 +652,7 @@ class Arbiter:
         systemd.notify(f"RELOADING=1\nMONOTONIC_USEC={usec}\nSTATUS=reloading")
         old_cfg = self.cfg
         try:
-            from pronghorn.config import load_config
-            new_cfg = load_config(self.argv)
+            new_cfg = self.read_config_again()
         except SystemExit as exc:     # a ConfigError printed as a usage error
             return self._reload_refused(f"the configuration is invalid (exit {exc.code})")
         except Exception as exc:
@@ -675,6 +676,16 @@ class Arbiter:
                       self.num_workers)
         self.manage_workers()
 
+    def read_config_again(self):
+        """The command line read again from where it was first read: relative paths in it
+        (-c, --chdir, --pid) mean the same as at startup."""
+        from pronghorn.config import load_config
+        os.chdir(self.launch_dir)
+        try:
+            return load_config(self.argv)
+        finally:
+            os.chdir(self.start_dir)
+
     def _reload_refused(self, why):
         self.log.error("Reload failed: %s; still running with the previous configuration and workers", why)
         systemd.notify(f"READY=1\nSTATUS=reload failed: {why}")
@@ -691,14 +702,12 @@ class Arbiter:
             self.log.reopen_files()
 
     def change_directory_for_reload(self):
-        """Go back to the start directory *by name*, following a re-pointed ``current`` symlink."""
-        target = getattr(self.cfg, "chdir", None) or self.start_dir
+        """Enter the app directory again *by name*, following a re-pointed ``current`` symlink."""
         try:
-            os.chdir(target)
-            self.start_dir = target
+            self.change_directory()
         except OSError as exc:
-            self.log.warning("cannot change directory to %s on reload: %s", target, exc.strerror)
-        _respell_sys_path(self.start_dir)
+            self.log.warning("cannot change directory to --chdir %s on reload: %s (staying in %s)",
+                             self.cfg.chdir, exc.strerror, os.getcwd())
         import importlib
         importlib.invalidate_caches()
 
@@ -768,7 +777,9 @@ class Arbiter:
             env[sockets.REEXEC_FD_VAR] = ",".join(str(fd) for fd in fds)
             for sig in self.SIGNALS + [signal.SIGCHLD]:
                 signal.signal(sig, signal.SIG_DFL)
-            os.chdir(self.start_dir)
+            # the command line is relative to where we were started (a relative --chdir, say)
+            os.chdir(self.launch_dir)
+            env["PWD"] = self.launch_dir
             os.execve(command[0], command, env)
         except BaseException as exc:
             try:
@@ -827,7 +838,10 @@ class Arbiter:
         self.reap_workers()
 
     def halt(self, reason, exit_code):
-        self.log.error(reason) if exit_code else self.log.info(reason)
+        if exit_code:
+            self.log.error("%s", reason)
+        else:
+            self.log.info("%s", reason)
         self.stop(graceful=True)
         self.exit(exit_code)
 

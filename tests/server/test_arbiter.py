@@ -290,6 +290,19 @@ def test_usr2_whose_new_master_fails_leaves_the_old_one_in_charge(master, tmp_pa
     assert m.wait_exit() == 0
 
 
+def test_relative_chdir_is_entered_again_on_hup(master, tmp_path):
+    (tmp_path / "sub").mkdir()
+    m = master(["-w", "1", "--chdir", "sub"])      # relative to where the server was started
+    [old] = m.wait_workers(1)
+    assert os.readlink(f"/proc/{m.proc.pid}/cwd") == str(tmp_path / "sub")
+    m.signal(signal.SIGHUP)
+    wait_for(lambda: (lambda p: p if p and old not in p else None)(m.workers()), context=m.log)
+    assert os.readlink(f"/proc/{m.proc.pid}/cwd") == str(tmp_path / "sub")
+    assert "cannot change directory" not in m.log()
+    m.signal(signal.SIGTERM)
+    assert m.wait_exit() == 0
+
+
 def test_usr1_reaches_every_worker(master):
     m = master(["-w", "2"])
     workers = m.wait_workers(2)

@@ -74,18 +74,27 @@ def test_term_removes_the_pidfile_and_the_unix_socket(tmp_path):
 
 def test_usr1_reopens_the_log_files_after_logrotate_moved_them(tmp_path):
     access = tmp_path / "access.log"
-    srv = start_drill(tmp_path, "-w", "2", "--access-logfile", str(access))
+    rotated = tmp_path / "access.log.1"
+    srv = start_drill(tmp_path, "-w", "2", "--access-logfile", str(access),
+                      "--access-logformat", "%(p)s %(r)s")
     try:
         assert get(srv.port)[0] == 200
         wait_for(lambda: access.exists() and "GET / " in access.read_text())
-        access.rename(tmp_path / "access.log.1")          # what logrotate does
+        workers = {f"<{pid}>" for pid in child_pids(srv.pid)}
+        access.rename(rotated)                      # what logrotate does
         os.kill(srv.pid, signal.SIGUSR1)
-        wait_for(lambda: access.exists(), timeout=10)
-        # both workers write to the new file now
+
+        # each worker reopens when it handles the signal: poll until both write to the new file
+        def both_workers_in_new_file():
+            get(srv.port, "/probe")
+            text = access.read_text() if access.exists() else ""
+            return all(worker in text for worker in workers)
+        wait_for(both_workers_in_new_file)
+        old_size = rotated.stat().st_size
         for _ in range(20):
             assert get(srv.port, "/after-rotate")[0] == 200
-        wait_for(lambda: "/after-rotate" in access.read_text())
-        assert "/after-rotate" not in (tmp_path / "access.log.1").read_text()
+        wait_for(lambda: access.read_text().count("/after-rotate") == 20)
+        assert rotated.stat().st_size == old_size   # nothing more went to the moved file
     finally:
         assert srv.stop() == 0
 
