@@ -32,6 +32,10 @@ Reload and new code (the ``current -> releases/N`` deploy layout):
   imported since startup (the app's modules, not the server's or the standard library's) and
   imports the app again; if that fails, the error is logged and the old workers keep serving.
 
+USR2 under systemd: the new master announces itself with ``MAINPID=`` and ``READY=1``; systemd
+accepts that only with ``NotifyAccess=all`` in the unit (``main`` ignores the new master). With
+socket activation the new master inherits the very sockets systemd passed.
+
 A worker that exits with ``Worker.EXIT_APP_LOAD_ERROR`` (4) or ``Worker.EXIT_BOOT_ERROR`` (3)
 stops the whole server with that exit status: restarting it would only fail again (no crash
 loop). During a reload the rule is kinder: the old workers still serve the previous code, so the
