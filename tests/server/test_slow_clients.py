@@ -134,3 +134,39 @@ def test_graceful_stop_finishes_in_flight_request():
         assert srv.proc.wait(20) == 0
     finally:
         server_ctx.__exit__(None, None, None)
+
+
+def _rss_mib(pid):
+    with open("/proc/%d/statm" % pid) as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
+def test_response_to_a_client_that_does_not_read_stays_out_of_memory(srv):
+    """200 MiB streamed to a client that reads nothing: the worker holds a buffer, not the body."""
+    worker_pid = int(request(srv.port, b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n")[2])
+    before = _rss_mib(worker_pid)
+    with connect(srv.port) as s:
+        s.sendall(b"GET /big?mb=200 HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.7)  # let the server run into backpressure (body_timeout is 1 s)
+        growth = _rss_mib(worker_pid) - before
+        assert request(srv.port, GET)[2] == b"Hello, world!"
+    assert growth < 50, "worker grew by %d MiB" % growth
+
+
+def test_client_that_stops_reading_is_disconnected(srv):
+    """A response stalled because the client reads nothing is dropped after body_timeout."""
+    with connect(srv.port) as s:
+        s.sendall(b"GET /big?mb=200 HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(3)
+        received = 0
+        s.settimeout(10)
+        try:
+            while True:
+                data = s.recv(1 << 20)
+                if not data:
+                    break
+                received += len(data)
+        except ConnectionResetError:
+            pass
+    assert received < 200 << 20

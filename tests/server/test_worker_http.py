@@ -313,3 +313,15 @@ def test_client_half_close_still_gets_its_response(srv):
         s.shutdown(socket.SHUT_WR)
         status, headers, body = Reader(s).response()
         assert body == b"Hello, world!"
+
+
+def test_stdlib_asyncio_loop_fallback_serves_the_same():
+    """Without uvloop (PRONGHORN_LOOP=asyncio forces it) the worker behaves the same."""
+    with serve("tests.server.apps:raw", "--threads", "1", env={"PRONGHORN_LOOP": "asyncio"}) as srv:
+        with connect(srv.port) as s:
+            s.sendall(get("/") + get("/stream?n=2&size=2") + get("/file"))
+            reader = Reader(s)
+            assert reader.response()[2] == b"Hello, world!"
+            assert reader.response()[2] == b"AABB"
+            assert reader.response()[2] == file_bytes()
+        assert request(srv.port, get("/big?mb=2"))[2] == b"x" * (2 << 20)
