@@ -38,6 +38,13 @@ from pronghorn.http.errors import HTTPError
 from pronghorn.http.parser import BODY, HEAD, Limits, RequestParser
 
 try:
+    from pronghorn.config import proxy_trust
+except ImportError:  # the config module is optional for embedding the worker
+
+    def proxy_trust(entries):
+        return (lambda address: True) if "*" in entries else set(entries).__contains__
+
+try:
     import uvloop
 except ImportError:  # pure-asyncio fallback (slower, same behaviour)
     uvloop = None
@@ -130,7 +137,7 @@ class Worker:
         else:
             self.max_requests = sys.maxsize
         self.max_memory = int(get("max_worker_memory", 0) or 0) * 1024 * 1024
-        self.use_sendfile = bool(get("sendfile", True) if get("sendfile", True) is not None else True)
+        self.use_sendfile = get("sendfile", True) is not False
         body_limit = get("limit_request_body", 0)
         self.limits = Limits(
             request_line=int(get("limit_request_line", 4094) or 8190),
@@ -141,7 +148,8 @@ class Worker:
         allow = get("forwarded_allow_ips", ["127.0.0.1", "::1"]) or []
         if isinstance(allow, str):
             allow = [a.strip() for a in allow.split(",") if a.strip()]
-        self.forwarded_allow = set(allow)
+        self.forwarded_allow = allow
+        self.is_trusted_proxy = proxy_trust(allow)
         secure = get("secure_scheme_headers", {}) or {}
         self.scheme_headers = {k.upper().replace("_", "-"): str(v).lower() for k, v in secure.items()}
         self.pre_request = None if _is_default_hook(get("pre_request", None)) else cfg.pre_request
@@ -167,7 +175,11 @@ class Worker:
         if hook is not None:
             hook(self)
         try:
-            loop.run_until_complete(self._start_serving())
+            try:
+                loop.run_until_complete(self._start_serving())
+            except OSError as exc:
+                self.log.error("worker %s cannot serve on its listening sockets: %s", self.pid, exc)
+                sys.exit(self.EXIT_BOOT_ERROR)
             self.booted = True
             self._notify()
             loop.call_later(1.0, self._tick)
@@ -380,9 +392,11 @@ class HttpConnection(asyncio.Protocol):
         worker = self.worker
         peer = transport.get_extra_info("peername")
         self.env = wsgi.connection_environ(worker.environ, peer, transport.get_extra_info("sockname"))
-        trusted = isinstance(peer, tuple) and ("*" in worker.forwarded_allow or peer[0] in worker.forwarded_allow)
-        if not isinstance(peer, tuple) and worker.forwarded_allow:
-            trusted = True  # a unix socket is only reachable from this host (the proxy), as gunicorn
+        if isinstance(peer, tuple):
+            trusted = worker.is_trusted_proxy(peer[0])
+        else:
+            # A unix socket is only reachable from this host (the proxy in front): trusted, as gunicorn.
+            trusted = bool(worker.forwarded_allow)
         self.scheme_headers = worker.scheme_headers if trusted else None
         worker.connection_opened(self)
 

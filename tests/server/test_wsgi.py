@@ -105,6 +105,12 @@ def test_proxy_scheme_header_ignored_from_other_peers():
     assert env["wsgi.url_scheme"] == "http"
 
 
+def test_proxy_scheme_header_trusted_from_allowed_network():
+    with serve("tests.server.apps:app", "--forwarded-allow-ips", "10.0.0.0/8,127.0.0.0/8") as srv:
+        env = environ_of(srv.port, b"GET /environ HTTP/1.1\r\nHost: t\r\nX-Forwarded-Ssl: on\r\n\r\n")
+    assert env["wsgi.url_scheme"] == "https"
+
+
 def test_script_name_comes_from_the_environment():
     with serve("tests.server.apps:app", env={"SCRIPT_NAME": "/mount"}) as srv:
         env = environ_of(srv.port, b"GET /mount/environ HTTP/1.1\r\nHost: t\r\n\r\n")
