@@ -49,8 +49,12 @@ ABSOLUTE_FORM = r"([Hh][Tt][Tt][Pp][Ss]?)://([^/?]*)(.*)"
 
 # RFC 9112 §7.1: chunk = chunk-size [ chunk-ext ] CRLF ; chunk-size = 1*HEXDIG (bounded here to 16 digits so it
 # fits 64 bits); chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ).
-# Stricter than the ABNF on purpose: no BWS (whitespace) anywhere on the line, because "5 ;x" and "5\t" are
-# read differently by different implementations (a request smuggling vector).
+# Stricter than the ABNF in one place on purpose: no whitespace right after the size digits ("5 ;x", "5\t"),
+# because implementations disagree on where such a size ends (a request smuggling vector). Once the first ";"
+# has ended the size, BWS is allowed as the ABNF says ("5; name = value ;other"): no parser can read a
+# different size from it. Nothing may follow the last extension (no trailing whitespace).
+BWS = OWS
 QUOTED_STRING = r'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
-CHUNK_EXT = rf"(?:;{TOKEN}(?:=(?:{TOKEN}|{QUOTED_STRING}))?)*"
+_CHUNK_EXT_ITEM = rf"{BWS}{TOKEN}(?:{BWS}={BWS}(?:{TOKEN}|{QUOTED_STRING}))?"
+CHUNK_EXT = rf"(?:;{_CHUNK_EXT_ITEM}(?:{BWS};{_CHUNK_EXT_ITEM})*)?"
 CHUNK_LINE = rf"([0-9A-Fa-f]{{1,16}})({CHUNK_EXT})"

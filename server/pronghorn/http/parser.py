@@ -37,11 +37,14 @@ Deliberate strictness (each is a documented choice, stricter than most peers)
   form ``5, 5`` is a 400.
 * Transfer-Encoding: every coding must be a plain token; empty list elements (``chunked ,``) are a 400;
   chunked must be last and appear once (else 400); any other coding is a 501 (none is decoded).
-* Chunk lines: no whitespace anywhere (``5 ;ext``, ``5\\t`` are 400 although RFC 9112 allows BWS before
-  ``;``: implementations disagree on it, which is what request smuggling feeds on); at most 16 hex
-  digits; the whole size line at most `MAX_CHUNK_LINE` bytes.
+* Chunk lines: no whitespace right after the size digits (``5 ;ext``, ``5\\t`` are 400 although RFC 9112
+  allows BWS before ``;``: implementations disagree on where such a size ends, which is what request
+  smuggling feeds on). After the first ``;`` the extensions may use BWS as the ABNF says
+  (``5; name = value``). At most 16 hex digits; the whole size line at most `MAX_CHUNK_LINE` bytes.
 * Trailer fields in `FORBIDDEN_TRAILERS` are a 400 (RFC 9110 §6.5.1: framing, routing, authentication,
   request modifiers, controls and content format cannot be sent after the content).
+* A second ``Content-Type`` field is a 400 (RFC 9110 §5.3: a singleton field cannot be combined, so two
+  of them let a filter in front and the application read different media types), as gunicorn does.
 * `Expect` with anything but ``100-continue`` is a 417 (RFC 9110 §10.1.1 allows it).
 * Header names are kept as sent (upper-cased): ``Transfer_Encoding`` is not ``Transfer-Encoding``. The
   WSGI adapter must not let a name with ``_`` pose as one with ``-`` (both become ``HTTP_..._...``).
@@ -103,7 +106,9 @@ _CHUNK_LINE_RE = re.compile(abnf.CHUNK_LINE.encode("latin-1"))
 # Header names the framing/semantics pass looks at; every other field is only passed on.
 _HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING = "HOST", "CONTENT-LENGTH", "TRANSFER-ENCODING"
 _CONNECTION, _EXPECT, _UPGRADE = "CONNECTION", "EXPECT", "UPGRADE"
-_SPECIAL = frozenset({_HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _EXPECT, _UPGRADE})
+_CONTENT_TYPE = "CONTENT-TYPE"
+_SPECIAL = frozenset({_HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _EXPECT, _UPGRADE,
+                      _CONTENT_TYPE})
 
 _HTTP11, _HTTP10 = "HTTP/1.1", "HTTP/1.0"
 
@@ -502,7 +507,7 @@ class RequestParser:
         """Apply RFC 9112/9110 semantics to a syntactically valid head: Host, framing, connection."""
         method, target, minor, raw_path, query, path, uri_host = start
         host = content_length = upgrade = None
-        hosts = 0
+        hosts = content_types = 0
         te = connection = expect = None
         for name, value in headers:
             if name in _SPECIAL:
@@ -519,6 +524,10 @@ class RequestParser:
                     connection = value if connection is None else f"{connection},{value}"
                 elif name == _EXPECT:
                     expect = value if expect is None else f"{expect},{value}"
+                elif name == _CONTENT_TYPE:
+                    content_types += 1
+                    if content_types > 1:
+                        raise HTTPError(400, "more than one Content-Type header: send exactly one")
                 else:
                     upgrade = value
 
@@ -694,7 +703,8 @@ class RequestParser:
             match = _CHUNK_LINE_RE.fullmatch(line, 0, len(line) - 1)
             if match is None:
                 raise HTTPError(400, f"invalid chunk-size line {excerpt(line[:-1])}: expected hex digits "
-                                     "(at most 16), optional ';name=value' extensions, no spaces")
+                                     "(at most 16), then optional ';name=value' extensions; no space "
+                                     "between the size and the first ';'")
             size = int(match.group(1), 16)
             if not match.group(2):
                 _remember(_CHUNK_SIZES, line, size)
