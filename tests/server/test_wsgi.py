@@ -135,6 +135,25 @@ def test_unix_socket_serves_and_sets_remote_addr():
     assert env["REMOTE_ADDR"] == "" and "REMOTE_PORT" not in env
 
 
+def _ipv6_loopback():
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+def test_ipv6_listener_sets_addresses():
+    with serve("tests.server.apps:app", host="::1") as srv:
+        env = environ_of(srv.port, b"GET /environ HTTP/1.1\r\nHost: [::1]\r\n\r\n", host="::1")
+    assert env["REMOTE_ADDR"] == "::1" and env["SERVER_NAME"] == "::1"
+    assert env["SERVER_PORT"] == str(srv.port)
+
+
 def test_exc_info_replaces_a_response_not_yet_sent(srv):
     status, headers, body = request(srv.port, b"GET /exc-info HTTP/1.1\r\nHost: t\r\n\r\n")
     assert (status, body) == (503, b"sorry")
