@@ -44,7 +44,7 @@ def load(path):
     """(raw bytes, expectation dict) of one corpus case; a missing expectation file is an error."""
     with open(path + ".http", "rb") as f:
         data = f.read()
-    with open(path + ".json") as f:
+    with open(path + ".json", encoding="utf-8") as f:
         expected = json.load(f)
     return data, expected
 
