@@ -2,6 +2,8 @@
 running, packages from apt and PyPI through the per-sandbox proxy, and `up`/`down` are idempotent and
 leave nothing behind."""
 
+import os
+import signal
 import subprocess
 import uuid
 from pathlib import Path
@@ -75,6 +77,19 @@ def test_reset_gives_a_fresh_root_filesystem_at_the_same_address(fresh_sandbox):
     assert reset.address == fresh_sandbox.address and reset.running
     assert sandboxes.run_in(reset, f"test -e {marker}").returncode == 1
     assert sandboxes.run_in(reset, "systemctl is-active ssh").stdout.strip() == "active"
+
+
+def test_up_boots_again_a_sandbox_whose_container_died(fresh_sandbox):
+    # As after a crash or a reboot of this machine: the state is there, the processes are not.
+    assert sandboxes.run_in(fresh_sandbox, "echo kept > /root/kept").returncode == 0
+    for pid in [*sandboxes._children(fresh_sandbox.pid), fresh_sandbox.pid]:
+        os.kill(pid, signal.SIGKILL)
+    assert sandboxes._wait_gone(fresh_sandbox.pid, 10)
+    assert sandboxes.get(fresh_sandbox.name).running is False
+
+    again = sandboxes.up(fresh_sandbox.name, log=lambda message: None)
+    assert again.running and again.address == fresh_sandbox.address
+    assert sandboxes.run_in(again, "cat /root/kept").stdout.strip() == "kept"  # its files survive
 
 
 def _descendants(pid: int) -> set[int]:
