@@ -624,7 +624,9 @@ def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False, wheel_fu
             st.info(wheel.name)
         requirements = read_requirements(cfg)
         if not state.python_version:
-            raise DeployError(f"{cfg.python} is missing on the host", "invoke provision --host HOST")
+            raise DeployError(f"{cfg.python} ([app] python in deploy.toml) is missing on the host",
+                              f"install it there (apt-get install {cfg.python} {cfg.python}-venv) "
+                              'or set [app] python = "python3"')
         vhash = venv_hash(requirements, wheel.read_bytes(), state.python_version, cfg.python)
 
         current = state.get(state.current)
