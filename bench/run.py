@@ -153,6 +153,7 @@ class Measurement:
     error_detail: dict = field(default_factory=dict)
     rss_per_worker_mib: float = 0.0
     worker_processes: int = 0
+    connections_per_worker: list = field(default_factory=list)  # half-way through, most first
     wrk_cpu: float = 0.0        # CPUs wrk itself kept busy (1.0 = one core), the load generator's cost
     slow_clients: dict | None = None
     failure: str | None = None  # set when the server could not be measured
@@ -250,22 +251,29 @@ class RssSampler(threading.Thread):
 
     Workers are the master's descendants; a single-process server (waitress) is its own
     worker. The peak of the sum, divided by the number of workers, is the figure reported.
+    Half-way through it also counts the established connections each worker holds: with
+    keep-alive, a split like 40/10 lasts the whole run and leaves one worker's CPU idle.
     """
 
-    def __init__(self, master_pid: int, single_process: bool):
+    def __init__(self, master_pid: int, single_process: bool, port: int, seconds: float):
         super().__init__(daemon=True)
         self.master_pid = master_pid
         self.single_process = single_process
+        self.port = port
+        self.split_at = time.monotonic() + seconds / 2
         self.peak_per_worker = 0.0
         self.workers = 0
+        self.connections_per_worker: list[int] = []
         self._done = threading.Event()
 
     def run(self):
         while not self._done.is_set():
-            self.sample()
+            pids = self.sample()
+            if not self.connections_per_worker and time.monotonic() >= self.split_at:
+                self.connections_per_worker = connections_by_process(pids, self.port)
             self._done.wait(RSS_SAMPLE_INTERVAL)
 
-    def sample(self):
+    def sample(self) -> list[int]:
         pids = [] if self.single_process else descendants(self.master_pid)
         if not pids:
             pids = [self.master_pid]
@@ -273,6 +281,7 @@ class RssSampler(threading.Thread):
         if per_worker > self.peak_per_worker:
             self.peak_per_worker = per_worker
         self.workers = max(self.workers, len(pids))
+        return pids
 
     def __enter__(self):
         self.sample()
@@ -282,6 +291,41 @@ class RssSampler(threading.Thread):
     def __exit__(self, *exc):
         self._done.set()
         self.join()
+
+
+def connections_by_process(pids: list[int], port: int) -> list[int]:
+    """Established TCP connections to `port` held by each of `pids`, most first."""
+    inodes = established_socket_inodes(port)
+    counts = []
+    for pid in pids:
+        n = 0
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if target.startswith("socket:[") and int(target[8:-1]) in inodes:
+                    n += 1
+        except OSError:
+            pass
+        counts.append(n)
+    return sorted(counts, reverse=True)
+
+
+def established_socket_inodes(port: int) -> set[int]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local_address is HEXIP:HEXPORT; state 01 is ESTABLISHED; the inode is field 9.
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(int(fields[9]))
+    return inodes
 
 
 # --------------------------------------------------------------------------- one measurement
@@ -446,7 +490,7 @@ def measure(registry, server: Server, scenario: Scenario, round_no: int, args, w
             run_wrk(registry, port, script, args.warmup, args.wrk_cpus)
         if scenario.slow_clients:
             slow = SlowClients(registry, port, seconds=args.duration + 30)
-        with RssSampler(proc.pid, server.single_process) as rss:
+        with RssSampler(proc.pid, server.single_process, port, args.duration) as rss:
             result = run_wrk(registry, port, script, args.duration, args.wrk_cpus)
         if proc.poll() is not None:
             raise ServerFailed(f"died during the run (status {proc.returncode}): {log_tail(log_path)}")
@@ -464,6 +508,7 @@ def measure(registry, server: Server, scenario: Scenario, round_no: int, args, w
     m.rss_per_worker_mib = rss.peak_per_worker / 2**20
     m.worker_processes = rss.workers
     m.wrk_cpu = result["wrk_cpu"]
+    m.connections_per_worker = rss.connections_per_worker
     return m
 
 
@@ -516,6 +561,7 @@ def summarize(results: list[Measurement], scenarios, servers) -> list[dict]:
                     rss_per_worker_mib=max(m.rss_per_worker_mib for m in good),
                     worker_processes=max(m.worker_processes for m in good),
                     wrk_cpu=statistics.median(m.wrk_cpu for m in good),
+                    connections_split=most_uneven([m.connections_per_worker for m in good]),
                 )
                 if scenario.limit:
                     row["of_limit"] = row["rps"] / scenario.limit
@@ -526,6 +572,13 @@ def summarize(results: list[Measurement], scenarios, servers) -> list[dict]:
             rows.append(row)
     add_ratios(rows)
     return rows
+
+
+def most_uneven(splits: list[list[int]]) -> list[int]:
+    """Of the rounds' connections-per-worker counts, the one whose busiest worker had the largest share."""
+    splits = [sp for sp in splits if sp]
+    # A split with no connections (gunicorn sync closes each one after its answer) ranks last.
+    return max(splits, key=lambda sp: sp[0] / sum(sp) if sum(sp) else 0) if splits else []
 
 
 def add_ratios(rows: list[dict]) -> None:
@@ -550,7 +603,7 @@ def format_table(rows: list[dict], scenarios) -> str:
         out.append(f"\n{scenario.name}: {scenario.title}  ({WORKERS} workers, {scenario.threads} thread(s) a worker)")
         extra = "  of limit" if scenario.limit else "  of hello" if scenario.slow_clients else ""
         out.append(f"  {'server':<17} {'req/s':>10} {'p99 ms':>8} {'errors':>7} {'RSS/worker MiB':>15}"
-                   f" {'wrk CPU':>8} {'pronghorn x':>12}{extra}")
+                   f" {'conns/worker':>12} {'wrk CPU':>8} {'pronghorn x':>12}{extra}")
         for r in srows:
             out.append(format_row(r, scenario))
     return "\n".join(out) + "\n"
@@ -559,9 +612,10 @@ def format_table(rows: list[dict], scenarios) -> str:
 def format_row(r: dict, scenario: Scenario) -> str:
     if "failure" in r:
         return f"  {r['server']:<17} {'FAILED':>10}  {r['failure']}"
+    split = "/".join(map(str, r["connections_split"])) or "?"
     ratio = "-" if r["server"] == "pronghorn" else f"{r['pronghorn_ratio']:.2f}x" if "pronghorn_ratio" in r else "n/a"
     line = (f"  {r['server']:<17} {r['rps']:>10,.0f} {r['p99_ms']:>8.1f} {r['errors']:>7}"
-            f" {r['rss_per_worker_mib']:>15.1f} {r['wrk_cpu']:>8.0%} {ratio:>12}")
+            f" {r['rss_per_worker_mib']:>15.1f} {split:>12} {r['wrk_cpu']:>8.0%} {ratio:>12}")
     if scenario.limit:
         line += f"  {r['of_limit']:>8.0%}"
     elif scenario.slow_clients:
