@@ -104,3 +104,43 @@ def test_unknown_name_and_unreachable_host():
     err = explain_connect_error(parse_host("203.0.113.10"), _Conn(), ConnectionRefusedError(111, "refused"))
     assert "cannot reach deploy@203.0.113.10" in str(err)
     assert "ssh deploy@203.0.113.10" in err.next_step
+
+
+def test_several_hosts_run_in_turn_and_stop_at_the_first_failure(monkeypatch):
+    import io
+
+    from invoke.exceptions import Exit
+
+    from toolkit import tasks_deploy
+    from toolkit.report import Reporter
+
+    class Conn:
+        def __init__(self, spec):
+            self.spec = spec
+
+        def close(self):
+            pass
+
+    def connect(spec):
+        if spec.host == "web2":
+            raise HostError("cannot reach root@web2 (timed out)", "check the address: ssh root@web2")
+        return Conn(spec)
+
+    monkeypatch.setattr(tasks_deploy.hosts_mod, "connect", connect)
+    done = []
+
+    def work(conn, spec):
+        done.append(spec.host)
+        with rep.step("something"):
+            pass
+        return f"http://{spec.host}/"
+
+    rep = Reporter(out=io.StringIO())
+    with pytest.raises(Exit) as stopped:
+        tasks_deploy.run_on_hosts(parse_hosts("web1,web2,web3"), rep, work)
+    assert stopped.value.code == 1
+    assert done == ["web1"]  # web3 is never started once web2 failed
+    text = rep.out.getvalue()
+    assert "web1: ok" in text and "site: http://web1/" in text
+    assert "web2: failed" in text and "next: check the address: ssh root@web2" in text
+    assert "web3: not attempted (an earlier host failed)" in text
