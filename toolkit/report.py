@@ -153,7 +153,8 @@ class Reporter:
             self._print_step(st)
 
     def _print_step(self, st: Step) -> None:
-        label = self._paint(f"{st.status:<8}", st.status)
+        width = 12 if self.dry else 8  # room for "would change"
+        label = self._paint(f"{st.status:<{width}}", st.status)
         note = f"  {st.note}" if st.note else ""
         self.line(f"    {label} {st.name:<32} {st.seconds:6.2f}s{note}")
 
