@@ -384,6 +384,8 @@ class Response:
         if not self.headers_sent:
             if not data:
                 return  # PEP 3333: headers wait for the first non-empty chunk
+            if self.status is None:
+                raise ResponseError("the app returned body data before calling start_response()")
             head = self._head(None)
         if self.no_body:
             if head is not None:
@@ -418,6 +420,8 @@ class Response:
 
     def finish(self):
         """The body is complete: send what framing still needs. Returns True to keep the connection."""
+        if self.status is None:
+            raise ResponseError("the app returned without calling start_response()")
         if not self.headers_sent:
             self.out(self._head(0))
         elif self.chunked and not self.no_body:

@@ -33,13 +33,12 @@ def hello_nolength(environ, start_response):
 
 
 def echo(environ, start_response):
-    """The request body back, with its length and a digest in headers."""
+    """The request body back."""
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else b""
     start_response("200 OK", [
         ("Content-Type", "application/octet-stream"),
         ("Content-Length", str(len(body))),
-        ("X-Body-Sha256", hashlib.sha256(body).hexdigest()),
     ])
     return [body]
 
@@ -259,6 +258,9 @@ def _raw_routes():
         start_response("200 OK", [("Content-Length", "10")])
         return iter([b"01234"])
 
+    def no_start_response(environ, start_response):
+        return []
+
     def str_body(environ, start_response):
         start_response("200 OK", [])
         return ["text is not bytes"]
@@ -266,7 +268,7 @@ def _raw_routes():
     return {
         "/inject-value": inject_value, "/inject-name": inject_name, "/nul-value": nul_value,
         "/bad-status": bad_status, "/hop-by-hop": hop_by_hop, "/too-long": too_long,
-        "/too-short": too_short, "/str-body": str_body,
+        "/too-short": too_short, "/str-body": str_body, "/no-start-response": no_start_response,
         # Compliant, but unvalidated: validator's wrapper would hide the one-element list.
         "/nolength": hello_nolength,
     }

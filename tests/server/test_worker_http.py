@@ -272,6 +272,12 @@ def test_str_body_is_refused(srv):
     assert status == 500
 
 
+def test_app_that_never_calls_start_response_gets_500(srv):
+    status, headers, body = request(srv.port, get("/no-start-response"))
+    assert status == 500
+    assert "without calling start_response()" in srv.errors()
+
+
 def test_write_callable(srv):
     status, headers, body = request(srv.port, get("/write"))
     assert (status, body) == (200, b"first,second,third")
