@@ -444,28 +444,25 @@ class SlowClients:
                 "--slowloris", str(SLOW_CONNECTIONS), "--idle", str(SLOW_CONNECTIONS),
                 "--seconds", str(seconds)]
         self.proc = registry.start(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.ready = self._read_line("ready", timeout=30)
+        # One reader for the whole life of the process: its `ready` and `summary` lines, by name.
+        self.reports: dict[str, dict] = {}
+        self.arrived = {"ready": threading.Event(), "summary": threading.Event()}
+        threading.Thread(target=self._read_reports, daemon=True).start()
+        self.arrived["ready"].wait(30)
 
-    def _read_line(self, prefix: str, timeout: float) -> dict:
-        result: dict = {}
-
-        def reader():
-            for line in self.proc.stdout:
-                if line.startswith(prefix + " "):
-                    result.update(json.loads(line.split(" ", 1)[1]))
-                    return
-
-        t = threading.Thread(target=reader, daemon=True)
-        t.start()
-        t.join(timeout)
-        return result
+    def _read_reports(self):
+        for line in self.proc.stdout:
+            name, _, payload = line.partition(" ")
+            if name in self.arrived:
+                self.reports[name] = json.loads(payload)
+                self.arrived[name].set()
 
     def finish(self) -> dict:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        summary = self._read_line("summary", timeout=10)
+        self.arrived["summary"].wait(10)
         self.registry.stop(self.proc, timeout=5)
-        return {"at_start": self.ready, "at_end": summary}
+        return {"at_start": self.reports.get("ready", {}), "at_end": self.reports.get("summary", {})}
 
 
 def measure(registry, server: Server, scenario: Scenario, round_no: int, args, workdir: Path) -> Measurement:
