@@ -333,7 +333,9 @@ def verify(c, host=None, app="."):
     for spec in host_specs(host, cfg):
         argv = [sys.executable, "-m", "pytest", str(CHECKS), "-q", "-p", "no:cacheprovider",
                 "-o", "addopts=", "--rootdir", str(CHECKS.parent), *testinfra_args(spec)]
-        env = dict(os.environ, PRONGHORN_APP_DIR=str(Path(app).resolve()))
+        repo = str(CHECKS.parents[2])  # the checks import toolkit.config from this checkout
+        env = dict(os.environ, PRONGHORN_APP_DIR=str(Path(app).resolve()),
+                   PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
         print(f"== {spec}: testinfra checks ({CHECKS.relative_to(Path.cwd()) if _under_cwd(CHECKS) else CHECKS})")
         if subprocess.run(argv, env=env).returncode != 0:
             failed.append(str(spec))
