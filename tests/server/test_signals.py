@@ -157,7 +157,7 @@ def rewrite_until(write, predicate, attempts=10):
 
 
 def test_reload_flag_restarts_the_worker_when_the_app_file_changes(tmp_path):
-    srv = start_drill(tmp_path, "-w", "1", "--reload")
+    srv = start_drill(tmp_path, "-w", "1", "--reload", "--graceful-timeout", "5")
     app_file = tmp_path / "drillapp.py"
     try:
         assert get(srv.port)[1].startswith("v1 ")
@@ -169,4 +169,4 @@ def test_reload_flag_restarts_the_worker_when_the_app_file_changes(tmp_path):
         rewrite_until(lambda: write_app(tmp_path, version="v3"),
                       lambda: get(srv.port)[1].startswith("v3 "))
     finally:
-        assert srv.stop() == 0
+        assert srv.stop(timeout=40) == 0, srv.errors()
