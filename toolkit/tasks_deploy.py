@@ -42,11 +42,10 @@ def load_config(app: str, check_secrets: bool = True):
     try:
         cfg = load_app_config(app)
         if check_secrets:
-            # Renders every template locally once: a template or secret problem shows now.
+            # Renders every template locally once: a template problem shows now. Secrets are
+            # checked once the host's shared/.env is read (a value may already be there), still
+            # before anything on the host changes.
             render_all(cfg, mask_secrets=True)
-            from toolkit.render import resolve_secrets
-
-            resolve_secrets(cfg)
     except ConfigError as exc:
         raise Exit(f"error: {exc}", code=2)
     return cfg
@@ -84,7 +83,7 @@ def explain(exc: BaseException, spec) -> tuple[str, str, str]:
     if isinstance(exc, DeployError):
         return str(exc), exc.next_step.replace("HOST", host), exc.details
     if isinstance(exc, ConfigError):
-        return str(exc), "fix deploy.toml, then run the same command again", ""
+        return str(exc), "do what the error says (deploy.toml, a secret), then run the same command again", ""
     if isinstance(exc, RemoteError):
         first, _, rest = str(exc).partition("\n")
         return first, f"look at the output below; `invoke logs --host {host}` shows the app's log", rest
