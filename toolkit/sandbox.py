@@ -869,6 +869,11 @@ def _boot(name: str, state: dict) -> Sandbox:
         _stop(name, state)
         _write_state(name, state)
         raise
+    # The container's PID 1 (nspawn's child), so _stop can kill the container even if nspawn is gone.
+    inits = _children(state["nspawn_pid"])
+    if inits:
+        state["init_pid"], state["init_start"] = inits[0], _start_time(inits[0])
+        _write_state(name, state)
     return sandbox
 
 
@@ -884,6 +889,11 @@ def _stop(name: str, state: dict) -> None:
                 _kill(init, signal.SIGKILL)  # killing a PID namespace's init kills all of it
             _kill(pid, signal.SIGKILL)
             _wait_gone(pid, 10)
+    init, init_start = state.get("init_pid"), state.get("init_start")
+    if init and _same_process_alive(init, init_start):
+        # nspawn died without taking the container with it: end the container's PID namespace.
+        _kill(init, signal.SIGKILL)
+        _wait_gone(init, 10)
     proxy, proxy_start = state.get("proxy_pid"), state.get("proxy_start")
     if proxy and _same_process_alive(proxy, proxy_start):
         os.kill(proxy, signal.SIGTERM)
@@ -891,7 +901,7 @@ def _stop(name: str, state: dict) -> None:
             _kill(proxy, signal.SIGKILL)
             _wait_gone(proxy, 5)
     _teardown_network(name, state["index"])
-    for key in ("nspawn_pid", "nspawn_start", "proxy_pid", "proxy_start"):
+    for key in ("nspawn_pid", "nspawn_start", "init_pid", "init_start", "proxy_pid", "proxy_start"):
         state.pop(key, None)
 
 

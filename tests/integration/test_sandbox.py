@@ -81,15 +81,17 @@ def test_reset_gives_a_fresh_root_filesystem_at_the_same_address(fresh_sandbox):
 
 def test_up_boots_again_a_sandbox_whose_container_died(fresh_sandbox):
     # As after a crash or a reboot of this machine: the state is there, the processes are not.
-    assert sandboxes.run_in(fresh_sandbox, "echo kept > /root/kept").returncode == 0
-    for pid in [*sandboxes._children(fresh_sandbox.pid), fresh_sandbox.pid]:
-        os.kill(pid, signal.SIGKILL)
+    # Only nspawn is killed: the container's systemd lives on, orphaned, until `up` clears it.
+    assert sandboxes.run_in(fresh_sandbox, "echo kept > /root/kept && sync").returncode == 0
+    orphans = _descendants(fresh_sandbox.pid)
+    os.kill(fresh_sandbox.pid, signal.SIGKILL)
     assert sandboxes._wait_gone(fresh_sandbox.pid, 10)
     assert sandboxes.get(fresh_sandbox.name).running is False
 
     again = sandboxes.up(fresh_sandbox.name, log=lambda message: None)
     assert again.running and again.address == fresh_sandbox.address
     assert sandboxes.run_in(again, "cat /root/kept").stdout.strip() == "kept"  # its files survive
+    assert [pid for pid in orphans if _live(pid)] == []  # the old container is gone
 
 
 def _descendants(pid: int) -> set[int]:
