@@ -137,6 +137,12 @@ class WorkerRecord:
         self.aborted_at = None      # when we sent SIGABRT for a timeout
         self.reopen_pending = False # USR1 arrived while it was booting
 
+    def __getattr__(self, name):
+        # hooks written for gunicorn read server.WORKERS[pid].alive, .nr, ...: the worker's own
+        if name == "worker":
+            raise AttributeError(name)
+        return getattr(self.worker, name)
+
     def booted(self):
         """True once the worker has beaten its heart at least once (it is serving)."""
         return self.heartbeat.last_update() > self.spawned_at
