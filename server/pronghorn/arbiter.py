@@ -420,7 +420,8 @@ class Arbiter:
         current = self.current_workers()
         if len(current) < self.num_workers and time.monotonic() >= self.spawn_not_before:
             for _ in range(self.num_workers - len(current)):
-                self.spawn_worker()
+                if self.spawn_worker() is None:
+                    break
         if len(current) > self.num_workers:
             oldest_first = sorted(current, key=lambda r: r.age)
             for record in oldest_first[:len(current) - self.num_workers]:
@@ -461,7 +462,14 @@ class Arbiter:
         worker = self.worker_class(self.worker_age, self.pid, self.listeners, self.app,
                                    self.cfg, self.log, heartbeat)
         self.cfg.pre_fork(self, worker)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            # out of processes or memory: keep serving with the workers we have, try again later
+            heartbeat.close()
+            self.log.error("cannot fork a worker: %s (check `ulimit -u` and free memory)", exc.strerror)
+            self.back_off_respawning()
+            return None
         if pid == 0:
             self.become_worker(worker, heartbeat)   # never returns
         worker.pid = pid

@@ -399,3 +399,46 @@ def test_heartbeat_written_by_a_child_is_seen_by_the_parent(tmp_path, tmp_dir):
 def test_heartbeat_in_a_missing_directory_says_what_to_do(tmp_path):
     with pytest.raises(OSError, match="worker-tmp-dir"):
         Heartbeat(str(tmp_path / "missing"))
+
+
+# -- unit tests of small decisions (no processes) ---------------------------------------------
+
+class _ListLog:
+    def __init__(self):
+        self.lines = []
+
+    def __getattr__(self, level):
+        return lambda msg, *args: self.lines.append((level, msg % args if args else msg))
+
+
+class _InertWorker:
+    def __init__(self, age, ppid, listeners, app, cfg, log, heartbeat):
+        self.age = age
+
+
+def test_a_failed_fork_is_logged_and_retried_later_not_fatal(monkeypatch):
+    import errno
+    from pronghorn.arbiter import Arbiter
+    from pronghorn.config import Config
+
+    def no_more_processes():
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+    monkeypatch.setattr(os, "fork", no_more_processes)
+    log = _ListLog()
+    arbiter = Arbiter(Config(workers=2), log=log, worker_class=_InertWorker, argv=[])
+    arbiter.load_worker_class()
+    arbiter.manage_workers()
+    assert arbiter.WORKERS == {}
+    assert arbiter.spawn_not_before > time.monotonic()
+    assert any(level == "error" and "cannot fork a worker" in text for level, text in log.lines)
+    assert sum("cannot fork" in text for _, text in log.lines) == 1   # gave up for this round
+
+
+def test_service_ids_use_the_users_own_group_when_no_group_is_given():
+    import pwd
+    from pronghorn.config import load_config
+    from pronghorn.sockets import service_ids
+    nobody = pwd.getpwnam("nobody")
+    assert service_ids(load_config(["-u", "nobody", "x:app"], environ={})) == (nobody.pw_uid, nobody.pw_gid)
+    assert service_ids(load_config(["x:app"], environ={})) == (None, None)
+    assert service_ids(load_config(["-u", "nobody", "-g", "0", "x:app"], environ={})) == (nobody.pw_uid, 0)
