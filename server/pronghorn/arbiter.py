@@ -393,6 +393,7 @@ class Arbiter:
     def set_num_workers(self, new):
         old, self.num_workers = self.num_workers, new
         self.log.info("Number of workers: %d -> %d", old, new)
+        systemd.notify(f"STATUS=serving with {new} worker(s) (was {old})")
         self.cfg.nworkers_changed(self, new, old)
 
     # -- workers ----------------------------------------------------------------------------------

@@ -97,6 +97,8 @@ def test_server_reports_ready_reloading_and_stopping(listener, tmp_path):
         wait_for(lambda: sum("READY=1" in m for m in listener.poll()) >= 2)
         assert listener.index("RELOADING=1") < len(listener.messages) - 1
         assert get(srv.port)[0] == 200
+        os.kill(srv.pid, signal.SIGTTIN)
+        listener.wait_for("STATUS=serving with 3 worker(s) (was 2)")
     finally:
         assert srv.stop() == 0
     listener.wait_for("STOPPING=1")
