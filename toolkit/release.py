@@ -537,7 +537,8 @@ def journal(c, cfg, lines: int = 30, since: float | None = None) -> str:
     return "\n".join(kept[-lines:])
 
 
-def prune_plan(state: HostReleases, new_good: str, keep: int) -> tuple[list[str], list[str]]:
+def prune_plan(state: HostReleases, new_good: str, keep: int,
+               new_venv: str = "") -> tuple[list[str], list[str]]:
     """(releases to delete, venvs to delete) after `new_good` became current.
 
     Kept: the newest `keep` good releases, the current one, the previous good one (rollback
@@ -558,7 +559,8 @@ def prune_plan(state: HostReleases, new_good: str, keep: int) -> tuple[list[str]
     delete = [r.name for r in state.releases if r.name not in keep_names]
     # an unfinished release newer than the new one would be another deploy's: never touch it
     delete = [n for n in delete if not (n in unfinished and n > new_good)]
-    kept_venvs = {r.venv for r in state.releases if r.name in keep_names and r.venv}
+    # The new release is not in `state` (read before it existed): its venv is named apart.
+    kept_venvs = {r.venv for r in state.releases if r.name in keep_names and r.venv} | {new_venv}
     venvs = sorted(v for v in state.venvs if v not in kept_venvs)
     return delete, venvs
 
@@ -706,7 +708,7 @@ def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False, wheel_fu
 
         rep.stage("finishing")
         with rep.step("mark good, prune") as st:
-            delete, venvs = prune_plan(state, release, cfg.keep_releases)
+            delete, venvs = prune_plan(state, release, cfg.keep_releases, new_venv=vhash)
             sh(c, finish_script(cfg, release, delete, venvs, "ok", keep_wheel=wheel_key(wheel)),
                what="finishing the release")
             locked = False

@@ -430,3 +430,11 @@ def test_every_server_build_gets_its_own_wheel_folder(tmp_path):
     assert release.wheel_key(wheel) == "0123abcd/pronghorn-0.1.0-py3-none-any.whl"
     script = release.finish_script(CFG, "2", [], [], "ok", keep_wheel=release.wheel_key(wheel))
     assert '[ "$(basename "$d")" = 0123abcd ] || rm -rf "$d"' in script
+
+
+def test_prune_keeps_the_venv_of_the_new_release():
+    # keep=1: the new release reuses v1 of a release that is pruned; v1 must stay.
+    st = state_of(("1", "good", "v1"), ("2", "good", "v2"), current="2", venvs=("v1", "v2"))
+    delete, venvs = release.prune_plan(st, "3", keep=1, new_venv="v1")
+    assert delete == ["1"]
+    assert venvs == []
