@@ -542,7 +542,7 @@ class HttpConnection(asyncio.Protocol):
         try:
             result = self.app(env, resp.start_response)
         except Exception as exc:
-            self._app_failed(req, resp, exc)
+            self._app_failed(req, resp, exc, env, started)
             return
         try:
             if type(result) is list and len(result) == 1 and resp.status is not None:
@@ -555,7 +555,7 @@ class HttpConnection(asyncio.Protocol):
                 return
         except Exception as exc:
             wsgi.close_iterable(result, self.log)
-            self._app_failed(req, resp, exc)
+            self._app_failed(req, resp, exc, env, started)
             return
         wsgi.close_iterable(result, self.log)
         self._response_done(req, env, resp, started, keep)
@@ -577,7 +577,7 @@ class HttpConnection(asyncio.Protocol):
         except Exception as exc:
             self.pump = None
             wsgi.close_iterable(result, self.log)
-            self._app_failed(req, resp, exc)
+            self._app_failed(req, resp, exc, env, started)
             return
         self.pump = None
         wsgi.close_iterable(result, self.log)
@@ -608,7 +608,7 @@ class HttpConnection(asyncio.Protocol):
         except Exception:
             self.log.exception("%s hook failed", getattr(hook, "__name__", "request"))
 
-    def _app_failed(self, req, resp, exc):
+    def _app_failed(self, req, resp, exc, env, started):
         if isinstance(exc, wsgi.ResponseError):
             self.log.error("bad response from the app for %s %s: %s", req.method, req.target, exc)
         else:
@@ -623,6 +623,12 @@ class HttpConnection(asyncio.Protocol):
         else:
             # Headers are out: the only honest signal left is an incomplete response.
             self.close_quietly()
+        if self.worker.access_enabled:
+            status = resp.status if resp.headers_sent else "500 Internal Server Error"
+            try:
+                self.log.access(env, status, resp.headers or [], resp.sent, time.monotonic() - started)
+            except Exception:
+                self.log.exception("access log failed")
         self.worker.request_done()
 
     def _send_error(self, status, reason):
@@ -745,7 +751,7 @@ class HttpConnection(asyncio.Protocol):
             if result is not None:
                 wsgi.close_iterable(result, self.log)
             writer.flush()  # what was sent before the failure still goes out, then the close
-            loop.call_soon_threadsafe(self._app_failed, req, resp, exc)
+            loop.call_soon_threadsafe(self._app_failed, req, resp, exc, env, started)
             return
         wsgi.close_iterable(result, self.log)
         writer.flush()

@@ -303,6 +303,7 @@ def test_max_worker_memory_recycles_the_worker():
 def test_access_log_line_per_request():
     with serve("tests.server.apps:app", "--access-logfile", "-") as srv:
         request(srv.port, b"GET /environ?q=1 HTTP/1.1\r\nHost: t\r\nUser-Agent: ua-test\r\n\r\n")
+        request(srv.port, b"GET /error HTTP/1.1\r\nHost: t\r\n\r\n")
         request(srv.port, b"GET /missing HTTP/1.1\r\nHost: t\r\n\r\n")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and "/missing" not in srv.errors():
@@ -310,6 +311,7 @@ def test_access_log_line_per_request():
         log = srv.errors()
     assert '"GET /environ?q=1 HTTP/1.1" 200' in log and "ua-test" in log
     assert '"GET /missing HTTP/1.1" 404' in log
+    assert '"GET /error HTTP/1.1" 500' in log  # failed requests are logged too
 
 
 def test_pre_and_post_request_hooks_are_called(tmp_path):
