@@ -384,6 +384,7 @@ class HttpConnection(asyncio.Protocol):
         self.drained = None  # threading.Event for threaded writes
         self.sendfile_state = None
         self.paused_since = 0.0
+        self.batch = None  # responses gathered while answering pipelined requests
 
     # --- asyncio callbacks -------------------------------------------------------------------
 
@@ -478,6 +479,9 @@ class HttpConnection(asyncio.Protocol):
         """Dispatch queued requests in order until one is still in progress (or none are left)."""
         queue = self.queue
         threaded = self.worker.threads > 1
+        if not threaded and len(queue) > 1:
+            # Pipelined requests: gather their small responses into one send, not one each.
+            self.batch = []
         while queue and not self.busy and self.phase != CLOSING:
             item = queue.popleft()
             if isinstance(item, HTTPError):
@@ -487,8 +491,18 @@ class HttpConnection(asyncio.Protocol):
                 self._dispatch_threaded(item)
             else:
                 self._run_inline(item)
+        if self.batch is not None:
+            self._flush_batch()
         if not self.busy and self.phase != CLOSING:
             self._between_requests()
+
+    def _flush_batch(self):
+        """Send the gathered responses; from here on responses are written directly again.
+        Called before anything else is written or the connection is closed, to keep the order."""
+        batch = self.batch
+        self.batch = None
+        if batch and not self.closed:
+            self.transport.write(b"".join(batch))
 
     def _resume_queue(self):
         """After a response finished asynchronously (pump, thread, sendfile): carry on."""
@@ -534,7 +548,9 @@ class HttpConnection(asyncio.Protocol):
         worker = self.worker
         self.phase = BUSY
         env = wsgi.request_environ(self.env, req, self.scheme_headers)
-        resp = wsgi.Response(self.transport.write, self.log, req.version, req.method == "HEAD",
+        batch = self.batch
+        resp = wsgi.Response(self.transport.write if batch is None else batch.append, self.log,
+                             req.version, req.method == "HEAD",
                              req.keep_alive and (worker.alive or bool(self.queue)))
         started = time.monotonic() if worker.access_enabled else 0.0
         if worker.pre_request is not None:
@@ -548,6 +564,10 @@ class HttpConnection(asyncio.Protocol):
             if type(result) is list and len(result) == 1 and resp.status is not None:
                 keep = resp.finish_single(result[0])
             else:
+                if batch is not None:
+                    # Streaming needs the transport's flow control: no more gathering.
+                    self._flush_batch()
+                    resp.out = self.transport.write
                 if type(result) is FileWrapper and self._try_sendfile(req, env, resp, result, started):
                     return
                 self.pump = (iter(result), result, req, env, resp, started)
@@ -609,6 +629,8 @@ class HttpConnection(asyncio.Protocol):
             self.log.exception("%s hook failed", getattr(hook, "__name__", "request"))
 
     def _app_failed(self, req, resp, exc, env, started):
+        if self.batch is not None:
+            self._flush_batch()
         if isinstance(exc, wsgi.ResponseError):
             self.log.error("bad response from the app for %s %s: %s", req.method, req.target, exc)
         else:
@@ -633,6 +655,8 @@ class HttpConnection(asyncio.Protocol):
 
     def _send_error(self, status, reason):
         """Answer a request the parser refused, then close (never reading what follows)."""
+        if self.batch is not None:
+            self._flush_batch()
         if status >= 500 and status != 501 and status != 505:
             self.log.error("request refused: %s %s", status, reason)
         else:
@@ -651,6 +675,8 @@ class HttpConnection(asyncio.Protocol):
     def _linger_close(self):
         """Send FIN but keep reading (and dropping) a little while: closing with unread input would
         make the kernel send RST, and the client could lose the response we just wrote."""
+        if self.batch is not None:
+            self._flush_batch()
         self.since = time.monotonic()
         self.queue.clear()
         if self.read_paused:
@@ -665,6 +691,8 @@ class HttpConnection(asyncio.Protocol):
         self.transport.close()
 
     def close_quietly(self):
+        if self.batch is not None:
+            self._flush_batch()
         self.phase = CLOSING
         if self.transport is not None and not self.closed:
             self.transport.close()

@@ -331,3 +331,20 @@ def test_stdlib_asyncio_loop_fallback_serves_the_same():
             assert reader.response()[2] == b"AABB"
             assert reader.response()[2] == file_bytes()
         assert request(srv.port, get("/big?mb=2"))[2] == b"x" * (2 << 20)
+
+
+def test_pipeline_mixing_small_streamed_file_and_failing_responses_keeps_order(srv):
+    """Small responses to pipelined requests are gathered into one send; streamed ones, files and
+    errors must still come out whole and in request order."""
+    with connect(srv.port) as s:
+        s.sendall(get("/nolength") + get("/stream?n=2&size=3") + get("/file") + get("/write")
+                  + get("/nolength") + get("/error") + get("/"))
+        reader = Reader(s)
+        bodies = [reader.response()[0::2] for _ in range(6)]
+        assert bodies[0] == (200, b"Hello, world!")
+        assert bodies[1] == (200, b"AAABBB")
+        assert bodies[2] == (200, file_bytes())
+        assert bodies[3] == (200, b"first,second,third")
+        assert bodies[4] == (200, b"Hello, world!")
+        assert bodies[5][0] == 500
+        assert closed_by_server(s)  # the request after the failure is not answered
