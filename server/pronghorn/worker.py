@@ -17,13 +17,25 @@ Two dispatch models (cfg.threads):
 
 Slow clients never tie up the worker: a timer sweeps the connections once a second and closes those
 past their deadline (header_timeout for a request head, body_timeout between body bytes, keepalive when
-idle). One sweep is cheaper than a timer per request and is precise enough for second-granular limits.
+idle, and a response the client stopped reading for body_timeout). One sweep is cheaper than a timer
+per request and is precise enough for second-granular limits.
+
+Writes: a small response is one `transport.write` (head + body, see wsgi.py); the small responses to
+pipelined requests are gathered into one send; a `wsgi.file_wrapper` around a real file goes out with
+`os.sendfile` on a duplicate of the socket's descriptor, watched for writability by the loop, once
+everything written before it has drained. The loop is uvloop when installed (measured ~3x the stdlib
+loop here), else asyncio; ``PRONGHORN_LOOP=asyncio`` forces the stdlib loop.
+
+Lifecycle (the Worker class): TERM stops gracefully (stop accepting, finish what was received, close
+idle connections, exit by graceful_timeout); INT/QUIT exit at once; ABRT (sent by the arbiter to a
+stuck worker) runs the worker_abort hook and exits; USR1 reopens the logs. The worker also leaves
+gracefully after max_requests (+ jitter), when its parent changes, or above max_worker_memory.
 """
 
 import asyncio
 import collections
-import io
 import errno
+import io
 import os
 import random
 import signal
