@@ -234,6 +234,7 @@ def _apply_scheme_headers(env, headers, scheme_headers):
 # --- the response ---------------------------------------------------------------------------------
 
 _CRLF = b"\r\n"
+_SERVER_LINE = b"Server: pronghorn\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 
 
@@ -247,7 +248,7 @@ class Response:
     __slots__ = (
         "out", "log", "version", "is_head", "client_keep_alive", "status", "code", "headers",
         "status_line", "header_block", "headers_sent", "chunked", "remaining", "no_body",
-        "must_close", "sent", "app_length", "close_requested", "truncated_logged",
+        "must_close", "sent", "app_length", "close_requested", "truncated_logged", "own_headers",
     )
 
     def __init__(self, out, log, version, is_head, keep_alive):
@@ -289,7 +290,7 @@ class Response:
             cached = None
         if cached is None:
             cached = self._prepare_headers(headers)
-        self.header_block, self.app_length, self.close_requested = cached
+        self.header_block, self.app_length, self.close_requested, self.own_headers = cached
         code = self.code
         self.no_body = self.is_head or code < 200 or code == 204 or code == 304
         return self.write
@@ -304,10 +305,12 @@ class Response:
 
     @staticmethod
     def _prepare_headers(headers):
-        """Check the app's headers; (header block bytes, Content-Length or None, close asked)."""
+        """Check the app's headers: (header block bytes, Content-Length or None, close asked,
+        (add our Date?, the Server line to add or b""))."""
         lines = []
         app_length = None
         close_requested = False
+        has_date = has_server = False
         for item in headers:
             if type(item) is not tuple or len(item) != 2:
                 raise ResponseError("response header %r is not a (name, value) tuple" % (item,))
@@ -319,6 +322,10 @@ class Response:
                 if lower == "connection" and "close" in value.lower():
                     close_requested = True
                 continue
+            if lower == "date":
+                has_date = True
+            elif lower == "server":
+                has_server = True
             if lower == "content-length":
                 if app_length is not None or not value.isdigit() or not value.isascii():
                     raise ResponseError("invalid or duplicate Content-Length %r from the app" % (value,))
@@ -333,7 +340,9 @@ class Response:
         if block.count("\n") != count or block.count("\r") != count or "\0" in block:
             raise ResponseError("a response header value contains CR, LF or NUL: refusing it %r" % (headers,))
         try:
-            result = (block.encode("latin-1"), app_length, close_requested)
+            # Date and Server are added unless the app set them (both are single-valued fields).
+            own = (not has_date, b"" if has_server else _SERVER_LINE)
+            result = (block.encode("latin-1"), app_length, close_requested, own)
         except UnicodeEncodeError:
             raise ResponseError("response header values must be latin-1 (PEP 3333): %r" % (headers,)) from None
         # Apps send the same header lists again and again: remember the checked result. Bounded:
@@ -369,7 +378,7 @@ class Response:
         self.headers_sent = True
         return b"".join((
             b"HTTP/1.1 ", self.status_line, _CRLF, self.header_block, framing,
-            date_line(), b"Server: pronghorn\r\n", conn, _CRLF,
+            date_line() if self.own_headers[0] else b"", self.own_headers[1], conn, _CRLF,
         ))
 
     # -- body --

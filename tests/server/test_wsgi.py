@@ -331,3 +331,19 @@ def test_pre_and_post_request_hooks_are_called(tmp_path):
         log = srv.errors()
     assert "PRE GET /\n" in log
     assert "POST / 200 OK 13\n" in log
+
+
+def test_app_date_and_server_headers_replace_ours():
+    resp, out = make_response()
+    resp.start_response("200 OK", [("Server", "custom"), ("Date", "Thu, 01 Jan 2015 00:00:00 GMT")])
+    resp.finish_single(b"x")
+    head = out[0].split(b"\r\n\r\n")[0]
+    assert head.count(b"Date:") == 1 and b"Date: Thu, 01 Jan 2015" in head
+    assert head.count(b"Server:") == 1 and b"Server: custom" in head
+
+
+def test_date_and_server_headers_added_otherwise():
+    resp, out = make_response()
+    resp.start_response("200 OK", [])
+    resp.finish_single(b"x")
+    assert b"\r\nDate: " in out[0] and b"\r\nServer: pronghorn\r\n" in out[0]
