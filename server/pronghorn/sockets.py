@@ -139,11 +139,14 @@ def create_listener_groups(cfg, log, environ=None):
     changed on HUP, and to remove only the unix socket files it created itself.
     """
     environ = os.environ if environ is None else environ
+    from_old_master = bool(environ.get(REEXEC_FD_VAR))
     fds = inherited_fds(environ)
     if fds is not None:
-        groups = {f"fd://{fd}": [_adopt_fd(fd, cfg, f"inherited fd {fd}")] for fd in fds}
-        for key, (sock,) in groups.items():
-            log.info("Listening at: %s (inherited %s)", describe(sock), key)
+        groups = {}
+        for fd in fds:
+            sock = _adopt_fd(fd, cfg, f"inherited fd {fd}")
+            log.info("Listening at: %s (inherited fd://%d)", describe(sock), fd)
+            groups[_inherited_key(sock, fd, from_old_master)] = [sock]
         return groups
 
     groups = {}
@@ -161,6 +164,16 @@ def create_listener_groups(cfg, log, environ=None):
     if not groups:
         raise BindError("no address to listen on: give at least one --bind (e.g. -b 127.0.0.1:8000)")
     return groups
+
+
+def _inherited_key(sock, fd, from_old_master):
+    """A unix socket handed over by an old master (USR2) is ours to remove on exit, like one we
+    bound: key it ``unix:PATH``. systemd's sockets belong to systemd: ``fd://N``."""
+    if from_old_master and sock.family == socket.AF_UNIX:
+        name = sock.getsockname()
+        if isinstance(name, str) and name and not name.startswith("\0"):
+            return f"unix:{name}"
+    return f"fd://{fd}"
 
 
 def open_bind(bind, cfg, log):

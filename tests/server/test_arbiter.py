@@ -303,6 +303,28 @@ def test_relative_chdir_is_entered_again_on_hup(master, tmp_path):
     assert m.wait_exit() == 0
 
 
+def test_usr2_hands_the_unix_socket_to_the_new_master_and_keeps_its_file(master, tmp_path):
+    import socket as socketlib
+    m = master(["-w", "1"])
+    [old_worker] = m.wait_workers(1)
+    m.signal(signal.SIGUSR2)
+    new_master = wait_for(lambda: next((p for p in m.workers() if p != old_worker and child_pids(p)),
+                                       None), context=m.log)
+    m.signal(signal.SIGTERM)
+    assert m.wait_exit() == 0
+    try:
+        path = tmp_path / "s.sock"
+        assert path.exists()          # the old master did not remove the new master's socket file
+        with socketlib.socket(socketlib.AF_UNIX) as client:
+            client.connect(str(path))
+        assert len(child_pids(new_master)) == 1
+    finally:
+        os.kill(new_master, signal.SIGTERM)
+        wait_for(lambda: not Path(f"/proc/{new_master}").exists() or
+                 Path(f"/proc/{new_master}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z")
+    wait_for(lambda: not (tmp_path / "s.sock").exists())   # the last master out removes it
+
+
 def test_usr1_reaches_every_worker(master):
     m = master(["-w", "2"])
     workers = m.wait_workers(2)
