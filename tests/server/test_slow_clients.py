@@ -119,10 +119,14 @@ def test_slow_reader_of_a_big_response_does_not_block_others(srv):
         assert status == 200 and len(body) == 32 << 20
 
 
-def test_graceful_stop_finishes_in_flight_request():
-    server_ctx = serve("tests.server.apps:app", "--graceful-timeout", "10")
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_graceful_stop_finishes_in_flight_request(threads):
+    server_ctx = serve("tests.server.apps:app", "--graceful-timeout", "10", "--threads", threads)
     srv = server_ctx.__enter__()
     try:
+        idle = connect(srv.port)
+        idle.sendall(GET)
+        assert Reader(idle).response()[0] == 200
         with connect(srv.port) as s:
             s.sendall(b"GET /slow?s=1 HTTP/1.1\r\nHost: t\r\n\r\n")
             time.sleep(0.3)  # the request is in the app now
@@ -131,6 +135,8 @@ def test_graceful_stop_finishes_in_flight_request():
             assert (status, body) == (200, b"Hello, world!")
             # Then the connection is closed: the worker is leaving.
             assert closed_by_server(s)
+        assert closed_by_server(idle)  # idle keep-alive connections are closed at once
+        idle.close()
         assert srv.proc.wait(20) == 0
     finally:
         server_ctx.__exit__(None, None, None)
