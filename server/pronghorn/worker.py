@@ -75,6 +75,8 @@ CLOSING = 5  # answered and shutting down: discard input, close after a short li
 MAX_QUEUED_REQUESTS = 32
 MAX_READ_AHEAD = 256 * 1024
 LINGER_SECONDS = 2.0
+# While stopping, how long a just-accepted connection may take to send its request.
+NEW_CONNECTION_GRACE = 1.0
 # Reading /proc is cheap, but not needed every second.
 MEMORY_CHECK_TICKS = 3
 # A threaded response waits for the loop once it has handed it this many bytes.
@@ -129,6 +131,7 @@ class Worker:
         self.executor = None
         self._stopping_since = None
         self._ticks = 0
+        self._adopting = 0  # backlog connections being handed to the loop while stopping
         self._read_settings(cfg)
 
     def __repr__(self):
@@ -285,8 +288,7 @@ class Worker:
     def connection_closed(self, conn):
         self.connections.discard(conn)
         if not self.alive:
-            if not self.connections:
-                self.loop.stop()
+            self._stop_when_done()
         elif not self.accepting and len(self.connections) < self.max_connections * 0.9:
             self.accepting = True  # set now so a burst of closes starts one resume only
             self.loop.create_task(self._start_serving())
@@ -299,11 +301,51 @@ class Worker:
         self._stopping_since = time.monotonic()
         self.log.info("worker %s stopping gracefully (%s)", self.pid, why)
         self._stop_accepting()
+        self._drain_backlog()
         for conn in list(self.connections):
-            if conn.phase == IDLE or conn.phase == NEW:
+            # Idle keep-alive connections go now. Just-accepted ones get a moment (the sweep
+            # closes them after NEW_CONNECTION_GRACE) since their request may be on its way.
+            if conn.phase == IDLE:
                 conn.close_quietly()
-        if not self.connections:
+        self._stop_when_done()
+
+    def _stop_when_done(self):
+        if not self.connections and not self._adopting:
             self.loop.stop()
+
+    def _drain_backlog(self):
+        """Accept what already waits in the listen backlog, so those clients get answers instead
+        of a reset when the last copy of the socket closes (per-worker --reuse-port sockets,
+        or a full stop). Returns how many were taken."""
+        room = max(0, self.max_connections - len(self.connections))
+        taken = 0
+        for listener in self.listeners:
+            listener.setblocking(False)  # never block the loop on an empty backlog
+            while taken < room:
+                try:
+                    sock, _ = listener.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:
+                    self.log.debug("backlog drain stopped: %s", exc)
+                    break
+                sock.setblocking(False)
+                taken += 1
+                self._adopting += 1
+                self.loop.create_task(self._adopt(sock))
+        if taken:
+            self.log.info("worker %s took %d waiting connection(s) from the backlog", self.pid, taken)
+        return taken
+
+    async def _adopt(self, sock):
+        try:
+            await self.loop.connect_accepted_socket(self._protocol_factory, sock)
+        except OSError:
+            sock.close()
+        finally:
+            self._adopting -= 1
+        if not self.alive:
+            self._stop_when_done()
 
     def _tick(self):
         """Once a second: heartbeat, timeouts, parent and memory checks."""
@@ -734,7 +776,9 @@ class HttpConnection(asyncio.Protocol):
             if now - self.since > worker.keepalive:
                 self.close_quietly()
         elif phase == NEW:
-            if now - self.since > worker.header_timeout:
+            if not worker.alive and now - self.since > NEW_CONNECTION_GRACE:
+                self.close_quietly()  # stopping: a connection that sent nothing gets no more time
+            elif now - self.since > worker.header_timeout:
                 if self.parser.state == HEAD:
                     self._timed_out("request head not received within header_timeout")
                 else:

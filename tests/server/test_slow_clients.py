@@ -176,3 +176,25 @@ def test_client_that_stops_reading_is_disconnected(srv):
         except ConnectionResetError:
             pass
     assert received < 200 << 20
+
+
+def test_connections_waiting_in_the_backlog_are_answered_on_stop():
+    """Clients that connected while the (inline) worker was busy sit in the listen backlog; a
+    graceful stop answers them rather than dropping them."""
+    with serve("tests.server.apps:app", "--graceful-timeout", "10") as srv:
+        busy = connect(srv.port)
+        busy.sendall(b"GET /slow?s=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.3)  # the worker's loop is inside the app now
+        waiting = []
+        for _ in range(5):
+            s = connect(srv.port)
+            s.sendall(GET)
+            waiting.append(s)
+        srv.proc.send_signal(signal.SIGTERM)
+        assert Reader(busy).response()[0] == 200
+        for s in waiting:
+            status, _, body = Reader(s).response()
+            assert (status, body) == (200, b"Hello, world!")
+            s.close()
+        busy.close()
+        assert srv.proc.wait(20) == 0
