@@ -284,9 +284,11 @@ def _pids(srv, count):
 def test_max_requests_recycles_the_worker():
     with serve("tests.server.apps:app", "--max-requests", "3") as srv:
         pids = _pids(srv, 12)
-    # Every request was answered, by more than one worker in turn (each serves at most 3).
+    # Every request was answered, by several workers in turn. Each serves its 3, plus at most the
+    # one connection this sequential client may already have waiting in the backlog when the
+    # worker stops (a stopping worker answers those rather than let them be dropped).
     assert len(set(pids)) >= 3
-    assert all(pids.count(p) <= 3 for p in set(pids))
+    assert all(pids.count(p) <= 4 for p in set(pids))
 
 
 def test_max_worker_memory_recycles_the_worker():
