@@ -645,6 +645,16 @@ def machine_facts() -> dict:
     }
 
 
+def plan(args) -> str:
+    """One line for the terminal before the run: what will be measured and about how long it takes."""
+    runs = len(args.scenarios) * len(args.server_list) * args.rounds
+    # About 3 s a measurement go to starting, checking and stopping the server.
+    seconds = runs * (args.duration + args.warmup + 3)
+    took = f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds} s"
+    return (f"measuring {len(args.scenarios)} scenario(s) x {len(args.server_list)} server(s) x "
+            f"{args.rounds} round(s) = {runs} runs of {args.duration} s, about {took}")
+
+
 def header(args, facts: dict) -> str:
     pin = f"servers on CPUs {args.server_cpus or 'any'}, wrk on CPUs {args.wrk_cpus or 'any'}"
     return (f"pronghorn bench  {facts['date']}  {facts['nproc']} CPUs ({facts['cpu']}), kernel {facts['kernel']}, "
@@ -726,7 +736,7 @@ def main(argv=None) -> int:
     results: list[Measurement] = []
     try:
         with tempfile.TemporaryDirectory(prefix="pronghorn-bench-") as tmp:
-            progress(header(args, facts) + "\n\n")
+            progress(plan(args) + "\n")
             results = run_rounds(args, args.scenarios, args.server_list, registry, Path(tmp))
     except KeyboardInterrupt:
         progress("\ninterrupted: stopping every server started\n")
