@@ -76,3 +76,11 @@ def test_deploy_times_refuses_a_folder_without_deploy_toml(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "no deploy.toml" in proc.stderr and "examples/flask" in proc.stderr
+
+
+def test_slowclients_refuses_a_non_loopback_address():
+    # The slowloris generator must never be pointed at a real host: refused before any connect.
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "slowclients.py"), "--host", "192.0.2.1",
+                           "--port", "80", "--seconds", "1"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "not a loopback address" in proc.stderr
