@@ -62,6 +62,8 @@ except ImportError:  # pure-asyncio fallback (slower, same behaviour)
     uvloop = None
 
 _BytesIO = io.BytesIO
+# Clears/restores asyncio's running loop around synchronous app code (one C call each).
+_set_running_loop = asyncio.events._set_running_loop
 
 # Connection phases, for the timeout sweep.
 NEW = 0  # accepted, nothing received yet: header_timeout, silent close
@@ -485,8 +487,12 @@ class HttpConnection(asyncio.Protocol):
             self.transport.set_write_buffer_limits()
             self._sendfile_step()
         elif self.pump is not None:
-            self._pump_body()
-            self._resume_queue()
+            _set_running_loop(None)  # the app's iterable runs: a synchronous context (see _run_inline)
+            try:
+                self._pump_body()
+                self._resume_queue()
+            finally:
+                _set_running_loop(self.worker.loop)
 
     def data_received(self, data):
         if self.phase == CLOSING:
@@ -599,6 +605,15 @@ class HttpConnection(asyncio.Protocol):
         return req.keep_alive and (self.worker.alive or bool(self.queue))
 
     def _run_inline(self, req):
+        # The app is synchronous code: while it runs, asyncio must not report a running loop, or
+        # guards such as Django's async_unsafe refuse the ORM (SynchronousOnlyOperation).
+        _set_running_loop(None)
+        try:
+            self._call_app_inline(req)
+        finally:
+            _set_running_loop(self.worker.loop)
+
+    def _call_app_inline(self, req):
         worker = self.worker
         self.phase = BUSY
         env = wsgi.request_environ(self.env, req, self.scheme_headers)

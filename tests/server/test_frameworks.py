@@ -285,3 +285,53 @@ def test_keep_alive_with_a_framework(flask_srv):
         for _ in range(3):
             s.sendall(get(b"/"))
             assert reader.response()[2] == b"flask says hi"
+
+
+# --- Django's database layer in the synchronous app call ------------------------------------------
+
+DJANGO_ORM_APP = '''
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_orm_app")
+
+SECRET_KEY = "test-only"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "django_orm_app"
+INSTALLED_APPS = []
+MIDDLEWARE = []
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3",
+                         "NAME": os.path.join(os.path.dirname(os.path.abspath(__file__)), "db.sqlite3")}}
+USE_TZ = True
+
+from django.db import connection
+from django.http import HttpResponse, StreamingHttpResponse
+from django.urls import path
+
+def query():
+    # connection.cursor() is guarded by async_unsafe: it raises SynchronousOnlyOperation when
+    # asyncio reports a running event loop in this thread.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 40 + 2")
+        return cursor.fetchone()[0]
+
+def answer(request):
+    return HttpResponse("answer %d" % query())
+
+def stream(request):
+    return StreamingHttpResponse("row %d;" % query() for _ in range(3))
+
+urlpatterns = [path("answer", answer), path("stream", stream)]
+
+from django.core.wsgi import get_wsgi_application
+application = get_wsgi_application()
+'''
+
+
+def test_django_orm_query_answers_200_in_either_dispatch_model(tmp_path_factory, threads):
+    # Inline (--threads 1) the app runs inside the worker's event-loop callback: Django must still
+    # see a plain synchronous context, in the view and while a streamed body is iterated.
+    with serve_source(tmp_path_factory, "django_orm_app", DJANGO_ORM_APP, "application", threads) as srv:
+        assert request(srv.port, get(b"/answer"))[0::2] == (200, b"answer 42")
+        assert request(srv.port, get(b"/stream"))[0::2] == (200, b"row 42;" * 3)
+        assert "SynchronousOnlyOperation" not in srv.errors()
