@@ -469,8 +469,8 @@ SETTINGS: tuple[Setting, ...] = (
       "fields in a request, 0..32768 (0 = the maximum). More: 431.", "100", metavar="INT",
       section="HTTP"),
     S("limit_request_field_size", ("--limit-request-field_size", "--limit-request-field-size"),
-      int_range(0, 8190 * 4), 8190, "Largest header field (name + value) in bytes (0 = the maximum, "
-      "32760). Larger: 431. Both gunicorn's `--limit-request-field_size` and "
+      int_range(0, 8190 * 4), 8190, "Largest header field line in bytes, counting its CRLF as gunicorn "
+      "does (so a line of up to BYTES-2 characters passes; 0 = the default, 8190). Larger: 431. Both gunicorn's `--limit-request-field_size` and "
       "`--limit-request-field-size` are accepted.", "8190", metavar="BYTES", section="HTTP"),
     S("limit_request_body", ("--limit-request-body",), non_negative_int, GIB, "Largest request body "
       "in bytes (0 = no limit). Larger: 413. gunicorn has no limit; pronghorn spools big bodies to "

@@ -159,7 +159,7 @@ class Worker:
         self.limits = Limits(
             request_line=int(get("limit_request_line", 4094) or 8190),
             fields=int(get("limit_request_fields", 100) or 32768),
-            field_size=int(get("limit_request_field_size", 8190) or 8190),
+            field_size=parser_field_size(get("limit_request_field_size", 8190)),
             body=int(body_limit) if body_limit else None,
         )
         allow = get("forwarded_allow_ips", ["127.0.0.1", "::1"]) or []
@@ -408,6 +408,14 @@ class Worker:
         loop.close()
 
 
+def parser_field_size(limit):
+    """The parser's field-line limit for --limit-request-field_size, with gunicorn's meaning: the
+    setting counts the line's CRLF too (a line fits when len(line) + 2 <= limit), and 0 means the
+    default of 8190."""
+    limit = int(limit or 0) or 8190
+    return max(0, limit - 2)
+
+
 def resident_memory():
     """Resident set size of this process in bytes (Linux /proc, else getrusage's peak)."""
     try:
@@ -526,8 +534,13 @@ class HttpConnection(asyncio.Protocol):
         self.peer_eof = True
         try:
             self.parser.feed_eof()
-        except HTTPError:
-            pass  # the client went away mid-request: nobody to answer
+        except HTTPError as exc:
+            # The client half-closed mid-request. It may still be reading: it is owed the 400
+            # (after the responses due before it), then the close.
+            if self.phase != CLOSING:
+                self.queue.append(exc)
+        if self.queue and not self.busy:
+            self._process_queue()
         # Keep the transport open for writing when responses are still due (half-close).
         if self.busy or self.queue:
             return True
@@ -748,6 +761,11 @@ class HttpConnection(asyncio.Protocol):
             self._flush_batch()
         self.since = time.monotonic()
         self.queue.clear()
+        if self.peer_eof:
+            # Nothing more can arrive, so no reset can be provoked: a plain close sends what is
+            # buffered, then FIN.
+            self.transport.close()
+            return
         if self.read_paused:
             self.read_paused = False
             self.transport.resume_reading()

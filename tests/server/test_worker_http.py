@@ -348,3 +348,26 @@ def test_pipeline_mixing_small_streamed_file_and_failing_responses_keeps_order(s
         assert bodies[4] == (200, b"Hello, world!")
         assert bodies[5][0] == 500
         assert closed_by_server(s)  # the request after the failure is not answered
+
+
+def test_field_size_limit_counts_the_crlf_as_gunicorn():
+    # gunicorn: a field line passes when len(line) + len(CRLF) <= --limit-request-field_size.
+    with serve("tests.server.apps:raw", "--limit-request-field_size", "100") as server:
+        fits = b"X-A: " + b"v" * (98 - 5)          # 98 bytes + CRLF = 100: allowed
+        too_long = b"X-A: " + b"v" * (99 - 5)      # 99 bytes + CRLF = 101: refused
+        assert request(server.port, get("/", fits + b"\r\n"))[0] == 200
+        assert request(server.port, get("/", too_long + b"\r\n"))[0] == 431
+
+
+@pytest.mark.parametrize("partial", [
+    b"GET / HTTP/1.1\r\nHost: x\r\n",                                 # head cut short
+    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",  # body cut short
+])
+def test_half_close_mid_request_is_answered_400_then_closed(srv, partial):
+    with connect(srv.port) as s:
+        s.sendall(partial)
+        s.shutdown(socket.SHUT_WR)  # the client is done sending, but can still read
+        status, headers, _ = Reader(s).response()
+        assert status == 400
+        assert headers.get("connection") == "close"
+        assert closed_by_server(s)
