@@ -158,8 +158,11 @@ class Arbiter:
         self.cfg = cfg
         self.log = log if log is not None else self._make_logger(cfg)
         self._worker_class = worker_class
-        # HUP re-reads the configuration from the very same command line
-        self.argv = list(argv) if argv is not None else list(getattr(cfg, "argv", None) or sys.argv[1:])
+        # HUP re-reads the configuration from the very same command line: the argv given to
+        # cli.main() (kept on cfg by load_config, even when empty), sys.argv only as a last resort
+        if argv is None:
+            argv = getattr(cfg, "argv", None)
+        self.argv = list(argv) if argv is not None else sys.argv[1:]
         self.pid = None
         self.app = None
         self.listeners = []

@@ -432,6 +432,10 @@ SETTINGS: tuple[Setting, ...] = (
       "in the worker's event-loop thread (fastest); N>1 runs it in a pool of N threads so an app that "
       "blocks does not stop the worker reading other connections.", "4", metavar="INT",
       section="Workers"),
+    S("worker_connections", ("--worker-connections",), positive_int, 1000, "Most open client "
+      "connections per worker (gunicorn's name and default). A worker that holds this many stops "
+      "accepting; the rest wait in the listen backlog (or go to other workers) until it is below "
+      "90% again.", "1000", metavar="INT", section="Workers"),
     S("max_requests", ("--max-requests",), non_negative_int, 0, "Restart a worker after it served "
       "this many requests (0 = never). Limits the damage of a memory leak.", "1000", metavar="INT",
       section="Workers"),
@@ -615,7 +619,6 @@ REFUSED: dict[str, tuple[tuple[str, ...], int, str]] = {
     "syslog": (("--log-syslog",), 0, "is not supported: log to stderr/stdout and let journald collect it"),
     "statsd_host": (("--statsd-host",), 1, "is not supported"),
     "proxy_protocol": (("--proxy-protocol",), 0, "is not supported"),
-    "worker_connections": (("--worker-connections",), 1, "is not supported: pronghorn's worker has no connection cap"),
 }
 
 

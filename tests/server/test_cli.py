@@ -109,3 +109,15 @@ def test_python_dash_m_pronghorn_as_a_real_process(tmp_path):
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == ("pronghorn: error: --limit-request-line: '9000' is out of range "
                              "(allowed: 0..8190)\n")
+
+
+@pytest.mark.parametrize("argv", [["--workers", "2", "mine:app"], []], ids=["flags", "config-file-only"])
+def test_reload_rereads_the_argv_main_was_given_not_sys_argv(tmp_path, monkeypatch, argv):
+    # HUP and USR2 read the command line again; an embedding script's own argv must be the one.
+    (tmp_path / "pronghorn.conf.py").write_text("wsgi_app = 'mine:app'\n")
+    monkeypatch.setattr(sys, "argv", ["embedder", "--workers", "9", "other:app"])
+    from pronghorn.arbiter import Arbiter
+    seen = []
+    monkeypatch.setattr(Arbiter, "run", lambda self: seen.append(self.argv))
+    cli.main(argv)
+    assert seen == [argv]

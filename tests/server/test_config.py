@@ -539,3 +539,9 @@ def test_refused_settings_are_real_gunicorn_settings():
     for name, (flags, _, _) in config_module.REFUSED.items():
         assert name in theirs, name
         assert set(theirs[name].cli or ()) <= set(flags), name
+
+
+def test_worker_connections_is_gunicorns_flag_and_default():
+    assert load(["a:b"]).worker_connections == 1000
+    assert load(["--worker-connections", "50", "a:b"]).worker_connections == 50
+    assert error_of(["--worker-connections", "0", "a:b"]).startswith("--worker-connections")

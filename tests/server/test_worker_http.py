@@ -371,3 +371,23 @@ def test_half_close_mid_request_is_answered_400_then_closed(srv, partial):
         assert status == 400
         assert headers.get("connection") == "close"
         assert closed_by_server(s)
+
+
+def test_worker_connections_pauses_accept_until_a_connection_closes():
+    with serve("tests.server.apps:raw", "--worker-connections", "2", "--keep-alive", "30") as server:
+        first, second = connect(server.port), connect(server.port)
+        for s in (first, second):
+            s.sendall(get("/"))
+            assert Reader(s).response()[0] == 200
+        # The third connection waits in the listen backlog: accepted by the kernel, not by the worker.
+        third = connect(server.port)
+        third.sendall(get("/"))
+        third.settimeout(1.0)
+        with pytest.raises(socket.timeout):
+            third.recv(1)
+        first.close()  # below the cap again: the worker accepts and answers the waiting client
+        third.settimeout(10.0)
+        assert Reader(third).response()[0] == 200
+        second.close()
+        third.close()
+        assert "worker_connections (2) reached" in server.errors()
