@@ -6,6 +6,10 @@ top to bottom in ``run()``:
     sleep (at most 1 s) on a self-pipe -> handle the signals that arrived -> reap dead children
     -> kill workers whose heartbeat is older than --timeout -> spawn/stop workers to keep the count
 
+A worker's first heartbeat also writes a byte to that pipe, so the loop sees it serving at once:
+READY=1 (and a reload's retirement of the old workers) follow the last worker's boot within
+milliseconds rather than at the next 1 s tick.
+
 Signal handlers do nothing but enqueue the signal and write a byte to the pipe, so all the real
 work happens in the loop, never inside a handler. What each signal does:
 
@@ -486,6 +490,9 @@ class Arbiter:
         code = EXIT_OK
         try:
             try:
+                # Booted = first heartbeat: it wakes our loop so READY=1 (and a reload's switch
+                # to the new workers) happens as soon as every worker serves.
+                heartbeat.wake_master_on_first_beat(os.dup(self.pipe[1]))
                 self.reset_signals_for_worker()
                 self._close_others_heartbeats(heartbeat)
                 worker.pid = os.getpid()

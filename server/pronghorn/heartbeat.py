@@ -39,7 +39,23 @@ class Heartbeat:
         else:
             self._map = mmap.mmap(-1, _SLOT.size, mmap.MAP_SHARED,
                                   mmap.PROT_READ | mmap.PROT_WRITE)
+        self._wake_fd = None
         self.notify()
+
+    def wake_master_on_first_beat(self, fd):
+        """In the worker: write one byte to ``fd`` (the arbiter's wake-up pipe) at the first beat
+        after this call, so the arbiter sees the worker serving at once instead of at its next
+        loop tick (a Type=notify unit's READY=1 waits for that)."""
+        self._wake_fd = fd
+
+    def _wake_master(self):
+        fd, self._wake_fd = self._wake_fd, None
+        try:
+            os.write(fd, b"!")
+        except OSError:
+            pass  # the pipe is full (the arbiter is waking anyway) or gone
+        finally:
+            os.close(fd)
 
     @staticmethod
     def _make_unlinked_file(tmp_dir):
@@ -56,6 +72,8 @@ class Heartbeat:
     def notify(self):
         """Called by the worker: "I am alive now"."""
         _SLOT.pack_into(self._map, 0, time.monotonic())
+        if self._wake_fd is not None:
+            self._wake_master()
 
     def last_update(self):
         """Called by the arbiter: the monotonic time of the worker's last beat."""
@@ -72,3 +90,6 @@ class Heartbeat:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._wake_fd is not None:
+            os.close(self._wake_fd)
+            self._wake_fd = None

@@ -136,3 +136,34 @@ def test_socket_activation_serves_on_the_passed_socket_and_notifies(listener, tm
         assert proc.wait(30) == 0
         log.close()
     listener.wait_for("STOPPING=1")
+
+
+def test_ready_is_sent_once_every_worker_serves(listener, tmp_path):
+    """READY=1 means "serving": a request made the moment it arrives is answered. The time from
+    start to READY (and to the first answered request) is printed for the report, not asserted."""
+    write_app(tmp_path)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=str(REPO / "server"), NOTIFY_SOCKET=str(tmp_path / "notify.sock"))
+    log = open(tmp_path / "server.log", "wb")
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "pronghorn", "-w", "2", "--chdir", str(tmp_path),
+                             "-b", f"fd://{sock.fileno()}", "drillapp:app"],
+                            pass_fds=[sock.fileno()], stdout=log, stderr=log, env=env)
+    sock.close()
+    try:
+        listener.sock.settimeout(20.0)  # one bounded wait for the first datagram
+        first = listener.sock.recv(4096).decode()
+        ready_after = time.monotonic() - started
+        assert "READY=1" in first, first
+        status, body = get(port, timeout=5.0)
+        assert status == 200 and body.startswith("v1 "), (status, body)
+        served_after = time.monotonic() - started
+        print(f"\nstart -> READY=1 {ready_after * 1000:.0f} ms; start -> first response "
+              f"{served_after * 1000:.0f} ms")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        log.close()
