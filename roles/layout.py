@@ -3,7 +3,10 @@
     /srv/NAME/                root:root 0755
       releases/               NAME:NAME 0755   one folder per release (releases/TIMESTAMP)
       shared/                 NAME:NAME 0755   kept across releases
-        media/                NAME:NAME 0755   uploads; nginx (www-data) reads it, so 0755
+        media/                NAME:www-data 2750   uploads: the app writes them with UMask=0027,
+                                   so files are 0640; setgid keeps them (and new folders)
+                                   in group www-data, whom nginx runs as: nginx reads them,
+                                   other users cannot
         data/                 NAME:NAME 0750   the app's other state (e.g. a sqlite database)
       venvs/                  root:root 0755   one venv per requirements hash; the app cannot alter it
       wheels/                 root:root 0755   the uploaded pronghorn server wheels
@@ -23,7 +26,7 @@ def wanted_dirs(cfg) -> list[tuple[str, int, str, str]]:
         (base, 0o755, "root", "root"),
         (f"{base}/releases", 0o755, app, app),
         (f"{base}/shared", 0o755, app, app),
-        (f"{base}/shared/media", 0o755, app, app),
+        (f"{base}/shared/media", 0o2750, app, "www-data"),
         (f"{base}/shared/data", 0o750, app, app),
         (f"{base}/venvs", 0o755, "root", "root"),
         (f"{base}/wheels", 0o755, "root", "root"),
@@ -40,6 +43,9 @@ def layout_script(cfg, facts) -> tuple[list[str], str]:
             continue
         fixes.append(path)
         script.append(f"install -d -m {mode:o} -o {owner} -g {group} {q(path)}")
+        if fact.exists and fact.kind == "dir" and fact.group != group and path.endswith("/media"):
+            # Uploads made before: into the group nginx reads with, folders setgid like media/.
+            script.append(f"chgrp -R {group} {q(path)} && find {q(path)} -type d -exec chmod g+s {{}} +")
     return fixes, " && ".join(script)
 
 
