@@ -1,5 +1,8 @@
 """The app's nginx site: sites-available/NAME.conf from core's template, enabled with a link,
-Debian's `default` site removed (ours answers unknown hosts with 444 instead).
+Debian's `default` site removed. Apps with real domains also get the catch-all
+pronghorn-default.conf (unknown Host: 444), enabled like the site; an app with domains = ["_"]
+is the default server itself, so the catch-all's link is removed (two default servers on one
+port would fail `nginx -t`).
 
 The new config is checked with `nginx -t` before nginx reloads; when the check fails the
 previous files are put back, so a bad template never takes the running site down.
@@ -16,6 +19,7 @@ NGINX_DIR = "/etc/nginx/"
 AVAILABLE = "/etc/nginx/sites-available/"
 ENABLED = "/etc/nginx/sites-enabled/"
 DEFAULT_SITE = ENABLED + "default"
+CATCH_ALL = ENABLED + "pronghorn-default.conf"
 
 
 def nginx_files(files) -> list:
@@ -28,18 +32,21 @@ def enabled_links(files) -> list[str]:
 
 
 def fact_paths(files) -> list[str]:
-    return [f.path for f in files] + enabled_links(files) + [DEFAULT_SITE]
+    return [f.path for f in files] + enabled_links(files) + [DEFAULT_SITE, CATCH_ALL]
 
 
-def plan(files, facts) -> tuple[list, list[str], bool]:
-    """(files to write, links to make, remove the default site?)"""
+def plan(files, facts) -> tuple[list, list[str], list[str]]:
+    """(files to write, links to make, enabled sites to remove)"""
     to_write = [f for f in files
                 if file_differs(facts.files.get(f.path), f.content, f.mode, f.owner, f.group)]
-    links = [link for link in enabled_links(files) if facts.fact(link).kind != "link"]
-    return to_write, links, facts.fact(DEFAULT_SITE).exists
+    enabled = enabled_links(files)
+    links = [link for link in enabled if facts.fact(link).kind != "link"]
+    # Debian's default site always goes; our catch-all goes when this app no longer renders it.
+    unwanted = [DEFAULT_SITE] + ([CATCH_ALL] if CATCH_ALL not in enabled else [])
+    return to_write, links, [path for path in unwanted if facts.fact(path).exists]
 
 
-def apply_script(to_write, links, remove_default: bool, nginx_active: bool) -> str:
+def apply_script(to_write, links, removals, nginx_active: bool) -> str:
     """Back up, unpack (tar on stdin), link, `nginx -t`; restore the backup if the test fails."""
     lines = ["set -e"]
     for f in to_write:
@@ -48,8 +55,8 @@ def apply_script(to_write, links, remove_default: bool, nginx_active: bool) -> s
     for link in links:
         target = "../sites-available/" + link[len(ENABLED):]
         lines.append(f"ln -sfn {q(target)} {q(link)}")
-    if remove_default:
-        lines.append(f"rm -f {q(DEFAULT_SITE)}")
+    for path in removals:
+        lines.append(f"rm -f {q(path)}")
     restore = []
     for f in to_write:
         prev = q(f.path + ".pronghorn-prev")
@@ -74,18 +81,19 @@ def ensure_site(c, cfg, rep, dry=False, facts=None, files=None) -> bool:
         mine = nginx_files(files if files is not None else rendered_files(cfg))
         if facts is None:
             facts = facts_mod.gather(c, cfg, paths=fact_paths(mine), units=("nginx.service",))
-        to_write, links, remove_default = plan(mine, facts)
+        to_write, links, removals = plan(mine, facts)
         nginx_active = facts.unit_active.get("nginx.service") == "active"
-        if not (to_write or links or remove_default or not nginx_active):
+        if not (to_write or links or removals or not nginx_active):
             return False
         notes = [f.path.rsplit("/", 1)[-1] for f in to_write]
-        notes += ["enabled site"] * bool(links) + ["removed default site"] * remove_default
+        notes += ["enabled site"] * bool(links)
+        notes += [f"disabled {path.rsplit('/', 1)[-1]} site" for path in removals]
         notes += ["started nginx"] * (not nginx_active)
         st.changed(", ".join(notes))
         if dry:
             return True
         entries = [(f.path, f.content.encode(), f.mode, f.owner, f.group) for f in to_write]
-        result = sh(c, apply_script(to_write, links, remove_default, nginx_active),
+        result = sh(c, apply_script(to_write, links, removals, nginx_active),
                     stdin=build_tar(entries), check=False)
         if not result.ok:
             raise RemoteError("installing the nginx site", result.exited,
