@@ -51,13 +51,16 @@ def render_for(cfg, facts) -> list:
     return render_all(cfg, {"env": facts.env})
 
 
-def provision(c, cfg, rep, dry=False) -> int:
-    """Bring the host to the wanted state; returns how many roles changed something."""
+def provision(c, cfg, rep, dry=False, lock_held=False) -> int:
+    """Bring the host to the wanted state; returns how many roles changed something.
+
+    `lock_held`: the caller holds the deploy lock (so a lock on the host is ours, not a reason
+    to stop)."""
     planned = planned_paths(cfg)
     with rep.step("read the host's state") as st:
         facts = read_facts(c, cfg, planned)
         check_os(facts)
-        if facts.locked_by and not dry:
+        if facts.locked_by and not dry and not lock_held:
             from toolkit.release import LockHeld
 
             raise LockHeld(f"another deploy holds the lock: {facts.locked_by}",

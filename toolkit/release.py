@@ -189,6 +189,41 @@ def read_state(c, cfg, lock: bool = False, lock_text: str = "") -> HostReleases:
     return state
 
 
+def lock_script(cfg, text: str) -> str:
+    """Take the deploy lock, creating /srv/APP when needed (a first deploy takes it too, before
+    anything is provisioned); exit 3 with the holder's name when someone else holds it."""
+    base = q(cfg.base_dir)
+    return "\n".join([
+        f"b={base}",
+        'mkdir -p "$b"',
+        'if ! mkdir "$b/.deploy-lock" 2>/dev/null; then '
+        'cat "$b/.deploy-lock/who" 2>/dev/null || echo "(no details recorded)"; exit 3; fi',
+        f'printf "%s\\n" {q(text)} > "$b/.deploy-lock/who"',
+    ])
+
+
+def take_lock(c, cfg) -> str:
+    """Take the deploy lock before anything on the host changes; LockHeld when it is taken.
+    Returns the text recorded in the lock (for `unlock_if_ours`)."""
+    text = lock_text()
+    result = sh(c, lock_script(cfg, text), check=False)
+    if result.exited == 3:
+        holder = result.stdout.strip() or "(no details recorded)"
+        raise LockHeld(f"another deploy holds the lock: {holder}",
+                       "wait for it to finish; if it crashed, remove the lock with "
+                       "`invoke lock.release --host HOST`")
+    if result.exited != 0:
+        raise RemoteError("taking the deploy lock", result.exited, result.stdout + result.stderr)
+    return text
+
+
+def unlock_if_ours(c, cfg, text: str) -> None:
+    """Remove the lock if it is still the one we took (a failed release has removed it already,
+    and another deploy may hold a new one by now)."""
+    lock = f"{q(cfg.base_dir)}/.deploy-lock"
+    sh(c, f'if [ "$(cat {lock}/who 2>/dev/null)" = {q(text)} ]; then rm -rf {lock}; fi', check=False)
+
+
 def lock_text() -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     return f"{who()} since {stamp} (pid {os.getpid()})"
@@ -599,19 +634,26 @@ class Outcome:
     changed: bool  # False: the host already ran this exact release
 
 
-def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False, wheel_future=None) -> Outcome:
+def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False, wheel_future=None,
+                   lock_taken: bool = False) -> Outcome:
     """Run the release stages on one host. Raises DeployError on failure (after rolling back).
 
     `wheel_future` (a concurrent.futures.Future of server_wheel()) lets the caller build the
-    server wheel while the host is being provisioned.
+    server wheel while the host is being provisioned. `lock_taken`: the caller took the deploy
+    lock already (`take_lock`, before provisioning); this function releases it either way.
     """
-    rep.stage("starting")
-    with rep.step("deploy lock") as st:
-        state = read_state(c, cfg, lock=not dry, lock_text=lock_text())
-        if dry:
-            st.info("not taken in a dry run" + (f"; held by {state.locked_by}" if state.locked_by else ""))
-        else:
-            st.info("taken")
+    if lock_taken:
+        with rep.step("read the releases") as st:
+            state = read_state(c, cfg)
+            st.info(f"live: {state.current or 'none yet'}")
+    else:
+        rep.stage("starting")
+        with rep.step("deploy lock") as st:
+            state = read_state(c, cfg, lock=not dry, lock_text=lock_text())
+            if dry:
+                st.info("not taken in a dry run" + (f"; held by {state.locked_by}" if state.locked_by else ""))
+            else:
+                st.info("taken")
     locked = not dry
     release = ""
     switched = 0.0

@@ -132,12 +132,20 @@ def run_on_hosts(specs, rep: Reporter, work) -> None:
 def provision(c, host=None, app=".", dry=False):
     """Prepare hosts for the app: packages, user, folders, systemd units, nginx (safe to re-run)."""
     from roles.provision import provision as provision_host
+    from toolkit.release import unlock_if_ours
 
     cfg = load_config(app)
     rep = Reporter(dry=dry)
 
     def work(conn, spec):
-        provision_host(conn, cfg, rep, dry=dry)
+        lock = _take_lock(conn, cfg, rep) if not dry else ""
+        try:
+            if lock:
+                rep.stage("provisioning")
+            provision_host(conn, cfg, rep, dry=dry, lock_held=bool(lock))
+        finally:
+            if lock:
+                unlock_if_ours(conn, cfg, lock)
         return site_url(cfg, conn)
 
     run_on_hosts(host_specs(host, cfg), rep, work)
@@ -152,7 +160,7 @@ def deploy(c, host=None, app=".", dry=False, force=False):
     from concurrent.futures import ThreadPoolExecutor
 
     from roles.provision import provision as provision_host
-    from toolkit.release import deploy_release, server_wheel
+    from toolkit.release import deploy_release, server_wheel, unlock_if_ours
 
     cfg = load_config(app)
     rep = Reporter(dry=dry)
@@ -163,17 +171,34 @@ def deploy(c, host=None, app=".", dry=False, force=False):
     builder.shutdown(wait=False)
 
     def work(conn, spec):
-        rep.stage("provisioning")
-        provision_host(conn, cfg, rep, dry=dry)
-        if dry and not _provisioned(conn, cfg):
-            rep.line("  (dry run: the release stages need a provisioned host; run without --dry)")
-            return ""
-        outcome = deploy_release(conn, cfg, rep, dry=dry, force=force, wheel_future=wheel)
+        # The lock comes first: two deploys must never provision the same host at once.
+        lock = _take_lock(conn, cfg, rep) if not dry else ""
+        try:
+            rep.stage("provisioning")
+            provision_host(conn, cfg, rep, dry=dry, lock_held=bool(lock))
+            if dry and not _provisioned(conn, cfg):
+                rep.line("  (dry run: the release stages need a provisioned host; run without --dry)")
+                return ""
+            outcome = deploy_release(conn, cfg, rep, dry=dry, force=force, wheel_future=wheel,
+                                     lock_taken=bool(lock))
+        finally:
+            if lock:
+                unlock_if_ours(conn, cfg, lock)
         if not dry:
             rep.line(f"  live: releases/{outcome.release}")
         return site_url(cfg, conn)
 
     run_on_hosts(host_specs(host, cfg), rep, work)
+
+
+def _take_lock(conn, cfg, rep) -> str:
+    from toolkit.release import take_lock
+
+    rep.stage("starting")
+    with rep.step("deploy lock") as st:
+        text = take_lock(conn, cfg)
+        st.info("taken")
+    return text
 
 
 def _provisioned(conn, cfg) -> bool:
