@@ -28,7 +28,7 @@ import jinja2
 from toolkit.config import AppConfig, ConfigError
 
 __all__ = ["RenderedFile", "TEMPLATE_DIR", "render_all", "render_to_dir", "resolve_secrets",
-           "base_env", "read_env_file", "EXTRA_CA_PATH"]
+           "base_env", "read_env_file", "EXTRA_CA_PATH", "proxy_files"]
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -66,7 +66,7 @@ def _wanted(template: str, cfg: AppConfig) -> bool:
         return cfg.access_log == "file"
     if template == "etc/nginx/sites-available/pronghorn-default.conf.j2":
         return not cfg.any_domain
-    if template in ("etc/apt/apt.conf.d/80pronghorn-proxy.j2", "etc/pip.conf.j2"):
+    if template in PROXY_TEMPLATES:
         return cfg.proxy.enabled or (template == "etc/pip.conf.j2" and bool(cfg.proxy.ca_bundle))
     return True
 
@@ -216,6 +216,21 @@ def render_all(cfg: AppConfig, host: dict | None = None, mask_secrets: bool = Fa
         files.append(RenderedFile(target, content, mode, owner, group))
     files.extend(_extra_ca(cfg))
     return files
+
+
+PROXY_TEMPLATES = ("etc/apt/apt.conf.d/80pronghorn-proxy.j2", "etc/pip.conf.j2")
+
+
+def proxy_files(http: str, https: str = "") -> dict[str, str]:
+    """apt's and pip's proxy files (target path -> content) for a proxy URL, from the same
+    templates a deploy with [proxy] renders: sandbox hosts get theirs from here, so a deploy
+    with the same [proxy] to a sandbox finds them already as wanted."""
+    from types import SimpleNamespace
+
+    context = {"app": SimpleNamespace(proxy=SimpleNamespace(http=http, https=https))}
+    jinja = _environment()
+    return {"/" + template[:-len(".j2")]: jinja.get_template(template).render(context)
+            for template in PROXY_TEMPLATES}
 
 
 def _template_names() -> list[str]:

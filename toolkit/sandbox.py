@@ -274,9 +274,12 @@ _PEM_RE = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----",
 def proxy_files(proxy_url: str, no_proxy: str = "localhost,127.0.0.1,::1") -> dict[str, str]:
     """Files (path inside the host -> content) that send apt, pip and login shells through a proxy.
 
-    The deploy toolkit writes the same files on hosts behind a corporate proxy; sandboxes use it to
+    apt's and pip's files come from the deploy toolkit's own templates (render.proxy_files), the
+    ones it writes on hosts behind a corporate proxy: one source for both. Sandboxes use them to
     reach the package mirrors through their tinyproxy.
     """
+    from toolkit.render import proxy_files as rendered_proxy_files
+
     if not re.match(r"^https?://[^\s/]+(:\d+)?/?$", proxy_url):
         raise SandboxError(f"invalid proxy URL {proxy_url!r}: expected http://HOST:PORT")
     environment = "".join(
@@ -288,11 +291,8 @@ def proxy_files(proxy_url: str, no_proxy: str = "localhost,127.0.0.1,::1") -> di
         ]
     )
     return {
-        "/etc/apt/apt.conf.d/01proxy": (
-            f'Acquire::http::Proxy "{proxy_url}";\nAcquire::https::Proxy "{proxy_url}";\n'
-        ),
-        # pip uses its own CA list unless told otherwise; the system bundle holds the extra CAs.
-        "/etc/pip.conf": f"[global]\nproxy = {proxy_url}\ncert = {SYSTEM_CA_BUNDLE}\n",
+        # pip.conf also points pip at the system CA bundle, which holds the extra CAs.
+        **rendered_proxy_files(proxy_url),
         "/etc/environment": (
             'PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"\n' + environment
         ),

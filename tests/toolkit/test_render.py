@@ -155,6 +155,17 @@ def test_proxy_settings_render_apt_pip_and_the_extra_ca(tmp_path):
     assert files[EXTRA_CA_PATH].content == ca.read_text()
 
 
+def test_sandbox_proxy_files_are_the_ones_a_deploy_with_the_same_proxy_writes():
+    from toolkit import sandbox
+
+    cfg = example("flask", {"proxy.http": "http://10.77.3.1:8888"})
+    deployed = by_path(render_all(cfg))
+    shared = {p: c for p, c in sandbox.proxy_files("http://10.77.3.1:8888").items() if p != "/etc/environment"}
+    assert sorted(shared) == ["/etc/apt/apt.conf.d/80pronghorn-proxy", "/etc/pip.conf"]
+    for path, content in shared.items():
+        assert deployed[path].content == content
+
+
 def test_unreadable_or_non_pem_ca_bundle_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read it"):
         render_all(example("flask", {"proxy.ca_bundle": str(tmp_path / "missing.crt")}))

@@ -118,8 +118,9 @@ def test_preflight_passes_with_root_and_tools(monkeypatch):
 
 def test_proxy_files_point_apt_pip_and_shells_at_the_proxy():
     files = sandbox.proxy_files("http://10.77.3.1:8888")
-    assert files["/etc/apt/apt.conf.d/01proxy"] == (
-        'Acquire::http::Proxy "http://10.77.3.1:8888";\nAcquire::https::Proxy "http://10.77.3.1:8888";\n')
+    apt = files["/etc/apt/apt.conf.d/80pronghorn-proxy"]
+    assert 'Acquire::http::Proxy "http://10.77.3.1:8888";\n' in apt
+    assert 'Acquire::https::Proxy "http://10.77.3.1:8888";\n' in apt
     pip = files["/etc/pip.conf"]
     assert "proxy = http://10.77.3.1:8888" in pip and "cert = /etc/ssl/certs/ca-certificates.crt" in pip
     env = files["/etc/environment"]
