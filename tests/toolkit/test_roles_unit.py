@@ -199,8 +199,16 @@ def test_layout_fixes_only_what_differs():
     del files["/srv/shop/venvs"]
     fixes, script = layout.layout_script(CFG, facts_with(files=files))
     assert fixes == ["/srv/shop/shared/media", "/srv/shop/venvs"]
-    assert "install -d -m 755 -o shop -g shop /srv/shop/shared/media" in script
+    assert "install -d -m 2750 -o shop -g www-data /srv/shop/shared/media" in script
     assert "install -d -m 755 -o root -g root /srv/shop/venvs" in script
+    # uploads made while media/ was in the app's own group move to the group nginx reads with
+    assert "chgrp -R www-data /srv/shop/shared/media" in script
+
+
+def test_media_is_readable_by_nginx_only():
+    media = {p: (mode, owner, group) for p, mode, owner, group in layout.wanted_dirs(CFG)}["/srv/shop/shared/media"]
+    # setgid + group www-data: files the app writes with UMask=0027 (0640) stay readable by nginx
+    assert media == (0o2750, "shop", "www-data")
 
 
 def test_file_access_log_gets_a_log_dir():
@@ -262,14 +270,34 @@ def test_new_units_are_enabled_and_socket_started():
 def test_nginx_plan_and_script():
     f = matching_facts([], unit_active={"nginx.service": "active"})
     f.files[nginx.DEFAULT_SITE] = fact(nginx.DEFAULT_SITE, "link")
-    to_write, links, remove_default = nginx.plan([SITE], f)
+    to_write, links, removals = nginx.plan([SITE], f)
     assert to_write == [SITE]
     assert links == ["/etc/nginx/sites-enabled/shop.conf"]
-    assert remove_default
-    script = nginx.apply_script(to_write, links, remove_default, nginx_active=True)
+    assert removals == [nginx.DEFAULT_SITE]
+    script = nginx.apply_script(to_write, links, removals, nginx_active=True)
     # the config is tested before nginx reloads, and the old file comes back if the test fails
     assert script.index("nginx -t") < script.index("systemctl reload nginx")
     assert "mv -f /etc/nginx/sites-available/shop.conf.pronghorn-prev" in script
+
+
+CATCH_ALL = File("/etc/nginx/sites-available/pronghorn-default.conf", "server { return 444; }\n")
+
+
+def test_catch_all_is_enabled_when_rendered():
+    f = matching_facts([SITE, CATCH_ALL], unit_active={"nginx.service": "active"})
+    _, links, removals = nginx.plan([SITE, CATCH_ALL], f)
+    assert nginx.CATCH_ALL in links and removals == []
+
+
+def test_catch_all_is_disabled_when_the_app_answers_every_name():
+    # domains = ["_"]: the catch-all is not rendered, and its old link would be a second
+    # default server on port 80
+    f = matching_facts([SITE], unit_active={"nginx.service": "active"})
+    f.files[nginx.CATCH_ALL] = fact(nginx.CATCH_ALL, "link")
+    f.files["/etc/nginx/sites-enabled/shop.conf"] = fact("/etc/nginx/sites-enabled/shop.conf", "link")
+    to_write, links, removals = nginx.plan([SITE], f)
+    assert (to_write, links, removals) == ([], [], [nginx.CATCH_ALL])
+    assert f"rm -f {nginx.CATCH_ALL}" in nginx.apply_script(to_write, links, removals, nginx_active=True)
 
 
 def test_nginx_as_wanted_does_not_reload(fake):
@@ -438,3 +466,24 @@ def test_prune_keeps_the_venv_of_the_new_release():
     delete, venvs = release.prune_plan(st, "3", keep=1, new_venv="v1")
     assert delete == ["1"]
     assert venvs == []
+
+
+# -- extra CA ----------------------------------------------------------------------------------
+
+EXTRA_CA = File("/usr/local/share/ca-certificates/pronghorn-extra-ca.crt", "-----BEGIN CERTIFICATE-----\n")
+
+
+def test_changed_extra_ca_is_added_to_the_trust_store(fake, monkeypatch):
+    from roles import proxy
+
+    monkeypatch.setattr("roles.proxy.sh", fake.sh)
+    assert proxy.ensure_extra_ca(None, CFG, rep(), facts=matching_facts([]), files=[EXTRA_CA]) is True
+    assert fake.scripts[-1].startswith("update-ca-certificates")
+
+
+def test_unchanged_extra_ca_does_not_rebuild_the_trust_store(fake, monkeypatch):
+    from roles import proxy
+
+    monkeypatch.setattr("roles.proxy.sh", fake.sh)
+    assert proxy.ensure_extra_ca(None, CFG, rep(), facts=matching_facts([EXTRA_CA]), files=[EXTRA_CA]) is False
+    assert not any("update-ca-certificates" in s for s in fake.scripts)
