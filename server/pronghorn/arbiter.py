@@ -286,6 +286,17 @@ class Arbiter:
         return bool(env.get(sockets.REEXEC_FD_VAR)) or (
             env.get("LISTEN_PID") == str(os.getpid()) and bool(env.get("LISTEN_FDS")))
 
+    def refuse_new_connections(self):
+        """Full stop: the TCP sockets we bound ourselves stop taking new connections, and keep the
+        queued ones for the workers to answer (see sockets.refuse_new_connections). Not on sockets
+        someone else keeps for the next server: systemd's (socket activation) or a USR2 twin's."""
+        if self.reexec_pid or (self.master_pid and _alive(self.master_pid)):
+            return
+        for bind, group in self.listeners_by_bind.items():
+            if not bind.startswith("fd://"):
+                for sock in group:
+                    sockets.refuse_new_connections(sock)
+
     def close_listeners(self):
         """Close our copies of the sockets; remove the unix socket files we bound ourselves,
         unless another master (USR2, either direction) still serves on them."""
@@ -840,6 +851,7 @@ class Arbiter:
             return
         self.stopping = True
         systemd.notify("STOPPING=1\nSTATUS=stopping")
+        self.refuse_new_connections()
         self.close_listeners()
         sig = signal.SIGTERM if graceful else signal.SIGQUIT
         self.signal_workers(sig)

@@ -1,0 +1,202 @@
+"""No request lost on TERM: what `systemctl restart` does to a server behind nginx.
+
+A bounded client loop (many concurrent short connections: connect, one request, read the whole
+response, close) runs while the server gets TERM. Each attempt ends one of three ways:
+
+* ``ok``: the full response arrived;
+* ``refused``: the connect itself failed (nobody listens any more: fine for a stopped server,
+  nginx retries or answers 502 without the request ever reaching an app);
+* ``lost``: the kernel accepted the connection, then it was reset or closed without a response
+  (what nginx turns into a 502 mid-restart). There must be none.
+
+The loops are bounded in count and time; only outcomes are asserted.
+"""
+
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path[:0] = [REPO, os.path.join(REPO, "server")]
+
+from tests.server.harness import _env  # noqa: E402
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+CLIENTS = 16
+MAX_REQUESTS = 50000
+MAX_SECONDS = 30.0
+REFUSED = (errno.ENOENT, errno.ECONNREFUSED)
+
+
+class ClientLoop:
+    """CLIENTS threads making short connections until told to stop (or the bounds are hit)."""
+
+    def __init__(self, connect):
+        self.connect = connect
+        self.counts = {"ok": 0, "refused": 0, "lost": 0}
+        self.lost_details = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.deadline = time.monotonic() + MAX_SECONDS
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(CLIENTS)]
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(MAX_SECONDS + 15)
+
+    def total(self):
+        return sum(self.counts.values())
+
+    def wait_for_ok(self, n, timeout=10.0, log_path=None):
+        deadline = time.monotonic() + timeout
+        while self.counts["ok"] < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if self.counts["ok"] < n:
+            log = open(log_path, errors="replace").read()[-4000:] if log_path else ""
+            raise AssertionError("%s, wanted %d ok\n%s" % (self.counts, n, log))
+
+    def _record(self, outcome, detail=None):
+        with self.lock:
+            self.counts[outcome] += 1
+            if detail is not None and len(self.lost_details) < 10:
+                self.lost_details.append(detail)
+
+    def _run(self):
+        while not self.stop.is_set() and time.monotonic() < self.deadline and self.total() < MAX_REQUESTS:
+            try:
+                sock = self.connect()
+            except OSError as exc:
+                if exc.errno in REFUSED:
+                    self._record("refused")
+                    time.sleep(0.002)
+                    continue
+                self._record("lost", "connect: %r" % exc)
+                continue
+            with sock:
+                data = b""
+                try:
+                    sock.sendall(REQUEST)
+                    while True:
+                        chunk = sock.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                except OSError as exc:
+                    self._record("lost", "%r after %r" % (exc, data[:40]))
+                    continue
+            if data.startswith(b"HTTP/1.1 200") and data.endswith(b"Hello, world!"):
+                self._record("ok")
+            else:
+                self._record("lost", "closed after %r" % data[:60])
+
+
+def unix_client(path):
+    def connect():
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(15.0)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+    return connect
+
+
+def tcp_client(port):
+    def connect():
+        return socket.create_connection(("127.0.0.1", port), timeout=15.0)
+    return connect
+
+
+def start_server(bind, *args, pass_fds=(), log_path):
+    log = open(log_path, "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "pronghorn", "-b", bind, "-w", "2",
+                             "--graceful-timeout", "10", *args, "tests.server.apps:hello"],
+                            pass_fds=pass_fds, stdout=log, stderr=log, env=_env(), cwd=REPO)
+    log.close()
+    return proc
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(30)
+
+
+def assert_nothing_lost(loop, log_path):
+    with open(log_path, errors="replace") as f:
+        log = f.read()
+    assert loop.counts["lost"] == 0, "%s\n%s\n--- server log ---\n%s" % (
+        loop.counts, "\n".join(loop.lost_details), log[-3000:])
+    print("\n", loop.counts)
+
+
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_restart_on_a_kept_socket_loses_no_request(tmp_path, threads):
+    """systemd socket activation: systemd holds the socket across the restart, so connections
+    that arrive while no server runs wait in the backlog for the next one."""
+    path = str(tmp_path / "app.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1024)
+    fd = listener.fileno()
+    log_path = str(tmp_path / "server.log")
+    first = start_server(f"fd://{fd}", "--threads", threads, pass_fds=[fd], log_path=log_path)
+    try:
+        with ClientLoop(unix_client(path)) as loop:
+            loop.wait_for_ok(200, timeout=20)
+            assert stop(first) == 0
+            second = start_server(f"fd://{fd}", "--threads", threads, pass_fds=[fd], log_path=log_path)
+            try:
+                before = loop.counts["ok"]
+                loop.wait_for_ok(before + 200, timeout=20, log_path=log_path)
+            finally:
+                loop.stop.set()
+                for t in loop.threads:
+                    t.join(30)
+                assert stop(second) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+        listener.close()
+    assert loop.counts["refused"] == 0  # the socket never stopped listening
+    assert_nothing_lost(loop, log_path)
+
+
+@pytest.mark.parametrize("kind", ["unix", "tcp"])
+def test_stop_answers_every_accepted_connection(tmp_path, kind):
+    """The server's own socket: after TERM a client is either answered or refused, never reset."""
+    log_path = str(tmp_path / "server.log")
+    if kind == "unix":
+        path = str(tmp_path / "app.sock")
+        proc = start_server(f"unix:{path}", log_path=log_path)
+        connect = unix_client(path)
+    else:
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        proc = start_server(f"127.0.0.1:{port}", log_path=log_path)
+        connect = tcp_client(port)
+    try:
+        with ClientLoop(connect) as loop:
+            loop.wait_for_ok(200, timeout=20)
+            assert stop(proc) == 0
+            time.sleep(0.3)  # a few refused attempts after the stop, then end the loop
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert_nothing_lost(loop, log_path)
