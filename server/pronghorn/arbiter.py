@@ -57,6 +57,7 @@ from collections import deque
 
 from pronghorn import sockets, systemd
 from pronghorn.heartbeat import Heartbeat
+from pronghorn.stats import StatsFile
 
 __all__ = ["Arbiter", "Pidfile", "HaltServer"]
 
@@ -189,6 +190,9 @@ class Arbiter:
         self.launch_dir = None          # where we were started (as the shell spelled it)
         self.start_dir = None           # the app directory: --chdir, or launch_dir
         self.modules_before_app = None
+        self.started_at = time.time()
+        stats_path = getattr(cfg, "stats_file", None)
+        self.stats_file = StatsFile(stats_path, self.log) if stats_path else None
 
     # -- public names hooks may use (gunicorn's) ----------------------------------------------------
 
@@ -212,6 +216,8 @@ class Arbiter:
                 self.reap_workers()
                 self.murder_workers()
                 self.manage_workers()
+                if self.stats_file is not None:
+                    self.stats_file.maybe_write(self)
                 self.sleep()
         except HaltServer as halt:
             self.halt(halt.reason, halt.exit_code)
@@ -889,6 +895,8 @@ class Arbiter:
     def exit(self, code):
         if self.pidfile is not None:
             self.pidfile.unlink(self.pid)
+        if self.stats_file is not None:
+            self.stats_file.remove()
         try:
             self.cfg.on_exit(self)
         except Exception:

@@ -511,6 +511,11 @@ SETTINGS: tuple[Setting, ...] = (
       metavar="INT", section="Process"),
     S("pidfile", ("-p", "--pid"), optional_string, None, "Write the master's PID to this file.",
       "/run/app/pronghorn.pid", metavar="FILE", section="Process"),
+    S("stats_file", ("--stats-file",), optional_string, None, "Every few seconds the master "
+      "writes the workers' stats here as JSON (atomically: a temp file renamed over it): per "
+      "worker pid, age, requests served, connections open, RSS and last heartbeat age; the "
+      "master's pid, start time and workers wanted. A directory means DIR/pronghorn-stats.json. "
+      "Removed when the server stops.", "/run/app/stats.json", metavar="PATH", section="Process"),
     S("worker_tmp_dir", ("--worker-tmp-dir",), existing_dir, None, "Directory for the workers' "
       "heartbeat files (default: the system temp dir; /dev/shm avoids disk writes).", "/dev/shm",
       metavar="DIR", section="Process"),

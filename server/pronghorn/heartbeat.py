@@ -25,6 +25,11 @@ import time
 __all__ = ["Heartbeat"]
 
 _SLOT = struct.Struct("d")
+# After the beat: requests served and connections open, written by the worker once a second
+# (for --stats-file); the master only reads them.
+_COUNTERS = struct.Struct("qq")
+_COUNTERS_AT = _SLOT.size
+_MAP_SIZE = _SLOT.size + _COUNTERS.size
 
 
 class Heartbeat:
@@ -34,10 +39,10 @@ class Heartbeat:
         self._fd = None
         if tmp_dir:
             self._fd = self._make_unlinked_file(tmp_dir)
-            self._map = mmap.mmap(self._fd, _SLOT.size, mmap.MAP_SHARED,
+            self._map = mmap.mmap(self._fd, _MAP_SIZE, mmap.MAP_SHARED,
                                   mmap.PROT_READ | mmap.PROT_WRITE)
         else:
-            self._map = mmap.mmap(-1, _SLOT.size, mmap.MAP_SHARED,
+            self._map = mmap.mmap(-1, _MAP_SIZE, mmap.MAP_SHARED,
                                   mmap.PROT_READ | mmap.PROT_WRITE)
         self._wake_fd = None
         self.notify()
@@ -66,7 +71,7 @@ class Heartbeat:
                           f"--worker-tmp-dir {tmp_dir!r}: {exc.strerror} (check that the "
                           f"directory exists and is writable, or leave --worker-tmp-dir unset)")
         os.unlink(path)
-        os.ftruncate(fd, _SLOT.size)
+        os.ftruncate(fd, _MAP_SIZE)
         return fd
 
     def notify(self):
@@ -74,6 +79,14 @@ class Heartbeat:
         _SLOT.pack_into(self._map, 0, time.monotonic())
         if self._wake_fd is not None:
             self._wake_master()
+
+    def report(self, requests, connections):
+        """Called by the worker (once a second): its counters, for the master's stats file."""
+        _COUNTERS.pack_into(self._map, _COUNTERS_AT, requests, connections)
+
+    def counters(self):
+        """Called by the master: (requests served, connections open) as last reported."""
+        return _COUNTERS.unpack_from(self._map, _COUNTERS_AT)
 
     def last_update(self):
         """Called by the arbiter: the monotonic time of the worker's last beat."""

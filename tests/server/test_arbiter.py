@@ -464,3 +464,29 @@ def test_service_ids_use_the_users_own_group_when_no_group_is_given():
     assert service_ids(load_config(["-u", "nobody", "x:app"], environ={})) == (nobody.pw_uid, nobody.pw_gid)
     assert service_ids(load_config(["x:app"], environ={})) == (None, None)
     assert service_ids(load_config(["-u", "nobody", "-g", "0", "x:app"], environ={})) == (nobody.pw_uid, 0)
+
+
+def test_stats_file_shows_each_worker_and_is_removed_on_stop(tmp_path):
+    import json
+    from tests.server.harness import request, serve
+    path = tmp_path / "stats.json"
+
+    def stats():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):  # not written yet (a reader never sees half a file)
+            return None
+
+    with serve("tests.server.apps:hello", "-w", "2", "--stats-file", str(path)) as srv:
+        for _ in range(6):
+            assert request(srv.port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")[0] == 200
+        doc = wait_for(lambda: (lambda d: d if d and sum(w["requests"] for w in d["workers"]) >= 6
+                                else None)(stats()), timeout=20)
+        assert doc["master"]["pid"] == srv.pid and doc["master"]["workers_wanted"] == 2
+        assert doc["master"]["started"] <= doc["written"]
+        assert sorted(w["pid"] for w in doc["workers"]) == child_pids(srv.pid)
+        for worker in doc["workers"]:
+            assert worker["booted"] and worker["rss_bytes"] > 1 << 20
+            assert worker["heartbeat_age"] < 30 and worker["connections"] >= 0
+        assert not list(tmp_path.glob("*.tmp"))
+    assert not path.exists()
