@@ -51,11 +51,41 @@ def render_for(cfg, facts) -> list:
     return render_all(cfg, {"env": facts.env})
 
 
-def provision(c, cfg, rep, dry=False, lock_held=False) -> int:
-    """Bring the host to the wanted state; returns how many roles changed something.
+class Provisioning:
+    """What provision() did (`changed`: how many roles changed something).
+
+    With `defer_nginx`, a missing nginx package installs in the background and the nginx site
+    waits for `finish()`, which the deploy calls just before the new release goes live.
+    """
+
+    def __init__(self, c, cfg, rep, dry, planned, facts, files, changed: int,
+                 reread: bool, apt_job=None):
+        self.c, self.cfg, self.rep, self.dry = c, cfg, rep, dry
+        self.planned, self.facts, self.files = planned, facts, files
+        self.changed, self.reread, self.apt_job = changed, reread, apt_job
+        self.finished = False
+
+    def finish(self) -> int:
+        """Wait for the background nginx install (if any), then install the nginx site."""
+        if self.finished:
+            return self.changed
+        self.finished = True
+        if self.apt_job is not None:
+            with self.rep.step("nginx installed") as st:
+                self.apt_job.result()
+                st.info("background apt-get done")
+        # Installing packages adds nginx's default site and starts nginx: read the host again.
+        facts = read_facts(self.c, self.cfg, self.planned) if self.reread else self.facts
+        self.changed += nginx.ensure_site(self.c, self.cfg, self.rep, self.dry, facts, self.files)
+        return self.changed
+
+
+def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False) -> Provisioning:
+    """Bring the host to the wanted state (`.changed`: how many roles changed something).
 
     `lock_held`: the caller holds the deploy lock (so a lock on the host is ours, not a reason
-    to stop)."""
+    to stop). `defer_nginx`: a missing nginx installs in the background and the site waits for
+    `.finish()` (a first deploy builds the venv meanwhile); otherwise everything is done here."""
     planned = planned_paths(cfg)
     with rep.step("read the host's state") as st:
         facts = read_facts(c, cfg, planned)
@@ -70,15 +100,19 @@ def provision(c, cfg, rep, dry=False, lock_held=False) -> int:
     files = render_for(cfg, facts)
     changed = 0
     changed += proxy.ensure_proxy(c, cfg, rep, dry, facts, files)
-    if base.ensure_packages(c, cfg, rep, dry, facts):
-        changed += 1
-        if not dry:
-            # Installing nginx adds its default site and starts it: read the state again.
-            facts = read_facts(c, cfg, planned)
+    apt_job = None
+    if defer_nginx and not dry:
+        packages_changed, apt_job = base.start_packages(c, cfg, rep, facts)
+    else:
+        packages_changed = base.ensure_packages(c, cfg, rep, dry, facts)
+    changed += packages_changed
     changed += proxy.ensure_extra_ca(c, cfg, rep, dry, facts, files)
     changed += user.ensure_user(c, cfg, rep, dry, facts)
     changed += layout.ensure_layout(c, cfg, rep, dry, facts)
     changed += app_env.ensure_app_env(c, cfg, rep, dry, facts, files)
     changed += systemd.ensure_units(c, cfg, rep, dry, facts, files)
-    changed += nginx.ensure_site(c, cfg, rep, dry, facts, files)
-    return changed
+    done = Provisioning(c, cfg, rep, dry, planned, facts, files, changed,
+                        reread=bool(packages_changed) and not dry, apt_job=apt_job)
+    if not defer_nginx:
+        done.finish()
+    return done

@@ -531,7 +531,7 @@ while True:
         last = (0, f"{type(exc).__name__}: {exc}")
     if time.monotonic() >= deadline:
         break
-    time.sleep(0.25)
+    time.sleep(0.1)  # the restart returned at READY=1: the answer is usually there at once
 status, body = last
 print("FAIL", status)
 print(body)
@@ -635,13 +635,15 @@ class Outcome:
 
 
 def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False, wheel_future=None,
-                   lock_taken: bool = False) -> Outcome:
+                   lock_taken: bool = False, before_publish=None) -> Outcome:
     """Run the release stages on one host. Raises DeployError on failure (after rolling back).
 
     `wheel_future` (a concurrent.futures.Future of server_wheel()) lets the caller build the
     server wheel while the host is being provisioned. `lock_taken`: the caller took the deploy
     lock already (`take_lock`, before provisioning); this function releases it either way.
+    `before_publish()` runs before anything goes live (the deploy finishes nginx there).
     """
+    before_publish = before_publish or (lambda: None)
     if lock_taken:
         with rep.step("read the releases") as st:
             state = read_state(c, cfg)
@@ -676,6 +678,7 @@ def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False, wheel_fu
         current = state.get(state.current)
         if (not force and current and current.good and current.source_sha == pkg.sha256
                 and current.venv == vhash and vhash in state.venvs):
+            before_publish()
             with rep.step("release") as st:
                 st.info(f"unchanged: {state.current} already runs this code (--force deploys anyway)")
             if locked:
@@ -703,6 +706,7 @@ def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False, wheel_fu
                        what="installing the requirements", timeout=900)
         release_dir = f"{cfg.base_dir}/releases/{release}"
         if dry:
+            before_publish()
             rep.line("  (dry run: stops before running the new release)")
             return Outcome(release, changed=True)
         with rep.step("app imports") as st:
@@ -725,6 +729,7 @@ def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False, wheel_fu
                     sh(c, django_cmd(cfg, release_dir, "collectstatic", "--noinput"),
                        what="manage.py collectstatic")
 
+        before_publish()
         rep.stage("publishing")
         with rep.step("switch current") as st:
             switched = time.time()

@@ -173,15 +173,21 @@ def deploy(c, host=None, app=".", dry=False, force=False):
     def work(conn, spec):
         # The lock comes first: two deploys must never provision the same host at once.
         lock = _take_lock(conn, cfg, rep) if not dry else ""
+        provisioned = None
         try:
             rep.stage("provisioning")
-            provision_host(conn, cfg, rep, dry=dry, lock_held=bool(lock))
+            # nginx (package and site) may finish while the release is prepared: a first
+            # deploy installs nginx and builds the venv at the same time.
+            provisioned = provision_host(conn, cfg, rep, dry=dry, lock_held=bool(lock), defer_nginx=True)
             if dry and not _provisioned(conn, cfg):
+                provisioned.finish()
                 rep.line("  (dry run: the release stages need a provisioned host; run without --dry)")
                 return ""
             outcome = deploy_release(conn, cfg, rep, dry=dry, force=force, wheel_future=wheel,
-                                     lock_taken=bool(lock))
+                                     lock_taken=bool(lock), before_publish=provisioned.finish)
         finally:
+            if provisioned is not None and not provisioned.finished:
+                _finish_quietly(provisioned)
             if lock:
                 unlock_if_ours(conn, cfg, lock)
         if not dry:
@@ -189,6 +195,16 @@ def deploy(c, host=None, app=".", dry=False, force=False):
         return site_url(cfg, conn)
 
     run_on_hosts(host_specs(host, cfg), rep, work)
+
+
+def _finish_quietly(provisioned) -> None:
+    """Complete the nginx part after a release that stopped early: provisioning stays whole
+    (and no apt-get is left running once the lock is gone). The release's error is the one
+    shown, so an error here is left out."""
+    try:
+        provisioned.finish()
+    except Exception:
+        pass
 
 
 def _take_lock(conn, cfg, rep) -> str:

@@ -131,6 +131,29 @@ def facts_with(**kw):
     return f
 
 
+def test_missing_nginx_installs_in_the_background(fake):
+    f = facts_with(installed=set(facts_mod.BASE_PACKAGES) - {"nginx", "python3-venv"})
+    changed, job = base.start_packages(None, CFG, rep(), f)
+    assert changed and job is not None
+    job.result(timeout=10)
+    # what the venv needs comes first, in the foreground; nginx after, in the background
+    assert "python3-venv" in fake.scripts[0] and "nginx" not in fake.scripts[0]
+    assert "nginx" in fake.scripts[1]
+
+
+def test_background_install_failure_is_raised_when_waited_for(fake):
+    fake.answers = {"nginx": Result("E: Unable to locate package nginx", "", 100)}
+    f = facts_with(installed=set(facts_mod.BASE_PACKAGES) - {"nginx"}, apt_lists_mtime=0)
+    _, job = base.start_packages(None, CFG, rep(), f)
+    with pytest.raises(RemoteError, match="Unable to locate"):
+        job.result(timeout=10)
+
+
+def test_nothing_missing_starts_nothing_in_the_background(fake):
+    changed, job = base.start_packages(None, CFG, rep(), facts_with(installed=set(facts_mod.BASE_PACKAGES)))
+    assert (changed, job, fake.scripts) == (False, None, [])
+
+
 def test_packages_all_present_means_no_command(fake):
     f = facts_with(installed=set(facts_mod.BASE_PACKAGES))
     assert base.ensure_packages(None, CFG, rep(), facts=f) is False
