@@ -13,6 +13,8 @@ read in one ssh round trip (`facts.gather()`):
     app_env.ensure_app_env  shared/.env (0600), shared/pronghorn.conf.py, logrotate
     systemd.ensure_units    APP.socket + APP.service; daemon-reload only when changed
     nginx.ensure_site       the site; `nginx -t` before reload; the old config back on failure
+                            (a deploy runs it last, after the venv: `Provisioning.finish()`,
+                            while a missing nginx package installs in the background)
 
 Config files come from toolkit/render.py; `files.write_changed()` writes only those whose
 sha256, mode or owner differ, all in one tar stream.
