@@ -35,6 +35,14 @@ def test_env_file_is_private_to_the_app(host, cfg):
     assert env.mode == 0o600
 
 
+def test_uploads_folder_is_readable_by_nginx_only(host, cfg):
+    # The service writes uploads 0640 (UMask=0027); setgid www-data lets nginx read them.
+    media = host.file(cfg.media_dir)
+    assert media.is_directory
+    assert (media.user, media.group) == (cfg.name, "www-data")
+    assert media.mode == 0o2750, f"mode {media.mode:o}: run `invoke provision`"
+
+
 def test_current_points_into_releases(host, cfg):
     current = host.file(cfg.current_dir)
     assert current.is_symlink
