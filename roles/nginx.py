@@ -96,6 +96,18 @@ def ensure_site(c, cfg, rep, dry=False, facts=None, files=None) -> bool:
         result = sh(c, apply_script(to_write, links, removals, nginx_active),
                     stdin=build_tar(entries), check=False)
         if not result.ok:
-            raise RemoteError("installing the nginx site", result.exited,
-                              result.stdout + result.stderr)
+            output = result.stdout + result.stderr
+            if "duplicate default server" in output:
+                raise two_default_servers(output)
+            raise RemoteError("installing the nginx site", result.exited, output)
         return True
+
+
+def two_default_servers(output: str):
+    """The error for a second app with domains = ["_"] on one host (nginx allows one default)."""
+    from toolkit.release import DeployError
+
+    return DeployError('another nginx site on this host is already the default server: only one app '
+                       'per host can use domains = ["_"] (the previous nginx config was kept)',
+                       'give this app its own names in deploy.toml, e.g. [app] domains = ["www.example.com"], '
+                       "then run the same command again", output.strip())

@@ -330,6 +330,16 @@ def test_nginx_as_wanted_does_not_reload(fake):
     assert fake.scripts == []
 
 
+def test_second_default_server_says_which_setting_to_change(fake):
+    from toolkit.release import DeployError
+
+    fake.answers = {"nginx -t": Result("nginx: [emerg] a duplicate default server for 0.0.0.0:80 in "
+                                       "/etc/nginx/sites-enabled/blog.conf:15\nnginx -t failed", "", 1)}
+    with pytest.raises(DeployError) as err:
+        nginx.ensure_site(None, CFG, rep(), facts=matching_facts([]), files=[SITE])
+    assert 'domains = ["_"]' in str(err.value) and "domains = [" in err.value.next_step
+
+
 def test_nginx_test_failure_is_reported(fake):
     fake.answers = {"nginx -t": Result("nginx: [emerg] unknown directive\nnginx -t failed", "", 1)}
     f = matching_facts([], unit_active={"nginx.service": "active"})
