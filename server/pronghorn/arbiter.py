@@ -56,6 +56,7 @@ import time
 from collections import deque
 
 from pronghorn import sockets, systemd
+from pronghorn.balance import Board
 from pronghorn.heartbeat import Heartbeat
 from pronghorn.stats import StatsFile
 
@@ -191,6 +192,8 @@ class Arbiter:
         self.start_dir = None           # the app directory: --chdir, or launch_dir
         self.modules_before_app = None
         self.started_at = time.time()
+        # Room for TTIN and a reload's second generation; a worker beyond it accepts unbalanced.
+        self.board = Board(max(64, 4 * self.num_workers))
         stats_path = getattr(cfg, "stats_file", None)
         self.stats_file = StatsFile(stats_path, self.log) if stats_path else None
 
@@ -452,6 +455,7 @@ class Arbiter:
             for record in oldest_first[:len(current) - self.num_workers]:
                 self.stop_worker(record, signal.SIGTERM)
         current = self.current_workers()
+        self.board.set_serving(len(current))
         if self.boot_failures and any(r.booted() for r in current):
             self.boot_failures = 0
         self.forward_pending_reopens()
@@ -486,6 +490,8 @@ class Arbiter:
         heartbeat = Heartbeat(getattr(self.cfg, "worker_tmp_dir", None))
         worker = self.worker_class(self.worker_age, self.pid, self.listeners, self.app,
                                    self.cfg, self.log, heartbeat)
+        slot = self.board.claim()
+        worker.board, worker.board_slot = (self.board, slot) if slot is not None else (None, None)
         self.cfg.pre_fork(self, worker)
         try:
             pid = os.fork()
@@ -584,6 +590,7 @@ class Arbiter:
             record = self.WORKERS.pop(pid, None)
             if record is not None:
                 record.heartbeat.close()
+                self.board.release(getattr(record.worker, "board_slot", None))
 
     def reap_workers(self):
         """Collect every exited child; a worker that could not load the app halts the server."""
@@ -602,6 +609,7 @@ class Arbiter:
                 continue
             booted = record.booted()
             record.heartbeat.close()
+            self.board.release(getattr(record.worker, "board_slot", None))
             self.report_worker_exit(record, status)
             self.cfg.child_exit(self, record.worker)
             self.check_fatal_exit(record, status)

@@ -44,7 +44,7 @@ import threading
 import time
 import traceback
 
-from pronghorn import wsgi
+from pronghorn import balance, wsgi
 from pronghorn.filewrapper import FileWrapper
 from pronghorn.http.errors import HTTPError
 from pronghorn.http.parser import BODY, HEAD, Limits, RequestParser
@@ -134,6 +134,11 @@ class Worker:
         self._stopping_since = None
         self._ticks = 0
         self._adopting = 0  # backlog connections being handed to the loop while stopping
+        # Set by the arbiter before the fork (see balance.py): the shared connection board and
+        # this worker's slot on it. None: accept without balancing.
+        self.board = None
+        self.board_slot = None
+        self._balance_paused = False
         self._read_settings(cfg)
 
     def __repr__(self):
@@ -282,16 +287,32 @@ class Worker:
 
     def connection_opened(self, conn):
         self.connections.add(conn)
-        if self.accepting and len(self.connections) >= self.max_connections:
+        if not self.accepting:
+            return
+        if len(self.connections) >= self.max_connections:
             # Too many connections: leave the rest in the listen backlog (or to other workers).
             self.log.warning("worker_connections (%d) reached: pausing accept", self.max_connections)
             self._stop_accepting()
+        elif self.board_slot is not None and self.board.above_share(self.board_slot, len(self.connections)):
+            # Clearly more than our share: let the other workers take the next ones for a moment.
+            self._stop_accepting()
+            self._balance_paused = True
+            self.loop.call_later(balance.PAUSE, self._resume_after_balance)
+
+    def _resume_after_balance(self):
+        self._balance_paused = False
+        if self.alive and not self.accepting and len(self.connections) < self.max_connections * 0.9:
+            self.accepting = True
+            self.loop.create_task(self._start_serving())
 
     def connection_closed(self, conn):
         self.connections.discard(conn)
+        if self.board_slot is not None:
+            self.board.record(self.board_slot, len(self.connections))
         if not self.alive:
             self._stop_when_done()
-        elif not self.accepting and len(self.connections) < self.max_connections * 0.9:
+        elif (not self.accepting and not self._balance_paused
+              and len(self.connections) < self.max_connections * 0.9):
             self.accepting = True  # set now so a burst of closes starts one resume only
             self.loop.create_task(self._start_serving())
 
