@@ -645,6 +645,7 @@ def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False, wheel_fu
     """
     before_publish = before_publish or (lambda: None)
     if lock_taken:
+        rep.stage("updating")
         with rep.step("read the releases") as st:
             state = read_state(c, cfg)
             st.info(f"live: {state.current or 'none yet'}")
@@ -660,7 +661,8 @@ def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False, wheel_fu
     release = ""
     switched = 0.0
     try:
-        rep.stage("updating")
+        if not lock_taken:
+            rep.stage("updating")
         release = new_release_name({r.name for r in state.releases})
         with rep.step("package the app") as st:
             pkg = package_source(cfg, f"releases/{release}")

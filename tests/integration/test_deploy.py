@@ -75,6 +75,15 @@ def test_code_only_change_reuses_the_venv_and_fails_no_request(flask_host, reque
     assert len(venvs) == 1
 
 
+def test_invoke_restart_fails_no_request(flask_host, request_loop):
+    sandbox, app, _ = flask_host
+    with request_loop(f"http://{sandbox.address}/") as loop:
+        for _ in range(3):  # bounded: three restarts, each waits for READY and a health check
+            run = invoke("restart", "--host", sandbox.ssh_alias, "--app", str(app))
+            assert run.returncode == 0, run.stdout + run.stderr
+    assert loop.done > 0 and loop.failures == [], loop.summary()
+
+
 def test_second_deploy_is_refused_while_the_lock_is_held(flask_host):
     sandbox, app, _ = flask_host
     on_host(sandbox, "mkdir /srv/flaskapp/.deploy-lock && "
