@@ -9,6 +9,8 @@ Two dispatch models (cfg.threads):
 
 * ``threads == 1``: the app runs inline in the loop thread. It is the fastest (no hand-off) and, as with
   gunicorn's sync worker, the heartbeat stops while the app runs, so ``--timeout`` kills a stuck worker.
+  asyncio's running loop is cleared around the app call (and its body iteration): the app is
+  synchronous code, and guards such as Django's ``async_unsafe`` must not see a running loop.
   Body iteration is resumable: when the socket's send buffer is full the loop stops pulling chunks
   and carries on when the transport drains, so a large streamed response never balloons memory.
 * ``threads > 1``: a pool of N threads runs the app (at most N requests in the app at once); the
@@ -25,6 +27,10 @@ pipelined requests are gathered into one send; a `wsgi.file_wrapper` around a re
 `os.sendfile` on a duplicate of the socket's descriptor, watched for writability by the loop, once
 everything written before it has drained. The loop is uvloop when installed (measured ~3x the stdlib
 loop here), else asyncio; ``PRONGHORN_LOOP=asyncio`` forces the stdlib loop.
+
+Accepting: every worker listens on the shared socket; with several workers, one that holds clearly
+more than its share of connections pauses accepting for a moment (balance.py). ``worker_connections``
+caps the connections of one worker (accepting pauses at the cap, resumes below 90%).
 
 Lifecycle (the Worker class): TERM stops gracefully (stop accepting, finish what was received, close
 idle connections, exit by graceful_timeout); INT/QUIT exit at once; ABRT (sent by the arbiter to a
