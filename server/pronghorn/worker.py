@@ -33,9 +33,11 @@ more than its share of connections pauses accepting for a moment (balance.py). `
 caps the connections of one worker (accepting pauses at the cap, resumes below 90%).
 
 Lifecycle (the Worker class): TERM stops gracefully (stop accepting, finish what was received, close
-idle connections, exit by graceful_timeout); INT/QUIT exit at once; ABRT (sent by the arbiter to a
-stuck worker) runs the worker_abort hook and exits; USR1 reopens the logs. The worker also leaves
-gracefully after max_requests (+ jitter), when its parent changes, or above max_worker_memory.
+idle connections, exit by graceful_timeout; a socket the loop accepted just before TERM is answered
+too, see _stop_when_done, and an accept resume queued before TERM does not reopen the servers);
+INT/QUIT exit at once; ABRT (sent by the arbiter to a stuck worker) runs the worker_abort hook and
+exits; USR1 reopens the logs. The worker also leaves gracefully after max_requests (+ jitter), when
+its parent changes, or above max_worker_memory.
 """
 
 import asyncio
@@ -140,6 +142,7 @@ class Worker:
         self._stopping_since = None
         self._ticks = 0
         self._adopting = 0  # backlog connections being handed to the loop while stopping
+        self._stop_check_queued = False  # see _stop_when_done
         # Set by the arbiter before the fork (see balance.py): the shared connection board and
         # this worker's slot on it. None: accept without balancing.
         self.board = None
@@ -270,6 +273,8 @@ class Worker:
             reopen()
 
     async def _start_serving(self):
+        if not self.alive:
+            return  # a resume queued before TERM: the stop has the final word
         self.servers = []
         for listener in self.listeners:
             # Each server owns (and will close) its socket: give it a duplicate so the original
@@ -279,8 +284,14 @@ class Worker:
             server = await self.loop.create_server(
                 self._protocol_factory, sock=sock, backlog=int(getattr(self.cfg, "backlog", 2048) or 2048)
             )
+            if not self.alive:
+                # TERM arrived while this (re)start was under way (a resume after a balance or
+                # worker_connections pause): the stop already closed the servers it knew of, so this
+                # one must not start taking connections the stop will not wait for.
+                server.close()
+                continue
             self.servers.append(server)
-        self.accepting = True
+        self.accepting = self.alive
 
     def _protocol_factory(self):
         return HttpConnection(self)
@@ -339,6 +350,18 @@ class Worker:
         self._stop_when_done()
 
     def _stop_when_done(self):
+        """Stop the loop once no connection is left, but decide only after the callbacks already
+        queued have run. The event loop accepts in C and queues each new connection's
+        connection_made as a callback: a socket accepted just before TERM (or just before the last
+        connection closed) is not yet in self.connections. Stopping at once would leave that
+        callback to run after the stop decision, and the socket would be closed unanswered. A
+        callback queued now runs after those, and the servers are closed, so none can follow it."""
+        if not self.connections and not self._adopting and not self._stop_check_queued:
+            self._stop_check_queued = True
+            self.loop.call_soon(self._stop_if_done)
+
+    def _stop_if_done(self):
+        self._stop_check_queued = False
         if not self.connections and not self._adopting:
             self.loop.stop()
 
