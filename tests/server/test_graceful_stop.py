@@ -274,3 +274,75 @@ def test_term_between_accept_and_connection_made_still_answers(tmp_path):
     assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"Hello, world!"), (
         "accepted, then closed after %r\n--- worker log ---\n%s" % (data[:60], log))
     assert proc.returncode == 0, log
+
+
+# A worker that paused accepting (balance.py, or worker_connections) queues a task that resumes
+# it. If TERM arrives before that task runs, the resume must not reopen the servers the stop just
+# closed: a stopping worker that keeps accepting keeps getting new clients and never finishes.
+# The listener is the test's own (as systemd's): what the worker did not take stays in its backlog.
+TERM_WHILE_A_RESUME_IS_QUEUED = r"""
+import logging, os, socket, sys, types
+from pronghorn.worker import Worker
+from tests.server.apps import hello
+
+class TermWhileAResumeIsQueued(Worker):
+    def _protocol_factory(self):
+        if self.alive and not hasattr(self, "armed"):
+            self.armed = True
+            self.loop.call_later(0.1, self.pause_then_term)
+        return super()._protocol_factory()
+
+    def pause_then_term(self):
+        self._stop_accepting()
+        self.loop.create_task(self._start_serving())  # what a resume after a pause queues
+        self.begin_graceful_stop("TERM while a resume is queued")
+
+listener = socket.socket(fileno=int(sys.argv[1]))
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+cfg = types.SimpleNamespace(workers=1, graceful_timeout=10)
+TermWhileAResumeIsQueued(0, os.getppid(), [listener], hello, cfg, logging.getLogger("worker"), None).run()
+"""
+
+
+def test_a_stopping_worker_does_not_resume_accepting(tmp_path):
+    path = str(tmp_path / "kept.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(16)
+    fd = listener.fileno()
+    proc = subprocess.Popen([sys.executable, "-c", TERM_WHILE_A_RESUME_IS_QUEUED, str(fd)], pass_fds=[fd],
+                            env=_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    watchdog = threading.Timer(30, proc.kill)  # bounded even if the worker never stops
+    watchdog.start()
+    log = []
+    try:
+        first = unix_client(path)()
+        first.sendall(REQUEST[:16])  # half a head: the stop must wait for the rest of it
+        while not any("stopping gracefully" in line for line in log):
+            line = proc.stderr.readline().decode(errors="replace")
+            assert line, "the worker exited before stopping:\n%s" % "".join(log)
+            log.append(line)
+        late = unix_client(path)()  # arrives after TERM: for the next server, not this one
+        late.sendall(REQUEST)
+        time.sleep(0.3)  # (gives a wrongly resumed server the chance to take it)
+        first.sendall(REQUEST[16:])
+        answer = b""
+        while chunk := first.recv(65536):
+            answer += chunk
+        log.append(proc.communicate(timeout=20)[1].decode(errors="replace"))
+        assert answer.endswith(b"Hello, world!"), "first client got %r\n%s" % (answer[:60], "".join(log))
+        listener.setblocking(False)
+        try:
+            waiting, _ = listener.accept()
+        except BlockingIOError:
+            raise AssertionError("the stopping worker took a connection that came after TERM\n%s"
+                                 % "".join(log)) from None
+        waiting.close()
+        late.close()
+        first.close()
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
+    assert proc.returncode == 0, "".join(log)
