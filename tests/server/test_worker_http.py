@@ -156,6 +156,20 @@ def test_expect_100_continue_waits_for_the_interim_response(srv):
         assert (status, body) == (200, b"body")
 
 
+def test_interim_100_comes_after_the_response_before_it(srv):
+    # Responses are held until the end of the loop's pass (Worker.flush_soon); a 100 Continue for
+    # the next request, parsed in the same pass, must not overtake the response before it.
+    with connect(srv.port) as s:
+        s.sendall(get("/") + b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        reader = Reader(s)
+        status, _, body = reader.response()
+        assert (status, body) == (200, b"Hello, world!")
+        status, _, _ = reader.head()
+        assert status == 100
+        s.sendall(b"body")
+        assert reader.response()[::2] == (200, b"body")
+
+
 def test_expect_100_continue_refused_when_body_too_large(srv):
     with connect(srv.port) as s:
         s.sendall(b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 100001\r\nExpect: 100-continue\r\n\r\n")
