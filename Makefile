@@ -23,6 +23,8 @@ demo-down: bootstrap
 test: bootstrap
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-## make bench: pronghorn against gunicorn, granian and waitress (see bench/README.md)
+## make bench: pronghorn against gunicorn, granian and waitress, then deploy timings on a sandbox
+## host (see bench/README.md; BENCH_ARGS="--only hello" runs a part, without the deploy timings)
+BENCH_ARGS ?= --deploy
 bench: bootstrap
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)

@@ -1,4 +1,5 @@
-"""Deploy timings for `make bench BENCH_ARGS=--deploy`: how long the toolkit's deploys take.
+"""Deploy timings for `make bench`: how long the toolkit's deploys take, and whether the site fails
+a request meanwhile.
 
 Starts a sandbox host (a local container, `invoke sandbox.up`), then times, with the
 example Flask app copied to a scratch folder so the repository is never changed:
@@ -8,7 +9,9 @@ example Flask app copied to a scratch folder so the repository is never changed:
 3. code-only redeploy one source file changed, requirements not (the venv is reused)
 4. rollback           back to the release before
 
-and removes the sandbox at the end (unless --keep). Every command is bounded in time;
+and removes the sandbox at the end (unless --keep). From the second step on, a bounded request
+loop (tests/requestloop.py: 4 keep-alive clients through nginx) runs during each step and the
+table shows how many of its requests failed (the target is zero). Every command is bounded in time;
 the only host contacted is the sandbox (10.77.N.x in a network namespace the toolkit makes).
 
     .venv/bin/python bench/deploy_times.py [--name bench] [--app examples/flask] [--keep] [--json FILE]
@@ -24,6 +27,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.requestloop import RequestLoop  # noqa: E402
 INVOKE = Path(sys.executable).parent / "invoke"
 
 # The product owner's targets (seconds) for each step; the table shows each against its own.
@@ -67,15 +73,37 @@ def releases_listing(app: Path, host: str) -> str:
     return listing if status == 0 else ""
 
 
+def sandbox_address(name: str) -> str | None:
+    _, _, listing = invoke("sandbox.list", timeout=60)
+    for line in listing.splitlines():
+        fields = line.split()
+        if fields[:1] == [name] and len(fields) > 2:
+            return fields[2]
+    return None
+
+
 def run_steps(name: str, app: Path) -> list[dict]:
     host = f"sandbox-{name}"
     steps = []
     before = [""]
+    site = [None]  # the site's URL once the first deploy made it
 
     def step(label, *args, timeout=STEP_TIMEOUT, deploys=True):
-        seconds, status, tail = invoke(*args, timeout=timeout)
+        loop = None
+        if site[0]:
+            loop = RequestLoop(site[0], clients=4, max_requests=100_000, max_seconds=timeout)
+            loop.__enter__()
+        try:
+            seconds, status, tail = invoke(*args, timeout=timeout)
+        finally:
+            if loop is not None:
+                loop.__exit__(None, None, None)
         record = {"step": label, "seconds": round(seconds, 1), "status": status, "output_tail": tail,
                   "steps_changed": steps_changed(tail)}
+        if loop is not None:
+            record["requests"] = loop.done
+            record["failed_requests"] = len(loop.failures)
+            record["failures"] = [str(f) for f in loop.failures[:10]]
         if deploys and status == 0:
             # A no-change redeploy should leave the releases as they were; the others change them.
             after = releases_listing(app, host)
@@ -94,6 +122,8 @@ def run_steps(name: str, app: Path) -> list[dict]:
         return steps
     if not step("first deploy", "deploy", "--app", str(app), "--host", host, timeout=FIRST_DEPLOY_TIMEOUT):
         return steps
+    address = sandbox_address(name)
+    site[0] = f"http://{address}/" if address else None
     step("no-change redeploy", "deploy", "--app", str(app), "--host", host)
     change_code(app)
     if step("code-only redeploy", "deploy", "--app", str(app), "--host", host):
@@ -111,15 +141,17 @@ def steps_changed(tail: str) -> int | None:
 
 def format_table(steps: list[dict]) -> str:
     lines = ["\ndeploy timings (sandbox host, example app)",
-             f"  {'step':<26} {'seconds':>8} {'target':>7}  result  releases changed  steps changed"]
+             f"  {'step':<26} {'seconds':>8} {'target':>7}  result  releases changed  steps changed"
+             f"  failed requests under load"]
     for s in steps:
         changed = {True: "yes", False: "no"}.get(s.get("releases_changed"), "")
         target = TARGETS.get(s["step"])
         verdict = "" if target is None else (" (met)" if s["seconds"] <= target else " (MISSED)")
         target_text = f"{target:>7.1f}" if target else " " * 7
         counted = "" if s.get("steps_changed") is None else str(s["steps_changed"])
+        load = f"{s['failed_requests']} of {s['requests']}" if "requests" in s else "-"
         lines.append(f"  {s['step']:<26} {s['seconds']:>8.1f} {target_text}  "
-                     f"{'ok' if s['status'] == 0 else 'FAILED':<6}  {changed:<16} {counted:<13}{verdict}")
+                     f"{'ok' if s['status'] == 0 else 'FAILED':<6}  {changed:<16} {counted:<13}  {load:<26}{verdict}")
     return "\n".join(lines) + "\n"
 
 
@@ -162,7 +194,8 @@ def main(argv=None) -> int:
     print(format_table(steps))
     if args.json:
         Path(args.json).write_text(json.dumps({"app": args.app, "steps": steps}, indent=2))
-    return 0 if steps and all(s["status"] == 0 for s in steps) else 1
+    ok = steps and all(s["status"] == 0 and not s.get("failed_requests") for s in steps)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -715,10 +715,6 @@ def pick(parser, flag: str, value: str | None, known: list):
 
 def run_deploy_times() -> None:
     script = REPO / "bench" / "deploy_times.py"
-    if not script.exists():
-        progress("--deploy: bench/deploy_times.py does not exist yet (deploy timings come with the "
-                 "deploy toolkit); skipped.\n")
-        return
     subprocess.run([sys.executable, str(script)], cwd=REPO, check=False)
 
 
