@@ -53,7 +53,7 @@ import threading
 import time
 import traceback
 
-from pronghorn import balance, wsgi
+from pronghorn import balance, malloc, wsgi
 from pronghorn.filewrapper import FileWrapper
 from pronghorn.http.errors import HTTPError
 from pronghorn.http.parser import BODY, HEAD, Limits, RequestParser
@@ -195,6 +195,7 @@ class Worker:
 
     def run(self):
         self.pid = os.getpid()
+        malloc.tune()  # request-sized buffers stay in the heap between requests (see malloc.py)
         if self.app is None:
             self._load_app()
         self.loop = loop = new_event_loop()
