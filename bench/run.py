@@ -591,13 +591,17 @@ def add_ratios(rows: list[dict]) -> None:
             r["of_hello"] = r["rps"] / hello["rps"]
 
 
-def format_table(rows: list[dict], scenarios) -> str:
+def format_table(rows: list[dict], scenarios, sleep: dict | None = None) -> str:
     out = []
     for scenario in scenarios:
         srows = [r for r in rows if r["scenario"] == scenario.name]
         if not srows:
             continue
         out.append(f"\n{scenario.name}: {scenario.title}  ({WORKERS} workers, {scenario.threads} thread(s) a worker)")
+        if scenario.limit and sleep:
+            out.append(f"  (time.sleep(0.010) took {sleep['sleep_10ms_mean_ms']:.2f} ms on average in "
+                       f"{WORKERS * scenario.threads} threads on this machine: at most {sleep['ceiling_rps']} "
+                       f"req/s for any server; 'of limit' is of {scenario.limit:.0f})")
         extra = "  of limit" if scenario.limit else "  of hello" if scenario.slow_clients else ""
         out.append(f"  {'server':<17} {'req/s':>10} {'p99 ms':>8} {'errors':>7} {'RSS/worker MiB':>15}"
                    f" {'conns/worker':>12} {'wrk CPU':>8} {'pronghorn x':>12}{extra}")
@@ -624,6 +628,34 @@ def format_row(r: dict, scenario: Scenario) -> str:
         # wrk reports no error when no request at all was answered: say it, or 0 errors would mislead.
         line += "  (no request answered: stalled)"
     return line
+
+
+def measure_sleep_ceiling(threads: int = WORKERS * 4, seconds: float = 2.0) -> dict:
+    """How long time.sleep(0.010) really takes here, in as many threads as the sleep10 scenario
+    runs. The kernel wakes a sleeper late by a few hundred microseconds on some machines (VMs),
+    which no server can win back: `ceiling_rps` is the most any server can answer."""
+    import threading
+
+    spans: list[float] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def sleeper():
+        mine = []
+        while time.monotonic() < deadline:
+            start = time.perf_counter()
+            time.sleep(0.010)
+            mine.append(time.perf_counter() - start)
+        with lock:
+            spans.extend(mine)
+
+    workers = [threading.Thread(target=sleeper) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    mean = sum(spans) / len(spans)
+    return {"sleep_10ms_mean_ms": round(mean * 1000, 3), "ceiling_rps": round(threads / mean)}
 
 
 def machine_facts() -> dict:
@@ -739,9 +771,12 @@ def main(argv=None) -> int:
         return 130
     finally:
         registry.stop_all()
+    if any(s.limit for s in args.scenarios):
+        progress("measuring how long time.sleep(0.010) takes here (2 s)\n")
+        facts["sleep"] = measure_sleep_ceiling()
     rows = summarize(results, args.scenarios, args.server_list)
     print(header(args, facts))
-    print(format_table(rows, args.scenarios))
+    print(format_table(rows, args.scenarios, facts.get("sleep")))
     if args.json:
         Path(args.json).write_text(json.dumps({
             "machine": facts,
