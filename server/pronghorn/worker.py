@@ -370,7 +370,11 @@ class Worker:
         self._to_flush = []
         for conn in conns:
             if conn.batch is not None:
-                conn._flush_batch()
+                try:
+                    conn._flush_batch()
+                except Exception:  # one broken connection must not keep the others' responses
+                    self.log.exception("writing gathered responses failed")
+                    conn.abort()
 
     def _stop_when_done(self):
         """Stop the loop once no connection is left, but decide only after the callbacks already
@@ -672,7 +676,8 @@ class HttpConnection(asyncio.Protocol):
         batch = self.batch
         self.batch = None
         self.gathered = 0
-        if batch and not self.closed:
+        # A transport aborted meanwhile (a timeout, a reset seen by the loop) takes no writes.
+        if batch and not self.closed and not self.transport.is_closing():
             self.transport.write(b"".join(batch))
 
     def _resume_queue(self):
