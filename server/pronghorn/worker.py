@@ -218,7 +218,7 @@ class Worker:
                 self.log.error("worker %s cannot serve on its listening sockets: %s", self.pid, exc)
                 sys.exit(self.EXIT_BOOT_ERROR)
             self.booted = True
-            self._notify()
+            loop.call_soon(self._serving)
             loop.call_later(1.0, self._tick)
             loop.run_forever()
         finally:
@@ -272,6 +272,13 @@ class Worker:
             except Exception:
                 self.log.exception("worker_abort hook failed")
         sys.exit(1)
+
+    def _serving(self):
+        """The first heartbeat, sent as the first thing run_forever does. The arbiter forwards a
+        USR1 that came while we booted as soon as it sees this beat, and uvloop reads signals
+        from its wakeup fd only while it runs: a USR1 delivered between run_until_complete and
+        run_forever reached a no-op handler and was lost (a worker kept writing to a rotated log)."""
+        self._notify()
 
     def _reopen_logs(self):
         reopen = getattr(self.log, "reopen_files", None)

@@ -8,6 +8,7 @@ restarts workers when a source file changes.
 
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -84,9 +85,20 @@ def test_usr1_reopens_the_log_files_after_logrotate_moved_them(tmp_path):
         access.rename(rotated)                      # what logrotate does
         os.kill(srv.pid, signal.SIGUSR1)
 
-        # each worker reopens when it handles the signal: poll until both write to the new file
+        # each worker reopens when it handles the signal: poll until both write to the new file.
+        # Several connections open at once, so both workers take some (one at a time, the same
+        # worker can win every accept for a while on a busy machine).
         def both_workers_in_new_file():
-            get(srv.port, "/probe")
+            probes = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(8)]
+            try:
+                for probe in probes:
+                    probe.sendall(b"GET /probe HTTP/1.1\r\nHost: drill\r\nConnection: close\r\n\r\n")
+                for probe in probes:
+                    while probe.recv(65536):
+                        pass
+            finally:
+                for probe in probes:
+                    probe.close()
             text = access.read_text() if access.exists() else ""
             return all(worker in text for worker in workers)
         wait_for(both_workers_in_new_file)
