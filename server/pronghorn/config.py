@@ -203,30 +203,27 @@ def bind_list(value: Any) -> list[str]:
     return [bind_address(a.strip()) for a in addresses]
 
 
-def user_id(value: Any) -> int:
-    """A user name or a numeric uid, resolved to the uid."""
+def _name_or_id(value: Any, lookup, kind: str) -> int:
+    """A numeric id as given, or a name resolved with `lookup` (name -> id, KeyError if none)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     text = str(value).strip()
     if text.isdigit():
         return int(text)
     try:
-        return pwd.getpwnam(text).pw_uid
+        return lookup(text)
     except KeyError:
-        raise ValueError(f"no user named '{text}' on this machine") from None
+        raise ValueError(f"no {kind} named '{text}' on this machine") from None
+
+
+def user_id(value: Any) -> int:
+    """A user name or a numeric uid, resolved to the uid."""
+    return _name_or_id(value, lambda name: pwd.getpwnam(name).pw_uid, "user")
 
 
 def group_id(value: Any) -> int:
     """A group name or a numeric gid, resolved to the gid."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    text = str(value).strip()
-    if text.isdigit():
-        return int(text)
-    try:
-        return grp.getgrnam(text).gr_gid
-    except KeyError:
-        raise ValueError(f"no group named '{text}' on this machine") from None
+    return _name_or_id(value, lambda name: grp.getgrnam(name).gr_gid, "group")
 
 
 def umask(value: Any) -> int:

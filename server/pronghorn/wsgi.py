@@ -436,11 +436,7 @@ class Response:
         elif self.chunked and not self.no_body:
             self.out(_LAST_CHUNK)
         if self.remaining and not self.no_body:
-            self.log.warning(
-                "app sent %d bytes but its Content-Length said %d: closing the connection",
-                self.sent, self.app_length,
-            )
-            self.must_close = True
+            self._body_fell_short()
         return not self.must_close
 
     def finish_single(self, data):
@@ -463,12 +459,16 @@ class Response:
             self.sent = len(data)
             self.out(head + data)
         if self.remaining and not self.no_body:
-            self.log.warning(
-                "app sent %d bytes but its Content-Length said %d: closing the connection",
-                self.sent, self.app_length,
-            )
-            self.must_close = True
+            self._body_fell_short()
         return not self.must_close
+
+    def _body_fell_short(self):
+        # The client is waiting for bytes that will never come: only a close ends the response.
+        self.log.warning(
+            "app sent %d bytes but its Content-Length said %d: closing the connection",
+            self.sent, self.app_length,
+        )
+        self.must_close = True
 
     def sendfile_head(self, size):
         """Head for a file body of `size` bytes (sendfile path); returns (head, bytes_to_send)."""
