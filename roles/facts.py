@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from toolkit.remote import FileFact, file_facts_script, parse_file_facts, q, sh
+from toolkit.remote import FileFact, file_facts_script, parse_file_facts, q, sh, split_sections
 
 # Packages every app host needs. python3-venv brings ensurepip, so each venv gets its own pip.
 BASE_PACKAGES = ("python3", "python3-venv", "nginx", "ca-certificates", "tar", "gzip")
@@ -75,14 +75,7 @@ def facts_script(cfg, paths=(), packages=BASE_PACKAGES, units=(), env_file="") -
 
 
 def parse(stdout: str) -> HostFacts:
-    sections: dict[str, list[str]] = {}
-    current = None
-    for line in stdout.splitlines():
-        if line.startswith("@@"):
-            current = line[2:]
-            sections[current] = []
-        elif current is not None:
-            sections[current].append(line)
+    sections = split_sections(stdout)
     f = HostFacts()
     os_line = (sections.get("os") or [""])[0].split()
     f.os_id, f.os_version = (os_line + ["", ""])[:2]

@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolkit.remote import RemoteError, q, sh
+from toolkit.remote import RemoteError, q, sh, split_sections
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_DIR = REPO / "server"
@@ -145,14 +145,7 @@ def state_script(cfg, python: str, lock: bool, lock_text: str = "") -> str:
 
 
 def parse_state(stdout: str) -> HostReleases:
-    sections: dict[str, list[str]] = {}
-    current = None
-    for line in stdout.splitlines():
-        if line.startswith("@@"):
-            current = line[2:]
-            sections[current] = []
-        elif current is not None and line.strip():
-            sections[current].append(line.strip())
+    sections = split_sections(stdout, strip=True)
     st = HostReleases(provisioned="unprovisioned" not in sections)
     if "locked" in sections:
         st.locked_by = " ".join(sections["locked"]) or "(no details recorded)"

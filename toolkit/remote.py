@@ -135,6 +135,23 @@ def parse_file_facts(stdout: str) -> dict[str, FileFact]:
     return facts
 
 
+def split_sections(stdout: str, strip: bool = False) -> dict[str, list[str]]:
+    """The output of a script that reads several facts in one round trip, each part headed by a
+    line `@@NAME`: {NAME: its lines}. With strip, lines are stripped and blank ones dropped."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in stdout.splitlines():
+        if line.startswith("@@"):
+            current = sections[line[2:]] = []
+        elif current is not None:
+            if strip:
+                line = line.strip()
+                if not line:
+                    continue
+            current.append(line)
+    return sections
+
+
 def file_facts(c, paths) -> dict[str, FileFact]:
     """Kind, mode, owner, group and sha256 of each path, in one round trip."""
     paths = list(paths)

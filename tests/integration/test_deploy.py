@@ -3,27 +3,15 @@ answers through nginx, an unchanged redeploy changes nothing, a code-only change
 venv, a held lock refuses a second deploy and says who holds it."""
 
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import requests
 
+from tests.integration.helpers import REPO, invoke, on_host
+
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-
-
-def invoke(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def on_host(sandbox, command):
-    return subprocess.run(["ssh", "-F", str(REPO / ".sandbox" / "ssh_config"), sandbox.ssh_alias, command],
-                          capture_output=True, text=True, timeout=60)
 
 
 def deploy(sandbox, app, *extra):

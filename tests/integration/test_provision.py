@@ -3,27 +3,14 @@ changes nothing), `--dry` changes nothing, a bad deploy.toml stops before any ho
 and the shipped testinfra checks (`invoke verify`) pass on a deployed host."""
 
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.integration.helpers import REPO, invoke, on_host
+
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 FLASK = REPO / "examples" / "flask"
-
-
-def invoke(*args, timeout=600):
-    """Run `invoke ARGS` from the repository root as a person would; returns the finished process."""
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def on_host(sandbox, command):
-    return subprocess.run(["ssh", "-F", str(REPO / ".sandbox" / "ssh_config"), sandbox.ssh_alias, command],
-                          capture_output=True, text=True, timeout=60)
 
 
 def test_dry_run_on_a_fresh_host_changes_nothing(fresh_sandbox):

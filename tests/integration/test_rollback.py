@@ -4,27 +4,15 @@ a bounded request loop running meanwhile sees no failed request. `invoke rollbac
 `invoke releases` through the real command line."""
 
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import requests
 
+from tests.integration.helpers import REPO, invoke, on_host
+
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 FLASK = REPO / "examples" / "flask"
-
-
-def invoke(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def on_host(sandbox, command):
-    return subprocess.run(["ssh", "-F", str(REPO / ".sandbox" / "ssh_config"), sandbox.ssh_alias, command],
-                          capture_output=True, text=True, timeout=60)
 
 
 def current_release(sandbox):
