@@ -24,10 +24,10 @@ per request and is precise enough for second-granular limits.
 
 Writes: a small response is one `transport.write` (head + body, see wsgi.py), made at the end of the
 loop's pass over the ready connections (Worker.flush_soon: one wake-up of the client per burst, not per
-response); the small responses to pipelined requests are gathered into one send; a `wsgi.file_wrapper` around a real file goes out with
-`os.sendfile` on a duplicate of the socket's descriptor, watched for writability by the loop, once
-everything written before it has drained. The loop is uvloop when installed (measured ~3x the stdlib
-loop here), else asyncio; ``PRONGHORN_LOOP=asyncio`` forces the stdlib loop.
+response); the small responses to pipelined requests go out in that same send; a `wsgi.file_wrapper`
+around a real file goes out with `os.sendfile` on a duplicate of the socket's descriptor, watched for
+writability by the loop, once everything written before it has drained. The loop is uvloop when
+installed (measured ~3x the stdlib loop here), else asyncio; ``PRONGHORN_LOOP=asyncio`` forces it.
 
 Accepting: every worker listens on the shared socket; with several workers, one that holds clearly
 more than its share of connections pauses accepting for a moment (balance.py). ``worker_connections``
@@ -218,7 +218,11 @@ class Worker:
                 self.log.error("worker %s cannot serve on its listening sockets: %s", self.pid, exc)
                 sys.exit(self.EXIT_BOOT_ERROR)
             self.booted = True
-            loop.call_soon(self._serving)
+            # The first heartbeat goes out from inside run_forever: the arbiter forwards a USR1 that
+            # came while we booted as soon as it sees this beat, and uvloop reads signals only while
+            # it runs (between run_until_complete and run_forever a USR1 was lost, and the worker
+            # kept writing to a rotated log).
+            loop.call_soon(self._notify)
             loop.call_later(1.0, self._tick)
             loop.run_forever()
         finally:
@@ -272,13 +276,6 @@ class Worker:
             except Exception:
                 self.log.exception("worker_abort hook failed")
         sys.exit(1)
-
-    def _serving(self):
-        """The first heartbeat, sent as the first thing run_forever does. The arbiter forwards a
-        USR1 that came while we booted as soon as it sees this beat, and uvloop reads signals
-        from its wakeup fd only while it runs: a USR1 delivered between run_until_complete and
-        run_forever reached a no-op handler and was lost (a worker kept writing to a rotated log)."""
-        self._notify()
 
     def _reopen_logs(self):
         reopen = getattr(self.log, "reopen_files", None)
@@ -609,8 +606,7 @@ class HttpConnection(asyncio.Protocol):
             if not self.busy and len(requests) == 1 and not self.queue and self.worker.threads == 1:
                 # The common case (one request, nothing pending, inline app): no queue round trip.
                 if self.batch is None:
-                    self.batch = []
-                    self.worker.flush_soon(self)
+                    self._gather_until_end_of_pass()
                 self._run_inline(requests[0])
                 if not self.busy and self.phase != CLOSING:
                     self._between_requests()
@@ -649,9 +645,7 @@ class HttpConnection(asyncio.Protocol):
         queue = self.queue
         threaded = self.worker.threads > 1
         if not threaded and self.batch is None:
-            # Gather the small responses (several, when requests are pipelined) into one send.
-            self.batch = []
-            self.worker.flush_soon(self)
+            self._gather_until_end_of_pass()
         while queue and not self.busy and self.phase != CLOSING:
             item = queue.popleft()
             if isinstance(item, HTTPError):
@@ -663,6 +657,12 @@ class HttpConnection(asyncio.Protocol):
                 self._run_inline(item)
         if not self.busy and self.phase != CLOSING:
             self._between_requests()
+
+    def _gather_until_end_of_pass(self):
+        """From now on the inline responses of this connection (several, when requests are
+        pipelined) collect in self.batch and leave in one send at the end of the loop's pass."""
+        self.batch = []
+        self.worker.flush_soon(self)
 
     def _gather(self, data):
         """Body bytes of an iterated response: gathered with the rest of this pass's responses
