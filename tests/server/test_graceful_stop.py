@@ -296,6 +296,9 @@ class TermWhileAResumeIsQueued(Worker):
         self._stop_accepting()
         self.loop.create_task(self._start_serving())  # what a resume after a pause queues
         self.begin_graceful_stop("TERM while a resume is queued")
+        # Only now has the stop drained the backlog: a client that connects after this line is
+        # one the stop must leave to the next server.
+        self.log.info("TERM handled")
 
 listener = socket.socket(fileno=int(sys.argv[1]))
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
@@ -318,7 +321,7 @@ def test_a_stopping_worker_does_not_resume_accepting(tmp_path):
     try:
         first = unix_client(path)()
         first.sendall(REQUEST[:16])  # half a head: the stop must wait for the rest of it
-        while not any("stopping gracefully" in line for line in log):
+        while not any("TERM handled" in line for line in log):
             line = proc.stderr.readline().decode(errors="replace")
             assert line, "the worker exited before stopping:\n%s" % "".join(log)
             log.append(line)
