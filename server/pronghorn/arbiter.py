@@ -493,9 +493,15 @@ class Arbiter:
         slot = self.board.claim()
         worker.board, worker.board_slot = (self.board, slot) if slot is not None else (None, None)
         self.cfg.pre_fork(self, worker)
+        # The arbiter's handlers only queue a signal for the arbiter's loop. In a child just
+        # forked they would swallow a QUIT or TERM meant for the new worker (the stop then waited
+        # for the kill at graceful_timeout), so signals wait, blocked, until the child has reset
+        # its handlers (reset_signals_for_worker restores this mask).
+        self._mask_before_fork = signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
         try:
             pid = os.fork()
         except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._mask_before_fork)
             # out of processes or memory: keep serving with the workers we have, try again later
             heartbeat.close()
             self.log.error("cannot fork a worker: %s (check `ulimit -u` and free memory)", exc.strerror)
@@ -503,6 +509,7 @@ class Arbiter:
             return None
         if pid == 0:
             self.become_worker(worker, heartbeat)   # never returns
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._mask_before_fork)
         worker.pid = pid
         self.WORKERS[pid] = WorkerRecord(worker, pid, heartbeat, self.generation)
         self.log.info("Booting worker with pid: %d", pid)
@@ -565,6 +572,8 @@ class Arbiter:
         for sig in self.SIGNALS + [signal.SIGCHLD]:
             stop = sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD)
             signal.signal(sig, signal.SIG_DFL if stop else signal.SIG_IGN)
+        # Blocked since before the fork (spawn_worker): a stop signal that came meanwhile acts now.
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._mask_before_fork)
         for fd in self.pipe:
             os.close(fd)
         self.pipe = None
