@@ -138,6 +138,7 @@ class Worker:
         self.alive = True
         self.nr = 0
         self.booted = False
+        self._shutting_down = False
         self.connections = set()
         self.loop = None
         self.servers = []
@@ -258,24 +259,34 @@ class Worker:
             signal.signal(getattr(signal, name), signal.SIG_IGN)
 
     def _fast_stop(self, signum, frame):
-        self.alive = False
-        hook = getattr(self.cfg, "worker_int", None)
-        if hook is not None:
-            try:
-                hook(self)
-            except Exception:
-                self.log.exception("worker_int hook failed")
-        sys.exit(0)
+        self._exit_now("worker_int", 0)
 
     def _abort(self, signum, frame):
+        self._exit_now("worker_abort", 1)
+
+    def _exit_now(self, hook_name, status):
+        """INT/QUIT (status 0) and ABRT (status 1): run the hook, then leave at once.
+
+        Python runs a signal handler between any two bytecodes of the main thread: also inside
+        a weakref callback or a __del__ (a garbage collection in the loop's own code), where the
+        SystemExit raised here is printed as "Exception ignored" and dropped. The worker then
+        served on, and the master waited for it until --graceful-timeout. So the exit is also
+        queued as a loop callback: if the SystemExit is lost, the loop raises it again where
+        nothing can swallow it."""
         self.alive = False
-        hook = getattr(self.cfg, "worker_abort", None)
+        hook = getattr(self.cfg, hook_name, None)
         if hook is not None:
             try:
                 hook(self)
             except Exception:
-                self.log.exception("worker_abort hook failed")
-        sys.exit(1)
+                self.log.exception("%s hook failed", hook_name)
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._raise_exit, status)
+        sys.exit(status)
+
+    def _raise_exit(self, status):
+        if not self._shutting_down:  # the first SystemExit got through: it is already leaving
+            sys.exit(status)
 
     def _reopen_logs(self):
         reopen = getattr(self.log, "reopen_files", None)
@@ -444,7 +455,7 @@ class Worker:
                 self._ticks += 1
                 if self._ticks % MEMORY_CHECK_TICKS == 0:
                     self._check_memory()
-        elif now - self._stopping_since > self.graceful_timeout:
+        elif self._stopping_since is not None and now - self._stopping_since > self.graceful_timeout:
             self.log.warning("graceful timeout: closing %d connections", len(self.connections))
             self.loop.stop()
             return
@@ -478,6 +489,7 @@ class Worker:
             self.begin_graceful_stop("max_requests")
 
     def _shutdown(self):
+        self._shutting_down = True
         self.alive = False
         for conn in list(self.connections):
             conn.abort()
@@ -677,9 +689,16 @@ class HttpConnection(asyncio.Protocol):
         if self.gathered > GATHER_LIMIT:
             self._flush_batch()
 
+    def _write_now(self, data):
+        """Every direct write goes through here: what was gathered in this pass goes first, so
+        the bytes leave in the order they were produced."""
+        if self.batch is not None:
+            self._flush_batch()
+        self.transport.write(data)
+
     def _flush_batch(self):
         """Send the gathered responses; from here on responses are written directly again.
-        Called before anything else is written or the connection is closed, to keep the order."""
+        Called by _write_now and before the connection is closed, to keep the order."""
         batch = self.batch
         self.batch = None
         self.gathered = 0
@@ -711,9 +730,7 @@ class HttpConnection(asyncio.Protocol):
             self.phase = IN_HEAD
         elif state == BODY:
             if self.parser.expect_continue:
-                if self.batch is not None:
-                    self._flush_batch()  # the previous response goes first
-                self.transport.write(wsgi.CONTINUE)
+                self._write_now(wsgi.CONTINUE)  # after the previous response
                 self.parser.continue_sent()
             self.phase = IN_BODY
             self.since = now
@@ -823,8 +840,6 @@ class HttpConnection(asyncio.Protocol):
             self.log.exception("%s hook failed", getattr(hook, "__name__", "request"))
 
     def _app_failed(self, req, resp, exc, env, started):
-        if self.batch is not None:
-            self._flush_batch()
         if isinstance(exc, wsgi.ResponseError):
             self.log.error("bad response from the app for %s %s: %s", req.method, req.target, exc)
         else:
@@ -833,7 +848,7 @@ class HttpConnection(asyncio.Protocol):
                            "".join(traceback.format_exception(exc)).rstrip())
         self.busy = False
         if not resp.headers_sent and not self.closed:
-            self.transport.write(wsgi.error_response(500, ""))
+            self._write_now(wsgi.error_response(500, ""))
             self.phase = CLOSING
             self._linger_close()
         else:
@@ -849,13 +864,11 @@ class HttpConnection(asyncio.Protocol):
 
     def _send_error(self, status, reason):
         """Answer a request the parser refused, then close (never reading what follows)."""
-        if self.batch is not None:
-            self._flush_batch()
         if status >= 500 and status != 501 and status != 505:
             self.log.error("request refused: %s %s", status, reason)
         else:
             self.log.debug("request refused: %s %s", status, reason)
-        self.transport.write(wsgi.error_response(status, reason))
+        self._write_now(wsgi.error_response(status, reason))
         self.phase = CLOSING
         self._linger_close()
 
@@ -990,7 +1003,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _thread_response_done(self, data, req, env, resp, started, keep):
         if data is not None and not self.closed:
-            self.transport.write(data)
+            self._write_now(data)
         self._response_done(req, env, resp, started, keep)
         self._resume_queue()
 
@@ -1026,9 +1039,7 @@ class HttpConnection(asyncio.Protocol):
             return False
         fd, offset, size = source
         head, count = resp.sendfile_head(size)
-        if self.batch is not None:
-            self._flush_batch()  # what was gathered goes before the head, and the drain check sees it
-        self.transport.write(head)
+        self._write_now(head)  # after what was gathered, so the drain check below sees it all
         self.busy = True
 
         def finished(ok):
@@ -1101,11 +1112,11 @@ class HttpConnection(asyncio.Protocol):
 
     def _write_from_thread(self, data):
         if not self.closed:
-            self.transport.write(data)
+            self._write_now(data)
 
     def _write_and_signal(self, data):
         if not self.closed:
-            self.transport.write(data)
+            self._write_now(data)
         if self.closed or not self.write_paused:
             self.drained.set()
 

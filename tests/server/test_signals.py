@@ -49,6 +49,49 @@ def test_quit_is_a_fast_stop_too(tmp_path):
     assert srv.stop(signal.SIGQUIT, timeout=20) == 0
 
 
+FINALIZER_APP = """
+import asyncio, pathlib, time
+
+
+class SlowToFinalize:
+    def __del__(self):
+        pathlib.Path({marker!r}).touch()   # the test sends QUIT now, while this runs
+        time.sleep(3)
+
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/finalize":
+        # Later, in a loop callback of its own (as a garbage collection in the loop's code
+        # would): the object is dropped at once, so its __del__ runs there.
+        asyncio.get_event_loop().call_later(0.2, SlowToFinalize)
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+"""
+
+
+def test_quit_stops_a_worker_whose_signal_lands_inside_a_finalizer(tmp_path):
+    # Python runs a signal handler wherever the main thread happens to be, and an exception
+    # raised inside __del__ or a weakref callback (e.g. during a garbage collection in the
+    # loop's own code) is printed and dropped. The worker's SystemExit was lost that way and
+    # it served on until the master gave up on it (a rare hang of the QUIT drill above).
+    marker = tmp_path / "in-finalizer"
+    (tmp_path / "finalizerapp.py").write_text(FINALIZER_APP.format(marker=str(marker)))
+    srv = start("finalizerapp:app", "--chdir", str(tmp_path), "-w", "1", "--graceful-timeout", "60")
+    workers = child_pids(srv.pid)
+    try:
+        assert get(srv.port, "/finalize")[0] == 200
+        wait_for(marker.exists)
+        assert srv.stop(signal.SIGQUIT, timeout=20) == 0
+        assert "Exception ignored" in srv.errors()     # the first SystemExit was indeed swallowed
+    finally:
+        srv.stop(signal.SIGKILL)
+        for pid in workers:             # a worker that missed its QUIT outlives a killed master
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def test_term_gives_up_on_a_request_after_graceful_timeout(tmp_path):
     srv = start_drill(tmp_path, "-w", "1", "--graceful-timeout", "1", "--timeout", "0")
     thread, result = in_background(lambda: get(srv.port, "/slow?30", timeout=60))
