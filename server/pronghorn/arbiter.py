@@ -304,7 +304,9 @@ class Arbiter:
         for bind, group in self.listeners_by_bind.items():
             if not bind.startswith("fd://"):
                 for sock in group:
-                    sockets.refuse_new_connections(sock)
+                    if sockets.refuse_new_connections(sock):
+                        self.log.info("Refusing new connections on %s (queued ones are still answered)",
+                                      sockets.describe(sock))
 
     def close_listeners(self):
         """Close our copies of the sockets; remove the unix socket files we bound ourselves,
@@ -826,6 +828,8 @@ class Arbiter:
         self.cfg.pre_exec(self)
         command = _reexec_command()
         fds = [sock.fileno() for sock in self.listeners]
+        bound = [sock.fileno() for bind, group in self.listeners_by_bind.items()
+                 if not bind.startswith("fd://") for sock in group]
         pid = os.fork()
         if pid:
             self.reexec_pid = pid
@@ -838,6 +842,7 @@ class Arbiter:
                 sock.set_inheritable(True)
             env = dict(os.environ)
             env[sockets.REEXEC_FD_VAR] = ",".join(str(fd) for fd in fds)
+            env[sockets.REEXEC_BOUND_VAR] = ",".join(str(fd) for fd in bound)
             for sig in self.SIGNALS + [signal.SIGCHLD]:
                 signal.signal(sig, signal.SIG_DFL)
             # the command line is relative to where we were started (a relative --chdir, say)

@@ -3,7 +3,9 @@
 Where sockets come from, in order of precedence:
 
 1. ``PRONGHORN_FD=3,4`` - a new master started by USR2 (zero-downtime upgrade) inherits the
-   old master's listening sockets as these file descriptors.
+   old master's listening sockets as these file descriptors. ``PRONGHORN_FD_BOUND`` lists the
+   ones the old master bound itself: once the old master is gone they are the new one's to
+   close for good (stop filter, unix file removed); the others stay someone else's (systemd's).
 2. systemd socket activation - ``LISTEN_PID`` equal to our pid and ``LISTEN_FDS=N`` mean the
    sockets are fds 3 .. 3+N-1 (``sd_listen_fds(3)``). The variables are removed from the
    environment afterwards so that nothing we start later takes them for its own.
@@ -44,6 +46,7 @@ __all__ = [
 SD_LISTEN_FDS_START = 3
 DEFAULT_PORT = 8000
 REEXEC_FD_VAR = "PRONGHORN_FD"
+REEXEC_BOUND_VAR = "PRONGHORN_FD_BOUND"
 
 
 class BindError(Exception):
@@ -141,14 +144,14 @@ def create_listener_groups(cfg, log, environ=None):
     changed on HUP, and to remove only the unix socket files it created itself.
     """
     environ = os.environ if environ is None else environ
-    from_old_master = bool(environ.get(REEXEC_FD_VAR))
+    bound_by_old_master = _bound_by_old_master(environ)
     fds = inherited_fds(environ)
     if fds is not None:
         groups = {}
         for fd in fds:
             sock = _adopt_fd(fd, cfg, f"inherited fd {fd}")
             log.info("Listening at: %s (inherited fd://%d)", describe(sock), fd)
-            groups[_inherited_key(sock, fd, from_old_master)] = [sock]
+            groups[_inherited_key(sock, fd, bound_by_old_master)] = [sock]
         return groups
 
     groups = {}
@@ -168,13 +171,36 @@ def create_listener_groups(cfg, log, environ=None):
     return groups
 
 
-def _inherited_key(sock, fd, from_old_master):
-    """A unix socket handed over by an old master (USR2) is ours to remove on exit, like one we
-    bound: key it ``unix:PATH``. systemd's sockets belong to systemd: ``fd://N``."""
-    if from_old_master and sock.family == socket.AF_UNIX:
-        name = sock.getsockname()
-        if isinstance(name, str) and name and not name.startswith("\0"):
-            return f"unix:{name}"
+def _bound_by_old_master(environ):
+    """The inherited fds an old master (USR2) had bound itself; consumes the variable."""
+    text = environ.pop(REEXEC_BOUND_VAR, None)
+    if not environ.get(REEXEC_FD_VAR):
+        return set()  # (a stray variable without the fds means nothing)
+    if not text:
+        return set()
+    try:
+        return {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        raise BindError(f"{REEXEC_BOUND_VAR}={text!r}: expected comma-separated file descriptor "
+                        f"numbers (this variable is set by pronghorn itself on USR2; unset it)")
+
+
+def _inherited_key(sock, fd, bound_by_old_master):
+    """The --bind key of an inherited socket. One the old master (USR2) bound itself is ours to
+    close for good on exit, like one we bound: keyed ``unix:PATH`` or ``HOST:PORT``. systemd's
+    sockets (and any ``fd://`` the old master was given) belong to whoever gave them: ``fd://N``."""
+    if fd in bound_by_old_master:
+        try:
+            name = sock.getsockname()
+        except OSError:
+            return f"fd://{fd}"
+        if sock.family == socket.AF_UNIX:
+            if isinstance(name, str) and name and not name.startswith("\0"):
+                return f"unix:{name}"
+        elif sock.family == socket.AF_INET:
+            return f"{name[0]}:{name[1]}"
+        elif sock.family == socket.AF_INET6:
+            return f"[{name[0]}]:{name[1]}"
     return f"fd://{fd}"
 
 

@@ -349,3 +349,95 @@ def test_a_stopping_worker_does_not_resume_accepting(tmp_path):
             proc.kill()
         listener.close()
     assert proc.returncode == 0, "".join(log)
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def _wait_for(predicate, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def _log_has(log_path, text):
+    with open(log_path, errors="replace") as f:
+        return text in f.read()
+
+
+@pytest.mark.parametrize("upgraded", [False, True], ids=["bound-here", "inherited-by-usr2"])
+def test_a_stopping_server_completes_no_new_handshake_on_its_own_port(tmp_path, upgraded):
+    """While the last requests finish, a connect to the server's own TCP port must not be
+    accepted by the kernel: no worker will take it, and the close at the end would reset it.
+    After a USR2 upgrade the new master owns the sockets the old one bound, and does the same."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    log_path = str(tmp_path / "server.log")
+    log = open(log_path, "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "pronghorn", "-b", f"127.0.0.1:{port}", "-w", "1",
+                             "--graceful-timeout", "20", "tests.server.apps:app"],
+                            stdout=log, stderr=log, env=_env(), cwd=REPO)
+    log.close()
+    masters = [proc.pid]   # and the new one after a USR2
+    try:
+        _wait_for(lambda: _get(port, "/").startswith(b"HTTP/1.1 200"), what="the server")
+        master = proc.pid
+        if upgraded:
+            [old_worker] = _wait_for(lambda: _children(proc.pid), what="the first worker")
+            os.kill(proc.pid, signal.SIGUSR2)
+            master = _wait_for(lambda: next((p for p in _children(proc.pid)
+                                             if p != old_worker and _children(p)), None),
+                               what="the new master and its worker")
+            masters.append(master)
+            assert stop(proc) == 0                       # the old master retires
+            assert _get(port, "/").startswith(b"HTTP/1.1 200")
+        slow = {}
+        client = threading.Thread(target=lambda: slow.update(response=_get(port, "/slow?s=4")))
+        client.start()
+        time.sleep(0.5)                                   # the request is in the app
+        os.kill(master, signal.SIGTERM)
+        _wait_for(lambda: _log_has(log_path, "Refusing new connections on http://127.0.0.1:%d" % port),
+                  what="the stop filter")
+        late = socket.socket()
+        late.settimeout(1.0)
+        try:
+            with pytest.raises((socket.timeout, ConnectionRefusedError)):
+                late.connect(("127.0.0.1", port))         # the SYN is dropped: never accepted
+        finally:
+            late.close()
+        client.join(30)
+        assert slow["response"].startswith(b"HTTP/1.1 200")   # the request in flight still finished
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+        for pid in masters[1:]:            # the USR2 master (TERMed above unless the test failed first)
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+def _get(port, path):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=15.0) as sock:
+            sock.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path.encode())
+            data = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return data
+                data += chunk
+    except OSError:
+        return b""

@@ -232,6 +232,41 @@ def test_reexec_fds_take_precedence_and_are_cleared():
     assert env == {}
 
 
+def test_usr2_sockets_the_old_master_bound_are_keyed_as_its_binds_and_systemds_stay_fd(tmp_path):
+    # The keys decide what the new master may close for good once the old one is gone: the
+    # stop filter on TCP sockets and removing unix socket files are for sockets we (or the old
+    # master) bound, never for systemd's, which systemd keeps for the next start.
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(8)
+    own_unix = socket.socket(socket.AF_UNIX)
+    own_unix.bind(str(tmp_path / "own.sock"))
+    own_unix.listen(8)
+    systemds = socket.socket(socket.AF_UNIX)
+    systemds.bind(str(tmp_path / "systemd.sock"))
+    systemds.listen(8)
+    fds = [tcp.fileno(), own_unix.fileno(), systemds.fileno()]
+    env = {"PRONGHORN_FD": ",".join(map(str, fds)),
+           "PRONGHORN_FD_BOUND": "%d,%d" % (fds[0], fds[1])}
+    try:
+        groups = sockets.create_listener_groups(Config(), RecordingLog(), environ=env)
+        assert sorted(groups) == sorted([
+            "127.0.0.1:%d" % tcp.getsockname()[1],
+            "unix:%s" % (tmp_path / "own.sock"),
+            "fd://%d" % fds[2],
+        ])
+        assert env == {}      # consumed: workers and a later USR2 do not see them
+    finally:
+        for sock in (tcp, own_unix, systemds):
+            sock.close()
+
+
+def test_a_malformed_bound_list_is_named():
+    env = {"PRONGHORN_FD": "5", "PRONGHORN_FD_BOUND": "five"}
+    with pytest.raises(BindError, match="PRONGHORN_FD_BOUND='five'"):
+        sockets.create_listener_groups(Config(), RecordingLog(), environ=env)
+
+
 def test_no_inherited_fds():
     assert sockets.inherited_fds({}) is None
 
