@@ -232,6 +232,10 @@ class TermRightAfterAccept(Worker):
             self.loop.call_soon(self.begin_graceful_stop, "TERM right after an accept")
         return super()._protocol_factory()
 
+    def _notify(self):  # first called from inside run_forever: the test may connect now
+        open(sys.argv[1] + ".serving", "a").close()
+        super()._notify()
+
 listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 listener.bind(sys.argv[1])
 listener.listen(16)
@@ -246,15 +250,13 @@ def test_term_between_accept_and_connection_made_still_answers(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", TERM_RIGHT_AFTER_ACCEPT, path], env=_env(), cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
+        # Connect only once the loop runs forever: a connection accepted during start-up (it
+        # could wait in the backlog) would not get the TERM, and the worker would serve on.
         deadline = time.monotonic() + 15
-        sock = None
-        while sock is None:
-            try:
-                sock = unix_client(path)()
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.02)
+        while not os.path.exists(path + ".serving"):
+            assert time.monotonic() < deadline and proc.poll() is None, "the worker did not start"
+            time.sleep(0.02)
+        sock = unix_client(path)()
         with sock:
             # The request follows a moment after the connect, well inside the 1 s a stopping
             # worker gives a just-accepted connection: the stop must wait for it, not close it.
