@@ -92,6 +92,35 @@ def test_quit_stops_a_worker_whose_signal_lands_inside_a_finalizer(tmp_path):
                 pass
 
 
+TERM_DURING_START_CONF = """
+import os, signal
+
+def post_worker_init(worker):
+    # The first worker is TERMed after its handlers are in place but before its event loop
+    # runs (the moment a master's stop can catch a worker that has just booted).
+    marker = {marker!r}
+    if not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+def test_a_term_that_comes_while_a_worker_starts_is_not_lost(tmp_path):
+    marker = tmp_path / "first-worker"
+    (tmp_path / "conf.py").write_text(TERM_DURING_START_CONF.format(marker=str(marker)))
+    srv = start_drill(tmp_path, "-w", "1", "-c", str(tmp_path / "conf.py"), "--graceful-timeout", "60")
+    try:
+        first = int(marker.read_text())
+        # It stops gracefully (not after --graceful-timeout), and the master replaces it.
+        wait_for(lambda: f"worker {first} stopping gracefully (SIGTERM)" in srv.errors(), timeout=20,
+                 context=srv.errors)
+        wait_for(lambda: first not in child_pids(srv.pid), timeout=20, context=srv.errors)
+        assert get(srv.port)[0] == 200
+    finally:
+        assert srv.stop(signal.SIGTERM) == 0
+
+
 def test_term_gives_up_on_a_request_after_graceful_timeout(tmp_path):
     srv = start_drill(tmp_path, "-w", "1", "--graceful-timeout", "1", "--timeout", "0")
     thread, result = in_background(lambda: get(srv.port, "/slow?30", timeout=60))
