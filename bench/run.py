@@ -156,6 +156,7 @@ class Measurement:
     connections_per_worker: list = field(default_factory=list)  # half-way through, most first
     wrk_cpu: float = 0.0        # CPUs wrk itself kept busy (1.0 = one core), the load generator's cost
     slow_clients: dict | None = None
+    sleep_ms: float | None = None  # limited scenarios: what time.sleep(0.010) took during the round
     failure: str | None = None  # set when the server could not be measured
 
 
@@ -487,8 +488,10 @@ def measure(registry, server: Server, scenario: Scenario, round_no: int, args, w
             run_wrk(registry, port, script, args.warmup, args.wrk_cpus)
         if scenario.slow_clients:
             slow = SlowClients(registry, port, seconds=args.duration + 30)
-        with RssSampler(proc.pid, server.single_process, port, args.duration) as rss:
+        with RssSampler(proc.pid, server.single_process, port, args.duration) as rss, \
+                SleepProbe(active=bool(scenario.limit)) as sleep_probe:
             result = run_wrk(registry, port, script, args.duration, args.wrk_cpus)
+        m.sleep_ms = sleep_probe.mean_ms()
         if proc.poll() is not None:
             raise ServerFailed(f"died during the run (status {proc.returncode}): {log_tail(log_path)}")
     except ServerFailed as e:
@@ -562,6 +565,11 @@ def summarize(results: list[Measurement], scenarios, servers) -> list[dict]:
                 )
                 if scenario.limit:
                     row["of_limit"] = row["rps"] / scenario.limit
+                    sleeps = [m.sleep_ms for m in good if m.sleep_ms]
+                    if sleeps:
+                        row["sleep_ms"] = statistics.median(sleeps)
+                        row["ceiling_rps"] = WORKERS * scenario.threads * 1000 / row["sleep_ms"]
+                        row["of_ceiling"] = row["rps"] / row["ceiling_rps"]
                 if scenario.slow_clients:
                     ends = [m.slow_clients["at_end"] for m in good if m.slow_clients]
                     if ends:
@@ -601,8 +609,11 @@ def format_table(rows: list[dict], scenarios, sleep: dict | None = None) -> str:
         if scenario.limit and sleep:
             out.append(f"  (time.sleep(0.010) took {sleep['sleep_10ms_mean_ms']:.2f} ms on average on this machine "
                        f"after the run: {WORKERS * scenario.threads} threads can answer at most "
-                       f"{sleep['ceiling_rps']} req/s; 'of limit' is of {scenario.limit:.0f})")
-        extra = "  of limit" if scenario.limit else "  of hello" if scenario.slow_clients else ""
+                       f"{sleep['ceiling_rps']} req/s; 'of limit' is of {scenario.limit:.0f}; 'sleep ms' is what "
+                       f"the same sleep took during that server's rounds, 'of ceiling' its req/s over "
+                       f"{WORKERS * scenario.threads} / that)")
+        extra = ("  of limit  sleep ms  of ceiling" if scenario.limit
+                 else "  of hello" if scenario.slow_clients else "")
         out.append(f"  {'server':<17} {'req/s':>10} {'p99 ms':>8} {'errors':>7} {'RSS/worker MiB':>15}"
                    f" {'conns/worker':>12} {'wrk CPU':>8} {'pronghorn x':>12}{extra}")
         for r in srows:
@@ -619,6 +630,8 @@ def format_row(r: dict, scenario: Scenario) -> str:
             f" {r['rss_per_worker_mib']:>15.1f} {split:>12} {r['wrk_cpu']:>8.0%} {ratio:>12}")
     if scenario.limit:
         line += f"  {r['of_limit']:>8.0%}"
+        if "of_ceiling" in r:
+            line += f"  {r['sleep_ms']:>8.2f}  {r['of_ceiling']:>10.1%}"
     elif scenario.slow_clients:
         line += f"  {r['of_hello']:>8.0%}" if "of_hello" in r else f"  {'n/a':>8}"
     if "slow_clients_at_end" in r:
@@ -628,6 +641,38 @@ def format_row(r: dict, scenario: Scenario) -> str:
         # wrk reports no error when no request at all was answered: say it, or 0 errors would mislead.
         line += "  (no request answered: stalled)"
     return line
+
+
+class SleepProbe:
+    """During a round of a scenario with a limit (the 10 ms app): how long time.sleep(0.010)
+    takes on this machine under that very load. The app's sleeps wake as late as this one does,
+    so WORKERS x threads / this is the most the server could answer in that round. Measured in
+    one thread of this process: no GIL or pool of the server's adds to it."""
+
+    def __init__(self, active: bool):
+        self.active = active
+        self.spans: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            start = time.perf_counter()
+            time.sleep(0.010)
+            self.spans.append(time.perf_counter() - start)
+
+    def __enter__(self):
+        if self.active:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self.active:
+            self._thread.join(5)
+
+    def mean_ms(self) -> float | None:
+        return 1000 * sum(self.spans) / len(self.spans) if self.spans else None
 
 
 def measure_sleep_ceiling(threads: int = WORKERS * 4, seconds: float = 2.0) -> dict:

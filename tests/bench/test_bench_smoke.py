@@ -84,3 +84,19 @@ def test_slowclients_refuses_a_non_loopback_address():
                            "--port", "80", "--seconds", "1"], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert "not a loopback address" in proc.stderr
+
+
+def test_the_10ms_scenario_reports_the_ceiling_its_rounds_had(tmp_path):
+    # The limit of 800 assumes a 10 ms sleep takes 10 ms; the probe measures what it took during
+    # the round, and "of ceiling" compares the server with what that allowed.
+    out = tmp_path / "out.json"
+    proc = run_bench(["--quick", "--only", "sleep10", "--servers", "pronghorn", "--duration", "2",
+                      "--json", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    [row] = json.loads(out.read_text())["rows"]
+    assert row["sleep_ms"] >= 10.0             # a sleep never ends early
+    assert row["ceiling_rps"] == pytest.approx(8 * 1000 / row["sleep_ms"])
+    assert 0 < row["of_ceiling"] == pytest.approx(row["rps"] / row["ceiling_rps"])
+    fields = table_line(proc.stdout, "pronghorn").split()
+    assert float(fields[-2]) == pytest.approx(row["sleep_ms"], abs=0.01)
+    assert fields[-1].endswith("%")
