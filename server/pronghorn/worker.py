@@ -54,6 +54,7 @@ import time
 import traceback
 
 from pronghorn import balance, malloc, wsgi
+from pronghorn.appthreads import AppThreads
 from pronghorn.filewrapper import FileWrapper
 from pronghorn.http.errors import HTTPError
 from pronghorn.http.parser import BODY, HEAD, Limits, RequestParser
@@ -202,9 +203,7 @@ class Worker:
         self.loop = loop = new_event_loop()
         asyncio.set_event_loop(loop)
         if self.threads > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="pronghorn-app")
+            self.executor = AppThreads(self.threads, self.log)
         multiprocess = int(getattr(self.cfg, "workers", 1) or 1) > 1
         self.environ = wsgi.base_environ(self.cfg, self.log, self.threads > 1, multiprocess)
         self.access_enabled = bool(getattr(self.log, "access_enabled", False))
@@ -515,7 +514,7 @@ class Worker:
         for server in self.servers:
             server.close()
         if self.executor is not None:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor.shutdown()
         loop = self.loop
         try:
             loop.run_until_complete(asyncio.sleep(0))
