@@ -27,6 +27,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path[:0] = [REPO, os.path.join(REPO, "server")]
 
 from tests.server.harness import _env  # noqa: E402
+from tests.server.test_arbiter import child_pids, wait_for  # noqa: E402
+from tests.server.test_fault_drills import get  # noqa: E402
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 CLIENTS = 16
@@ -353,24 +355,6 @@ def test_a_stopping_worker_does_not_resume_accepting(tmp_path):
     assert proc.returncode == 0, "".join(log)
 
 
-def _children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
-
-
-def _wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
-
-
 def _log_has(log_path, text):
     with open(log_path, errors="replace") as f:
         return text in f.read()
@@ -393,24 +377,22 @@ def test_a_stopping_server_completes_no_new_handshake_on_its_own_port(tmp_path, 
     log.close()
     masters = [proc.pid]   # and the new one after a USR2
     try:
-        _wait_for(lambda: _get(port, "/").startswith(b"HTTP/1.1 200"), what="the server")
+        wait_for(lambda: get(port)[0] == 200)
         master = proc.pid
         if upgraded:
-            [old_worker] = _wait_for(lambda: _children(proc.pid), what="the first worker")
+            [old_worker] = wait_for(lambda: child_pids(proc.pid))
             os.kill(proc.pid, signal.SIGUSR2)
-            master = _wait_for(lambda: next((p for p in _children(proc.pid)
-                                             if p != old_worker and _children(p)), None),
-                               what="the new master and its worker")
+            master = wait_for(lambda: next((p for p in child_pids(proc.pid)     # the new master,
+                                            if p != old_worker and child_pids(p)), None))  # serving
             masters.append(master)
             assert stop(proc) == 0                       # the old master retires
-            assert _get(port, "/").startswith(b"HTTP/1.1 200")
+            assert get(port)[0] == 200
         slow = {}
-        client = threading.Thread(target=lambda: slow.update(response=_get(port, "/slow?s=4")))
+        client = threading.Thread(target=lambda: slow.update(response=get(port, "/slow?s=4", timeout=30)))
         client.start()
         time.sleep(0.5)                                   # the request is in the app
         os.kill(master, signal.SIGTERM)
-        _wait_for(lambda: _log_has(log_path, "Refusing new connections on http://127.0.0.1:%d" % port),
-                  what="the stop filter")
+        wait_for(lambda: _log_has(log_path, "Refusing new connections on http://127.0.0.1:%d" % port))
         late = socket.socket()
         late.settimeout(1.0)
         try:
@@ -419,7 +401,7 @@ def test_a_stopping_server_completes_no_new_handshake_on_its_own_port(tmp_path, 
         finally:
             late.close()
         client.join(30)
-        assert slow["response"].startswith(b"HTTP/1.1 200")   # the request in flight still finished
+        assert slow["response"][0] == 200          # the request in flight still finished
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -430,16 +412,3 @@ def test_a_stopping_server_completes_no_new_handshake_on_its_own_port(tmp_path, 
             except ProcessLookupError:
                 pass
 
-
-def _get(port, path):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=15.0) as sock:
-            sock.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path.encode())
-            data = b""
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    return data
-                data += chunk
-    except OSError:
-        return b""
