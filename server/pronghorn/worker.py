@@ -144,7 +144,7 @@ class Worker:
         self.loop = None
         self.servers = []
         self.accepting = False
-        self.executor = None
+        self.app_threads = None
         self._stopping_since = None
         self._ticks = 0
         self._adopting = 0  # backlog connections being handed to the loop while stopping
@@ -203,7 +203,7 @@ class Worker:
         self.loop = loop = new_event_loop()
         asyncio.set_event_loop(loop)
         if self.threads > 1:
-            self.executor = AppThreads(self.threads, self.log)
+            self.app_threads = AppThreads(self.threads, self.log)
         multiprocess = int(getattr(self.cfg, "workers", 1) or 1) > 1
         self.environ = wsgi.base_environ(self.cfg, self.log, self.threads > 1, multiprocess)
         self.access_enabled = bool(getattr(self.log, "access_enabled", False))
@@ -513,8 +513,8 @@ class Worker:
             conn.abort()
         for server in self.servers:
             server.close()
-        if self.executor is not None:
-            self.executor.shutdown()
+        if self.app_threads is not None:
+            self.app_threads.shutdown()
         loop = self.loop
         try:
             loop.run_until_complete(asyncio.sleep(0))
@@ -983,7 +983,7 @@ class HttpConnection(asyncio.Protocol):
             if not self.write_paused:
                 self.drained.set()
         env = wsgi.request_environ(self.env, req, self.scheme_headers)
-        self.worker.executor.submit(self._run_in_thread, req, env)
+        self.worker.app_threads.submit(self._run_in_thread, req, env)
 
     def _run_in_thread(self, req, env):
         worker = self.worker
