@@ -301,12 +301,16 @@ class Arbiter:
         someone else keeps for the next server: systemd's (socket activation) or a USR2 twin's."""
         if self.reexec_pid or (self.master_pid and _alive(self.master_pid)):
             return
-        for bind, group in self.listeners_by_bind.items():
-            if not bind.startswith("fd://"):
-                for sock in group:
-                    if sockets.refuse_new_connections(sock):
-                        self.log.info("Refusing new connections on %s (queued ones are still answered)",
-                                      sockets.describe(sock))
+        for sock in self._sockets_we_bound():
+            if sockets.refuse_new_connections(sock):
+                self.log.info("Refusing new connections on %s (queued ones are still answered)",
+                              sockets.describe(sock))
+
+    def _sockets_we_bound(self):
+        """Ours (or bound by the old master that handed them to us): all but the fd:// ones,
+        which belong to whoever gave them (systemd)."""
+        return [sock for bind, group in self.listeners_by_bind.items()
+                if not bind.startswith("fd://") for sock in group]
 
     def close_listeners(self):
         """Close our copies of the sockets; remove the unix socket files we bound ourselves,
@@ -828,8 +832,7 @@ class Arbiter:
         self.cfg.pre_exec(self)
         command = _reexec_command()
         fds = [sock.fileno() for sock in self.listeners]
-        bound = [sock.fileno() for bind, group in self.listeners_by_bind.items()
-                 if not bind.startswith("fd://") for sock in group]
+        bound = [sock.fileno() for sock in self._sockets_we_bound()]
         pid = os.fork()
         if pid:
             self.reexec_pid = pid

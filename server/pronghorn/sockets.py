@@ -174,9 +174,7 @@ def create_listener_groups(cfg, log, environ=None):
 def _bound_by_old_master(environ):
     """The inherited fds an old master (USR2) had bound itself; consumes the variable."""
     text = environ.pop(REEXEC_BOUND_VAR, None)
-    if not environ.get(REEXEC_FD_VAR):
-        return set()  # (a stray variable without the fds means nothing)
-    if not text:
+    if not text or not environ.get(REEXEC_FD_VAR):  # (a stray variable without the fds means nothing)
         return set()
     try:
         return {int(part) for part in text.split(",") if part.strip()}
@@ -190,18 +188,12 @@ def _inherited_key(sock, fd, bound_by_old_master):
     close for good on exit, like one we bound: keyed ``unix:PATH`` or ``HOST:PORT``. systemd's
     sockets (and any ``fd://`` the old master was given) belong to whoever gave them: ``fd://N``."""
     if fd in bound_by_old_master:
-        try:
-            name = sock.getsockname()
-        except OSError:
-            return f"fd://{fd}"
-        if sock.family == socket.AF_UNIX:
-            if isinstance(name, str) and name and not name.startswith("\0"):
-                return f"unix:{name}"
-        elif sock.family == socket.AF_INET:
-            return f"{name[0]}:{name[1]}"
-        elif sock.family == socket.AF_INET6:
-            return f"[{name[0]}]:{name[1]}"
-    return f"fd://{fd}"
+        name = describe(sock)  # http://HOST:PORT, http://[V6]:PORT or unix:PATH
+        if name.startswith("http://"):
+            return name[len("http://"):]
+        if name.startswith("unix:") and name[len("unix:"):][:1] not in ("", "\0"):
+            return name
+    return f"fd://{fd}"  # (also an unnamed or abstract unix socket: no file to remove)
 
 
 def open_bind(bind, cfg, log):
