@@ -134,13 +134,22 @@ def tcp_client(port):
     return connect
 
 
-def start_server(bind, *args, pass_fds=(), log_path):
+def start_server(bind, *args, pass_fds=(), log_path, app="tests.server.apps:hello"):
+    """A server on `bind`, 2 workers, --graceful-timeout 10 (later `args` override these)."""
     log = open(log_path, "ab")
     proc = subprocess.Popen([sys.executable, "-m", "pronghorn", "-b", bind, "-w", "2",
-                             "--graceful-timeout", "10", *args, "tests.server.apps:hello"],
+                             "--graceful-timeout", "10", *args, app],
                             pass_fds=pass_fds, stdout=log, stderr=log, env=_env(), cwd=REPO)
     log.close()
     return proc
+
+
+def free_port():
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
 
 
 def stop(proc):
@@ -200,10 +209,7 @@ def test_stop_answers_every_accepted_connection(tmp_path, kind):
         proc = start_server(f"unix:{path}", log_path=log_path)
         connect = unix_client(path)
     else:
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-        probe.close()
+        port = free_port()
         proc = start_server(f"127.0.0.1:{port}", log_path=log_path)
         connect = tcp_client(port)
     try:
@@ -365,16 +371,10 @@ def test_a_stopping_server_completes_no_new_handshake_on_its_own_port(tmp_path, 
     """While the last requests finish, a connect to the server's own TCP port must not be
     accepted by the kernel: no worker will take it, and the close at the end would reset it.
     After a USR2 upgrade the new master owns the sockets the old one bound, and does the same."""
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = free_port()
     log_path = str(tmp_path / "server.log")
-    log = open(log_path, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "pronghorn", "-b", f"127.0.0.1:{port}", "-w", "1",
-                             "--graceful-timeout", "20", "tests.server.apps:app"],
-                            stdout=log, stderr=log, env=_env(), cwd=REPO)
-    log.close()
+    proc = start_server(f"127.0.0.1:{port}", "-w", "1", "--graceful-timeout", "20", log_path=log_path,
+                        app="tests.server.apps:app")
     masters = [proc.pid]   # and the new one after a USR2
     try:
         wait_for(lambda: get(port)[0] == 200)
