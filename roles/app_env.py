@@ -9,7 +9,7 @@ from roles.files import rendered_files, select, write_changed
 
 
 def app_files(cfg, files) -> list:
-    return select(files, str(cfg.shared_dir) + "/", "/etc/logrotate.d/")
+    return select(files, str(cfg.layout.shared_dir) + "/", "/etc/logrotate.d/")
 
 
 def ensure_app_env(c, cfg, rep, dry=False, facts=None, files=None) -> bool:

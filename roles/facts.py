@@ -10,9 +10,9 @@ The remote script prints sections (`@@name` then its lines); `parse()` turns the
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
+from toolkit.onhost import envfile
 from toolkit.remote import FileFact, file_facts_script, parse_file_facts, q, sh, split_sections
 
 # Packages every app host needs. python3-venv brings ensurepip, so each venv gets its own pip.
@@ -57,8 +57,8 @@ def facts_script(cfg, paths=(), packages=BASE_PACKAGES, units=(), env_file="") -
                          + " ".join(q(p) for p in packages) + " 2>/dev/null"),
         _section("passwd", f"getent passwd {name}"),
         _section("group", f"getent group {name} | cut -d: -f1"),
-        _section("lock", f"[ -d {q(cfg.base_dir)}/.deploy-lock ] && "
-                         f"{{ cat {q(cfg.base_dir)}/.deploy-lock/who 2>/dev/null || echo '(no details)'; }}; true"),
+        _section("lock", f"[ -d {q(cfg.layout.base_dir)}/.deploy-lock ] && "
+                         f"{{ cat {q(cfg.layout.base_dir)}/.deploy-lock/who 2>/dev/null || echo '(no details)'; }}; true"),
         _section("python", "python3 -c 'import sys; print(\"%d.%d.%d\" % sys.version_info[:3])' "
                            "2>/dev/null"),
     ]
@@ -97,25 +97,8 @@ def parse(stdout: str) -> HostFacts:
             unit, _, state = line.partition(" ")
             target[unit] = state.strip()
     f.files = parse_file_facts("\n".join(sections.get("files", [])))
-    f.env = parse_env("\n".join(sections.get("env", [])))
+    f.env = envfile.parse("\n".join(sections.get("env", [])))
     return f
-
-
-def parse_env(text: str) -> dict[str, str]:
-    """KEY=VALUE lines as the renderer writes them (values in single or double quotes)."""
-    values = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        name, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] == "'":
-            value = value[1:-1]
-        elif len(value) >= 2 and value[0] == value[-1] == '"':
-            value = re.sub(r"\\(.)", r"\1", value[1:-1])
-        values[name.strip()] = value
-    return values
 
 
 def _int(text: str) -> int:

@@ -20,7 +20,7 @@ from toolkit.remote import q, sh
 
 
 def wanted_dirs(cfg) -> list[tuple[str, int, str, str]]:
-    base = str(cfg.base_dir)
+    base = str(cfg.layout.base_dir)
     app = cfg.name
     return [
         (base, 0o755, "root", "root"),
@@ -30,7 +30,7 @@ def wanted_dirs(cfg) -> list[tuple[str, int, str, str]]:
         (f"{base}/shared/data", 0o750, app, app),
         (f"{base}/venvs", 0o755, "root", "root"),
         (f"{base}/wheels", 0o755, "root", "root"),
-    ] + ([(str(cfg.log_dir), 0o750, app, "adm")] if getattr(cfg, "access_log", "") == "file" else [])
+    ] + ([(str(cfg.layout.log_dir), 0o750, app, "adm")] if getattr(cfg, "access_log", "") == "file" else [])
 
 
 def layout_script(cfg, facts) -> tuple[list[str], str]:
@@ -51,7 +51,7 @@ def layout_script(cfg, facts) -> tuple[list[str], str]:
 
 def ensure_layout(c, cfg, rep, dry=False, facts=None) -> bool:
     """Create /srv/NAME and its folders with the right owners and modes."""
-    with rep.step("folders under " + str(cfg.base_dir)) as st:
+    with rep.step("folders under " + str(cfg.layout.base_dir)) as st:
         if facts is None:
             facts = facts_mod.gather(c, cfg, paths=[d[0] for d in wanted_dirs(cfg)])
         fixes, script = layout_script(cfg, facts)

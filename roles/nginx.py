@@ -105,7 +105,7 @@ def ensure_site(c, cfg, rep, dry=False, facts=None, files=None) -> bool:
 
 def two_default_servers(output: str):
     """The error for a second app with domains = ["_"] on one host (nginx allows one default)."""
-    from toolkit.release import DeployError
+    from toolkit.errors import DeployError
 
     return DeployError('another nginx site on this host is already the default server: only one app '
                        'per host can use domains = ["_"] (the previous nginx config was kept)',

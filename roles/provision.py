@@ -36,7 +36,7 @@ def all_fact_paths(cfg, files) -> list[str]:
 def read_facts(c, cfg, planned):
     units = facts_mod.units_of(cfg) + ("nginx.service",)
     return facts_mod.gather(c, cfg, paths=all_fact_paths(cfg, planned), units=units,
-                            env_file=cfg.env_file)
+                            env_file=cfg.layout.env_file)
 
 
 def check_os(facts) -> None:
@@ -91,11 +91,11 @@ def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False) -> Pro
         facts = read_facts(c, cfg, planned)
         check_os(facts)
         if facts.locked_by and not dry and not lock_held:
-            from toolkit.release import LockHeld
+            from toolkit.errors import LockHeld, next_task
 
             raise LockHeld(f"another deploy holds the lock: {facts.locked_by}",
-                           "wait for it to finish; if it crashed, remove the lock with "
-                           "`invoke lock.release --host HOST`")
+                           "wait for it to finish; if it crashed, remove the lock with: "
+                           + next_task("lock.release"))
         st.info(f"{facts.os_id} {facts.os_version}, python {facts.python_version or 'missing'}")
     files = render_for(cfg, facts)
     changed = 0

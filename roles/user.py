@@ -13,7 +13,7 @@ NOLOGIN = "/usr/sbin/nologin"
 
 def user_script(cfg, facts) -> tuple[str, str]:
     """(what will change, the script to do it), or ("", "") when the user is as wanted."""
-    name, home = cfg.name, str(cfg.base_dir)
+    name, home = cfg.name, str(cfg.layout.base_dir)
     todo, notes = [], []
     if name not in facts.groups:
         todo.append(f"groupadd --system {q(name)}")

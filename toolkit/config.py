@@ -22,7 +22,6 @@ apart. Validated values become a frozen dataclass tree, ``AppConfig``, whose der
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
 import sys
@@ -32,6 +31,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from toolkit import detect
+from toolkit.errors import ConfigError
+from toolkit.layout import HostLayout
+from toolkit.names import NAME_RE, did_you_mean
 
 CONFIG_FILE = "deploy.toml"
 
@@ -39,10 +41,6 @@ __all__ = [
     "CONFIG_FILE", "ConfigError", "AppConfig", "Source", "Health", "DjangoConfig", "ProxyConfig",
     "SCHEMA", "load_app_config", "slugify", "reference_markdown",
 ]
-
-
-class ConfigError(Exception):
-    """deploy.toml (or an override) is wrong; the message says where, what and what is allowed."""
 
 
 # --------------------------------------------------------------------------- value checks
@@ -53,15 +51,14 @@ class _Invalid(Exception):
     pass
 
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-WSGI_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*(\(\))?$")
-MODULE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-DOMAIN_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-SIZE_RE = re.compile(r"^\d+[kmg]?$")
-DURATION_RE = re.compile(r"^\d+(ms|s|m|h|d|w|M|y)?$")
-URL_PATH_RE = re.compile(r"^/([A-Za-z0-9._~-]+/)*$")
-PROXY_URL_RE = re.compile(r"^(|https?://[^\s/]+(:\d+)?/?)$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+WSGI_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*(\(\))?\Z")
+MODULE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
+DOMAIN_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+SIZE_RE = re.compile(r"^\d+[kmg]?\Z")
+DURATION_RE = re.compile(r"^\d+(ms|s|m|h|d|w|M|y)?\Z")
+URL_PATH_RE = re.compile(r"^/([A-Za-z0-9._~-]+/)*\Z")
+PROXY_URL_RE = re.compile(r"^(|https?://[^\s/]+(:\d+)?/?)\Z")
 
 
 # Names an app cannot take: they are system users or groups already (the app's name becomes its
@@ -183,7 +180,7 @@ def _health_path(value):
     return value
 
 
-SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9._/-]+$")
+SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9._/-]+\Z")
 
 
 def _relative_path(value):
@@ -282,7 +279,7 @@ SCHEMA: tuple[Key, ...] = (
     Key("app", "wsgi", _matching(WSGI_RE, 'a WSGI entry "module:callable" or "module:factory()"'), None,
         "The WSGI callable pronghorn serves, as module:name or module:factory().",
         'wsgi = "shop.wsgi:application"', default_text="detected from the code"),
-    Key("app", "python", _matching(re.compile(r"^python3(\.\d+)?$"), '"python3" or "python3.N"'),
+    Key("app", "python", _matching(re.compile(r"^python3(\.\d+)?\Z"), '"python3" or "python3.N"'),
         "python3", "The host's Python interpreter the virtualenv is made with.", 'python = "python3.12"'),
     Key("app", "requirements", _relative_path, "requirements.txt",
         "The pip requirements file, relative to the app directory. Do not list pronghorn: "
@@ -331,11 +328,11 @@ SCHEMA: tuple[Key, ...] = (
     Key("app", "ipv6", _bool, True, "nginx also listens on [::]:80 (turn off on hosts without IPv6).",
         "ipv6 = false"),
     # [source]
-    Key("source", "git", _matching(re.compile(r"^(|(https?|ssh|git)://\S+|[\w.-]+@[\w.-]+:\S+)$"),
+    Key("source", "git", _matching(re.compile(r"^(|(https?|ssh|git)://\S+|[\w.-]+@[\w.-]+:\S+)\Z"),
                                    'a git URL ("https://...", "ssh://...", "git@host:path") or ""'), "",
         "Deploy from this git repository instead of the local app directory.",
         'git = "https://github.com/me/shop.git"'),
-    Key("source", "ref", _matching(re.compile(r"^[\w./-]+$"), "a branch, tag or commit"), "main",
+    Key("source", "ref", _matching(re.compile(r"^[\w./-]+\Z"), "a branch, tag or commit"), "main",
         "Git branch, tag or commit to deploy (with `git`).", 'ref = "v1.2.0"'),
     # [static]
     Key("static", "*", _static_table, None,
@@ -449,62 +446,14 @@ class AppConfig:
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     config_file: Path | None = None
 
-    # Derived host paths: the layout lives here and nowhere else.
     @property
     def app_dir(self) -> Path:
         return self.source.path
 
     @property
-    def base_dir(self) -> str:
-        return f"/srv/{self.name}"
-
-    @property
-    def releases_dir(self) -> str:
-        return f"{self.base_dir}/releases"
-
-    @property
-    def shared_dir(self) -> str:
-        return f"{self.base_dir}/shared"
-
-    @property
-    def current_dir(self) -> str:
-        return f"{self.base_dir}/current"
-
-    @property
-    def venvs_dir(self) -> str:
-        return f"{self.base_dir}/venvs"
-
-    @property
-    def media_dir(self) -> str:
-        return f"{self.shared_dir}/media"
-
-    @property
-    def data_dir(self) -> str:
-        return f"{self.shared_dir}/data"
-
-    @property
-    def log_dir(self) -> str:
-        return f"/var/log/{self.name}"
-
-    @property
-    def socket_path(self) -> str:
-        return f"/run/{self.name}/pronghorn.sock"
-
-    @property
-    def env_file(self) -> str:
-        return f"{self.shared_dir}/.env"
-
-    @property
-    def pronghorn_conf(self) -> str:
-        return f"{self.shared_dir}/pronghorn.conf.py"
-
-    @property
-    def unit_name(self) -> str:
-        return f"{self.name}.service"
-
-    @property
-    def socket_unit_name(self) -> str:
-        return f"{self.name}.socket"
+    def layout(self) -> HostLayout:
+        """Every path on the host (toolkit/layout.py)."""
+        return HostLayout(self.name)
 
     @property
     def any_domain(self) -> bool:
@@ -532,12 +481,13 @@ def load_app_config(app_dir: str | Path, overrides: dict | None = None) -> AppCo
     path = app_dir / CONFIG_FILE
     where = _display(path)
     raw = _read_toml(path, where)
+    at = _Lines(path.read_text(encoding="utf-8", errors="replace") if path.exists() else "", where)
     for section, values in _nested(overrides or {}, "overrides").items():
         raw.setdefault(section, {})
         if not isinstance(raw[section], dict):
             raise ConfigError(f"{where}: [{section}] must be a table")
         raw[section].update(values)
-    values = _validate(raw, where)
+    values = _validate(raw, at)
     return _build(values, app_dir, path if path.exists() else None, where)
 
 
@@ -572,20 +522,43 @@ def _nested(overrides: dict, where: str) -> dict:
     return out
 
 
-def _suggest(word: str, candidates) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+class _Lines:
+    """Where a section or key is written in deploy.toml: `deploy.toml:12`, for error messages.
+    tomllib gives values, not positions, so the lines are found in the text."""
+
+    def __init__(self, text: str, where: str):
+        self.where = where
+        self.found: dict[tuple[str, str], int] = {}
+        section = ""
+        for number, line in enumerate(text.splitlines(), 1):
+            stripped = line.strip()
+            if stripped.startswith("[") and not stripped.startswith("[["):
+                section = stripped.strip("[]").split("]")[0].strip()
+                self.found.setdefault((section, ""), number)
+            elif "=" in stripped and not stripped.startswith("#"):
+                key = stripped.split("=", 1)[0].strip().strip('"')
+                sec, _, name = key.rpartition(".") if "." in key and not section else (section, "", key)
+                self.found.setdefault((sec, name), number)
+
+    def __call__(self, section: str, name: str = "") -> str:
+        number = self.found.get((section, name)) or self.found.get((section, ""))
+        return f"{self.where}:{number}" if number else self.where
 
 
-def _validate(raw: dict, where: str) -> dict[tuple[str, str], Any]:
-    """Check every section and key of the parsed file; return {(section, key): value}."""
+def _validate(raw: dict, at) -> dict[tuple[str, str], Any]:
+    """Check every section and key of the parsed file; return {(section, key): value}.
+    `at(section, key)` says where the key is written (file:line)."""
+    if isinstance(at, str):
+        at = _Lines("", at)
+    where = at.where
     values: dict[tuple[str, str], Any] = {}
     for section, table in raw.items():
+        where = at(section)
         if section not in SECTIONS:
             if (("app", section)) in _KEYS:
                 raise ConfigError(f"{where}: '{section}' must be inside the [app] section "
                                   f"(write it under a line [app])")
-            raise ConfigError(f"{where}: unknown section [{section}]{_suggest(section, SECTIONS)}; "
+            raise ConfigError(f"{where}: unknown section [{section}]{did_you_mean(section, SECTIONS)}; "
                               f"allowed sections: {', '.join('[' + s + ']' for s in SECTIONS)}")
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: [{section}] must be a table (a line [{section}] followed by keys)")
@@ -595,10 +568,12 @@ def _validate(raw: dict, where: str) -> dict[tuple[str, str], Any]:
         names = [k.name for k in SCHEMA if k.section == section]
         for name, value in table.items():
             if name not in names:
-                raise ConfigError(f"{where}: unknown key '{name}' in [{section}]{_suggest(name, names)}; "
-                                  f"allowed keys: {', '.join(names)}")
-            values[(section, name)] = _check(_KEYS[(section, name)], value, where)
-    _check_consistency(values, where)
+                raise ConfigError(f"{at(section, name)}: unknown key '{name}' in [{section}]"
+                                  f"{did_you_mean(name, names)}; allowed keys: {', '.join(names)}",
+                                  "correct the key in deploy.toml (every key: docs/deploy-config.md), "
+                                  "then run the same command again")
+            values[(section, name)] = _check(_KEYS[(section, name)], value, at(section, name))
+    _check_consistency(values, at.where)
     return values
 
 

@@ -23,12 +23,7 @@ SANDBOX_PREFIX = "sandbox-"
 DEFAULT_CONNECT_TIMEOUT = 10
 
 
-class HostError(Exception):
-    """A host could not be used. `next_step` is what the person should try."""
-
-    def __init__(self, message: str, next_step: str = ""):
-        super().__init__(message)
-        self.next_step = next_step
+from toolkit.errors import HostError  # noqa: F401  (callers catch it from here too)
 
 
 @dataclass(frozen=True)

@@ -56,17 +56,7 @@ EXCLUDE = (".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "*.pyc", "*.py
 HEALTH_GIVE_UP_AFTER_SAME = 5  # identical non-gateway answers in a row: the app really says so
 
 
-class DeployError(Exception):
-    """The deploy stopped. `next_step` says what to type next; `details` is extra output."""
-
-    def __init__(self, message: str, next_step: str = "", details: str = ""):
-        super().__init__(message)
-        self.next_step = next_step
-        self.details = details
-
-
-class LockHeld(DeployError):
-    pass
+from toolkit.errors import DeployError, LockHeld, next_task  # noqa: F401
 
 
 # ----------------------------------------------------------------------------------------------
@@ -114,7 +104,7 @@ def who() -> str:
 
 def state_script(cfg, python: str, lock: bool, lock_text: str = "") -> str:
     """Print the host's releases; with `lock`, take the deploy lock first (exit 3 if held)."""
-    base = q(cfg.base_dir)
+    base = q(cfg.layout.base_dir)
     lines = [
         f"b={base}",
         'if [ ! -d "$b/releases" ]; then echo @@unprovisioned; exit 0; fi',
@@ -139,7 +129,7 @@ def state_script(cfg, python: str, lock: bool, lock_text: str = "") -> str:
         'echo @@wheels; (cd "$b/wheels" 2>/dev/null && ls -d */*.whl 2>/dev/null); true',
         f'echo @@python; {shlex.quote(python)} -c \'import sys; print("%d.%d.%d" % sys.version_info[:3])\' '
         '2>/dev/null || true',
-        f'echo @@active; systemctl is-active {q(cfg.unit_name)} 2>/dev/null || true',
+        f'echo @@active; systemctl is-active {q(cfg.layout.unit_name)} 2>/dev/null || true',
     ]
     return "\n".join(lines)
 
@@ -173,19 +163,18 @@ def read_state(c, cfg, lock: bool = False, lock_text: str = "") -> HostReleases:
         raise RemoteError("reading the host's releases", result.exited, result.stdout + result.stderr)
     state = parse_state(result.stdout)
     if not state.provisioned:
-        raise DeployError(f"{cfg.base_dir} does not exist on this host: it is not provisioned yet",
-                          "invoke deploy --host HOST (it provisions first), or invoke provision --host HOST")
+        raise DeployError(f"{cfg.layout.base_dir} does not exist on this host: it is not provisioned yet",
+                          next_task("deploy") + "   (it provisions first)")
     if result.exited == 3:
         raise LockHeld(f"another deploy holds the lock: {state.locked_by}",
-                       "wait for it to finish; if it crashed, remove the lock with "
-                       "`invoke lock.release --host HOST`")
+                       "wait for it to finish; if it crashed, remove the lock with: " + next_task("lock.release"))
     return state
 
 
 def lock_script(cfg, text: str) -> str:
     """Take the deploy lock, creating /srv/APP when needed (a first deploy takes it too, before
     anything is provisioned); exit 3 with the holder's name when someone else holds it."""
-    base = q(cfg.base_dir)
+    base = q(cfg.layout.base_dir)
     return "\n".join([
         f"b={base}",
         'mkdir -p "$b"',
@@ -203,8 +192,7 @@ def take_lock(c, cfg) -> str:
     if result.exited == 3:
         holder = result.stdout.strip() or "(no details recorded)"
         raise LockHeld(f"another deploy holds the lock: {holder}",
-                       "wait for it to finish; if it crashed, remove the lock with "
-                       "`invoke lock.release --host HOST`")
+                       "wait for it to finish; if it crashed, remove the lock with: " + next_task("lock.release"))
     if result.exited != 0:
         raise RemoteError("taking the deploy lock", result.exited, result.stdout + result.stderr)
     return text
@@ -213,7 +201,7 @@ def take_lock(c, cfg) -> str:
 def unlock_if_ours(c, cfg, text: str) -> None:
     """Remove the lock if it is still the one we took (a failed release has removed it already,
     and another deploy may hold a new one by now)."""
-    lock = f"{q(cfg.base_dir)}/.deploy-lock"
+    lock = f"{q(cfg.layout.base_dir)}/.deploy-lock"
     sh(c, f'if [ "$(cat {lock}/who 2>/dev/null)" = {q(text)} ]; then rm -rf {lock}; fi', check=False)
 
 
@@ -223,14 +211,14 @@ def lock_text() -> str:
 
 
 def unlock(c, cfg) -> None:
-    sh(c, f"rm -rf {q(cfg.base_dir)}/.deploy-lock", what="releasing the deploy lock")
+    sh(c, f"rm -rf {q(cfg.layout.base_dir)}/.deploy-lock", what="releasing the deploy lock")
 
 
 def log_line(cfg, release: str, result: str) -> str:
     """The shell snippet appending one line to deploy.log."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     line = f"{stamp}\t{who()}\t{release}\t{result}"
-    return f"printf '%s\\n' {q(line)} >> {q(cfg.base_dir)}/deploy.log"
+    return f"printf '%s\\n' {q(line)} >> {q(cfg.layout.base_dir)}/deploy.log"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -391,8 +379,8 @@ def new_release_name(existing: set[str]) -> str:
 
 def upload_script(cfg, release: str, source_sha: str, vhash: str) -> str:
     """Unpack the tar on stdin into /srv/APP, record the source hash, link the venv."""
-    base = q(cfg.base_dir)
-    rel = f"{cfg.base_dir}/releases/{release}"
+    base = q(cfg.layout.base_dir)
+    rel = f"{cfg.layout.base_dir}/releases/{release}"
     return "\n".join([
         "set -e",
         f"tar -xzf - -C {base} --same-owner --no-overwrite-dir",
@@ -411,11 +399,11 @@ def venv_script(cfg, vhash: str, release: str, wheel_name: str, has_requirements
     pip straight from it into a venv made --without-pip skips ensurepip's pip install, which
     takes seconds. Hosts without it get a venv with its own pip.
     """
-    venv = q(f"{cfg.base_dir}/venvs/{vhash}")
+    venv = q(f"{cfg.layout.base_dir}/venvs/{vhash}")
     args = ["install", "-q", "--disable-pip-version-check", "--root-user-action=ignore", "--no-input"]
     if has_requirements:
-        args += ["-r", q(f"{cfg.base_dir}/releases/{release}/{cfg.requirements}")]
-    args.append(q(f"{cfg.base_dir}/wheels/{wheel_name}"))
+        args += ["-r", q(f"{cfg.layout.base_dir}/releases/{release}/{cfg.requirements}")]
+    args.append(q(f"{cfg.layout.base_dir}/wheels/{wheel_name}"))
     python = shlex.quote(cfg.python)
     return "\n".join([
         "set -e",
@@ -458,7 +446,7 @@ IMPORT_CHECK = (
 def as_app(cfg, release_dir: str, *argv: str) -> str:
     """A command line running `argv` in `release_dir` as the app user, with shared/.env loaded."""
     python = f"{release_dir}/.venv/bin/python"
-    inner = [python, "-c", ENV_EXEC, cfg.env_file, *argv]
+    inner = [python, "-c", ENV_EXEC, cfg.layout.env_file, *argv]
     return (f"cd {q(release_dir)} && runuser -u {q(cfg.name)} -- "
             + " ".join(shlex.quote(a) for a in inner) + " 2>&1")
 
@@ -475,7 +463,7 @@ def django_cmd(cfg, release_dir: str, *args: str) -> str:
 
 def switch_script(cfg, release: str) -> str:
     """Point `current` at the release atomically: a new link renamed over the old one."""
-    base = q(cfg.base_dir)
+    base = q(cfg.layout.base_dir)
     return (f"ln -sfn releases/{q(release)} {base}/current.new && "
             f"mv -T {base}/current.new {base}/current")
 
@@ -486,7 +474,7 @@ def restart_script(cfg) -> str:
     reset-failed first: a crashing release may have hit systemd's start limit, which would
     refuse the good release too.
     """
-    svc, sock = q(cfg.unit_name), q(cfg.socket_unit_name)
+    svc, sock = q(cfg.layout.unit_name), q(cfg.layout.socket_unit_name)
     return (f"systemctl reset-failed {svc} {sock} 2>/dev/null; systemctl start {sock} && "
             f"systemctl restart {svc}")
 
@@ -557,7 +545,7 @@ def health_check(c, cfg, timeout: float | None = None) -> Health:
 def journal(c, cfg, lines: int = 30, since: float | None = None) -> str:
     """The service's last log lines, access-log lines left out (they drown the error)."""
     window = f"--since @{int(since) - 1}" if since else "-n 400"
-    out = sh(c, f"journalctl -u {q(cfg.unit_name)} {window} --no-pager -o short-iso 2>&1 || true",
+    out = sh(c, f"journalctl -u {q(cfg.layout.unit_name)} {window} --no-pager -o short-iso 2>&1 || true",
              check=False).stdout
     kept = [line for line in out.splitlines() if '"method":' not in line]
     if since and len(kept) <= 1:  # "-- No entries --": the host's clock may differ from ours
@@ -595,7 +583,7 @@ def prune_plan(state: HostReleases, new_good: str, keep: int,
 
 def finish_script(cfg, release: str, delete: list[str], venvs: list[str], result: str,
                   keep_wheel: str = "") -> str:
-    base = cfg.base_dir
+    base = cfg.layout.base_dir
     lines = [f"touch {q(base)}/releases/{q(release)}/.good"]
     if keep_wheel:
         # Older server wheels are only needed to build venvs, and the kept venvs are built.
@@ -609,7 +597,7 @@ def finish_script(cfg, release: str, delete: list[str], venvs: list[str], result
 
 
 def fail_script(cfg, release: str, result: str) -> str:
-    base = cfg.base_dir
+    base = cfg.layout.base_dir
     return "\n".join([
         f"[ -d {q(base)}/releases/{q(release)} ] && touch {q(base)}/releases/{q(release)}/.failed",
         log_line(cfg, release, result),
@@ -699,7 +687,7 @@ def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False, wheel_fu
                 if not dry:
                     sh(c, venv_script(cfg, vhash, release, wheel_key(wheel), bool(requirements)),
                        what="installing the requirements", timeout=900)
-        release_dir = f"{cfg.base_dir}/releases/{release}"
+        release_dir = f"{cfg.layout.base_dir}/releases/{release}"
         if dry:
             before_publish()
             rep.line("  (dry run: stops before running the new release)")
@@ -731,12 +719,12 @@ def deploy_release(c, cfg, rep, dry: bool = False, force: bool = False, wheel_fu
             sh(c, switch_script(cfg, release), what="switching current")
             st.changed(f"current -> releases/{release}")
         with rep.step("restart the app") as st:
-            st.changed(cfg.unit_name)
+            st.changed(cfg.layout.unit_name)
             result = sh(c, restart_script(cfg), check=False)
             if not result.ok:
                 # Type=notify: systemctl returns an error when the server exits instead of
                 # reporting READY (e.g. the app fails to import under the server).
-                raise DeployError(f"the new release did not start ({cfg.unit_name} failed)",
+                raise DeployError(f"the new release did not start ({cfg.layout.unit_name} failed)",
                                   "see the journal shown above; fix it, then deploy again",
                                   _tail(result.stdout + result.stderr, 5))
         with rep.step("health check") as st:
@@ -805,12 +793,12 @@ def _recover(c, cfg, rep, state: HostReleases, release: str, switched: float,
                                     f"but it answers {health.status or 'nothing'} too"))
             else:
                 notes.append("there is no previous good release to roll back to")
-            notes.append("journalctl -u " + cfg.unit_name + ":\n" + log)
+            notes.append("journalctl -u " + cfg.layout.unit_name + ":\n" + log)
         sh(c, fail_script(cfg, release or "-", "failed" if release else "aborted"),
            what="recording the failure")
     except Exception as cleanup_exc:  # the original error matters more; mention this one
         notes.append(f"(cleaning up also failed: {cleanup_exc}; "
-                     f"the lock may remain: invoke lock.release --host HOST)")
+                     f"the lock may remain: {next_task('lock.release')})")
     if isinstance(exc, DeployError):
         exc.details = "\n".join(filter(None, [exc.details] + notes))
     elif isinstance(exc, Exception):
@@ -827,15 +815,15 @@ def rollback(c, cfg, rep, to: str | None = None) -> str:
         if to and target is None:
             names = ", ".join(r.name for r in state.releases if r.good) or "none"
             raise DeployError(f"no release named {to!r} on this host (good releases: {names})",
-                              "invoke releases --host HOST")
+                              next_task("releases"))
         if target is None:
             raise DeployError("there is no earlier good release to roll back to",
-                              "invoke releases --host HOST")
+                              next_task("releases"))
         if not target.good:
             raise DeployError(f"release {target.name} is marked {target.state or 'unfinished'}; "
-                              "only good releases can be rolled back to", "invoke releases --host HOST")
+                              "only good releases can be rolled back to", next_task("releases"))
         if target.name == state.current:
-            raise DeployError(f"{target.name} is already the current release", "invoke releases --host HOST")
+            raise DeployError(f"{target.name} is already the current release", next_task("releases"))
         rep.stage("publishing")
         with rep.step(f"switch current to {target.name}") as st:
             sh(c, switch_script(cfg, target.name) + " && " + restart_script(cfg), what="rolling back")
@@ -844,17 +832,17 @@ def rollback(c, cfg, rep, to: str | None = None) -> str:
             health = health_check(c, cfg)
             if not health.ok:
                 raise DeployError(f"{target.name} answers {health.status or 'nothing'} after the rollback",
-                                  "invoke logs --host HOST", health.body + "\n" + _tail(journal(c, cfg)))
+                                  next_task("logs"), health.body + "\n" + _tail(journal(c, cfg)))
             st.info(f"{health.status} from {cfg.health.path}")
         rep.stage("finishing")
         with rep.step("log, unlock"):
             sh(c, log_line(cfg, target.name, f"rollback from {state.current}") + "\n"
-               + f"rm -rf {q(cfg.base_dir)}/.deploy-lock", what="finishing the rollback")
+               + f"rm -rf {q(cfg.layout.base_dir)}/.deploy-lock", what="finishing the rollback")
         return target.name
     except BaseException:
         try:
             sh(c, log_line(cfg, to or "-", "rollback failed") + "\n"
-               + f"rm -rf {q(cfg.base_dir)}/.deploy-lock", check=False)
+               + f"rm -rf {q(cfg.layout.base_dir)}/.deploy-lock", check=False)
         except Exception:
             pass
         raise

@@ -17,14 +17,7 @@ import time
 from dataclasses import dataclass
 
 
-class RemoteError(Exception):
-    """A command on the host failed. The message carries its exit code and last lines of output."""
-
-    def __init__(self, what: str, exit_code: int, output: str):
-        tail = "\n".join(output.strip().splitlines()[-15:])
-        super().__init__(f"{what} failed (exit {exit_code})" + (f":\n{tail}" if tail else ""))
-        self.exit_code = exit_code
-        self.output = output
+from toolkit.errors import RemoteError  # noqa: F401  (raised by sh(); callers catch it from here too)
 
 
 def as_root(c, script: str) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 import jinja2
 
 from toolkit.config import AppConfig, ConfigError
+from toolkit.onhost import envfile
 
 __all__ = ["RenderedFile", "TEMPLATE_DIR", "render_all", "render_to_dir", "resolve_secrets",
            "base_env", "read_env_file", "EXTRA_CA_PATH", "proxy_files"]
@@ -53,9 +54,9 @@ class RenderedFile:
 
 def _ownership(target: str, cfg: AppConfig) -> tuple[int, str, str]:
     """(mode, owner, group) of a target file."""
-    if target == cfg.env_file:
+    if target == cfg.layout.env_file:
         return 0o600, cfg.name, cfg.name            # secrets: the app user only
-    if target == cfg.pronghorn_conf:
+    if target == cfg.layout.pronghorn_conf:
         return 0o640, "root", cfg.name              # the app reads its config but cannot change it
     return 0o644, "root", "root"
 
@@ -91,49 +92,23 @@ def _environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["py"] = repr            # a Python literal, for pronghorn.conf.py
-    env.filters["envquote"] = env_quote
+    env.filters["envquote"] = envfile.quote
     return env
-
-
-def env_quote(value: str) -> str:
-    """Quote a value for a file read both by systemd's EnvironmentFile= and by sh.
-
-    Single quotes mean the same to both (no escapes inside); a value with a single quote gets
-    double quotes, escaping the characters both treat specially there.
-    """
-    if "'" not in value:
-        return f"'{value}'"
-    escaped = "".join("\\" + c if c in '\\"$`' else c for c in value)
-    return f'"{escaped}"'
 
 
 # --------------------------------------------------------------------------- environment + secrets
 
 def read_env_file(path: str | Path) -> dict[str, str]:
     """KEY=VALUE lines of a local .env file (comments, blank lines, quotes and `export ` allowed)."""
-    values = {}
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return values
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        name, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[name.strip()] = value
-    return values
+    return envfile.read(path)
 
 
 def base_env(cfg: AppConfig) -> dict[str, str]:
     """The non-secret environment: the toolkit's variables, then deploy.toml [env] (which wins)."""
     env = {
         "APP_NAME": cfg.name,
-        "APP_DATA_DIR": cfg.data_dir,
-        "APP_MEDIA_DIR": cfg.media_dir,
+        "APP_DATA_DIR": cfg.layout.data_dir,
+        "APP_MEDIA_DIR": cfg.layout.media_dir,
         # A hint for frameworks with a host allow-list (Django): the names nginx lets through.
         "ALLOWED_HOSTS": "*" if cfg.any_domain else ",".join(
             "." + d[2:] if d.startswith("*.") else d for d in cfg.domains),
@@ -196,6 +171,7 @@ def render_all(cfg: AppConfig, host: dict | None = None, mask_secrets: bool = Fa
         secret_values = resolve_secrets(cfg, host_env=host.get("env"))
     context = {
         "app": cfg,
+        "layout": cfg.layout,
         "host": host,
         "env": base_env(cfg),
         "secrets": secret_values,

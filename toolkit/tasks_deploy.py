@@ -17,15 +17,43 @@ from pathlib import Path
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
+from invoke.tasks import Task
 
 from toolkit import hosts as hosts_mod
+from toolkit.errors import ConfigError, DeployError, RemoteError, ToolkitError, fill_next, next_task
 from toolkit.report import Reporter
 
-# Help texts shared by the tasks, written for someone deploying for the first time.
-HOST_HELP = ("where to deploy: user@host[:port], a name from ~/.ssh/config, or sandbox-NAME. "
-             "Repeat it or use commas for several hosts. Default: [app] hosts in deploy.toml")
+# Help texts, written for someone deploying for the first time. --host says what each task does
+# with the host (`invoke logs --help` must not say "where to deploy"); the rest is shared.
+_HOST_FORMS = ("user@host[:port], a name from ~/.ssh/config, or sandbox-NAME (a test host made by "
+               "`invoke sandbox.up`). Repeat --host, or separate hosts with commas, for several. "
+               "Default: the hosts listed in deploy.toml ([app] hosts = [...])")
+HOST_HELP = {task_name: f"{what}: {_HOST_FORMS}" for task_name, what in {
+    "provision": "the server to prepare for the app (packages, user, folders, services)",
+    "deploy": "the server to deploy the app to",
+    "rollback": "the server whose app goes back to an earlier release",
+    "releases": "the server whose releases to list",
+    "status": "the server to check (services, live release, health check)",
+    "logs": "the server to read the app's log from",
+    "restart": "the server whose app to restart",
+    "verify": "the server to check with testinfra",
+    "lock.status": "the server whose deploy lock to show",
+    "lock.release": "the server whose deploy lock to remove",
+}.items()}
 APP_HELP = "the app's folder, the one with deploy.toml in it (default: the current folder)"
-DRY_HELP = "only show what would change; change nothing on the host"
+DRY_HELP = "only show what would change; change nothing on the server"
+
+
+class HelpTask(Task):
+    """A task none of whose flags is -h, so `invoke TASK -h` prints the task's help as invoke
+    users expect (invoke would otherwise make -h the short form of --host). The other flags keep
+    their short forms (-a, -d, -f, ...): with none, invoke would read e.g. `deploy -d` as its own
+    --debug and deploy for real instead of a dry run."""
+
+    def arg_opts(self, name, default, taken_names):
+        opts = super().arg_opts(name, default, taken_names)
+        opts["names"] = [n for i, n in enumerate(opts["names"]) if i == 0 or n != "h"]
+        return opts
 
 CHECKS = Path(__file__).resolve().parent / "checks" / "test_site.py"
 
@@ -36,7 +64,7 @@ CHECKS = Path(__file__).resolve().parent / "checks" / "test_site.py"
 
 def load_config(app: str, check_secrets: bool = True):
     """deploy.toml of `app`, validated; any mistake stops here, before a host is contacted."""
-    from toolkit.config import ConfigError, load_app_config
+    from toolkit.config import load_app_config
     from toolkit.render import render_all
 
     try:
@@ -47,7 +75,8 @@ def load_config(app: str, check_secrets: bool = True):
             # before anything on the host changes.
             render_all(cfg, mask_secrets=True)
     except ConfigError as exc:
-        raise Exit(f"error: {exc}", code=2)
+        next_step = exc.next_step or "correct deploy.toml as the error says, then run the same command again"
+        raise Exit(f"error: {exc}\n  next: {next_step}", code=2)
     return cfg
 
 
@@ -71,29 +100,25 @@ def site_url(cfg, conn) -> str:
     return f"http://{domain}/"
 
 
-def explain(exc: BaseException, spec) -> tuple[str, str, str]:
-    """(message, what to type next, details) for an error on one host."""
-    from toolkit.config import ConfigError
-    from toolkit.release import DeployError
-    from toolkit.remote import RemoteError
-
+def explain(exc: BaseException, spec, app: str = ".") -> tuple[str, str, str]:
+    """(message, what to type next, details) for an error on one host; the next step is filled
+    with this command's host and app folder, so it works when pasted."""
     host = str(spec)
-    if isinstance(exc, hosts_mod.HostError):
-        return str(exc), exc.next_step, ""
-    if isinstance(exc, DeployError):
-        return str(exc), exc.next_step.replace("HOST", host), exc.details
-    if isinstance(exc, ConfigError):
-        return str(exc), "do what the error says (deploy.toml, a secret), then run the same command again", ""
     if isinstance(exc, RemoteError):
         first, _, rest = str(exc).partition("\n")
-        return first, f"look at the output below; `invoke logs --host {host}` shows the app's log", rest
+        return first, "the command's output is shown above", rest
+    if isinstance(exc, ConfigError) and not exc.next_step:
+        return str(exc), "do what the error says (deploy.toml, a secret), then run the same command again", ""
+    if isinstance(exc, ToolkitError):
+        return str(exc), fill_next(exc.next_step, host, app), exc.details
     return f"{type(exc).__name__}: {exc}", "", ""
 
 
-def run_on_hosts(specs, rep: Reporter, work) -> None:
+def run_on_hosts(specs, rep: Reporter, work, app: str = ".") -> None:
     """Run `work(conn, spec)` on each host in turn; stop at the first failure; summarise.
 
-    `work` returns the site URL to show (or ""). Exits non-zero when a host failed.
+    `work` returns the site URL to show (or ""). Exits non-zero when a host failed. `app` (the
+    --app given) goes into the `next:` hints.
     """
     failed = False
     for i, spec in enumerate(specs):
@@ -106,10 +131,11 @@ def run_on_hosts(specs, rep: Reporter, work) -> None:
                 conn.close()
             rep.end_host(url or "")
         except KeyboardInterrupt:
-            rep.fail_host("interrupted", f"if a deploy was running: invoke lock.release --host {spec}")
+            rep.fail_host("interrupted", "if a deploy was running: "
+                          + fill_next(next_task("lock.release"), str(spec), app))
             failed = True
         except Exception as exc:  # every error becomes a message with a next step
-            message, next_step, details = explain(exc, spec)
+            message, next_step, details = explain(exc, spec, app)
             if details:
                 rep.line("    " + details.replace("\n", "\n    "))
             rep.fail_host(message, next_step)
@@ -128,7 +154,7 @@ def run_on_hosts(specs, rep: Reporter, work) -> None:
 # The tasks
 # ----------------------------------------------------------------------------------------------
 
-@task(iterable=["host"], help={"host": HOST_HELP, "app": APP_HELP, "dry": DRY_HELP})
+@task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["provision"], "app": APP_HELP, "dry": DRY_HELP})
 def provision(c, host=None, app=".", dry=False):
     """Prepare hosts for the app: packages, user, folders, systemd units, nginx (safe to re-run)."""
     from roles.provision import provision as provision_host
@@ -148,11 +174,11 @@ def provision(c, host=None, app=".", dry=False):
                 unlock_if_ours(conn, cfg, lock)
         return site_url(cfg, conn)
 
-    run_on_hosts(host_specs(host, cfg), rep, work)
+    run_on_hosts(host_specs(host, cfg), rep, work, app)
 
 
-@task(iterable=["host"], help={
-    "host": HOST_HELP, "app": APP_HELP, "dry": DRY_HELP,
+@task(klass=HelpTask, iterable=["host"], help={
+    "host": HOST_HELP["deploy"], "app": APP_HELP, "dry": DRY_HELP,
     "force": "make a new release even when the host already runs exactly this code",
 })
 def deploy(c, host=None, app=".", dry=False, force=False):
@@ -194,7 +220,7 @@ def deploy(c, host=None, app=".", dry=False, force=False):
             rep.line(f"  live: releases/{outcome.release}")
         return site_url(cfg, conn)
 
-    run_on_hosts(host_specs(host, cfg), rep, work)
+    run_on_hosts(host_specs(host, cfg), rep, work, app)
 
 
 def _finish_quietly(provisioned) -> None:
@@ -220,11 +246,11 @@ def _take_lock(conn, cfg, rep) -> str:
 def _provisioned(conn, cfg) -> bool:
     from toolkit.remote import q, sh
 
-    return sh(conn, f"test -d {q(cfg.releases_dir)}", check=False).ok
+    return sh(conn, f"test -d {q(cfg.layout.releases_dir)}", check=False).ok
 
 
-@task(iterable=["host"], help={
-    "host": HOST_HELP, "app": APP_HELP,
+@task(klass=HelpTask, iterable=["host"], help={
+    "host": HOST_HELP["rollback"], "app": APP_HELP,
     "to": "the release to go back to, e.g. 20250101120000 (see `invoke releases`); "
           "default: the good release before the current one",
 })
@@ -240,10 +266,10 @@ def rollback(c, host=None, app=".", to=None):
         rep.line(f"  live: releases/{name}")
         return site_url(cfg, conn)
 
-    run_on_hosts(host_specs(host, cfg), rep, work)
+    run_on_hosts(host_specs(host, cfg), rep, work, app)
 
 
-@task(iterable=["host"], help={"host": HOST_HELP, "app": APP_HELP})
+@task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["releases"], "app": APP_HELP})
 def releases(c, host=None, app="."):
     """List the releases on the host: which is live, which are good, which failed."""
     from toolkit.release import read_state
@@ -254,20 +280,21 @@ def releases(c, host=None, app="."):
     def work(conn, spec):
         state = read_state(conn, cfg)
         if not state.releases:
-            rep.line("  no releases yet: invoke deploy --host " + str(spec))
+            rep.line("  no releases yet: " + fill_next(next_task("deploy"), str(spec), app))
         for r in reversed(state.releases):
             mark = "*" if r.name == state.current else " "
             verdict = r.state or "unfinished"
             rep.line(f"  {mark} {r.name}  {verdict:<10}  venv {r.venv or '-'}")
         if state.locked_by:
             rep.line(f"  deploy lock held by {state.locked_by}")
-        rep.line("  (* = live; roll back with: invoke rollback --host " + f"{spec} [--to RELEASE])")
+        rep.line("  (* = live; roll back with: " + fill_next(next_task("rollback"), str(spec), app)
+                 + " [--to RELEASE])")
         return ""
 
-    run_on_hosts(host_specs(host, cfg), rep, work)
+    run_on_hosts(host_specs(host, cfg), rep, work, app)
 
 
-@task(iterable=["host"], help={"host": HOST_HELP, "app": APP_HELP})
+@task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["status"], "app": APP_HELP})
 def status(c, host=None, app="."):
     """Show whether the app runs: its units, the live release, and a health check through nginx."""
     from toolkit.release import health_check, read_state
@@ -277,7 +304,7 @@ def status(c, host=None, app="."):
     rep = Reporter()
 
     def work(conn, spec):
-        units = " ".join(q(u) for u in (cfg.socket_unit_name, cfg.unit_name, "nginx.service"))
+        units = " ".join(q(u) for u in (cfg.layout.socket_unit_name, cfg.layout.unit_name, "nginx.service"))
         out = sh(conn, f"for u in {units}; do echo \"$u $(systemctl is-enabled $u 2>/dev/null) "
                        f"$(systemctl is-active $u 2>/dev/null)\"; done", check=False).stdout
         for line in out.splitlines():
@@ -292,15 +319,15 @@ def status(c, host=None, app="."):
             st.info(f"{health.status or 'no answer'} from {cfg.health.path} "
                     f"(expected {cfg.health.expect})")
             if not health.ok:
-                raise hosts_mod.HostError(f"the site does not answer as expected: {health.body[:300]}",
-                                          f"invoke logs --host {spec}")
+                raise DeployError(f"the site does not answer as expected: {health.body[:300]}",
+                                  next_task("logs"))
         return site_url(cfg, conn)
 
-    run_on_hosts(host_specs(host, cfg), rep, work)
+    run_on_hosts(host_specs(host, cfg), rep, work, app)
 
 
-@task(iterable=["host"], help={
-    "host": HOST_HELP, "app": APP_HELP,
+@task(klass=HelpTask, iterable=["host"], help={
+    "host": HOST_HELP["logs"], "app": APP_HELP,
     "n": "how many recent lines to show (default 50)",
     "follow": "keep showing new lines as they come (stop with Ctrl-C)",
 })
@@ -314,10 +341,10 @@ def logs(c, host=None, app=".", n=50, follow=False):
         try:
             conn = hosts_mod.connect(spec)
         except hosts_mod.HostError as exc:
-            raise Exit(f"error: {exc}\n  next: {exc.next_step}", code=1)
+            raise Exit(f"error: {exc}\n  next: {fill_next(exc.next_step, str(spec), app)}", code=1)
         if len(specs) > 1:
             print(f"== {spec}")
-        cmd = f"journalctl -u {q(cfg.unit_name)} -n {int(n)} --no-pager" + (" -f" if follow else "")
+        cmd = f"journalctl -u {q(cfg.layout.unit_name)} -n {int(n)} --no-pager" + (" -f" if follow else "")
         try:
             conn.run(as_root(conn, cmd), warn=True, pty=follow)
         except KeyboardInterrupt:
@@ -326,31 +353,31 @@ def logs(c, host=None, app=".", n=50, follow=False):
             conn.close()
 
 
-@task(iterable=["host"], help={"host": HOST_HELP, "app": APP_HELP})
+@task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["restart"], "app": APP_HELP})
 def restart(c, host=None, app="."):
     """Restart the app's server (requests wait in the socket meanwhile), then health-check it."""
-    from toolkit.release import DeployError, health_check, journal, restart_script
+    from toolkit.release import health_check, journal, restart_script
     from toolkit.remote import sh
 
     cfg = load_config(app, check_secrets=False)
     rep = Reporter()
 
     def work(conn, spec):
-        with rep.step(f"restart {cfg.unit_name}") as st:
-            sh(conn, restart_script(cfg), what=f"systemctl restart {cfg.unit_name}", check=False)
+        with rep.step(f"restart {cfg.layout.unit_name}") as st:
+            sh(conn, restart_script(cfg), what=f"systemctl restart {cfg.layout.unit_name}", check=False)
             st.changed()
         with rep.step("health check") as st:
             health = health_check(conn, cfg)
             if not health.ok:
                 raise DeployError(f"the app answers {health.status or 'nothing'} after the restart",
-                                  f"invoke logs --host {spec}", health.body + "\n" + journal(conn, cfg))
+                                  next_task("logs"), health.body + "\n" + journal(conn, cfg))
             st.info(f"{health.status} from {cfg.health.path}")
         return site_url(cfg, conn)
 
-    run_on_hosts(host_specs(host, cfg), rep, work)
+    run_on_hosts(host_specs(host, cfg), rep, work, app)
 
 
-@task(help={
+@task(klass=HelpTask, help={
     "app": APP_HELP,
     "out": "the local folder to write them into (default: rendered)",
 })
@@ -365,7 +392,7 @@ def render(c, app=".", out="rendered"):
     print(f"wrote {len(written)} files for {cfg.name} under {out}/ (secret values masked)")
 
 
-@task(iterable=["host"], help={"host": HOST_HELP, "app": APP_HELP})
+@task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["verify"], "app": APP_HELP})
 def verify(c, host=None, app="."):
     """Check a deployed host with testinfra: user, file modes, units, socket, nginx, the site."""
     cfg = load_config(app, check_secrets=False)
@@ -380,8 +407,9 @@ def verify(c, host=None, app="."):
         if subprocess.run(argv, env=env).returncode != 0:
             failed.append(str(spec))
     if failed:
-        raise Exit(f"verify failed on {', '.join(failed)}: see the checks above; "
-                   f"`invoke status --host {failed[0]}` and `invoke logs --host {failed[0]}` help", code=1)
+        raise Exit(f"verify failed on {', '.join(failed)}: see the checks above\n  next: "
+                   + fill_next(next_task("status"), failed[0], app) + " and "
+                   + fill_next(next_task("logs"), failed[0], app), code=1)
 
 
 def testinfra_args(spec) -> list[str]:
@@ -411,7 +439,7 @@ def _under_cwd(path: Path) -> bool:
 # lock.status, lock.release
 # ----------------------------------------------------------------------------------------------
 
-@task(name="status", iterable=["host"], help={"host": HOST_HELP, "app": APP_HELP})
+@task(klass=HelpTask, name="status", iterable=["host"], help={"host": HOST_HELP["lock.status"], "app": APP_HELP})
 def lock_status(c, host=None, app="."):
     """Show who holds the deploy lock on the host, if anyone."""
     from toolkit.release import read_state
@@ -424,10 +452,10 @@ def lock_status(c, host=None, app="."):
         rep.line(f"  held by {state.locked_by}" if state.locked_by else "  free")
         return ""
 
-    run_on_hosts(host_specs(host, cfg), rep, work)
+    run_on_hosts(host_specs(host, cfg), rep, work, app)
 
 
-@task(name="release", iterable=["host"], help={"host": HOST_HELP, "app": APP_HELP})
+@task(klass=HelpTask, name="release", iterable=["host"], help={"host": HOST_HELP["lock.release"], "app": APP_HELP})
 def lock_release(c, host=None, app="."):
     """Remove a deploy lock left behind by a deploy that crashed or was interrupted."""
     from toolkit.release import read_state, unlock
@@ -445,7 +473,7 @@ def lock_release(c, host=None, app="."):
                 st.info("was not held")
         return ""
 
-    run_on_hosts(host_specs(host, cfg), rep, work)
+    run_on_hosts(host_specs(host, cfg), rep, work, app)
 
 
 lock = Collection("lock", lock_status, lock_release)

@@ -47,14 +47,14 @@ def test_flask_example_needs_only_its_name():
 
 def test_derived_host_paths_follow_the_name():
     cfg = load_app_config(EXAMPLES / "flask")
-    assert cfg.base_dir == "/srv/flaskapp"
-    assert cfg.releases_dir == "/srv/flaskapp/releases"
-    assert cfg.shared_dir == "/srv/flaskapp/shared"
-    assert cfg.current_dir == "/srv/flaskapp/current"
-    assert cfg.venvs_dir == "/srv/flaskapp/venvs"
-    assert cfg.socket_path == "/run/flaskapp/pronghorn.sock"
-    assert cfg.env_file == "/srv/flaskapp/shared/.env"
-    assert (cfg.unit_name, cfg.socket_unit_name) == ("flaskapp.service", "flaskapp.socket")
+    assert cfg.layout.base_dir == "/srv/flaskapp"
+    assert cfg.layout.releases_dir == "/srv/flaskapp/releases"
+    assert cfg.layout.shared_dir == "/srv/flaskapp/shared"
+    assert cfg.layout.current_dir == "/srv/flaskapp/current"
+    assert cfg.layout.venvs_dir == "/srv/flaskapp/venvs"
+    assert cfg.layout.socket_path == "/run/flaskapp/pronghorn.sock"
+    assert cfg.layout.env_file == "/srv/flaskapp/shared/.env"
+    assert (cfg.layout.unit_name, cfg.layout.socket_unit_name) == ("flaskapp.service", "flaskapp.socket")
 
 
 def test_django_example_detects_settings_and_defaults_to_collected_static():
@@ -94,12 +94,26 @@ def test_wrong_type_names_file_key_value_and_allowed(tmp_path, monkeypatch):
     app_dir = make_app(tmp_path, '[app]\nworkers = "four"\n')
     monkeypatch.chdir(tmp_path)
     assert config_error(app_dir).startswith(
-        'shop/deploy.toml: [app] workers = "four": expected a whole number from 1 to 64')
+        'shop/deploy.toml:2: [app] workers = "four": expected a whole number from 1 to 64')
 
 
 def test_unknown_key_suggests_the_close_one(tmp_path):
     app_dir = make_app(tmp_path, "[app]\nworker = 4\n")
     assert "unknown key 'worker' in [app] (did you mean 'workers'?)" in config_error(app_dir)
+
+
+def test_unknown_key_names_its_line_and_what_to_do(tmp_path):
+    app_dir = make_app(tmp_path, '# my app\n[app]\nname = "shop"\n\n[health]\npath = "/"\ntimout = 5\n')
+    with pytest.raises(ConfigError) as err:
+        load_app_config(app_dir)
+    assert str(err.value).split(": ")[0].endswith("deploy.toml:7")
+    assert "docs/deploy-config.md" in err.value.next_step
+
+
+def test_a_trailing_newline_does_not_pass_a_name_check(tmp_path):
+    # `$` in a regex matches before a final newline: every check anchors with \Z instead.
+    app_dir = make_app(tmp_path, '[app]\nname = "shop\\n"\n')
+    assert "name" in config_error(app_dir)
 
 
 def test_unknown_section_suggests_the_close_one(tmp_path):

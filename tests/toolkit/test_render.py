@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from toolkit.config import ConfigError, load_app_config
-from toolkit.render import (EXTRA_CA_PATH, MASK, base_env, env_quote, read_env_file, render_all,
+from toolkit.onhost.envfile import quote as env_quote
+from toolkit.render import (EXTRA_CA_PATH, MASK, base_env, read_env_file, render_all,
                             render_to_dir, resolve_secrets)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -334,7 +335,7 @@ def test_rendered_units_pass_systemd_analyze_verify(tmp_path, name, overrides):
     cfg = example(name, overrides)
     units = [f for f in render_all(cfg) if f.path.startswith("/etc/systemd/system/")]
     assert len(units) == 2
-    problems = systemd_verify(tmp_path, units, f"{cfg.current_dir}/.venv/bin/pronghorn")
+    problems = systemd_verify(tmp_path, units, f"{cfg.layout.current_dir}/.venv/bin/pronghorn")
     assert problems == []
 
 
@@ -345,7 +346,7 @@ def test_systemd_check_fails_on_a_real_error(tmp_path):
     service = next(f for f in units if f.path.endswith(".service"))
     broken = type(service)(service.path, service.content.replace("ProtectSystem=strict", "ProtectSytem=strict"),
                            service.mode, service.owner, service.group)
-    problems = systemd_verify(tmp_path, [broken], f"{cfg.current_dir}/.venv/bin/pronghorn")
+    problems = systemd_verify(tmp_path, [broken], f"{cfg.layout.current_dir}/.venv/bin/pronghorn")
     assert any("ProtectSytem" in p for p in problems), problems
 
 
@@ -353,9 +354,9 @@ def test_systemd_check_fails_on_a_real_error(tmp_path):
 @pytest.mark.parametrize("access_log", ["journal", "file", "off"])
 def test_pronghorn_conf_loads_in_pronghorn(tmp_path, name, access_log):
     cfg = example(name, {"app.access_log": access_log, "app.workers": 3, "app.threads": 4})
-    text = by_path(render_all(cfg))[cfg.pronghorn_conf].content
+    text = by_path(render_all(cfg))[cfg.layout.pronghorn_conf].content
     loaded = load_pronghorn_conf(tmp_path, text)
-    assert loaded.bind == [f"unix:{cfg.socket_path}"]
+    assert loaded.bind == [f"unix:{cfg.layout.socket_path}"]
     assert (loaded.workers, loaded.threads, loaded.timeout) == (3, 4, cfg.timeout)
     assert loaded.proc_name == cfg.name
     assert loaded.accesslog == {"journal": "-", "file": f"{tmp_path}/log/{cfg.name}/access.log",
@@ -367,7 +368,7 @@ def test_pronghorn_conf_loads_in_pronghorn(tmp_path, name, access_log):
 def test_pronghorn_conf_auto_workers_is_bounded(tmp_path):
     cfg = example("flask")
     namespace = {}
-    exec(compile(by_path(render_all(cfg))[cfg.pronghorn_conf].content, "pronghorn.conf.py", "exec"), namespace)
+    exec(compile(by_path(render_all(cfg))[cfg.layout.pronghorn_conf].content, "pronghorn.conf.py", "exec"), namespace)
     assert 3 <= namespace["workers"] <= 8
 
 
@@ -456,8 +457,8 @@ def live_site(tmp_path):
     sock, port = tmp_path / "pronghorn.sock", free_port()
 
     def host_paths(text):
-        return (text.replace(cfg.socket_path, str(sock)).replace(cfg.current_dir, str(release))
-                .replace(cfg.media_dir, str(media)).replace("/var/log/nginx/", f"{tmp_path}/")
+        return (text.replace(cfg.layout.socket_path, str(sock)).replace(cfg.layout.current_dir, str(release))
+                .replace(cfg.layout.media_dir, str(media)).replace("/var/log/nginx/", f"{tmp_path}/")
                 .replace("listen 80", f"listen 127.0.0.1:{port}"))
 
     sites = [host_paths(f.content) for f in render_all(cfg) if "/etc/nginx/" in f.path]
@@ -506,3 +507,13 @@ def test_live_site_drops_unknown_host_names(live_site):
     requests = pytest.importorskip("requests")
     with pytest.raises(requests.ConnectionError):      # 444: nginx closes without an answer
         requests.get(live_site + "/", headers={"Host": "evil.example"}, timeout=10)
+
+
+@pytest.mark.parametrize("value", ["plain", "it's", 'say "hi" $HOME `x` \\n', "", "a=b#c", "; not a comment"])
+def test_env_file_written_by_the_renderer_reads_back_unchanged(value):
+    # One writer (quote) and one reader (parse) for shared/.env: the renderer, the facts and the
+    # host helper all use them, so a value survives every round trip.
+    from toolkit.onhost import envfile
+
+    text = "# comment\n; also a comment\n\n" + envfile.line("SECRET", value) + "\nexport OTHER=x\n"
+    assert envfile.parse(text) == {"SECRET": value, "OTHER": "x"}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from roles import app_env, base, facts as facts_mod, layout, nginx, systemd, user
-from toolkit import release
+from toolkit.layout import HostLayout
 from toolkit.remote import FileFact, RemoteError, Result, file_differs, parse_file_facts, sha256_text
 from toolkit.report import Reporter
 
@@ -24,14 +24,12 @@ class Proxy:
 @dataclass(frozen=True)
 class Cfg:
     name: str = "shop"
-    base_dir: str = "/srv/shop"
-    shared_dir: str = "/srv/shop/shared"
-    env_file: str = "/srv/shop/shared/.env"
-    unit_name: str = "shop.service"
-    socket_unit_name: str = "shop.socket"
-    log_dir: str = "/var/log/shop"
     access_log: str = "journal"
     proxy: Proxy = Proxy()
+
+    @property
+    def layout(self):
+        return HostLayout(self.name)
 
 
 @dataclass(frozen=True)
@@ -331,7 +329,7 @@ def test_nginx_as_wanted_does_not_reload(fake):
 
 
 def test_second_default_server_says_which_setting_to_change(fake):
-    from toolkit.release import DeployError
+    from toolkit.errors import DeployError
 
     fake.answers = {"nginx -t": Result("nginx: [emerg] a duplicate default server for 0.0.0.0:80 in "
                                        "/etc/nginx/sites-enabled/blog.conf:15\nnginx -t failed", "", 1)}
@@ -346,159 +344,6 @@ def test_nginx_test_failure_is_reported(fake):
     with pytest.raises(RemoteError) as err:
         nginx.ensure_site(None, CFG, rep(), facts=f, files=[SITE])
     assert "unknown directive" in str(err.value)
-
-
-# -- release bookkeeping ----------------------------------------------------------------------
-
-def state_of(*releases, current="", venvs=()):
-    st = release.HostReleases(provisioned=True, current=current, venvs=set(venvs))
-    st.releases = [release.ReleaseInfo(n, s, venv=v) for n, s, v in releases]
-    return st
-
-
-def test_parse_state():
-    out = "\n".join(["@@current", "releases/20250102000000", "@@releases",
-                     "20250101000000 good abc v1", "20250102000000 good def v2", "20250103000000 failed - v2",
-                     "@@venvs", "v1", "v2", "@@wheels", "0123abcd/pronghorn-0.1.0-py3-none-any.whl",
-                     "@@python", "3.11.2", "@@active", "active"])
-    st = release.parse_state(out)
-    assert st.current == "20250102000000"
-    assert [r.state for r in st.releases] == ["good", "good", "failed"]
-    assert st.releases[0].source_sha == "abc" and st.releases[2].source_sha == ""
-    assert st.previous_good().name == "20250101000000"
-    assert st.python_version == "3.11.2"
-    assert not st.locked_by
-
-
-def test_rollback_target_skips_failed_releases():
-    st = state_of(("1", "good", "a"), ("2", "failed", "a"), ("3", "good", "a"), current="3")
-    assert st.previous_good().name == "1"
-
-
-def test_prune_keeps_n_good_plus_current_previous_and_newest_failed():
-    st = state_of(("1", "good", "v1"), ("2", "good", "v1"), ("3", "failed", "v2"), ("4", "good", "v2"),
-                  ("5", "failed", "v3"), ("6", "good", "v4"), current="6", venvs=("v1", "v2", "v3", "v4", "v5"))
-    delete, venvs = release.prune_plan(st, "7", keep=2)
-    # good: 1 2 4 6 7 -> keep 6, 7 (keep=2); 6 is also the previous good; newest failed 5 kept
-    assert delete == ["1", "2", "3", "4"]
-    assert venvs == ["v1", "v2", "v5"]
-
-
-def test_prune_never_counts_failed_releases():
-    st = state_of(("1", "good", "v1"), ("2", "failed", "v1"), ("3", "failed", "v1"), current="1", venvs=("v1",))
-    delete, venvs = release.prune_plan(st, "4", keep=1)
-    assert "1" not in delete  # the previous good one is the rollback target
-    assert delete == ["2"]
-    assert venvs == []
-
-
-def test_release_names_sort_and_never_collide():
-    name = release.new_release_name(set())
-    assert len(name) == 14 and name.isdigit()
-    assert release.new_release_name({name}) == name + "-2" or release.new_release_name({name}) > name
-
-
-def test_package_excludes_vcs_caches_and_local_secrets(tmp_path):
-    (tmp_path / "app.py").write_text("app = 1\n")
-    for junk in (".git/config", "__pycache__/app.cpython-311.pyc", ".venv/bin/python", "x.pyc", ".env"):
-        path = tmp_path / junk
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("junk")
-    (tmp_path / "static").mkdir()
-    (tmp_path / "static" / "style.css").write_text("body{}")
-    pkg = release.package_dir(tmp_path, "releases/1", "shop")
-    with tarfile.open(fileobj=io.BytesIO(pkg.tar)) as tar:
-        names = {m.name: m for m in tar.getmembers()}
-    assert set(names) == {"releases/1/static", "releases/1/app.py", "releases/1/static/style.css"}
-    assert all(m.uname == "shop" for m in names.values())
-    assert pkg.files == 2
-
-
-def test_package_hash_follows_content_not_time(tmp_path):
-    (tmp_path / "app.py").write_text("a = 1\n")
-    first = release.package_dir(tmp_path, "releases/1", "shop").sha256
-    assert release.package_dir(tmp_path, "releases/2", "shop").sha256 == first
-    (tmp_path / "app.py").write_text("a = 2\n")
-    assert release.package_dir(tmp_path, "releases/3", "shop").sha256 != first
-
-
-def test_venv_hash_changes_with_each_input():
-    h = release.venv_hash(b"flask\n", b"wheel", "3.11.2", "python3")
-    assert release.venv_hash(b"flask\n", b"wheel", "3.11.2", "python3") == h
-    assert release.venv_hash(b"flask\ndjango\n", b"wheel", "3.11.2", "python3") != h
-    assert release.venv_hash(b"flask\n", b"wheel2", "3.11.2", "python3") != h
-    assert release.venv_hash(b"flask\n", b"wheel", "3.12.1", "python3") != h
-
-
-def test_switch_is_atomic_rename():
-    script = release.switch_script(CFG, "20250101000000")
-    assert script == ("ln -sfn releases/20250101000000 /srv/shop/current.new && "
-                      "mv -T /srv/shop/current.new /srv/shop/current")
-
-
-@pytest.mark.parametrize("domains, host", [(("_",), "localhost"), (("example.com", "www.example.com"), "example.com"),
-                                           (("*.example.com",), "www.example.com")])
-def test_health_check_host_header(domains, host):
-    @dataclass
-    class C:
-        domains: tuple
-    assert release.health_host(C(domains)) == host
-
-
-def _git(*args, cwd):
-    import subprocess
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=cwd,
-                   check=True, capture_output=True)
-
-
-def test_git_source_at_a_branch_or_a_commit(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _git("init", "-q", "-b", "main", cwd=repo)
-    (repo / "app.py").write_text("v = 1\n")
-    _git("add", ".", cwd=repo)
-    _git("commit", "-q", "-m", "one", cwd=repo)
-    import subprocess
-    first = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
-    (repo / "app.py").write_text("v = 2\n")
-    _git("commit", "-q", "-am", "two", cwd=repo)
-
-    at_main = release.checkout_git(str(repo), "main", tmp_path / "a")
-    assert (at_main / "app.py").read_text() == "v = 2\n"
-    at_commit = release.checkout_git(str(repo), first, tmp_path / "b")
-    assert (at_commit / "app.py").read_text() == "v = 1\n"
-    # .git never reaches the host
-    pkg = release.package_dir(at_commit, "releases/1", "shop")
-    with tarfile.open(fileobj=io.BytesIO(pkg.tar)) as tar:
-        assert [m.name for m in tar.getmembers()] == ["releases/1/app.py"]
-
-
-def test_unknown_git_ref_says_what_to_check(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _git("init", "-q", "-b", "main", cwd=repo)
-    (repo / "app.py").write_text("v = 1\n")
-    _git("add", ".", cwd=repo)
-    _git("commit", "-q", "-m", "one", cwd=repo)
-    with pytest.raises(release.DeployError) as err:
-        release.checkout_git(str(repo), "no-such-branch", tmp_path / "a")
-    assert 'ref = "no-such-branch"' in err.value.next_step
-
-
-def test_every_server_build_gets_its_own_wheel_folder(tmp_path):
-    # All builds are named pronghorn-0.1.0-py3-none-any.whl: the folder (source hash) tells them apart.
-    wheel = tmp_path / "0123abcd" / "pronghorn-0.1.0-py3-none-any.whl"
-    assert release.wheel_key(wheel) == "0123abcd/pronghorn-0.1.0-py3-none-any.whl"
-    script = release.finish_script(CFG, "2", [], [], "ok", keep_wheel=release.wheel_key(wheel))
-    assert '[ "$(basename "$d")" = 0123abcd ] || rm -rf "$d"' in script
-
-
-def test_prune_keeps_the_venv_of_the_new_release():
-    # keep=1: the new release reuses v1 of a release that is pruned; v1 must stay.
-    st = state_of(("1", "good", "v1"), ("2", "good", "v2"), current="2", venvs=("v1", "v2"))
-    delete, venvs = release.prune_plan(st, "3", keep=1, new_venv="v1")
-    assert delete == ["1"]
-    assert venvs == []
 
 
 # -- extra CA ----------------------------------------------------------------------------------

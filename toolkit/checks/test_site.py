@@ -24,12 +24,12 @@ def test_app_user_is_a_system_user_without_login(host, cfg):
     user = host.user(cfg.name)
     assert user.exists, f"user {cfg.name} is missing: run `invoke provision`"
     assert user.shell in ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false")
-    assert user.home == cfg.base_dir
+    assert user.home == cfg.layout.base_dir
     assert user.uid < 1000, "the app user should be a system user"
 
 
 def test_env_file_is_private_to_the_app(host, cfg):
-    env = host.file(cfg.env_file)
+    env = host.file(cfg.layout.env_file)
     assert env.exists
     assert env.user == cfg.name and env.group == cfg.name
     assert env.mode == 0o600
@@ -37,28 +37,28 @@ def test_env_file_is_private_to_the_app(host, cfg):
 
 def test_uploads_folder_is_readable_by_nginx_only(host, cfg):
     # The service writes uploads 0640 (UMask=0027); setgid www-data lets nginx read them.
-    media = host.file(cfg.media_dir)
+    media = host.file(cfg.layout.media_dir)
     assert media.is_directory
     assert (media.user, media.group) == (cfg.name, "www-data")
     assert media.mode == 0o2750, f"mode {media.mode:o}: run `invoke provision`"
 
 
 def test_current_points_into_releases(host, cfg):
-    current = host.file(cfg.current_dir)
+    current = host.file(cfg.layout.current_dir)
     assert current.is_symlink
-    assert current.linked_to.startswith(cfg.releases_dir + "/")
+    assert current.linked_to.startswith(cfg.layout.releases_dir + "/")
     assert host.file(current.linked_to + "/.good").exists, "the live release is not marked good"
 
 
 def test_socket_and_service_enabled_and_running(host, cfg):
-    for unit in (cfg.socket_unit_name, cfg.unit_name):
+    for unit in (cfg.layout.socket_unit_name, cfg.layout.unit_name):
         service = host.service(unit)
         assert service.is_enabled, f"{unit} is not enabled"
         assert service.is_running, f"{unit} is not active"
 
 
 def test_app_socket_listening(host, cfg):
-    assert host.socket(f"unix://{cfg.socket_path}").is_listening
+    assert host.socket(f"unix://{cfg.layout.socket_path}").is_listening
 
 
 def test_nginx_config_valid_and_running(host):

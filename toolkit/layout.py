@@ -1,0 +1,117 @@
+"""The host layout: every path and unit name the toolkit uses on a host, in one object.
+
+Capistrano's shape, one tree per app:
+
+    /srv/APP/
+      releases/TIMESTAMP/        one folder per release (the app's files, .good/.failed marker,
+                                 .source-sha256, .venv -> ../../venvs/HASH)
+      current -> releases/TS     the live release, switched atomically
+      shared/                    what survives releases: .env, pronghorn.conf.py, media/, data/
+      venvs/HASH/                a virtualenv per requirements hash, reused across releases
+      wheels/HASH/NAME.whl       the pronghorn server wheel per server-source hash
+      .deploy-lock/who           the deploy lock (mkdir is atomic) and who holds it
+      deploy.log                 one line per deploy or rollback
+    /run/APP/pronghorn.sock      the unix socket nginx proxies to (systemd's APP.socket)
+    /var/log/APP/                log files, when [app] access_log = "file"
+
+Roles, the release flow, the templates (as `layout`) and the testinfra checks all read paths
+from here; nothing else spells them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HostLayout:
+    app: str  # the app's name: its user, its units, its folders
+
+    # --- the app's tree
+    @property
+    def base_dir(self) -> str:
+        return f"/srv/{self.app}"
+
+    @property
+    def releases_dir(self) -> str:
+        return f"{self.base_dir}/releases"
+
+    @property
+    def current_dir(self) -> str:
+        return f"{self.base_dir}/current"
+
+    @property
+    def shared_dir(self) -> str:
+        return f"{self.base_dir}/shared"
+
+    @property
+    def venvs_dir(self) -> str:
+        return f"{self.base_dir}/venvs"
+
+    @property
+    def wheels_dir(self) -> str:
+        return f"{self.base_dir}/wheels"
+
+    @property
+    def media_dir(self) -> str:
+        return f"{self.shared_dir}/media"
+
+    @property
+    def data_dir(self) -> str:
+        return f"{self.shared_dir}/data"
+
+    @property
+    def env_file(self) -> str:
+        return f"{self.shared_dir}/.env"
+
+    @property
+    def pronghorn_conf(self) -> str:
+        return f"{self.shared_dir}/pronghorn.conf.py"
+
+    @property
+    def lock_dir(self) -> str:
+        return f"{self.base_dir}/.deploy-lock"
+
+    @property
+    def lock_who(self) -> str:
+        return f"{self.lock_dir}/who"
+
+    @property
+    def deploy_log(self) -> str:
+        return f"{self.base_dir}/deploy.log"
+
+    def release_dir(self, release: str) -> str:
+        return f"{self.releases_dir}/{release}"
+
+    def venv_dir(self, vhash: str) -> str:
+        return f"{self.venvs_dir}/{vhash}"
+
+    def wheel_path(self, key: str) -> str:
+        """`key` is HASH/NAME.whl (see toolkit.packaging.wheel_key)."""
+        return f"{self.wheels_dir}/{key}"
+
+    # --- outside the tree
+    @property
+    def log_dir(self) -> str:
+        return f"/var/log/{self.app}"
+
+    @property
+    def run_dir(self) -> str:
+        return f"/run/{self.app}"
+
+    @property
+    def socket_path(self) -> str:
+        return f"{self.run_dir}/pronghorn.sock"
+
+    @property
+    def unit_name(self) -> str:
+        return f"{self.app}.service"
+
+    @property
+    def socket_unit_name(self) -> str:
+        return f"{self.app}.socket"
+
+    @property
+    def units(self) -> tuple[str, str]:
+        """The socket first: it is started (and enabled) before the service it activates."""
+        return (self.socket_unit_name, self.unit_name)
