@@ -58,7 +58,11 @@ DOMAIN_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
 SIZE_RE = re.compile(r"^\d+[kmg]?\Z")
 DURATION_RE = re.compile(r"^\d+(ms|s|m|h|d|w|M|y)?\Z")
 URL_PATH_RE = re.compile(r"^/([A-Za-z0-9._~-]+/)*\Z")
-PROXY_URL_RE = re.compile(r"^(|https?://[^\s/]+(:\d+)?/?)\Z")
+# A proxy URL goes into apt.conf ("...";) and pip.conf: only a URL's own characters, so no value
+# can close the quote and add an apt option (`";APT::Update::Pre-Invoke{...}` must not pass).
+# Credentials in the URL must be percent-encoded.
+PROXY_URL_RE = re.compile(r"^(|https?://([A-Za-z0-9._~%-]+(:[A-Za-z0-9._~%-]*)?@)?"
+                          r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?/?)\Z")
 
 
 # Names an app cannot take: they are system users or groups already (the app's name becomes its

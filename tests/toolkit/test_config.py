@@ -165,6 +165,9 @@ def test_invalid_toml_is_reported_with_the_file(tmp_path):
     ('[env]\n"BAD-NAME" = "x"\n', "not a valid environment variable name"),
     ('[env]\nMULTI = "a\\nb"\n', "one-line string"),
     ('[proxy]\nhttp = "proxy:3128"\n', "proxy URL"),
+    # A value that would close apt.conf's quotes and add an option of its own is refused.
+    ('[proxy]\nhttp = "http://p:3128/\\";APT::Update::Pre-Invoke {\\"touch /tmp/x\\";};"\n', "proxy URL"),
+    ('[proxy]\nhttps = "http://p:3128 ;x"\n', "proxy URL"),
     ('[proxy]\nca_bundle = "corp.crt"\n', "absolute path"),
     ('[source]\nref = "main"\n', "ref is set but git is not"),
     ('[app]\nsecrets = ["TOKEN"]\n[env]\nTOKEN = "x"\n', "in both [env] and [app] secrets"),
