@@ -29,19 +29,19 @@ _HOST_FORMS = ("user@host[:port], a name from ~/.ssh/config, or sandbox-NAME (a 
                "`invoke sandbox.up`). Repeat --host, or separate hosts with commas, for several. "
                "Default: the hosts listed in deploy.toml ([app] hosts = [...])")
 HOST_HELP = {task_name: f"{what}: {_HOST_FORMS}" for task_name, what in {
-    "provision": "the server to prepare for the app (packages, user, folders, services)",
-    "deploy": "the server to deploy the app to",
-    "rollback": "the server whose app goes back to an earlier release",
-    "releases": "the server whose releases to list",
-    "status": "the server to check (services, live release, health check)",
-    "logs": "the server to read the app's log from",
-    "restart": "the server whose app to restart",
-    "verify": "the server to check with testinfra",
-    "lock.status": "the server whose deploy lock to show",
-    "lock.release": "the server whose deploy lock to remove",
+    "provision": "the host to prepare for the app (packages, user, folders, services)",
+    "deploy": "the host to deploy the app to",
+    "rollback": "the host whose app goes back to an earlier release",
+    "releases": "the host whose releases to list",
+    "status": "the host to check (services, live release, health check)",
+    "logs": "the host to read the app's log from",
+    "restart": "the host whose app server to restart",
+    "verify": "the host to check with testinfra",
+    "lock.status": "the host whose deploy lock to show",
+    "lock.release": "the host whose deploy lock to remove",
 }.items()}
 APP_HELP = "the app's folder, the one with deploy.toml in it (default: the current folder)"
-DRY_HELP = "only show what would change; change nothing on the server"
+DRY_HELP = "only show what would change; change nothing on the host"
 
 
 class HelpTask(Task):
@@ -54,6 +54,7 @@ class HelpTask(Task):
         opts = super().arg_opts(name, default, taken_names)
         opts["names"] = [n for i, n in enumerate(opts["names"]) if i == 0 or n != "h"]
         return opts
+
 
 CHECKS = Path(__file__).resolve().parent / "checks" / "test_site.py"
 
@@ -154,7 +155,8 @@ def run_on_hosts(specs, rep: Reporter, work, app: str = ".") -> None:
 # The tasks
 # ----------------------------------------------------------------------------------------------
 
-@task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["provision"], "app": APP_HELP, "dry": DRY_HELP})
+@task(klass=HelpTask, iterable=["host"],
+      help={"host": HOST_HELP["provision"], "app": APP_HELP, "dry": DRY_HELP})
 def provision(c, host=None, app=".", dry=False):
     """Prepare hosts for the app: packages, user, folders, systemd units, nginx (safe to re-run)."""
     from roles.provision import provision as provision_host
@@ -379,7 +381,7 @@ def restart(c, host=None, app="."):
 
 @task(klass=HelpTask, help={
     "app": APP_HELP,
-    "out": "the local folder to write them into (default: rendered)",
+    "out": "the local folder to write the files into (default: rendered)",
 })
 def render(c, app=".", out="rendered"):
     """Write every config file a deploy would install into a local folder, for review."""
@@ -439,7 +441,8 @@ def _under_cwd(path: Path) -> bool:
 # lock.status, lock.release
 # ----------------------------------------------------------------------------------------------
 
-@task(klass=HelpTask, name="status", iterable=["host"], help={"host": HOST_HELP["lock.status"], "app": APP_HELP})
+@task(klass=HelpTask, name="status", iterable=["host"],
+      help={"host": HOST_HELP["lock.status"], "app": APP_HELP})
 def lock_status(c, host=None, app="."):
     """Show who holds the deploy lock on the host, if anyone."""
     from toolkit.release import read_state
@@ -455,7 +458,8 @@ def lock_status(c, host=None, app="."):
     run_on_hosts(host_specs(host, cfg), rep, work, app)
 
 
-@task(klass=HelpTask, name="release", iterable=["host"], help={"host": HOST_HELP["lock.release"], "app": APP_HELP})
+@task(klass=HelpTask, name="release", iterable=["host"],
+      help={"host": HOST_HELP["lock.release"], "app": APP_HELP})
 def lock_release(c, host=None, app="."):
     """Remove a deploy lock left behind by a deploy that crashed or was interrupted."""
     from toolkit.release import read_state, unlock

@@ -10,14 +10,20 @@ from invoke import Exit, task
 
 from toolkit import sandbox
 
-NAME_HELP = "sandbox name (default: demo); its ssh name is sandbox-NAME"
+# Help texts: --name says what each task does with the sandbox (a test host on this machine).
+NAME_HELP = {
+    "up": "a name for the test host to create or start (default: demo); "
+          "deploy to it with --host sandbox-NAME",
+    "down": "the name of the test host to remove (default: demo)",
+    "ssh": "the name of the test host to log in to (default: demo)",
+}
 
 
 def _fail(error: sandbox.SandboxError) -> Exit:
     return Exit(f"error: {error}", code=1)
 
 
-@task(help={"name": NAME_HELP,
+@task(help={"name": NAME_HELP["up"],
             "release": "bookworm (Debian 12, default), noble (Ubuntu 24.04) or jammy (Ubuntu 22.04)"})
 def up(c, name="demo", release=sandbox.DEFAULT_RELEASE):
     """Start a local test host (a container with systemd and ssh) you can deploy to."""
@@ -31,7 +37,7 @@ def up(c, name="demo", release=sandbox.DEFAULT_RELEASE):
     print(f"  remove:  invoke sandbox.down --name {box.name}")
 
 
-@task(help={"name": NAME_HELP, "all": "remove every sandbox host"})
+@task(help={"name": NAME_HELP["down"], "all": "remove every test host on this machine instead of one"})
 def down(c, name="demo", all=False):
     """Stop a test host and delete it (its files, network and processes)."""
     try:
@@ -62,7 +68,7 @@ def _remainder(argv: list[str]) -> str:
     return " ".join(argv[argv.index("--") + 1:]) if "--" in argv else ""
 
 
-@task(help={"name": NAME_HELP})
+@task(help={"name": NAME_HELP["ssh"]})
 def ssh(c, name="demo"):
     """Open a root shell on a test host; add `-- COMMAND` to run one command instead."""
     try:
