@@ -480,8 +480,18 @@ def test_stats_file_shows_each_worker_and_is_removed_on_stop(tmp_path):
     with serve("tests.server.apps:hello", "-w", "2", "--stats-file", str(path)) as srv:
         for _ in range(6):
             assert request(srv.port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")[0] == 200
-        doc = wait_for(lambda: (lambda d: d if d and sum(w["requests"] for w in d["workers"]) >= 6
-                                else None)(stats()), timeout=20)
+
+        # The file is rewritten every 2 s, and a worker counts as booted from its first heartbeat
+        # after spawning: on a loaded machine one worker can serve all 6 requests before the other
+        # has beaten once. So wait (bounded) for a document in which both workers are up and the
+        # requests are counted, then check everything below on that document.
+        def settled():
+            d = stats()
+            if (d and len(d["workers"]) == 2 and all(w["booted"] for w in d["workers"])
+                    and sum(w["requests"] for w in d["workers"]) >= 6):
+                return d
+            return None
+        doc = wait_for(settled, timeout=30, context=lambda: "last stats file: %r" % (stats(),))
         assert doc["master"]["pid"] == srv.pid and doc["master"]["workers_wanted"] == 2
         assert doc["master"]["started"] <= doc["written"]
         assert sorted(w["pid"] for w in doc["workers"]) == child_pids(srv.pid)
