@@ -1,6 +1,6 @@
 """invoke tasks for sandbox hosts: `invoke sandbox.up`, `sandbox.down`, `sandbox.list`, `sandbox.ssh`.
 
-Thin on purpose: the work is done by toolkit/sandbox.py, which the tests call directly.
+Thin on purpose: the work is done by the toolkit/sandbox/ package, which the tests call directly.
 """
 
 import os
@@ -24,7 +24,8 @@ def _fail(error: sandbox.SandboxError) -> Exit:
 
 
 @task(help={"name": NAME_HELP["up"],
-            "release": "bookworm (Debian 12, default), noble (Ubuntu 24.04) or jammy (Ubuntu 22.04)"})
+            "release": "bookworm (Debian 12, default), trixie (Debian 13), noble (Ubuntu 24.04) "
+                       "or jammy (Ubuntu 22.04)"})
 def up(c, name="demo", release=sandbox.DEFAULT_RELEASE):
     """Start a local test host (a container with systemd and ssh) you can deploy to."""
     try:

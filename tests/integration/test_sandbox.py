@@ -1,4 +1,4 @@
-"""Sandbox hosts (toolkit/sandbox.py) behave like real machines: systemd as PID 1, sshd and journald
+"""Sandbox hosts (toolkit/sandbox/) behave like real machines: systemd as PID 1, sshd and journald
 running, packages from apt and PyPI through the per-sandbox proxy, and `up`/`down` are idempotent and
 leave nothing behind."""
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from toolkit import sandbox as sandboxes
+from toolkit.sandbox import processes
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +86,7 @@ def test_up_boots_again_a_sandbox_whose_container_died(fresh_sandbox):
     assert sandboxes.run_in(fresh_sandbox, "echo kept > /root/kept && sync").returncode == 0
     orphans = _descendants(fresh_sandbox.pid)
     os.kill(fresh_sandbox.pid, signal.SIGKILL)
-    assert sandboxes._wait_gone(fresh_sandbox.pid, 10)
+    assert processes.wait_gone(fresh_sandbox.pid, 10)
     assert sandboxes.get(fresh_sandbox.name).running is False
 
     again = sandboxes.up(fresh_sandbox.name, log=lambda message: None)
@@ -97,14 +98,14 @@ def test_up_boots_again_a_sandbox_whose_container_died(fresh_sandbox):
 def _descendants(pid: int) -> set[int]:
     found, todo = set(), [pid]
     while todo:
-        children = sandboxes._children(todo.pop())
+        children = processes.children(todo.pop())
         found.update(children)
         todo.extend(children)
     return found
 
 
 def _live(pid: int) -> bool:
-    return sandboxes._process_alive(pid)
+    return processes.process_alive(pid)
 
 
 def test_two_up_then_down_leave_no_namespace_link_mount_or_process(sandbox):
@@ -116,8 +117,8 @@ def test_two_up_then_down_leave_no_namespace_link_mount_or_process(sandbox):
         assert made[0].address != made[1].address
         leftovers = []
         for box in made:
-            state = sandboxes._read_state(box.name)
-            pids = {box.pid, state["proxy_pid"]} | _descendants(box.pid)
+            record = sandboxes.SandboxRecord.load(box.name)
+            pids = {box.pid, record.proxy_pid} | _descendants(box.pid)
             assert len(pids) > 3 and all(_live(pid) for pid in pids)  # nspawn, proxy, systemd, sshd...
             netns = Path(f"/run/netns/{sandboxes.netns_name(box.name)}")
             link = Path(f"/sys/class/net/{sandboxes.veth_name(box.index)}")

@@ -1,7 +1,8 @@
-"""Unit tests of toolkit/sandbox.py's logic: names, addresses, generated files and error messages.
+"""Unit tests of the toolkit/sandbox/ package's logic: names, addresses, generated files and error messages.
 No root needed; nothing here starts a container (tests/integration/test_sandbox.py does)."""
 
 import inspect
+import json
 import os
 import subprocess
 import sys
@@ -14,8 +15,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from toolkit import sandbox  # noqa: E402
+from toolkit.sandbox import common, image, processes  # noqa: E402
 from toolkit import tasks_sandbox  # noqa: E402
-from toolkit.sandbox import SandboxError  # noqa: E402
+from toolkit.sandbox import SandboxError, SandboxRecord  # noqa: E402
 
 CERT_A = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"
 CERT_B = "-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----"
@@ -24,7 +26,7 @@ CERT_C = "-----BEGIN CERTIFICATE-----\nCCCC\n-----END CERTIFICATE-----"
 
 @pytest.fixture
 def state_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(sandbox, "STATE_DIR", tmp_path / "state")
+    monkeypatch.setattr(common, "STATE_DIR", tmp_path / "state")
     return tmp_path / "state"
 
 
@@ -44,11 +46,17 @@ def test_invalid_names_are_refused_with_the_rule(name):
 def test_unknown_release_lists_the_choices():
     with pytest.raises(SandboxError) as error:
         sandbox.resolve_release("buster")
-    assert "bookworm, noble, jammy" in str(error.value)
+    assert "bookworm, trixie, noble, jammy" in str(error.value)
+
+
+def test_a_misspelt_release_gets_a_suggestion():
+    with pytest.raises(SandboxError, match="did you mean 'trixie'"):
+        sandbox.resolve_release("trixy")
 
 
 def test_releases_map_to_their_image_names():
     assert sandbox.resolve_release("bookworm").image == "debian-12"
+    assert sandbox.resolve_release("trixie").image == "debian-13"
     assert sandbox.resolve_release("noble").image == "ubuntu-24.04"
     assert sandbox.resolve_release("jammy").image == "ubuntu-22.04"
 
@@ -99,7 +107,7 @@ def test_preflight_without_root_names_the_fix(monkeypatch):
 
 def test_preflight_names_missing_tools_and_their_packages(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(sandbox, "_which", lambda tool: None if tool in ("debootstrap", "systemd-nspawn") else "/bin/x")
+    monkeypatch.setattr(common, "which", lambda tool: None if tool in ("debootstrap", "systemd-nspawn") else "/bin/x")
     with pytest.raises(SandboxError) as error:
         sandbox.preflight()
     message = str(error.value)
@@ -110,7 +118,7 @@ def test_preflight_names_missing_tools_and_their_packages(monkeypatch):
 
 def test_preflight_passes_with_root_and_tools(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(sandbox, "_which", lambda tool: "/usr/bin/" + tool)
+    monkeypatch.setattr(common, "which", lambda tool: "/usr/bin/" + tool)
     sandbox.preflight()
 
 
@@ -222,10 +230,8 @@ def _dead_pid():
 
 def test_state_round_trip_and_running_detection(state_dir):
     me = os.getpid()
-    sandbox._write_state("alive", {"name": "alive", "index": 3, "release": "bookworm", "key_path": "/k",
-                                   "nspawn_pid": me, "nspawn_start": sandbox._start_time(me)})
-    sandbox._write_state("dead", {"name": "dead", "index": 1, "release": "bookworm", "key_path": "/k",
-                                  "nspawn_pid": _dead_pid(), "nspawn_start": 1})
+    SandboxRecord("alive", 3, "bookworm", "/k", nspawn_pid=me, nspawn_start=processes.start_time(me)).save()
+    SandboxRecord("dead", 1, "bookworm", "/k", nspawn_pid=_dead_pid(), nspawn_start=1).save()
     alive, dead = sandbox.get("alive"), sandbox.get("dead")
     assert alive.running and alive.pid == me and alive.address == "10.77.3.2"
     assert alive.ssh_alias == "sandbox-alive" and alive.proxy_url == "http://10.77.3.1:8888"
@@ -237,8 +243,7 @@ def test_state_round_trip_and_running_detection(state_dir):
 def test_a_reused_pid_is_not_taken_for_the_sandbox(state_dir):
     # After a reboot the recorded PID may belong to another process: its start time differs.
     me = os.getpid()
-    sandbox._write_state("old", {"name": "old", "index": 1, "release": "bookworm", "key_path": "/k",
-                                 "nspawn_pid": me, "nspawn_start": sandbox._start_time(me) - 1})
+    SandboxRecord("old", 1, "bookworm", "/k", nspawn_pid=me, nspawn_start=processes.start_time(me) - 1).save()
     assert sandbox.get("old").running is False
 
 
@@ -262,11 +267,25 @@ def test_mounts_under_finds_mount_points_below_a_path(tmp_path):
 
 
 def test_image_is_rebuilt_when_its_version_is_old(tmp_path):
-    image = tmp_path / "debian-12"
-    image.mkdir()
-    assert sandbox._image_version(image) is None  # an interrupted or foreign tree is never used
-    (image / ".pronghorn-image").write_text('{"version": %d}' % sandbox.IMAGE_VERSION)
-    assert sandbox._image_version(image) == sandbox.IMAGE_VERSION
+    tree = tmp_path / "debian-12"
+    tree.mkdir()
+    assert image.image_version(tree) is None  # an interrupted or foreign tree is never used
+    (tree / ".pronghorn-image").write_text('{"version": %d}' % sandbox.IMAGE_VERSION)
+    assert image.image_version(tree) == sandbox.IMAGE_VERSION
+
+
+def test_each_release_has_its_own_image_directory(state_dir):
+    dirs = {image.image_dir(release) for release in sandbox.RELEASES.values()}
+    assert len(dirs) == len(sandbox.RELEASES)
+    assert image.image_dir(sandbox.resolve_release("trixie")) == state_dir / "images" / "debian-13"
+
+
+def test_debian_sources_name_the_release_and_its_security_suite(monkeypatch):
+    monkeypatch.delenv("PRONGHORN_DEBIAN_MIRROR", raising=False)
+    sources = sandbox.resolve_release("trixie").sources_list().splitlines()
+    assert sources == ["deb http://deb.debian.org/debian trixie main",
+                       "deb http://deb.debian.org/debian trixie-updates main",
+                       "deb http://security.debian.org/debian-security trixie-security main"]
 
 
 # --- the invoke tasks ----------------------------------------------------------------------------
@@ -286,3 +305,36 @@ def test_each_task_has_a_one_line_docstring_and_help_for_every_option(task):
 def test_ssh_task_passes_what_follows_the_double_dash():
     assert tasks_sandbox._remainder(["invoke", "sandbox.ssh", "--", "uname", "-a"]) == "uname -a"
     assert tasks_sandbox._remainder(["invoke", "sandbox.ssh"]) == ""
+
+
+# --- the state record ----------------------------------------------------------------------------
+
+def test_record_file_keeps_the_state_json_format(state_dir):
+    # The keys of state.json are those of the dict the toolkit wrote before the record existed, so
+    # sandboxes made by an older checkout are still found, stopped and removed.
+    SandboxRecord("web", 4, "trixie", "/k", nspawn_pid=10, nspawn_start=20, proxy_pid=30).save()
+    data = json.loads((state_dir / "hosts" / "web" / "state.json").read_text())
+    assert data == {"name": "web", "index": 4, "release": "trixie", "key_path": "/k",
+                    "nspawn_pid": 10, "nspawn_start": 20, "proxy_pid": 30}
+    assert SandboxRecord.load("web") == SandboxRecord("web", 4, "trixie", "/k", nspawn_pid=10,
+                                                      nspawn_start=20, proxy_pid=30)
+
+
+def test_a_stopped_record_keeps_the_host_and_forgets_its_processes():
+    running = SandboxRecord("web", 4, "bookworm", "/k", nspawn_pid=10, nspawn_start=20, init_pid=11,
+                            init_start=21, proxy_pid=30, proxy_start=31)
+    assert running.stopped() == SandboxRecord("web", 4, "bookworm", "/k")
+    assert running.nspawn_pid == 10  # records are never changed in place
+
+
+def test_record_with_a_missing_field_names_the_fix(state_dir):
+    path = state_dir / "hosts" / "half" / "state.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"name": "half"}')
+    with pytest.raises(SandboxError, match="sandbox.down --name half"):
+        SandboxRecord.load("half")
+
+
+def test_a_trailing_newline_is_not_a_valid_name():
+    with pytest.raises(SandboxError):
+        sandbox.validate_name("demo\n")
