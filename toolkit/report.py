@@ -72,6 +72,21 @@ class HostResult:
     def failed(self) -> bool:
         return bool(self.error) or self.count(FAILED) > 0
 
+    @property
+    def failures(self) -> int:
+        """Failed steps, or 1 for a host that failed between steps (e.g. a rollback that finds
+        no release to go back to fails after an ok "deploy lock" step): a failed host never
+        reads "0 failed"."""
+        return self.count(FAILED) or (1 if self.error else 0)
+
+    @property
+    def reason(self) -> str:
+        """Why the host failed, in one line: the error's first line, else the failed steps."""
+        if self.error:
+            return self.error.strip().splitlines()[0]
+        names = ", ".join(s.name for s in self.steps if s.status == FAILED)
+        return f"failed step: {names}" if names else ""
+
 
 class Reporter:
     """Prints steps as they finish and keeps per-host results for the final summary."""
@@ -167,15 +182,20 @@ class Reporter:
             if h.skipped:
                 self.line(f"  {h.host}: not attempted (an earlier host failed)")
                 continue
-            verdict = FAILED if h.failed else OK
             changed = h.count(CHANGED) + h.count(WOULD)
             word = "would change" if self.dry else "changed"
-            counts = f"{h.count(OK)} ok, {changed} {word}, {h.count(FAILED)} failed"
-            self.line(f"  {h.host}: {self._paint(verdict, verdict)}  {counts}  in {h.seconds:.1f}s")
-            if h.url and not h.failed:
-                self.line(f"    site: {h.url}")
-            if h.error:
-                self.line(f"    error: {h.error}")
+            counts = f"{h.count(OK)} ok, {changed} {word}, {h.failures} failed  in {h.seconds:.1f}s"
+            if not h.failed:
+                self.line(f"  {h.host}: {self._paint(OK, OK)}  {counts}")
+                if h.url:
+                    self.line(f"    site: {h.url}")
+                continue
+            # A failed host says so and why on its own line; the counts follow.
+            self.line(f"  {h.host}: {self._paint(FAILED + ':', FAILED)} {h.reason}")
+            rest = h.error.strip().splitlines()[1:]
+            for extra in rest:
+                self.line(f"    {extra}")
+            self.line(f"    {counts}")
             if h.next_step:
                 self.line(f"    next: {h.next_step}")
 

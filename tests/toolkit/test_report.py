@@ -71,7 +71,7 @@ def test_failed_step_is_marked_and_summary_says_what_to_type_next():
     rep.summary()
     text = out.getvalue()
     assert re.search(r"failed\s+health check", text)
-    assert "sandbox-t1: failed  1 ok, 1 changed, 1 failed" in text
+    assert "sandbox-t1: failed: health check failed\n    1 ok, 1 changed, 1 failed  in " in text
     assert "next: invoke logs --host sandbox-t1" in text
     assert "web2: not attempted (an earlier host failed)" in text
     assert "site:" not in text
@@ -95,3 +95,45 @@ def test_unchanged_run_reports_zero_changed():
     run_host(rep, changed=False)
     rep.summary()
     assert "2 ok, 0 changed, 0 failed" in out.getvalue()
+
+
+def test_a_host_failing_between_steps_says_why_and_counts_the_failure():
+    # A rollback with nothing to roll back to: the lock step is ok, then a check between steps
+    # fails. The summary once read "failed  1 ok, 0 changed, 0 failed".
+    out = io.StringIO()
+    rep = Reporter(out=out)
+    rep.begin_host("sandbox-t1")
+    with rep.step("deploy lock"):
+        pass
+    rep.fail_host("there is no earlier good release to roll back to",
+                  "invoke releases --host sandbox-t1 --app .")
+    rep.summary()
+    summary = out.getvalue().split("Summary\n", 1)[1].splitlines()
+    assert summary[0] == "  sandbox-t1: failed: there is no earlier good release to roll back to"
+    assert re.fullmatch(r"    1 ok, 0 changed, 1 failed  in \d+\.\ds", summary[1])
+    assert summary[2] == "    next: invoke releases --host sandbox-t1 --app ."
+    assert "0 failed" not in out.getvalue()
+    assert rep.failed
+
+
+def test_a_failed_host_summary_keeps_every_line_of_the_error():
+    out = io.StringIO()
+    rep = Reporter(out=out)
+    rep.begin_host("web1")
+    rep.fail_host("the release failed\n(cleaning up also failed: timeout)", "invoke lock.release --host web1")
+    rep.summary()
+    summary = out.getvalue().split("Summary\n", 1)[1].splitlines()
+    assert summary[:3] == ["  web1: failed: the release failed", "    (cleaning up also failed: timeout)",
+                           summary[2]]
+    assert summary[2].startswith("    0 ok, 0 changed, 1 failed  in ")
+
+
+def test_a_failed_step_without_an_error_message_is_named_in_the_summary():
+    out = io.StringIO()
+    rep = Reporter(out=out)
+    rep.begin_host("web1")
+    with pytest.raises(RuntimeError):
+        with rep.step("health check"):
+            raise RuntimeError("boom")
+    rep.summary()
+    assert "  web1: failed: failed step: health check\n    0 ok, 0 changed, 1 failed" in out.getvalue()
