@@ -1,10 +1,13 @@
-"""Fixtures for tests on sandbox hosts (toolkit/sandbox.py; docs/sandbox.md).
+"""Fixtures for tests on sandbox hosts (toolkit/sandbox/; docs/sandbox.md).
 
 - `sandbox`: one sandbox host for the whole session (named `test1`), made on first use and removed at
   the end unless PRONGHORN_KEEP_SANDBOX=1 (keeping it makes the next run start in seconds).
 - `fresh_sandbox`: a host with a fresh root filesystem for tests that need a clean machine. It is a
   second sandbox (`test-fresh`), reset before every test that asks for it, so resetting never disturbs
   what other tests did to `sandbox`.
+- `trixie_sandbox`: a Debian 13 host for the session (named `test-trixie`), for the tests that run
+  the deploy on the second distribution (tests/integration/test_distros.py). Its image is built once
+  per machine and cached, like Debian 12's; the host itself is made on first use.
 - `host`: a testinfra host on `sandbox`, over ssh with the generated ssh config.
 
 Sandbox state is machine-wide, so two test sessions at once (two checkouts, or a second run) would
@@ -34,6 +37,7 @@ from toolkit import sandbox as sandboxes
 
 SESSION_SANDBOX = "test1"
 FRESH_SANDBOX = "test-fresh"
+TRIXIE_SANDBOX = "test-trixie"
 
 
 def _env_flag(name: str) -> bool:
@@ -77,9 +81,9 @@ def _claim(base: str) -> str:
                 pytrace=False)
 
 
-def _up(name: str) -> sandboxes.Sandbox:
+def _up(name: str, release: str = sandboxes.DEFAULT_RELEASE) -> sandboxes.Sandbox:
     try:
-        return sandboxes.up(name, log=lambda message: print(f"[sandbox] {message}"))
+        return sandboxes.up(name, release=release, log=lambda message: print(f"[sandbox] {message}"))
     except sandboxes.SandboxError as error:
         problem = str(error)
     pytest.fail(f"could not start sandbox {name}: {problem}", pytrace=False)
@@ -96,6 +100,16 @@ def sandbox():
     _require_sandbox_support()
     name = _claim(SESSION_SANDBOX)
     box = _up(name)
+    yield box
+    _down_unless_kept(name)
+
+
+@pytest.fixture(scope="session")
+def trixie_sandbox():
+    """A running Debian 13 (trixie) sandbox host shared by the session."""
+    _require_sandbox_support()
+    name = _claim(TRIXIE_SANDBOX)
+    box = _up(name, release="trixie")
     yield box
     _down_unless_kept(name)
 
