@@ -1,25 +1,26 @@
-"""Shared by the roles that install rendered config files (app_env, systemd, nginx):
-picking a role's files out of render_all() and writing the ones that differ."""
+"""Shared by the roles that install rendered config files (proxy, app_env, systemd, nginx): one
+Change per file that differs from what is wanted (the executor sends them up in one tar)."""
 
 from __future__ import annotations
 
-from toolkit.remote import put_if_changed
+from toolkit.executor import Change
+from toolkit.facts.files import file_differs
 
 
-def rendered_files(cfg, host=None) -> list:
-    """Every file core's renderer produces for this app (and host)."""
-    from toolkit.render import render_all
-
-    return list(render_all(cfg, host))
+def basename(path: str) -> str:
+    return path.rsplit("/", 1)[-1] or path
 
 
-def select(files, *prefixes) -> list:
-    return [f for f in files if any(str(f.path).startswith(p) for p in prefixes)]
+def differing(facts, files) -> list[tuple[object, str]]:
+    """[(file, why)] for the files whose content, mode or owner differ on the host."""
+    todo = []
+    for f in files:
+        why = file_differs(facts.files.get(f.path), f.content, f.mode, f.owner, f.group)
+        if why:
+            todo.append((f, why))
+    return todo
 
 
-def write_changed(c, files, st, dry, facts=None) -> list[tuple[str, str]]:
-    """Write the files that differ; mark the step changed, naming them. Returns [(path, why)]."""
-    changed = put_if_changed(c, files, dry=dry, facts=facts.files if facts else None)
-    if changed:
-        st.changed(", ".join(f"{p.rsplit('/', 1)[-1]} ({why})" for p, why in changed))
-    return changed
+def file_changes(facts, files) -> list[Change]:
+    """Write each file that differs: `NAME (why)`."""
+    return [Change(basename(f.path), why, files=(f,)) for f, why in differing(facts, files)]

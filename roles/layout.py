@@ -1,4 +1,4 @@
-"""The app's directories on the host, Capistrano-style:
+"""The app's directories on the host, Capistrano-style (every path from the host layout):
 
     /srv/NAME/                root:root 0755
       releases/               NAME:NAME 0755   one folder per release (releases/TIMESTAMP)
@@ -15,49 +15,43 @@
 
 from __future__ import annotations
 
-from roles import facts as facts_mod
-from toolkit.remote import q, sh
+from roles.files import basename
+from toolkit.executor import Change
+from toolkit.remote import q
 
 
-def wanted_dirs(cfg) -> list[tuple[str, int, str, str]]:
-    base = str(cfg.layout.base_dir)
-    app = cfg.name
-    return [
-        (base, 0o755, "root", "root"),
-        (f"{base}/releases", 0o755, app, app),
-        (f"{base}/shared", 0o755, app, app),
-        (f"{base}/shared/media", 0o2750, app, "www-data"),
-        (f"{base}/shared/data", 0o750, app, app),
-        (f"{base}/venvs", 0o755, "root", "root"),
-        (f"{base}/wheels", 0o755, "root", "root"),
-    ] + ([(str(cfg.layout.log_dir), 0o750, app, "adm")] if getattr(cfg, "access_log", "") == "file" else [])
+def step(wanted) -> str:
+    return "folders under " + wanted.layout.base_dir
 
 
-def layout_script(cfg, facts) -> tuple[list[str], str]:
-    """(paths to fix, the script fixing them); nothing when all are as wanted."""
+def wanted_dirs(wanted) -> list[tuple[str, int, str, str]]:
+    lay, app = wanted.layout, wanted.app
+    dirs = [
+        (lay.base_dir, 0o755, "root", "root"),
+        (lay.releases_dir, 0o755, app, app),
+        (lay.shared_dir, 0o755, app, app),
+        (lay.media_dir, 0o2750, app, "www-data"),
+        (lay.data_dir, 0o750, app, app),
+        (lay.venvs_dir, 0o755, "root", "root"),
+        (lay.wheels_dir, 0o755, "root", "root"),
+    ]
+    return dirs + ([(lay.log_dir, 0o750, app, "adm")] if wanted.access_log == "file" else [])
+
+
+def plan(facts, wanted) -> list:
+    """Create or fix each folder whose kind, mode or owner differs."""
     fixes, script = [], []
-    for path, mode, owner, group in wanted_dirs(cfg):
+    for path, mode, owner, group in wanted_dirs(wanted):
         fact = facts.fact(path)
         if fact.exists and fact.kind == "dir" and fact.mode == mode and \
                 (fact.owner, fact.group) == (owner, group):
             continue
         fixes.append(path)
         script.append(f"install -d -m {mode:o} -o {owner} -g {group} {q(path)}")
-        if fact.exists and fact.kind == "dir" and fact.group != group and path.endswith("/media"):
+        if fact.exists and fact.kind == "dir" and fact.group != group and path == wanted.layout.media_dir:
             # Uploads made before: into the group nginx reads with, folders setgid like media/.
             script.append(f"chgrp -R {group} {q(path)} && find {q(path)} -type d -exec chmod g+s {{}} +")
-    return fixes, " && ".join(script)
-
-
-def ensure_layout(c, cfg, rep, dry=False, facts=None) -> bool:
-    """Create /srv/NAME and its folders with the right owners and modes."""
-    with rep.step("folders under " + str(cfg.layout.base_dir)) as st:
-        if facts is None:
-            facts = facts_mod.gather(c, cfg, paths=[d[0] for d in wanted_dirs(cfg)])
-        fixes, script = layout_script(cfg, facts)
-        if not fixes:
-            return False
-        st.changed(", ".join(p.rsplit("/", 1)[-1] or p for p in fixes))
-        if not dry:
-            sh(c, script, what="creating the app's folders")
-        return True
+    if not fixes:
+        return []
+    return [Change(", ".join(basename(p) for p in fixes), script=" && ".join(script),
+                   label="creating the app's folders")]

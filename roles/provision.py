@@ -1,67 +1,88 @@
-"""Provisioning: every role in order, on facts read in one round trip.
+"""Provisioning: read the host once, plan every role on those facts, apply with the executor.
 
 1. Render once with secrets masked, only to learn which files the app gets (their paths).
-2. Read every fact (packages, user, folders, those files' hashes, units, the current
-   shared/.env) in one command.
+2. Read every fact (OS, packages, user, folders, those files' hashes, units, the current
+   shared/.env, the deploy lock) in one round trip (`toolkit.facts.gather`), together with any
+   facts the caller adds (a deploy adds the releases').
 3. Render for real, with the host's .env, so secrets generated on an earlier deploy are kept.
-4. Run the roles on those facts. Order matters: the proxy first (apt needs it), packages,
-   the extra CA (needs ca-certificates), the user, the folders, the app's files, the systemd
-   units, nginx.
+4. For each role in order, `plan(facts, wanted)` and `executor.apply` it as one step. Order
+   matters: the proxy first (apt needs it), packages, the extra CA (needs ca-certificates),
+   the user, the folders, the app's files, the systemd units, nginx.
 """
 
 from __future__ import annotations
 
-from roles import app_env, base, facts as facts_mod, layout, nginx, proxy, systemd, user
+import dataclasses
+
+from roles import app_env, base, layout, nginx, proxy, systemd, user
+from roles.wanted import Wanted
+from toolkit import executor, facts as facts_api
+from toolkit.errors import HostError, LockHeld, next_task
+from toolkit.facts.files import Files
+from toolkit.facts.host import (AptLists, DeployLock, EnvFile, Groups, HostFacts, OsRelease, Packages,
+                                PythonVersion, Units, Users)
 
 SUPPORTED_OS = ("debian", "ubuntu")
 
 
-class UnsupportedHost(Exception):
+class UnsupportedHost(HostError):
     pass
 
 
-def planned_paths(cfg) -> list:
+def planned(cfg) -> Wanted:
     from toolkit.render import render_all
 
-    return render_all(cfg, mask_secrets=True)
+    return Wanted.of(cfg, render_all(cfg, mask_secrets=True))
 
 
-def all_fact_paths(cfg, files) -> list[str]:
-    paths = [f.path for f in files]
-    paths += [d[0] for d in layout.wanted_dirs(cfg)]
-    paths += nginx.fact_paths(nginx.nginx_files(files))
-    return list(dict.fromkeys(paths))  # keep the order, drop repeats
+def render_for(cfg, facts: HostFacts) -> Wanted:
+    from toolkit.render import render_all
+
+    return Wanted.of(cfg, render_all(cfg, {"env": facts.env}))
 
 
-def read_facts(c, cfg, planned):
-    units = facts_mod.units_of(cfg) + ("nginx.service",)
-    return facts_mod.gather(c, cfg, paths=all_fact_paths(cfg, planned), units=units,
-                            env_file=cfg.layout.env_file)
+def fact_paths(wanted: Wanted) -> list[str]:
+    paths = [f.path for f in wanted.files] + [d[0] for d in layout.wanted_dirs(wanted)]
+    return list(dict.fromkeys(paths + nginx.fact_paths(wanted)))  # keep the order, drop repeats
 
 
-def check_os(facts) -> None:
+def facts_to_read(wanted: Wanted) -> list:
+    lay = wanted.layout
+    return [OsRelease(), AptLists(), Packages(wanted.packages), Users([wanted.app]), Groups([wanted.app]),
+            Files(fact_paths(wanted)), Units(lay.units + (nginx.UNIT,)), EnvFile(lay.env_file),
+            PythonVersion(), DeployLock(lay.lock_dir, lay.lock_who)]
+
+
+def check(facts: HostFacts, stop_on_lock: bool) -> None:
     if facts.os_id and facts.os_id not in SUPPORTED_OS:
         raise UnsupportedHost(f"the host runs {facts.os_id} {facts.os_version}; the toolkit supports "
                               "Ubuntu 22.04/24.04 and Debian 12")
+    if facts.locked_by and stop_on_lock:
+        raise LockHeld(f"another deploy holds the lock: {facts.locked_by}",
+                       "wait for it to finish; if it crashed, remove the lock with: " + next_task("lock.release"))
 
 
-def render_for(cfg, facts) -> list:
-    from toolkit.render import render_all
-
-    return render_all(cfg, {"env": facts.env})
+def middle_roles(wanted: Wanted) -> list:
+    """(step name, plan) of the roles between the packages and nginx, in order."""
+    return [
+        (user.step(wanted), user.plan),
+        (layout.step(wanted), layout.plan),
+        (app_env.STEP, app_env.plan),
+        (systemd.STEP, systemd.plan),
+    ]
 
 
 class Provisioning:
-    """What provision() did (`changed`: how many roles changed something).
+    """What provision() did (`changed`: how many roles changed something; `gathered`: every fact
+    read, the caller's extra facts included).
 
     With `defer_nginx`, a missing nginx package installs in the background and the nginx site
     waits for `finish()`, which the deploy calls just before the new release goes live.
     """
 
-    def __init__(self, c, cfg, rep, dry, planned, facts, files, changed: int,
-                 reread: bool, apt_job=None):
-        self.c, self.cfg, self.rep, self.dry = c, cfg, rep, dry
-        self.planned, self.facts, self.files = planned, facts, files
+    def __init__(self, c, rep, dry, wanted, facts, gathered, changed: int, reread: bool, apt_job=None):
+        self.c, self.rep, self.dry = c, rep, dry
+        self.wanted, self.facts, self.gathered = wanted, facts, gathered
         self.changed, self.reread, self.apt_job = changed, reread, apt_job
         self.finished = False
 
@@ -74,44 +95,41 @@ class Provisioning:
             with self.rep.step("nginx installed") as st:
                 self.apt_job.result()
                 st.info("background apt-get done")
-        # Installing packages adds nginx's default site and starts nginx: read the host again.
-        facts = read_facts(self.c, self.cfg, self.planned) if self.reread else self.facts
-        self.changed += nginx.ensure_site(self.c, self.cfg, self.rep, self.dry, facts, self.files)
+        facts = self.facts
+        if self.reread:
+            # Installing packages adds nginx's default site and starts nginx: read those again.
+            again = facts_api.gather(self.c, [Files(nginx.fact_paths(self.wanted)), Units((nginx.UNIT,))])
+            facts = dataclasses.replace(facts, files={**facts.files, **again[Files]},
+                                        units={**facts.units, **again[Units]})
+        self.changed += executor.apply(self.c, self.rep, nginx.STEP, nginx.plan(facts, self.wanted), self.dry)
         return self.changed
 
 
-def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False) -> Provisioning:
+def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_facts=()) -> Provisioning:
     """Bring the host to the wanted state (`.changed`: how many roles changed something).
 
     `lock_held`: the caller holds the deploy lock (so a lock on the host is ours, not a reason
     to stop). `defer_nginx`: a missing nginx installs in the background and the site waits for
-    `.finish()` (a first deploy builds the venv meanwhile); otherwise everything is done here."""
-    planned = planned_paths(cfg)
+    `.finish()` (a first deploy builds the venv meanwhile); otherwise everything is done here.
+    `extra_facts`: more facts to read in the same round trip (in `.gathered`)."""
+    to_read = facts_to_read(planned(cfg)) + list(extra_facts)
     with rep.step("read the host's state") as st:
-        facts = read_facts(c, cfg, planned)
-        check_os(facts)
-        if facts.locked_by and not dry and not lock_held:
-            from toolkit.errors import LockHeld, next_task
-
-            raise LockHeld(f"another deploy holds the lock: {facts.locked_by}",
-                           "wait for it to finish; if it crashed, remove the lock with: "
-                           + next_task("lock.release"))
+        gathered = facts_api.gather(c, to_read)
+        facts = HostFacts.of(gathered)
+        check(facts, stop_on_lock=not dry and not lock_held)
         st.info(f"{facts.os_id} {facts.os_version}, python {facts.python_version or 'missing'}")
-    files = render_for(cfg, facts)
+    wanted = render_for(cfg, facts)
     changed = 0
-    changed += proxy.ensure_proxy(c, cfg, rep, dry, facts, files)
-    apt_job = None
-    if defer_nginx and not dry:
-        packages_changed, apt_job = base.start_packages(c, cfg, rep, facts)
-    else:
-        packages_changed = base.ensure_packages(c, cfg, rep, dry, facts)
+    if proxy.proxy_files(wanted):
+        changed += executor.apply(c, rep, proxy.PROXY_STEP, proxy.plan_proxy(facts, wanted), dry)
+    packages_changed, apt_job = executor.apply_started(
+        c, rep, base.STEP, base.plan(facts, wanted, defer=defer_nginx and not dry), dry)
     changed += packages_changed
-    changed += proxy.ensure_extra_ca(c, cfg, rep, dry, facts, files)
-    changed += user.ensure_user(c, cfg, rep, dry, facts)
-    changed += layout.ensure_layout(c, cfg, rep, dry, facts)
-    changed += app_env.ensure_app_env(c, cfg, rep, dry, facts, files)
-    changed += systemd.ensure_units(c, cfg, rep, dry, facts, files)
-    done = Provisioning(c, cfg, rep, dry, planned, facts, files, changed,
+    if proxy.ca_files(wanted):
+        changed += executor.apply(c, rep, proxy.CA_STEP, proxy.plan_extra_ca(facts, wanted), dry)
+    for name, plan in middle_roles(wanted):
+        changed += executor.apply(c, rep, name, plan(facts, wanted), dry)
+    done = Provisioning(c, rep, dry, wanted, facts, gathered, changed,
                         reread=bool(packages_changed) and not dry, apt_job=apt_job)
     if not defer_nginx:
         done.finish()

@@ -1,15 +1,15 @@
-"""Small helpers over a Fabric Connection used by the roles and the release flow.
+"""Small helpers over a Fabric Connection used by the executor, the facts and the release flow.
 
 Every ssh round trip costs time (tens of milliseconds even on a fast network), so these helpers
-are built to batch: `file_facts` reads the state of many files in one command, `put_if_changed`
-writes every differing file in one more (a tar stream on stdin).
+are built to batch: `split_sections` reads back many facts printed by one script
+(toolkit/facts.gather), `build_tar` + `extract_tar` write many files in one more (a tar stream
+on stdin).
 
 Commands run as root: directly when we log in as root, through `sudo -n` otherwise.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import shlex
 import tarfile
@@ -82,51 +82,7 @@ def q(value) -> str:
     return shlex.quote(str(value))
 
 
-# -- file facts ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class FileFact:
-    """What a path looks like on the host. `sha256` is empty for directories and missing paths."""
-
-    path: str
-    exists: bool
-    kind: str = ""  # "file", "dir", "link", "other"
-    mode: int = 0
-    owner: str = ""
-    group: str = ""
-    sha256: str = ""
-
-
-# One line per path: path, kind, octal mode, owner, group, sha256 (files only); "-" when missing.
-_FACTS_SCRIPT = r"""
-for p in "$@"; do
-  if [ -L "$p" ]; then k=link; elif [ -d "$p" ]; then k=dir; elif [ -f "$p" ]; then k=file;
-  elif [ -e "$p" ]; then k=other; else printf '%s\t-\n' "$p"; continue; fi
-  s=$(stat -c '%a %U %G' "$p")
-  h=-; [ "$k" = file ] && h=$(sha256sum < "$p" | cut -d' ' -f1)
-  printf '%s\t%s\t%s\t%s\n' "$p" "$k" "$s" "$h"
-done
-"""
-
-
-def file_facts_script(paths) -> str:
-    """The shell command `file_facts` runs (exposed so other scripts can batch it in)."""
-    return "set -- " + " ".join(q(p) for p in paths) + "\n" + _FACTS_SCRIPT
-
-
-def parse_file_facts(stdout: str) -> dict[str, FileFact]:
-    facts = {}
-    for line in stdout.splitlines():
-        parts = line.split("\t")
-        if len(parts) == 2 and parts[1] == "-":
-            facts[parts[0]] = FileFact(parts[0], exists=False)
-        elif len(parts) == 4:
-            path, kind, stat, digest = parts
-            mode, owner, group = stat.split(" ")
-            facts[path] = FileFact(path, True, kind, int(mode, 8), owner, group,
-                                   "" if digest == "-" else digest)
-    return facts
-
+# -- reading several facts at once -------------------------------------------------------------
 
 def split_sections(stdout: str, strip: bool = False) -> dict[str, list[str]]:
     """The output of a script that reads several facts in one round trip, each part headed by a
@@ -145,35 +101,7 @@ def split_sections(stdout: str, strip: bool = False) -> dict[str, list[str]]:
     return sections
 
 
-def file_facts(c, paths) -> dict[str, FileFact]:
-    """Kind, mode, owner, group and sha256 of each path, in one round trip."""
-    paths = list(paths)
-    if not paths:
-        return {}
-    return parse_file_facts(sh(c, file_facts_script(paths), what="reading file facts").stdout)
-
-
 # -- writing files ------------------------------------------------------------------------------
-
-def sha256_text(text: str | bytes) -> str:
-    data = text.encode() if isinstance(text, str) else text
-    return hashlib.sha256(data).hexdigest()
-
-
-def file_differs(fact: FileFact | None, content, mode: int, owner: str, group: str) -> str:
-    """Why a file must be (re)written, or "" when it is already as wanted."""
-    if fact is None or not fact.exists:
-        return "missing"
-    if fact.kind != "file":
-        return f"is a {fact.kind}"
-    if fact.sha256 != sha256_text(content):
-        return "content"
-    if fact.mode != mode:
-        return f"mode {fact.mode:o} -> {mode:o}"
-    if (fact.owner, fact.group) != (owner, group):
-        return f"owner {fact.owner}:{fact.group} -> {owner}:{group}"
-    return ""
-
 
 def build_tar(entries) -> bytes:
     """A gzip tar of (absolute path, bytes, mode, owner, group) entries, paths made relative to /."""
@@ -195,24 +123,3 @@ def extract_tar(c, tar_bytes: bytes, dest: str = "/", what: str = "writing files
     script = (f"mkdir -p {q(dest)} && tar -xzf - -C {q(dest)} --same-owner --same-permissions "
               "--no-overwrite-dir")
     sh(c, script, what=what, stdin=tar_bytes)
-
-
-def put_if_changed(c, files, dry: bool = False, facts: dict | None = None) -> list[tuple[str, str]]:
-    """Write every file that differs (content, mode or owner) in one round trip.
-
-    `files` are objects with path, content, mode, owner, group (render.RenderedFile).
-    Returns [(path, why)] of the files written (or that would be, when `dry`).
-    """
-    files = list(files)
-    if facts is None:
-        facts = file_facts(c, [f.path for f in files])
-    todo = []
-    for f in files:
-        why = file_differs(facts.get(f.path), f.content, f.mode, f.owner, f.group)
-        if why:
-            todo.append((f, why))
-    if todo and not dry:
-        entries = [(f.path, f.content.encode() if isinstance(f.content, str) else f.content,
-                    f.mode, f.owner, f.group) for f, _ in todo]
-        extract_tar(c, build_tar(entries))
-    return [(f.path, why) for f, why in todo]
