@@ -160,7 +160,7 @@ def run_on_hosts(specs, rep: Reporter, work, app: str = ".") -> None:
 def provision(c, host=None, app=".", dry=False):
     """Prepare hosts for the app: packages, user, folders, systemd units, nginx (safe to re-run)."""
     from roles.provision import provision as provision_host
-    from toolkit.release import unlock_if_ours
+    from toolkit.lock import release_if_ours as unlock_if_ours
 
     cfg = load_config(app)
     rep = Reporter(dry=dry)
@@ -188,7 +188,9 @@ def deploy(c, host=None, app=".", dry=False, force=False):
     from concurrent.futures import ThreadPoolExecutor
 
     from roles.provision import provision as provision_host
-    from toolkit.release import deploy_release, server_wheel, unlock_if_ours
+    from toolkit import lock as deploy_lock
+    from toolkit import stages
+    from toolkit.packaging import server_wheel
 
     cfg = load_config(app)
     rep = Reporter(dry=dry)
@@ -199,25 +201,32 @@ def deploy(c, host=None, app=".", dry=False, force=False):
     builder.shutdown(wait=False)
 
     def work(conn, spec):
-        # The lock comes first: two deploys must never provision the same host at once.
-        lock = _take_lock(conn, cfg, rep) if not dry else ""
-        provisioned = None
-        try:
+        ctx = stages.DeployContext(conn, cfg, rep, dry=dry, force=force, wheel_future=wheel)
+        provisioned = []
+
+        def provision(ctx):
+            # After the lock (two deploys must never provision the same host at once). nginx
+            # (package and site) may finish while the release is prepared: a first deploy
+            # installs nginx and builds the venv at the same time.
             rep.stage("provisioning")
-            # nginx (package and site) may finish while the release is prepared: a first
-            # deploy installs nginx and builds the venv at the same time.
-            provisioned = provision_host(conn, cfg, rep, dry=dry, lock_held=bool(lock), defer_nginx=True)
+            provisioned.append(provision_host(conn, cfg, rep, dry=dry, lock_held=bool(ctx.lock_text),
+                                              defer_nginx=True))
             if dry and not _provisioned(conn, cfg):
-                provisioned.finish()
+                provisioned[0].finish()
                 rep.line("  (dry run: the release stages need a provisioned host; run without --dry)")
-                return ""
-            outcome = deploy_release(conn, cfg, rep, dry=dry, force=force, wheel_future=wheel,
-                                     lock_taken=bool(lock), before_publish=provisioned.finish)
+                ctx.finished = True
+
+        ctx.hooks.after("starting", provision)
+        ctx.hooks.before("publishing", lambda ctx: provisioned[0].finish())
+        try:
+            outcome = stages.run(ctx)
         finally:
-            if provisioned is not None and not provisioned.finished:
-                _finish_quietly(provisioned)
-            if lock:
-                unlock_if_ours(conn, cfg, lock)
+            if provisioned and not provisioned[0].finished:
+                _finish_quietly(provisioned[0])
+            if ctx.lock_text:
+                deploy_lock.release_if_ours(conn, cfg, ctx.lock_text)
+        if outcome is None:
+            return ""
         if not dry:
             rep.line(f"  live: releases/{outcome.release}")
         return site_url(cfg, conn)
@@ -236,11 +245,11 @@ def _finish_quietly(provisioned) -> None:
 
 
 def _take_lock(conn, cfg, rep) -> str:
-    from toolkit.release import take_lock
+    from toolkit import lock as deploy_lock
 
     rep.stage("starting")
     with rep.step("deploy lock") as st:
-        text = take_lock(conn, cfg)
+        text = deploy_lock.take(conn, cfg)
         st.info("taken")
     return text
 
@@ -258,7 +267,7 @@ def _provisioned(conn, cfg) -> bool:
 })
 def rollback(c, host=None, app=".", to=None):
     """Go back to an earlier good release (the one before the current one, or --to RELEASE)."""
-    from toolkit.release import rollback as rollback_host
+    from toolkit.stages import rollback as rollback_host
 
     cfg = load_config(app, check_secrets=False)
     rep = Reporter()
@@ -274,21 +283,21 @@ def rollback(c, host=None, app=".", to=None):
 @task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["releases"], "app": APP_HELP})
 def releases(c, host=None, app="."):
     """List the releases on the host: which is live, which are good, which failed."""
-    from toolkit.release import read_state
+    from toolkit.releases import read_releases
 
     cfg = load_config(app, check_secrets=False)
     rep = Reporter()
 
     def work(conn, spec):
-        state = read_state(conn, cfg)
+        state = read_releases(conn, cfg)
         if not state.releases:
             rep.line("  no releases yet: " + fill_next(next_task("deploy"), str(spec), app))
         for r in reversed(state.releases):
             mark = "*" if r.name == state.current else " "
             verdict = r.state or "unfinished"
             rep.line(f"  {mark} {r.name}  {verdict:<10}  venv {r.venv or '-'}")
-        if state.locked_by:
-            rep.line(f"  deploy lock held by {state.locked_by}")
+        if state.holder:
+            rep.line(f"  deploy lock held by {state.holder.describe()}")
         rep.line("  (* = live; roll back with: " + fill_next(next_task("rollback"), str(spec), app)
                  + " [--to RELEASE])")
         return ""
@@ -299,7 +308,8 @@ def releases(c, host=None, app="."):
 @task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["status"], "app": APP_HELP})
 def status(c, host=None, app="."):
     """Show whether the app runs: its units, the live release, and a health check through nginx."""
-    from toolkit.release import health_check, read_state
+    from toolkit.release_commands import health_check
+    from toolkit.releases import read_releases
     from toolkit.remote import q, sh
 
     cfg = load_config(app, check_secrets=False)
@@ -312,10 +322,10 @@ def status(c, host=None, app="."):
         for line in out.splitlines():
             unit, *states = line.split()
             rep.line(f"  {unit:<28} {' / '.join(states) or 'not installed'}")
-        state = read_state(conn, cfg)
+        state = read_releases(conn, cfg)
         rep.line(f"  live release: {state.current or 'none yet'}")
-        if state.locked_by:
-            rep.line(f"  deploy lock: held by {state.locked_by}")
+        if state.holder:
+            rep.line(f"  deploy lock: held by {state.holder.describe()}")
         with rep.step("health check") as st:
             health = health_check(conn, cfg, timeout=5)
             st.info(f"{health.status or 'no answer'} from {cfg.health.path} "
@@ -358,7 +368,7 @@ def logs(c, host=None, app=".", n=50, follow=False):
 @task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["restart"], "app": APP_HELP})
 def restart(c, host=None, app="."):
     """Restart the app's server (requests wait in the socket meanwhile), then health-check it."""
-    from toolkit.release import health_check, journal, restart_script
+    from toolkit.release_commands import health_check, journal, restart_script
     from toolkit.remote import sh
 
     cfg = load_config(app, check_secrets=False)
@@ -445,14 +455,20 @@ def _under_cwd(path: Path) -> bool:
       help={"host": HOST_HELP["lock.status"], "app": APP_HELP})
 def lock_status(c, host=None, app="."):
     """Show who holds the deploy lock on the host, if anyone."""
-    from toolkit.release import read_state
+    from toolkit.releases import read_releases
 
     cfg = load_config(app, check_secrets=False)
     rep = Reporter()
 
     def work(conn, spec):
-        state = read_state(conn, cfg)
-        rep.line(f"  held by {state.locked_by}" if state.locked_by else "  free")
+        holder = read_releases(conn, cfg).holder
+        if holder is None:
+            rep.line("  free")
+        elif holder.dead():
+            rep.line(f"  held by {holder.describe()}")
+            rep.line("  release it with: " + fill_next(next_task("lock.release"), str(spec), app))
+        else:
+            rep.line(f"  held by {holder.text}")
         return ""
 
     run_on_hosts(host_specs(host, cfg), rep, work, app)
@@ -462,17 +478,18 @@ def lock_status(c, host=None, app="."):
       help={"host": HOST_HELP["lock.release"], "app": APP_HELP})
 def lock_release(c, host=None, app="."):
     """Remove a deploy lock left behind by a deploy that crashed or was interrupted."""
-    from toolkit.release import read_state, unlock
+    from toolkit import lock as deploy_lock
+    from toolkit.releases import read_releases
 
     cfg = load_config(app, check_secrets=False)
     rep = Reporter()
 
     def work(conn, spec):
-        state = read_state(conn, cfg)
+        holder = read_releases(conn, cfg).holder
         with rep.step("deploy lock") as st:
-            if state.locked_by:
-                unlock(conn, cfg)
-                st.changed(f"removed (was held by {state.locked_by})")
+            if holder:
+                deploy_lock.release(conn, cfg)
+                st.changed(f"removed (was held by {holder.text})")
             else:
                 st.info("was not held")
         return ""

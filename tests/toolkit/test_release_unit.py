@@ -1,5 +1,6 @@
 """The release bookkeeping, without a host: reading the host's releases, which release a rollback
-picks, what pruning keeps, packaging the app and the server, the scripts the flow runs."""
+picks, what pruning keeps, packaging the app and the server, the scripts the flow runs, the
+stages and their hooks."""
 
 import io
 import tarfile
@@ -7,14 +8,31 @@ from dataclasses import dataclass
 
 import pytest
 
-from toolkit import release
+from toolkit import packaging, releases, stages
+from toolkit import release_commands as cmds
+from toolkit.errors import DeployError
 from toolkit.layout import HostLayout
-from tests.toolkit.test_roles_unit import CFG  # noqa: F401  (the shared fake app config)
 
 
-def state_of(*releases, current="", venvs=()):
-    st = release.HostReleases(provisioned=True, current=current, venvs=set(venvs))
-    st.releases = [release.ReleaseInfo(n, s, venv=v) for n, s, v in releases]
+@dataclass(frozen=True)
+class Cfg:
+    """The parts of an app's config the release flow reads."""
+
+    name: str = "shop"
+    python: str = "python3"
+    requirements: str = "requirements.txt"
+
+    @property
+    def layout(self):
+        return HostLayout(self.name)
+
+
+CFG = Cfg()
+
+
+def state_of(*infos, current="", venvs=()):
+    st = releases.HostReleases(provisioned=True, current=current, venvs=set(venvs))
+    st.releases = [releases.ReleaseInfo(n, s, venv=v) for n, s, v in infos]
     return st
 
 
@@ -23,7 +41,7 @@ def test_parse_state():
                      "20250101000000 good abc v1", "20250102000000 good def v2", "20250103000000 failed - v2",
                      "@@venvs", "v1", "v2", "@@wheels", "0123abcd/pronghorn-0.1.0-py3-none-any.whl",
                      "@@python", "3.11.2", "@@active", "active"])
-    st = release.parse_state(out)
+    st = releases.parse_state(out)
     assert st.current == "20250102000000"
     assert [r.state for r in st.releases] == ["good", "good", "failed"]
     assert st.releases[0].source_sha == "abc" and st.releases[2].source_sha == ""
@@ -40,7 +58,7 @@ def test_rollback_target_skips_failed_releases():
 def test_prune_keeps_n_good_plus_current_previous_and_newest_failed():
     st = state_of(("1", "good", "v1"), ("2", "good", "v1"), ("3", "failed", "v2"), ("4", "good", "v2"),
                   ("5", "failed", "v3"), ("6", "good", "v4"), current="6", venvs=("v1", "v2", "v3", "v4", "v5"))
-    delete, venvs = release.prune_plan(st, "7", keep=2)
+    delete, venvs = releases.prune_plan(st, "7", keep=2)
     # good: 1 2 4 6 7 -> keep 6, 7 (keep=2); 6 is also the previous good; newest failed 5 kept
     assert delete == ["1", "2", "3", "4"]
     assert venvs == ["v1", "v2", "v5"]
@@ -48,16 +66,16 @@ def test_prune_keeps_n_good_plus_current_previous_and_newest_failed():
 
 def test_prune_never_counts_failed_releases():
     st = state_of(("1", "good", "v1"), ("2", "failed", "v1"), ("3", "failed", "v1"), current="1", venvs=("v1",))
-    delete, venvs = release.prune_plan(st, "4", keep=1)
+    delete, venvs = releases.prune_plan(st, "4", keep=1)
     assert "1" not in delete  # the previous good one is the rollback target
     assert delete == ["2"]
     assert venvs == []
 
 
 def test_release_names_sort_and_never_collide():
-    name = release.new_release_name(set())
+    name = releases.new_release_name(set())
     assert len(name) == 14 and name.isdigit()
-    assert release.new_release_name({name}) == name + "-2" or release.new_release_name({name}) > name
+    assert releases.new_release_name({name}) == name + "-2" or releases.new_release_name({name}) > name
 
 
 def test_package_excludes_vcs_caches_and_local_secrets(tmp_path):
@@ -68,7 +86,7 @@ def test_package_excludes_vcs_caches_and_local_secrets(tmp_path):
         path.write_text("junk")
     (tmp_path / "static").mkdir()
     (tmp_path / "static" / "style.css").write_text("body{}")
-    pkg = release.package_dir(tmp_path, "releases/1", "shop")
+    pkg = packaging.package_dir(tmp_path, "releases/1", "shop")
     with tarfile.open(fileobj=io.BytesIO(pkg.tar)) as tar:
         names = {m.name: m for m in tar.getmembers()}
     assert set(names) == {"releases/1/static", "releases/1/app.py", "releases/1/static/style.css"}
@@ -78,22 +96,22 @@ def test_package_excludes_vcs_caches_and_local_secrets(tmp_path):
 
 def test_package_hash_follows_content_not_time(tmp_path):
     (tmp_path / "app.py").write_text("a = 1\n")
-    first = release.package_dir(tmp_path, "releases/1", "shop").sha256
-    assert release.package_dir(tmp_path, "releases/2", "shop").sha256 == first
+    first = packaging.package_dir(tmp_path, "releases/1", "shop").sha256
+    assert packaging.package_dir(tmp_path, "releases/2", "shop").sha256 == first
     (tmp_path / "app.py").write_text("a = 2\n")
-    assert release.package_dir(tmp_path, "releases/3", "shop").sha256 != first
+    assert packaging.package_dir(tmp_path, "releases/3", "shop").sha256 != first
 
 
 def test_venv_hash_changes_with_each_input():
-    h = release.venv_hash(b"flask\n", b"wheel", "3.11.2", "python3")
-    assert release.venv_hash(b"flask\n", b"wheel", "3.11.2", "python3") == h
-    assert release.venv_hash(b"flask\ndjango\n", b"wheel", "3.11.2", "python3") != h
-    assert release.venv_hash(b"flask\n", b"wheel2", "3.11.2", "python3") != h
-    assert release.venv_hash(b"flask\n", b"wheel", "3.12.1", "python3") != h
+    h = packaging.venv_hash(b"flask\n", b"wheel", "3.11.2", "python3")
+    assert packaging.venv_hash(b"flask\n", b"wheel", "3.11.2", "python3") == h
+    assert packaging.venv_hash(b"flask\ndjango\n", b"wheel", "3.11.2", "python3") != h
+    assert packaging.venv_hash(b"flask\n", b"wheel2", "3.11.2", "python3") != h
+    assert packaging.venv_hash(b"flask\n", b"wheel", "3.12.1", "python3") != h
 
 
 def test_switch_is_atomic_rename():
-    script = release.switch_script(CFG, "20250101000000")
+    script = cmds.switch_script(CFG, "20250101000000")
     assert script == ("ln -sfn releases/20250101000000 /srv/shop/current.new && "
                       "mv -T /srv/shop/current.new /srv/shop/current")
 
@@ -104,7 +122,7 @@ def test_health_check_host_header(domains, host):
     @dataclass
     class C:
         domains: tuple
-    assert release.health_host(C(domains)) == host
+    assert cmds.health_host(C(domains)) == host
 
 
 def _git(*args, cwd):
@@ -125,12 +143,12 @@ def test_git_source_at_a_branch_or_a_commit(tmp_path):
     (repo / "app.py").write_text("v = 2\n")
     _git("commit", "-q", "-am", "two", cwd=repo)
 
-    at_main = release.checkout_git(str(repo), "main", tmp_path / "a")
+    at_main = packaging.checkout_git(str(repo), "main", tmp_path / "a")
     assert (at_main / "app.py").read_text() == "v = 2\n"
-    at_commit = release.checkout_git(str(repo), first, tmp_path / "b")
+    at_commit = packaging.checkout_git(str(repo), first, tmp_path / "b")
     assert (at_commit / "app.py").read_text() == "v = 1\n"
     # .git never reaches the host
-    pkg = release.package_dir(at_commit, "releases/1", "shop")
+    pkg = packaging.package_dir(at_commit, "releases/1", "shop")
     with tarfile.open(fileobj=io.BytesIO(pkg.tar)) as tar:
         assert [m.name for m in tar.getmembers()] == ["releases/1/app.py"]
 
@@ -142,22 +160,90 @@ def test_unknown_git_ref_says_what_to_check(tmp_path):
     (repo / "app.py").write_text("v = 1\n")
     _git("add", ".", cwd=repo)
     _git("commit", "-q", "-m", "one", cwd=repo)
-    with pytest.raises(release.DeployError) as err:
-        release.checkout_git(str(repo), "no-such-branch", tmp_path / "a")
+    with pytest.raises(DeployError) as err:
+        packaging.checkout_git(str(repo), "no-such-branch", tmp_path / "a")
     assert 'ref = "no-such-branch"' in err.value.next_step
 
 
 def test_every_server_build_gets_its_own_wheel_folder(tmp_path):
     # All builds are named pronghorn-0.1.0-py3-none-any.whl: the folder (source hash) tells them apart.
     wheel = tmp_path / "0123abcd" / "pronghorn-0.1.0-py3-none-any.whl"
-    assert release.wheel_key(wheel) == "0123abcd/pronghorn-0.1.0-py3-none-any.whl"
-    script = release.finish_script(CFG, "2", [], [], "ok", keep_wheel=release.wheel_key(wheel))
+    assert packaging.wheel_key(wheel) == "0123abcd/pronghorn-0.1.0-py3-none-any.whl"
+    script = cmds.finish_script(CFG, "2", [], [], "ok", keep_wheel=packaging.wheel_key(wheel))
     assert '[ "$(basename "$d")" = 0123abcd ] || rm -rf "$d"' in script
 
 
 def test_prune_keeps_the_venv_of_the_new_release():
     # keep=1: the new release reuses v1 of a release that is pruned; v1 must stay.
     st = state_of(("1", "good", "v1"), ("2", "good", "v2"), current="2", venvs=("v1", "v2"))
-    delete, venvs = release.prune_plan(st, "3", keep=1, new_venv="v1")
+    delete, venvs = releases.prune_plan(st, "3", keep=1, new_venv="v1")
     assert delete == ["1"]
     assert venvs == []
+
+
+def test_every_host_path_comes_from_the_layout():
+    # A layout with another base folder moves every path of the scripts with it.
+    from types import SimpleNamespace
+
+    class Elsewhere(HostLayout):
+        @property
+        def base_dir(self):
+            return "/opt/apps/shop"
+
+    cfg = SimpleNamespace(name="shop", python="python3", requirements="requirements.txt",
+                          layout=Elsewhere("shop"))
+    scripts = [cmds.switch_script(cfg, "1"), cmds.upload_script(cfg, "1", "abc", "v1"),
+               cmds.venv_script(cfg, "v1", "1", "h/w.whl", True),
+               cmds.finish_script(cfg, "1", ["0"], ["v0"], "ok", keep_wheel="h/w.whl", lock_text="me"),
+               cmds.fail_script(cfg, "1", "failed", lock_text="me"), releases.state_script(cfg)]
+    for script in scripts:
+        assert "/srv/" not in script
+    assert "/opt/apps/shop/.deploy-lock" in scripts[3]
+    assert "ln -sfn ../../venvs/v1 /opt/apps/shop/releases/1/.venv" in scripts[1]
+
+
+def test_a_failed_pip_shows_its_errors_not_its_notices():
+    out = ("WARNING: Location 'file:///opt/pypi/simple/nope/' is ignored: it is neither a file nor a directory.\n"
+           "ERROR: Could not find a version that satisfies the requirement nope==1.0 (from versions: none)\n"
+           "ERROR: No matching distribution found for nope==1.0\n"
+           "[notice] A new release of pip is available\n")
+    shown = cmds.pip_errors(out)
+    assert shown.splitlines() == out.splitlines()[1:3]
+
+
+def test_a_repeated_traceback_in_the_journal_is_shown_once():
+    prefix = "2026-01-01T00:00:0{}+0000 host shop[12]: "
+    block = ["Traceback (most recent call last):", '  File "app.py", line 3, in health',
+             "    raise RuntimeError('db')", "RuntimeError: db"]
+    lines = ["start"] + [prefix.format(i) + line for i in range(3) for line in block] + ["end"]
+    kept = cmds.without_repeats(lines)
+    assert kept[0] == "start" and kept[-1] == "end"
+    assert sum("Traceback" in line for line in kept) == 1
+    assert "(the same traceback 2 more times)" in kept
+
+
+class FakeRep:
+    def __init__(self):
+        self.lines = []
+
+    def stage(self, name):
+        self.lines.append(name)
+
+
+def test_hooks_run_around_their_stage_and_can_end_the_flow(monkeypatch):
+    seen = []
+    for name in stages.STAGES:
+        monkeypatch.setitem(stages.STAGE_FUNCTIONS, name, lambda ctx, name=name: seen.append(name))
+    ctx = stages.DeployContext(c=None, cfg=CFG, rep=FakeRep())
+    ctx.hooks.after("starting", lambda ctx: seen.append("provision"))
+    ctx.hooks.before("publishing", lambda ctx: seen.append("nginx"))
+    stages.run(ctx)
+    assert seen == ["starting", "provision", "updating", "nginx", "publishing", "finishing"]
+
+    seen.clear()
+    ctx = stages.DeployContext(c=None, cfg=CFG, rep=FakeRep())
+    ctx.hooks.after("starting", lambda ctx: setattr(ctx, "finished", True))
+    stages.run(ctx)
+    assert seen == ["starting"]
+    with pytest.raises(ValueError):
+        ctx.hooks.before("deploying", print)

@@ -1,0 +1,162 @@
+"""The deploy lock: one per app on each host, so that two deploys (or a deploy and a provision,
+or a rollback) never change the same host at once. Deploy, rollback, provision and the lock.*
+tasks all use this module; nothing else touches the lock.
+
+The lock is a directory, `cfg.layout.lock_dir` (mkdir is atomic: of two racing deploys exactly
+one creates it), holding one line in `cfg.layout.lock_who`:
+
+    user@machine since 2025-01-01 10:00:00 UTC (pid 4242)
+
+    take(c, cfg) -> text          take it; LockHeld (saying who holds it) when it is taken
+    release_if_ours(c, cfg, text) remove it only if it is still the one we took
+    release(c, cfg)               remove it whoever holds it (`invoke lock.release`)
+    show(c, cfg) -> Holder|None   who holds it
+
+The shell pieces (`take_script`, `show_script`, `release_if_ours_script`) are exposed so the
+release flow can put them in the round trips it makes anyway (taking the lock and reading the
+releases in one). A lock taken on this machine by a process that no longer runs (a killed
+deploy) is reported as such, with the command that releases it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass
+
+from toolkit.errors import LockHeld, RemoteError, next_task
+from toolkit.remote import q, sh, split_sections
+
+NO_DETAILS = "(no details recorded)"
+HELD_EXIT = 3  # take_script's exit code when someone else holds the lock
+
+_TEXT = re.compile(r"^(?P<user>[^@\s]*)@(?P<machine>\S+) since (?P<since>.+?) \(pid (?P<pid>\d+)\)$")
+
+
+def who() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def lock_text() -> str:
+    """What we write into the lock: who, since when, which process."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    return f"{who()} since {stamp} (pid {os.getpid()})"
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds the lock, as recorded in it."""
+
+    text: str  # the line as written (NO_DETAILS when the lock has none)
+
+    @property
+    def _fields(self):
+        return _TEXT.match(self.text.strip())
+
+    @property
+    def machine(self) -> str:
+        m = self._fields
+        return m["machine"] if m else ""
+
+    @property
+    def pid(self) -> int:
+        m = self._fields
+        return int(m["pid"]) if m else 0
+
+    def dead(self, this_machine: str | None = None) -> bool:
+        """True when the lock was taken on this machine by a process that no longer runs."""
+        this_machine = socket.gethostname() if this_machine is None else this_machine
+        if not self.pid or self.machine != this_machine:
+            return False  # another machine's process: we cannot tell
+        return not _running(self.pid)
+
+    def describe(self) -> str:
+        """The holder, with "its process is gone" when it is a dead process of this machine."""
+        if self.dead():
+            return f"{self.text} (that process no longer runs on this machine: it was killed or crashed)"
+        return self.text
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def held_error(holder: Holder) -> LockHeld:
+    """The error for a lock someone else holds, with the step that fits."""
+    if holder.dead():
+        return LockHeld(f"the deploy lock is left over from a deploy that no longer runs: {holder.text} "
+                        "(that process is gone from this machine)",
+                        "release the lock, then run the same command again: " + next_task("lock.release"))
+    return LockHeld(f"another deploy holds the lock: {holder.text}",
+                    "wait for it to finish; if it crashed, remove the lock with: " + next_task("lock.release"))
+
+
+# -- the shell pieces ---------------------------------------------------------------------------
+
+def take_script(layout, text: str) -> str:
+    """Take the lock, creating the app's folder when needed (a first deploy takes the lock
+    before anything is provisioned); when held: `@@locked`, the holder, exit HELD_EXIT."""
+    lock, who_file = q(layout.lock_dir), q(layout.lock_who)
+    return "\n".join([
+        f"mkdir -p {q(layout.base_dir)}",
+        f"if ! mkdir {lock} 2>/dev/null; then echo @@locked; "
+        f"cat {who_file} 2>/dev/null || echo {q(NO_DETAILS)}; exit {HELD_EXIT}; fi",
+        f"printf '%s\\n' {q(text)} > {who_file}",
+    ])
+
+
+def show_script(layout) -> str:
+    """`@@locked` and the holder when the lock is held; nothing otherwise."""
+    lock, who_file = q(layout.lock_dir), q(layout.lock_who)
+    return (f"if [ -d {lock} ]; then echo @@locked; "
+            f"cat {who_file} 2>/dev/null || echo {q(NO_DETAILS)}; fi")
+
+
+def release_if_ours_script(layout, text: str) -> str:
+    """Remove the lock if it still holds `text` (a failed release may have removed it already,
+    and another deploy may hold a new one by now)."""
+    lock, who_file = q(layout.lock_dir), q(layout.lock_who)
+    return f'if [ "$(cat {who_file} 2>/dev/null)" = {q(text)} ]; then rm -rf {lock}; fi'
+
+
+def holder_from(stdout: str) -> Holder | None:
+    """The holder from the output of take_script or show_script (None: not held)."""
+    sections = split_sections(stdout, strip=True)
+    if "locked" not in sections:
+        return None
+    return Holder(" ".join(sections["locked"]) or NO_DETAILS)
+
+
+# -- over a connection --------------------------------------------------------------------------
+
+def take(c, cfg) -> str:
+    """Take the deploy lock before anything on the host changes; LockHeld when it is taken.
+    Returns the text recorded in the lock (for `release_if_ours`)."""
+    text = lock_text()
+    result = sh(c, take_script(cfg.layout, text), check=False)
+    if result.exited == HELD_EXIT:
+        raise held_error(holder_from(result.stdout) or Holder(NO_DETAILS))
+    if result.exited != 0:
+        raise RemoteError("taking the deploy lock", result.exited, result.stdout + result.stderr)
+    return text
+
+
+def release_if_ours(c, cfg, text: str) -> None:
+    sh(c, release_if_ours_script(cfg.layout, text), check=False)
+
+
+def release(c, cfg) -> None:
+    sh(c, f"rm -rf {q(cfg.layout.lock_dir)}", what="releasing the deploy lock")
+
+
+def show(c, cfg) -> Holder | None:
+    return holder_from(sh(c, show_script(cfg.layout), what="reading the deploy lock").stdout)

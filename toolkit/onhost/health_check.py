@@ -1,0 +1,62 @@
+"""The health check, run on the host itself through nginx with the site's real Host header:
+
+    python3 health_check.py HOST PATH EXPECT TIMEOUT SAME_LIMIT [ADDRESS [PORT]]
+
+GETs http://ADDRESS:PORT/PATH (default 127.0.0.1:80) with `Host: HOST` until it answers EXPECT
+(prints `OK STATUS`, exit 0) or TIMEOUT seconds pass (prints `FAIL STATUS` and the last answer's
+body, exit 1). 502/503/504 are nginx waiting for the app, so they are retried; any other wrong
+answer given SAME_LIMIT times in a row is the app's own answer, and the check gives up early.
+"""
+
+import http.client
+import sys
+import time
+
+USER_AGENT = "pronghorn-deploy-healthcheck"
+GATEWAY = (502, 503, 504)
+
+
+def ask(address, port, host, path, timeout):
+    """(status, first 600 characters of the body); status 0 with the error when no answer."""
+    try:
+        conn = http.client.HTTPConnection(address, port, timeout=max(1.0, min(10.0, timeout)))
+        conn.request("GET", path, headers={"Host": host, "User-Agent": USER_AGENT})
+        resp = conn.getresponse()
+        body = resp.read(4096).decode("utf-8", "replace")
+        conn.close()
+        return resp.status, body[:600]
+    except Exception as exc:
+        return 0, f"{type(exc).__name__}: {exc}"
+
+
+def check(host, path, expect, timeout, same_limit, address="127.0.0.1", port=80):
+    """(ok, status, body) of the last answer."""
+    deadline = time.monotonic() + timeout
+    last, same = None, 0
+    while True:
+        answer = ask(address, port, host, path, timeout)
+        if answer[0] == expect:
+            return True, answer[0], answer[1]
+        if answer[0]:
+            same = same + 1 if answer == last and answer[0] not in GATEWAY else 1
+            if same >= same_limit:
+                return False, answer[0], answer[1]
+        last = answer
+        if time.monotonic() >= deadline:
+            return False, last[0], last[1]
+        time.sleep(0.1)  # the restart returned at READY=1: the answer is usually there at once
+
+
+def main(argv):
+    host, path, expect, timeout, same_limit = argv[1], argv[2], int(argv[3]), float(argv[4]), int(argv[5])
+    address = argv[6] if len(argv) > 6 else "127.0.0.1"
+    port = int(argv[7]) if len(argv) > 7 else 80
+    ok, status, body = check(host, path, expect, timeout, same_limit, address, port)
+    print(("OK " if ok else "FAIL ") + str(status))
+    if not ok:
+        print(body)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,189 @@
+"""Packaging, all local: the app as a tar (from its folder, or from git), the pronghorn server
+wheel built from ./server (cached by the hash of its sources), and the venv hash that says
+when a host's virtualenv can be reused.
+
+    package_source(cfg, prefix) -> Package   the app's files as tar.gz under `prefix/`, with a
+                                             content hash (the same tree gives the same hash)
+    server_wheel() -> Path                   the wheel, built once per server source hash
+    wheel_key(wheel)                         HASH/NAME: its place under cfg.layout.wheels_dir
+    venv_hash(requirements, wheel, ...)      names the venv (cfg.layout.venv_dir)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit.errors import DeployError
+
+REPO = Path(__file__).resolve().parent.parent
+SERVER_DIR = REPO / "server"
+CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pronghorn"
+
+# Never uploaded: VCS data, caches, local virtualenvs, and the local .env (secrets go to the
+# host's shared/.env only, through the renderer).
+EXCLUDE = (".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "*.pyc", "*.pyo", ".env",
+           ".pytest_cache", ".mypy_cache", ".tox", "node_modules", ".DS_Store")
+
+
+def excluded(rel_path: str, patterns=EXCLUDE) -> bool:
+    return any(fnmatch.fnmatch(part, pat) for part in Path(rel_path).parts for pat in patterns)
+
+
+def source_files(root: Path) -> list[Path]:
+    """Files of the app to upload, relative to `root`, sorted (so the hash is stable)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root)
+        dirnames[:] = sorted(d for d in dirnames if not excluded(str(rel_dir / d)))
+        for name in sorted(filenames):
+            rel = rel_dir / name
+            if not excluded(str(rel)):
+                found.append(rel)
+    return found
+
+
+@dataclass
+class Package:
+    """The app's files as a tar.gz ready to unpack into a release directory."""
+
+    tar: bytes
+    sha256: str  # of the file list, modes and contents: the same tree gives the same hash
+    files: int
+
+
+def package_dir(root: Path, prefix: str, owner: str) -> Package:
+    """Tar `root` under `prefix/`, files owned by `owner` (the app user: Django writes static)."""
+    digest = hashlib.sha256()
+    buf = io.BytesIO()
+    files = source_files(root)
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
+        # Directories first, owned by the app user like the files (tar would make them root's).
+        for rel_dir in sorted({p for rel in files for p in rel.parents if str(p) != "."}):
+            info = tarfile.TarInfo(f"{prefix}/{rel_dir.as_posix()}")
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
+            info.uname = info.gname = owner
+            tar.addfile(info)
+        for rel in files:
+            path = root / rel
+            st = path.lstat()
+            info = tarfile.TarInfo(f"{prefix}/{rel.as_posix()}")
+            info.uname = info.gname = owner
+            info.mtime = int(st.st_mtime)
+            if path.is_symlink():
+                info.type = tarfile.SYMTYPE
+                info.linkname = os.readlink(path)
+                info.mode = 0o777
+                data = None
+                digest.update(f"L {rel.as_posix()} {info.linkname}\n".encode())
+            else:
+                # group/other may read; nobody but the owner writes
+                info.mode = (st.st_mode & 0o755) | 0o644
+                content = path.read_bytes()
+                info.size = len(content)
+                data = io.BytesIO(content)
+                digest.update(f"F {rel.as_posix()} {info.mode:o} {len(content)}\n".encode())
+                digest.update(content)
+            tar.addfile(info, data)
+    return Package(buf.getvalue(), digest.hexdigest(), len(files))
+
+
+def checkout_git(url: str, ref: str, into: Path) -> Path:
+    """A clean tree of `url` at `ref` (branch, tag or commit) in `into`."""
+    def git(*args, cwd=None):
+        result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise DeployError(f"git {' '.join(args[:2])} failed: {result.stderr.strip()[:500]}",
+                              f"check [source] git = \"{url}\" and ref = \"{ref}\" in deploy.toml")
+        return result.stdout
+
+    target = into / "src"
+    clone = subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", ref, url, str(target)],
+                           capture_output=True, text=True)
+    if clone.returncode != 0:  # a commit hash cannot be cloned with --branch: full clone + checkout
+        git("clone", "--quiet", url, str(target))
+        git("checkout", "--quiet", ref, cwd=target)
+    return target
+
+
+def package_source(cfg, prefix: str) -> Package:
+    """The app from its directory, or from git when deploy.toml has [source] git."""
+    git_url = getattr(cfg.source, "git", "")
+    if git_url:
+        with tempfile.TemporaryDirectory(prefix="pronghorn-src-") as tmp:
+            tree = checkout_git(git_url, cfg.source.ref, Path(tmp))
+            return package_dir(tree, prefix, cfg.name)
+    return package_dir(Path(cfg.app_dir), prefix, cfg.name)
+
+
+def server_sources_hash(server_dir: Path = SERVER_DIR) -> str:
+    digest = hashlib.sha256()
+    for rel in source_files(server_dir):
+        if rel.parts[0] in ("build", "dist") or rel.parts[0].endswith(".egg-info"):
+            continue
+        digest.update(rel.as_posix().encode() + b"\0" + (server_dir / rel).read_bytes())
+    return digest.hexdigest()
+
+
+def server_wheel(server_dir: Path = SERVER_DIR, cache: Path = CACHE_DIR / "wheels") -> Path:
+    """The pronghorn wheel built from ./server, cached by the hash of its sources."""
+    out = cache / server_sources_hash(server_dir)[:16]
+    wheels = sorted(out.glob("*.whl"))
+    if wheels:
+        return wheels[0]
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        # A copy, so the build's own build/ and egg-info never land in the repository.
+        src = Path(tmp) / "server"
+        subprocess.run(["cp", "-a", str(server_dir), str(src)], check=True)
+        result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                                 "-q", "-w", str(out), str(src)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise DeployError("building the pronghorn wheel from ./server failed:\n"
+                              + result.stderr.strip()[-1500:],
+                              "run scripts/bootstrap (it installs the build tools), then try again")
+    wheels = sorted(out.glob("*.whl"))
+    if not wheels:
+        raise DeployError(f"pip wheel made no wheel in {out}", "run scripts/bootstrap, then try again")
+    return wheels[0]
+
+
+def wheel_key(wheel: Path) -> str:
+    """HASH/NAME: where a wheel lives under cfg.layout.wheels_dir (HASH = its cache folder's name)."""
+    return f"{wheel.parent.name}/{wheel.name}"
+
+
+def venv_hash(requirements: bytes, wheel: bytes, python_version: str, python: str) -> str:
+    digest = hashlib.sha256()
+    for part in (requirements, wheel, python_version.encode(), python.encode()):
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()[:16]
+
+
+def read_requirements(cfg) -> bytes:
+    path = Path(cfg.app_dir) / cfg.requirements
+    return path.read_bytes() if path.is_file() else b""
+
+
+def with_wheel(tar_bytes: bytes, wheel: Path, arcname: str) -> bytes:
+    """Add the server wheel (as `arcname`, owned by root) to the release tar."""
+    src = tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:gz")
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz", compresslevel=6) as dst:
+        for member in src.getmembers():
+            dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+        data = wheel.read_bytes()
+        info = tarfile.TarInfo(arcname)
+        info.size, info.mode, info.uname, info.gname = len(data), 0o644, "root", "root"
+        info.mtime = int(time.time())
+        dst.addfile(info, io.BytesIO(data))
+    return out.getvalue()

@@ -1,0 +1,224 @@
+"""What a release runs on the host, one function per command: unpack the upload, build the
+venv, run something as the app user in its environment (import check, Django's manage.py),
+switch `current`, restart, health check, read the journal, write the deploy log, and the
+finishing / failure bookkeeping. Every path comes from `cfg.layout`; the Python programs run
+there are the files of toolkit/onhost (see its docstring for how they get there).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import time
+from dataclasses import dataclass
+
+from toolkit import lock, onhost
+from toolkit.remote import q, sh
+
+HEALTH_GIVE_UP_AFTER_SAME = 5  # identical non-gateway answers in a row: the app really says so
+
+
+def rel(path: str, start: str) -> str:
+    """`path` relative to `start` (symlinks on the host are relative, so the tree can move)."""
+    return os.path.relpath(path, start)
+
+
+# -- updating -----------------------------------------------------------------------------------
+
+def upload_script(cfg, release: str, source_sha: str, vhash: str) -> str:
+    """Unpack the tar on stdin into the app's folder, record the source hash, link the venv."""
+    layout = cfg.layout
+    rdir = layout.release_dir(release)
+    return "\n".join([
+        "set -e",
+        f"tar -xzf - -C {q(layout.base_dir)} --same-owner --no-overwrite-dir",
+        f"mkdir -p {q(rdir)}",
+        f"echo {q(source_sha)} > {q(rdir)}/.source-sha256",
+        f"ln -sfn {q(rel(layout.venv_dir(vhash), rdir))} {q(rdir)}/.venv",
+        f"chown -h {q(cfg.name)}:{q(cfg.name)} {q(rdir)} {q(rdir)}/.source-sha256 {q(rdir)}/.venv",
+    ])
+
+
+def venv_script(cfg, vhash: str, release: str, wheel_name: str, has_requirements: bool) -> str:
+    """Make the venv in place (shebangs hold its path, so it cannot be built elsewhere and
+    moved); `.complete` is written last, so an interrupted build is redone, never reused.
+    pip's messages (stdout and stderr) come out on stdout, in order.
+
+    Debian and Ubuntu ship pip as a wheel for ensurepip (/usr/share/python-wheels); running
+    pip straight from it into a venv made --without-pip skips ensurepip's pip install, which
+    takes seconds. Hosts without it get a venv with its own pip.
+    """
+    layout = cfg.layout
+    venv = q(layout.venv_dir(vhash))
+    args = ["install", "-q", "--disable-pip-version-check", "--root-user-action=ignore", "--no-input"]
+    if has_requirements:
+        args += ["-r", q(f"{layout.release_dir(release)}/{cfg.requirements}")]
+    args.append(q(layout.wheel_path(wheel_name)))
+    python = shlex.quote(cfg.python)
+    return "\n".join([
+        "set -e",
+        "exec 2>&1",
+        f"rm -rf {venv}",
+        "w=$(ls /usr/share/python-wheels/pip-*.whl 2>/dev/null | tail -n 1)",
+        f'if [ -n "$w" ]; then {python} -m venv --without-pip {venv}; pip="{venv}/bin/python $w/pip"; '
+        f'else {python} -m venv {venv}; pip="{venv}/bin/pip"; fi',
+        "$pip " + " ".join(args),
+        f"touch {venv}/.complete",
+    ])
+
+
+def pip_errors(output: str, lines: int = 25) -> str:
+    """What to show of pip's output when it failed: its ERROR lines and what leads to them,
+    without the notices and "ignored location" warnings."""
+    kept = [line for line in output.strip().splitlines()
+            if line.strip() and not line.startswith("[notice]")
+            and not (line.startswith("WARNING: Location ") and "is ignored" in line)]
+    return "\n".join(kept[-lines:])
+
+
+def as_app(cfg, release_dir: str, *argv: str) -> str:
+    """A command line running `argv` in `release_dir` as the app user, with shared/.env loaded."""
+    python = f"{release_dir}/.venv/bin/python"
+    inner = [python, "-c", onhost.program("env_exec"), cfg.layout.env_file, *argv]
+    return (f"cd {q(release_dir)} && runuser -u {q(cfg.name)} -- "
+            + " ".join(shlex.quote(a) for a in inner) + " 2>&1")
+
+
+def import_check_cmd(cfg, release_dir: str) -> str:
+    python = f"{release_dir}/.venv/bin/python"
+    return as_app(cfg, release_dir, python, "-c", onhost.program("import_check"), cfg.wsgi)
+
+
+def django_cmd(cfg, release_dir: str, *args: str) -> str:
+    python = f"{release_dir}/.venv/bin/python"
+    return as_app(cfg, release_dir, python, "manage.py", *args)
+
+
+# -- publishing ---------------------------------------------------------------------------------
+
+def switch_script(cfg, release: str) -> str:
+    """Point `current` at the release atomically: a new link renamed over the old one."""
+    layout = cfg.layout
+    current, new = q(layout.current_dir), q(layout.current_dir + ".new")
+    target = rel(layout.release_dir(release), layout.base_dir)
+    return f"ln -sfn {q(target)} {new} && mv -T {new} {current}"
+
+
+def restart_script(cfg) -> str:
+    """Restart the service; the socket stays, so new connections wait in its backlog.
+
+    reset-failed first: a crashing release may have hit systemd's start limit, which would
+    refuse the good release too.
+    """
+    svc, sock = q(cfg.layout.unit_name), q(cfg.layout.socket_unit_name)
+    return (f"systemctl reset-failed {svc} {sock} 2>/dev/null; systemctl start {sock} && "
+            f"systemctl restart {svc}")
+
+
+def health_host(cfg) -> str:
+    """The Host header for the health check: the first domain (any name for "_")."""
+    domain = cfg.domains[0] if cfg.domains else "_"
+    if domain == "_":
+        return "localhost"
+    return "www." + domain[2:] if domain.startswith("*.") else domain
+
+
+def health_check_cmd(cfg, timeout: float | None = None, same_limit: int = HEALTH_GIVE_UP_AFTER_SAME) -> str:
+    timeout = cfg.health.timeout if timeout is None else timeout
+    return " ".join(shlex.quote(a) for a in [
+        "python3", "-c", onhost.program("health_check"), health_host(cfg), cfg.health.path,
+        str(cfg.health.expect), str(timeout), str(same_limit)])
+
+
+@dataclass
+class Health:
+    ok: bool
+    status: int
+    body: str
+
+
+def health_check(c, cfg, timeout: float | None = None) -> Health:
+    result = sh(c, health_check_cmd(cfg, timeout), check=False)
+    lines = result.stdout.splitlines()
+    head = (lines[0] if lines else "FAIL 0").split()
+    status = int(head[1]) if len(head) > 1 and head[1].isdigit() else 0
+    return Health(result.exited == 0, status, "\n".join(lines[1:]).strip())
+
+
+_JOURNAL_PREFIX = re.compile(r"^\S+ \S+ [^:]+\[\d+\]: ")
+
+
+def without_repeats(lines: list[str]) -> list[str]:
+    """Journal lines with each traceback shown once: a later traceback identical to an earlier
+    one (the same error for each health-check request) is left out and counted."""
+    out, seen, i = [], {}, 0
+    while i < len(lines):
+        message = _JOURNAL_PREFIX.sub("", lines[i])
+        if not message.startswith("Traceback (most recent call last)"):
+            out.append(lines[i])
+            i += 1
+            continue
+        end = i + 1
+        while end < len(lines) and _JOURNAL_PREFIX.sub("", lines[end])[:1].isspace():
+            end += 1
+        end = min(end + 1, len(lines))  # the exception's own line ends the traceback
+        block = tuple(_JOURNAL_PREFIX.sub("", line) for line in lines[i:end])
+        if block in seen:
+            seen[block][1] += 1
+        else:
+            seen[block] = [len(out) + (end - i) - 1, 0]
+            out.extend(lines[i:end])
+        i = end
+    for at, repeats in sorted(seen.values(), reverse=True):
+        if repeats:
+            out.insert(at + 1, f"(the same traceback {repeats} more time{'s' if repeats > 1 else ''})")
+    return out
+
+
+def journal(c, cfg, lines: int = 30, since: float | None = None) -> str:
+    """The service's last log lines, access-log lines left out (they drown the error), each
+    traceback once."""
+    window = f"--since @{int(since) - 1}" if since else "-n 400"
+    out = sh(c, f"journalctl -u {q(cfg.layout.unit_name)} {window} --no-pager -o short-iso 2>&1 || true",
+             check=False).stdout
+    kept = [line for line in out.splitlines() if '"method":' not in line]
+    if since and len(kept) <= 1:  # "-- No entries --": the host's clock may differ from ours
+        return journal(c, cfg, lines)
+    return "\n".join(without_repeats(kept)[-lines:])
+
+
+# -- finishing ----------------------------------------------------------------------------------
+
+def log_line(cfg, release: str, result: str) -> str:
+    """The shell snippet appending one line to the deploy log: time, who, release, result."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    line = f"{stamp}\t{lock.who()}\t{release}\t{result}"
+    return f"printf '%s\\n' {q(line)} >> {q(cfg.layout.deploy_log)}"
+
+
+def finish_script(cfg, release: str, delete: list[str], venvs: list[str], result: str,
+                  keep_wheel: str = "", lock_text: str = "") -> str:
+    """Mark the release good, prune, log, and release the lock if it is ours."""
+    layout = cfg.layout
+    lines = [f"touch {q(layout.release_dir(release))}/.good"]
+    if keep_wheel:
+        # Older server wheels are only needed to build venvs, and the kept venvs are built.
+        keep = q(keep_wheel.split("/")[0])
+        wheels = q(layout.wheels_dir)
+        lines.append(f'rm -f {wheels}/*.whl; for d in {wheels}/*/; do [ "$(basename "$d")" = {keep} ] || rm -rf "$d"; done')
+    lines += [f"rm -rf {q(layout.release_dir(name))}" for name in delete]
+    lines += [f"rm -rf {q(layout.venv_dir(v))}" for v in venvs]
+    lines.append(log_line(cfg, release, result))
+    if lock_text:
+        lines.append(lock.release_if_ours_script(layout, lock_text))
+    return "\n".join(lines)
+
+
+def fail_script(cfg, release: str, result: str, lock_text: str = "") -> str:
+    """Mark the release failed (when it got that far), log, release the lock if it is ours."""
+    rdir = q(cfg.layout.release_dir(release))
+    lines = [f"[ -d {rdir} ] && touch {rdir}/.failed", log_line(cfg, release, result)]
+    if lock_text:
+        lines.append(lock.release_if_ours_script(cfg.layout, lock_text))
+    return "\n".join(lines)

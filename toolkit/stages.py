@@ -1,0 +1,372 @@
+"""The release flow as Capistrano's named stages over one `DeployContext`, printed as they run:
+
+    starting    take the deploy lock (cfg.layout.lock_dir, toolkit/lock.py)
+    updating    read the host's releases (unless the context has them already); package the app
+                and upload it as a new release with the server wheel; make or reuse the venv for
+                this requirements hash; check the app imports; Django: migrate, collectstatic
+    publishing  switch `current` atomically, restart the service, health-check through nginx
+                from the host itself with the real Host header
+    finishing   mark the release good, prune old releases and venvs, log, unlock
+
+Hooks run before and after each stage (`ctx.hooks.after("starting", fn)`, `fn(ctx)`): the deploy
+task provisions the host after starting (under the lock) and finishes nginx before publishing.
+A hook or stage may end the flow early with `ctx.finished = True` (a dry run, an unchanged
+release). "before publishing" hooks run whenever the flow gets there, even when nothing is
+published: they finish what the release must not go live without.
+
+If the new release fails before the switch, nothing live was touched. If it fails after (the
+health check), `current` goes back to the previous good release and the service is restarted:
+with socket activation, requests wait in the socket's backlog meanwhile instead of failing.
+Either way the release is marked failed (never counted, never rolled back to), the reason is
+shown with the service's journal, and the task exits non-zero. `rollback()` is the short flow
+that points `current` at an earlier good release.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from toolkit import lock, packaging
+from toolkit import release_commands as cmds
+from toolkit.errors import DeployError, next_task
+from toolkit.releases import HostReleases, read_releases
+from toolkit.remote import sh
+
+STAGES = ("starting", "updating", "publishing", "finishing")
+
+
+class Hooks:
+    """Functions run before or after a named stage, in the order they were added."""
+
+    def __init__(self):
+        self._hooks = defaultdict(list)
+
+    def before(self, stage: str, fn) -> None:
+        self._add("before", stage, fn)
+
+    def after(self, stage: str, fn) -> None:
+        self._add("after", stage, fn)
+
+    def _add(self, when: str, stage: str, fn) -> None:
+        if stage not in STAGES:
+            raise ValueError(f"no stage {stage!r}: the stages are {', '.join(STAGES)}")
+        self._hooks[when, stage].append(fn)
+
+    def run(self, when: str, stage: str, ctx) -> None:
+        for fn in self._hooks[when, stage]:
+            fn(ctx)
+            if ctx.finished:
+                return
+
+
+@dataclass
+class Outcome:
+    release: str
+    changed: bool  # False: the host already ran this exact release
+
+
+@dataclass
+class DeployContext:
+    """Everything one deploy to one host knows, filled in as the stages run."""
+
+    c: object  # the Fabric Connection
+    cfg: object
+    rep: object
+    dry: bool = False
+    force: bool = False
+    wheel_future: object = None  # a Future of packaging.server_wheel(), built meanwhile
+    hooks: Hooks = field(default_factory=Hooks)
+    lock_text: str = ""  # the lock we hold ("" : none, e.g. a dry run)
+    releases: HostReleases | None = None  # the host's releases, read by whoever comes first
+    release: str = ""  # the new release's name
+    package: packaging.Package | None = None
+    wheel: object = None  # Path of the server wheel
+    vhash: str = ""
+    switched: float = 0.0  # when `current` was switched to the new release (0: not yet)
+    unchanged: bool = False  # the host already runs this exact code
+    finished: bool = False  # stop after this stage or hook
+    stage: str = ""  # the stage running
+    outcome: Outcome | None = None
+
+
+def run(ctx: DeployContext) -> Outcome | None:
+    """Run the stages with their hooks. A failure once the release is under way (updating and
+    after) is recovered from (`recover`) before it goes on up."""
+    for stage in STAGES:
+        ctx.stage = stage
+        try:
+            ctx.hooks.run("before", stage, ctx)
+            STAGE_FUNCTIONS[stage](ctx)
+            if not ctx.finished:
+                ctx.hooks.run("after", stage, ctx)
+        except BaseException as exc:
+            if ctx.lock_text and stage != "starting" and ctx.releases is not None:
+                recover(ctx, exc)
+            raise
+        if ctx.finished:
+            break
+    return ctx.outcome
+
+
+def starting(ctx: DeployContext) -> None:
+    rep = ctx.rep
+    rep.stage("starting")
+    with rep.step("deploy lock") as st:
+        if ctx.dry:
+            holder = lock.show(ctx.c, ctx.cfg)
+            st.info("not taken in a dry run" + (f"; held by {holder.describe()}" if holder else ""))
+        else:
+            ctx.lock_text = lock.take(ctx.c, ctx.cfg)
+            st.info("taken")
+
+
+def updating(ctx: DeployContext) -> None:
+    rep, cfg = ctx.rep, ctx.cfg
+    rep.stage("updating")
+    if ctx.releases is None:
+        with rep.step("read the releases") as st:
+            ctx.releases = read_releases(ctx.c, cfg)
+            st.info(f"live: {ctx.releases.current or 'none yet'}")
+    state = ctx.releases
+    ctx.release = state_release = _new_release_name(state)
+    with rep.step("package the app") as st:
+        ctx.package = packaging.package_source(cfg, cmds.rel(cfg.layout.release_dir(state_release),
+                                                               cfg.layout.base_dir))
+        st.info(f"{ctx.package.files} files, {len(ctx.package.tar) // 1024} KiB")
+    with rep.step("server wheel") as st:
+        ctx.wheel = ctx.wheel_future.result() if ctx.wheel_future is not None else packaging.server_wheel()
+        st.info(ctx.wheel.name)
+    requirements = packaging.read_requirements(cfg)
+    if not state.python_version:
+        raise DeployError(f"{cfg.python} ([app] python in deploy.toml) is missing on the host",
+                          f"install it there (apt-get install {cfg.python} {cfg.python}-venv) "
+                          'or set [app] python = "python3"')
+    ctx.vhash = packaging.venv_hash(requirements, ctx.wheel.read_bytes(), state.python_version, cfg.python)
+    current = state.get(state.current)
+    if (not ctx.force and current and current.good and current.source_sha == ctx.package.sha256
+            and current.venv == ctx.vhash and ctx.vhash in state.venvs):
+        ctx.unchanged = True
+        ctx.release = state.current
+        return
+    _upload(ctx)
+    _virtualenv(ctx, bool(requirements))
+    if not ctx.dry:
+        _check_the_app(ctx)
+
+
+def _new_release_name(state: HostReleases) -> str:
+    from toolkit.releases import new_release_name
+
+    return new_release_name({r.name for r in state.releases})
+
+
+def _upload(ctx: DeployContext) -> None:
+    cfg, state = ctx.cfg, ctx.releases
+    with ctx.rep.step(f"upload releases/{ctx.release}") as st:
+        # Every build of the server has the same wheel file name; the folder is its source hash.
+        key = packaging.wheel_key(ctx.wheel)
+        st.changed(f"{ctx.package.files} files" + ("" if key in state.wheels else " + server wheel"))
+        if not ctx.dry:
+            tar = ctx.package.tar
+            if key not in state.wheels:
+                tar = packaging.with_wheel(tar, ctx.wheel, cmds.rel(cfg.layout.wheel_path(key),
+                                                                    cfg.layout.base_dir))
+            sh(ctx.c, cmds.upload_script(cfg, ctx.release, ctx.package.sha256, ctx.vhash), stdin=tar,
+               what="uploading the release")
+
+
+def _virtualenv(ctx: DeployContext, has_requirements: bool) -> None:
+    cfg = ctx.cfg
+    with ctx.rep.step("virtualenv") as st:
+        if ctx.vhash in ctx.releases.venvs:
+            st.info(f"reused venvs/{ctx.vhash}")
+            return
+        st.changed(f"new venvs/{ctx.vhash} (requirements or server changed)")
+        if ctx.dry:
+            return
+        script = cmds.venv_script(cfg, ctx.vhash, ctx.release, packaging.wheel_key(ctx.wheel), has_requirements)
+        result = sh(ctx.c, script, check=False, timeout=900)
+        if not result.ok:
+            output = cmds.pip_errors(result.stdout + result.stderr)
+            raise DeployError(f"installing the requirements failed (pip exited {result.exited}): "
+                              "nothing was switched, the site still runs the previous release",
+                              f"fix {cfg.requirements} as pip's error above says, then deploy again: "
+                              + next_task("deploy"),
+                              output or "(pip printed nothing)")
+
+
+def _check_the_app(ctx: DeployContext) -> None:
+    rep, cfg, c = ctx.rep, ctx.cfg, ctx.c
+    release_dir = cfg.layout.release_dir(ctx.release)
+    with rep.step("app imports") as st:
+        result = sh(c, cmds.import_check_cmd(cfg, release_dir), check=False)
+        if not result.ok:
+            raise DeployError(f"the new release cannot load {cfg.wsgi}: nothing was switched, "
+                              "the site still runs the previous release",
+                              "fix the error shown above, then deploy again",
+                              _tail(result.stdout + result.stderr))
+        st.info(cfg.wsgi)
+    if cfg.framework == "django" and cfg.django:
+        if cfg.django.migrate:
+            with rep.step("django migrate") as st:
+                out = sh(c, cmds.django_cmd(cfg, release_dir, "migrate", "--noinput"),
+                         what="manage.py migrate").stdout
+                if "Applying" in out:
+                    st.changed(f"{out.count('Applying')} migration(s) applied")
+        if cfg.django.collectstatic:
+            with rep.step("django collectstatic"):
+                sh(c, cmds.django_cmd(cfg, release_dir, "collectstatic", "--noinput"),
+                   what="manage.py collectstatic")
+
+
+def publishing(ctx: DeployContext) -> None:
+    rep, cfg, c = ctx.rep, ctx.cfg, ctx.c
+    if ctx.unchanged:
+        with rep.step("release") as st:
+            st.info(f"unchanged: {ctx.release} already runs this code (--force deploys anyway)")
+        return
+    if ctx.dry:
+        rep.line("  (dry run: stops before running the new release)")
+        ctx.outcome, ctx.finished = Outcome(ctx.release, changed=True), True
+        return
+    rep.stage("publishing")
+    with rep.step("switch current") as st:
+        ctx.switched = time.time()
+        sh(c, cmds.switch_script(cfg, ctx.release), what="switching current")
+        st.changed(f"current -> releases/{ctx.release}")
+    with rep.step("restart the app") as st:
+        st.changed(cfg.layout.unit_name)
+        result = sh(c, cmds.restart_script(cfg), check=False)
+        if not result.ok:
+            # Type=notify: systemctl returns an error when the server exits instead of
+            # reporting READY (e.g. the app fails to import under the server).
+            raise DeployError(f"the new release did not start ({cfg.layout.unit_name} failed)",
+                              "see the journal shown above; fix it, then deploy again",
+                              _tail(result.stdout + result.stderr, 5))
+    with rep.step("health check") as st:
+        health = cmds.health_check(c, cfg)
+        if not health.ok:
+            raise DeployError(f"health check of http://{cmds.health_host(cfg)}{cfg.health.path} failed: "
+                              f"got {health.status or 'no answer'}, expected {cfg.health.expect}",
+                              "see the reason shown above; fix it, then deploy again",
+                              "response body (first lines):\n" + _tail(health.body, 10))
+        st.info(f"{health.status} from {cfg.health.path}")
+
+
+def finishing(ctx: DeployContext) -> None:
+    rep, cfg = ctx.rep, ctx.cfg
+    if ctx.unchanged:
+        if ctx.lock_text:
+            lock.release_if_ours(ctx.c, cfg, ctx.lock_text)
+            ctx.lock_text = ""
+        ctx.outcome = Outcome(ctx.release, changed=False)
+        return
+    rep.stage("finishing")
+    with rep.step("mark good, prune") as st:
+        delete, venvs = _prune_plan(ctx)
+        sh(ctx.c, cmds.finish_script(cfg, ctx.release, delete, venvs, "ok",
+                                     keep_wheel=packaging.wheel_key(ctx.wheel), lock_text=ctx.lock_text),
+           what="finishing the release")
+        ctx.lock_text = ""
+        if delete or venvs:
+            st.info(f"removed {len(delete)} old release(s), {len(venvs)} venv(s)")
+    ctx.outcome = Outcome(ctx.release, changed=True)
+
+
+def _prune_plan(ctx: DeployContext):
+    from toolkit.releases import prune_plan
+
+    return prune_plan(ctx.releases, ctx.release, ctx.cfg.keep_releases, new_venv=ctx.vhash)
+
+
+def recover(ctx: DeployContext, exc: BaseException) -> None:
+    """After a failure: put the previous good release back if we switched, mark ours failed,
+    log, unlock. Adds the journal and what happened to the error."""
+    c, cfg, rep, state = ctx.c, ctx.cfg, ctx.rep, ctx.releases
+    release = "" if ctx.unchanged else ctx.release
+    notes = []
+    try:
+        if ctx.switched:
+            # The journal first: after the rollback it fills with the old release's lines.
+            log = cmds.journal(c, cfg, 30, since=ctx.switched)
+            previous = state.get(state.current)
+            if previous and previous.good:
+                with rep.step(f"roll back to {previous.name}") as st:
+                    sh(c, cmds.switch_script(cfg, previous.name) + " && " + cmds.restart_script(cfg),
+                       what="rolling back")
+                    st.changed(f"current -> releases/{previous.name}")
+                    health = cmds.health_check(c, cfg, timeout=min(cfg.health.timeout, 30))
+                    notes.append(f"rolled back to {previous.name}: "
+                                 + ("it answers again" if health.ok else
+                                    f"but it answers {health.status or 'nothing'} too"))
+            else:
+                notes.append("there is no previous good release to roll back to")
+            notes.append("journalctl -u " + cfg.layout.unit_name + ":\n" + log)
+        sh(c, cmds.fail_script(cfg, release or "-", "failed" if release else "aborted", ctx.lock_text),
+           what="recording the failure")
+        ctx.lock_text = ""
+    except Exception as cleanup_exc:  # the original error matters more; mention this one
+        notes.append(f"(cleaning up also failed: {cleanup_exc}; "
+                     f"the lock may remain: {next_task('lock.release')})")
+    if isinstance(exc, DeployError):
+        exc.details = "\n".join(filter(None, [exc.details] + notes))
+    elif isinstance(exc, Exception):
+        exc.args = (str(exc) + ("\n" + "\n".join(notes) if notes else ""),)
+
+
+def rollback(c, cfg, rep, to: str | None = None) -> str:
+    """Point `current` back at an earlier good release (default: the one before current)."""
+    rep.stage("starting")
+    text = lock.lock_text()
+    with rep.step("deploy lock"):
+        state = read_releases(c, cfg, take_lock_text=text)
+    try:
+        target = _rollback_target(state, to)
+        rep.stage("publishing")
+        with rep.step(f"switch current to {target.name}") as st:
+            sh(c, cmds.switch_script(cfg, target.name) + " && " + cmds.restart_script(cfg), what="rolling back")
+            st.changed(f"was {state.current or 'nothing'}")
+        with rep.step("health check") as st:
+            health = cmds.health_check(c, cfg)
+            if not health.ok:
+                raise DeployError(f"{target.name} answers {health.status or 'nothing'} after the rollback",
+                                  next_task("logs"), health.body + "\n" + _tail(cmds.journal(c, cfg)))
+            st.info(f"{health.status} from {cfg.health.path}")
+        rep.stage("finishing")
+        with rep.step("log, unlock"):
+            sh(c, cmds.log_line(cfg, target.name, f"rollback from {state.current}") + "\n"
+               + lock.release_if_ours_script(cfg.layout, text), what="finishing the rollback")
+        return target.name
+    except BaseException:
+        try:
+            sh(c, cmds.log_line(cfg, to or "-", "rollback failed") + "\n"
+               + lock.release_if_ours_script(cfg.layout, text), check=False)
+        except Exception:
+            pass
+        raise
+
+
+def _rollback_target(state: HostReleases, to: str | None):
+    target = state.get(to) if to else state.previous_good()
+    if to and target is None:
+        names = ", ".join(r.name for r in state.releases if r.good) or "none"
+        raise DeployError(f"no release named {to!r} on this host (good releases: {names})",
+                          next_task("releases"))
+    if target is None:
+        raise DeployError("there is no earlier good release to roll back to", next_task("releases"))
+    if not target.good:
+        raise DeployError(f"release {target.name} is marked {target.state or 'unfinished'}; "
+                          "only good releases can be rolled back to", next_task("releases"))
+    if target.name == state.current:
+        raise DeployError(f"{target.name} is already the current release", next_task("releases"))
+    return target
+
+
+STAGE_FUNCTIONS = {"starting": starting, "updating": updating, "publishing": publishing,
+                   "finishing": finishing}
+
+
+def _tail(text: str, lines: int = 25) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
