@@ -157,12 +157,17 @@ def _wait_for_ssh(sandbox: Sandbox, log_path: Path, timeout: float = BOOT_TIMEOU
                 f"sandbox {sandbox.name}: systemd-nspawn exited while booting. Last lines of "
                 f"{log_path}:\n{tail(log_path)}"
             )
-        if processes.port_open(sandbox.address, 22) and sshconfig.run_in(sandbox, "true", timeout=15).returncode == 0:
+        if processes.port_open(sandbox.address, 22) and _ssh_answers(sandbox):
             return
         if time.monotonic() > deadline:
             raise SandboxError(
-                f"sandbox {sandbox.name}: sshd on {sandbox.address} did not answer within {timeout:.0f} s. "
-                f"Last lines of {log_path}:\n{tail(log_path)}\n"
-                f"Try `invoke sandbox.down --name {sandbox.name}` then `invoke sandbox.up --name {sandbox.name}`"
+                f"sandbox {sandbox.name}: sshd on {sandbox.address} did not answer within "
+                f"{timeout:.0f} s. Last lines of {log_path}:\n{tail(log_path)}\n"
+                f"Try `invoke sandbox.down --name {sandbox.name}` then "
+                f"`invoke sandbox.up --name {sandbox.name}`"
             )
         time.sleep(0.3)
+
+
+def _ssh_answers(sandbox: Sandbox) -> bool:
+    return sshconfig.run_in(sandbox, "true", timeout=15).returncode == 0
