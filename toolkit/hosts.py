@@ -108,7 +108,7 @@ def parse_hosts(values) -> list[HostSpec]:
 # -- connecting ---------------------------------------------------------------------------------
 
 def sandbox_ssh_config() -> Path | None:
-    """The ssh config generated for sandbox hosts (toolkit/sandbox.py owns it), if there is one."""
+    """The ssh config generated for sandbox hosts (toolkit/sandbox/sshconfig.py owns it), if there is one."""
     try:
         from toolkit import sandbox
     except ImportError:
