@@ -5,24 +5,15 @@ Everything the toolkit knows about an app comes from ``APP_DIR/deploy.toml`` (pl
 host is touched, so a typo stops the run with a message naming the file, the key, the bad value
 and what is allowed.
 
-Strategy: the schema is a flat list of ``Key`` declarations, one per key (section, name, type,
-default, allowed values, help, example). The same list drives validation and the reference
-document ``docs/deploy-config.md`` (``python -m toolkit.config --doc``), so the two cannot drift
-apart. Validated values become a frozen dataclass tree, ``AppConfig``, whose derived properties
-(``base_dir``, ``socket_path``, ...) fix the host layout in one place:
-
-    /srv/NAME/releases/TIMESTAMP     one directory per release
-    /srv/NAME/current -> releases/TS the live release (atomic symlink switch)
-    /srv/NAME/venvs/REQHASH          one virtualenv per requirements hash, shared by releases
-    /srv/NAME/shared/.env            environment + secrets (0600, owned by the app user)
-    /srv/NAME/shared/media           uploads (served by nginx, written by the app)
-    /srv/NAME/shared/data            the app's other writable state (e.g. a sqlite database)
-    /run/NAME/pronghorn.sock         the unix socket systemd listens on for pronghorn
+Strategy: the schema is a flat list of ``Key`` declarations, one per key (section, name, check,
+default, help, example); the checks live in ``config_checks.py``. The same list drives
+validation and the reference document ``docs/deploy-config.md`` (``python -m toolkit.config
+--doc``), so the two cannot drift apart. Validated values become a frozen dataclass tree,
+``AppConfig``; every path on the host comes from its ``layout`` (toolkit/layout.py).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import sys
 import tomllib
@@ -31,6 +22,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from toolkit import detect
+from toolkit.config_checks import (
+    DURATION_RE, ENV_NAME_RE, MODULE_RE, PROXY_URL_RE, RESERVED_NAMES, SIZE_RE, WSGI_RE, Invalid,
+    absolute_path, app_name, boolean, choice, domains, env_table, health_path, int_range, list_of,
+    matching, relative_path, static_table, string, url_path, workers,
+)
 from toolkit.errors import ConfigError
 from toolkit.layout import HostLayout
 from toolkit.names import NAME_RE, did_you_mean
@@ -41,217 +37,6 @@ __all__ = [
     "CONFIG_FILE", "ConfigError", "AppConfig", "Source", "Health", "DjangoConfig", "ProxyConfig",
     "SCHEMA", "load_app_config", "slugify", "reference_markdown",
 ]
-
-
-# --------------------------------------------------------------------------- value checks
-# Each check takes a value already parsed by TOML and returns it (possibly normalised) or raises
-# _Invalid("expected ...") - the caller adds the file, section and key to the message.
-
-class _Invalid(Exception):
-    pass
-
-
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
-WSGI_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*(\(\))?\Z")
-MODULE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
-DOMAIN_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
-SIZE_RE = re.compile(r"^\d+[kmg]?\Z")
-DURATION_RE = re.compile(r"^\d+(ms|s|m|h|d|w|M|y)?\Z")
-URL_PATH_RE = re.compile(r"^/([A-Za-z0-9._~-]+/)*\Z")
-# A proxy URL goes into apt.conf ("...";) and pip.conf: only a URL's own characters, so no value
-# can close the quote and add an apt option (`";APT::Update::Pre-Invoke{...}` must not pass).
-# Credentials in the URL must be percent-encoded.
-PROXY_URL_RE = re.compile(r"^(|https?://([A-Za-z0-9._~%-]+(:[A-Za-z0-9._~%-]*)?@)?"
-                          r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?/?)\Z")
-
-
-# Names an app cannot take: they are system users or groups already (the app's name becomes its
-# Linux user) or collide with a file the toolkit renders (pronghorn-default.conf).
-RESERVED_NAMES = frozenset({
-    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
-    "www-data", "backup", "list", "irc", "gnats", "nobody", "nogroup", "sshd", "messagebus", "nginx",
-    "postgres", "mysql", "redis", "ubuntu", "debian", "admin", "adm", "sudo", "staff", "users",
-    "pronghorn-default",
-})
-
-
-def _app_name(value):
-    value = _matching(NAME_RE, "a lower-case slug: a letter, then letters, digits or '-', at most 31 "
-                      "characters (it is also the Linux user and the unit name)")(value)
-    if value in RESERVED_NAMES or value.startswith("systemd-"):
-        raise _Invalid(f"{value!r} is a system user or reserved name; pick a name of your own, like "
-                       f'"{value}-app"')
-    return value
-
-
-_app_name.allowed = ("a lower-case slug: a letter, then letters, digits or '-', at most 31 characters "
-                     "(it is also the Linux user and the unit name; not a system user like root or www-data)")
-
-
-def _str(value):
-    if not isinstance(value, str):
-        raise _Invalid("expected a string in quotes")
-    return value
-
-
-def _int_range(low, high):
-    def check(value):
-        # bool is an int subclass in Python; `workers = true` is still a mistake
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise _Invalid(f"expected a whole number from {low} to {high}")
-        return value
-    check.allowed = f"a whole number from {low} to {high}"
-    return check
-
-
-def _bool(value):
-    if not isinstance(value, bool):
-        raise _Invalid("expected true or false (without quotes)")
-    return value
-
-
-def _choice(*options):
-    def check(value):
-        if value not in options:
-            raise _Invalid("expected one of " + ", ".join(f'"{o}"' for o in options))
-        return value
-    check.allowed = " | ".join(f'"{o}"' for o in options)
-    return check
-
-
-def _matching(regex, expected):
-    def check(value):
-        if not isinstance(value, str) or not regex.match(value):
-            raise _Invalid(f"expected {expected}")
-        return value
-    check.allowed = expected
-    return check
-
-
-def _list_of(item_check, expected, allow_empty=True):
-    def check(value):
-        if not isinstance(value, list):
-            raise _Invalid(f"expected a list of {expected}, e.g. [\"...\"]")
-        if not value and not allow_empty:
-            raise _Invalid(f"expected a non-empty list of {expected}")
-        out = []
-        for item in value:
-            try:
-                out.append(item_check(item))
-            except _Invalid as exc:
-                raise _Invalid(f"{item!r} in the list: {exc}") from None
-        return tuple(out)
-    check.allowed = f"a list of {expected}"
-    return check
-
-
-def _domain(value):
-    """One server name nginx will answer for: a hostname, *.wildcard, an IP, or "_" (any)."""
-    if not isinstance(value, str):
-        raise _Invalid("expected a domain name in quotes")
-    if value == "_":
-        return value
-    try:
-        ipaddress.ip_address(value)
-        return value
-    except ValueError:
-        pass
-    name = value[2:] if value.startswith("*.") else value
-    labels = name.split(".")
-    if (name != name.lower() or len(name) > 253 or len(labels) < 1
-            or not all(DOMAIN_LABEL_RE.match(label) for label in labels)):
-        raise _Invalid('expected a lower-case domain name like "example.com" or "*.example.com", '
-                       'an IP address, or "_" for any name')
-    return value
-
-
-def _domains(value):
-    domains = _list_of(_domain, "domain names", allow_empty=False)(value)
-    if "_" in domains and len(domains) > 1:
-        raise _Invalid('"_" means "any name" and cannot be combined with other domains')
-    return domains
-
-
-def _url_path(value):
-    if isinstance(value, str) and value and not value.endswith("/"):
-        value += "/"        # nginx alias needs the trailing slash on both sides; add it for the user
-    return _matching(URL_PATH_RE, 'a URL path starting and ending with "/", like "/static/"')(value)
-
-
-def _health_path(value):
-    if not isinstance(value, str) or not value.startswith("/") or any(c.isspace() for c in value):
-        raise _Invalid('expected a URL path starting with "/", like "/healthz"')
-    return value
-
-
-SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9._/-]+\Z")
-
-
-def _relative_path(value):
-    # Only plain characters: these paths end up in nginx and systemd files unquoted.
-    if (not isinstance(value, str) or not SAFE_PATH_RE.match(value) or value.startswith("/")
-            or ".." in Path(value).parts):
-        raise _Invalid("expected a path relative to the app directory: letters, digits, '.', '_', '-', "
-                       "'/', no leading / and no ..")
-    return value
-
-
-def _absolute_path(value):
-    if not isinstance(value, str) or (value and not value.startswith("/")):
-        raise _Invalid('expected an absolute path like "/usr/local/share/ca-certificates/corp.crt", '
-                       'or "" for none')
-    return value
-
-
-def _env_table(value):
-    if not isinstance(value, dict):
-        raise _Invalid('expected a table of NAME = "value"')
-    out = {}
-    for name, item in value.items():
-        if not ENV_NAME_RE.match(name):
-            raise _Invalid(f"{name!r} is not a valid environment variable name (letters, digits, _)")
-        if isinstance(item, bool):
-            item = "true" if item else "false"
-        elif isinstance(item, (int, float)):
-            item = str(item)
-        if not isinstance(item, str) or "\n" in item or "\0" in item:
-            raise _Invalid(f"{name}: expected a one-line string, number or true/false")
-        out[name] = item
-    return out
-
-
-def _static_table(value):
-    if not isinstance(value, dict):
-        raise _Invalid('expected a table of "/url/" = "dir", like "/static/" = "static"')
-    out = {}
-    for url, directory in value.items():
-        try:
-            out[_url_path(url)] = _relative_path(directory)
-        except _Invalid as exc:
-            raise _Invalid(f"{url!r}: {exc}") from None
-    return out
-
-
-def _workers(value):
-    if value == "auto":
-        return value
-    try:
-        return _int_range(1, 64)(value)
-    except _Invalid:
-        raise _Invalid('expected a whole number from 1 to 64, or "auto" (2 x CPUs + 1, at most 8)') from None
-
-
-_workers.allowed = '1..64 or "auto"'
-_str.allowed = "a string"
-_bool.allowed = "true | false"
-_domain.allowed = "a domain name"
-_domains.allowed = 'a list of domain names (lower case, "*.x" wildcards, IPs) or ["_"]'
-_url_path.allowed = 'a URL path like "/media/"'
-_health_path.allowed = 'a URL path starting with "/"'
-_relative_path.allowed = "a path relative to the app directory"
-_absolute_path.allowed = 'an absolute path or ""'
-_env_table.allowed = 'a table of NAME = "value"'
-_static_table.allowed = 'a table of "/url/" = "dir"'
 
 
 # --------------------------------------------------------------------------- the schema
@@ -275,106 +60,106 @@ class Key:
 
 SCHEMA: tuple[Key, ...] = (
     # [app]
-    Key("app", "name", _app_name, None, "The app's name: the system user, the systemd units NAME.service/NAME.socket, /srv/NAME.",
+    Key("app", "name", app_name, None, "The app's name: the system user, the systemd units NAME.service/NAME.socket, /srv/NAME.",
         'name = "shop"', default_text="the app directory's name, made a slug"),
-    Key("app", "framework", _choice("flask", "django", "bottle", "wsgi"), None,
+    Key("app", "framework", choice("flask", "django", "bottle", "wsgi"), None,
         'The web framework. "wsgi" is any other WSGI app (set `wsgi` then).',
         'framework = "django"', default_text="detected from the code"),
-    Key("app", "wsgi", _matching(WSGI_RE, 'a WSGI entry "module:callable" or "module:factory()"'), None,
+    Key("app", "wsgi", matching(WSGI_RE, 'a WSGI entry "module:callable" or "module:factory()"'), None,
         "The WSGI callable pronghorn serves, as module:name or module:factory().",
         'wsgi = "shop.wsgi:application"', default_text="detected from the code"),
-    Key("app", "python", _matching(re.compile(r"^python3(\.\d+)?\Z"), '"python3" or "python3.N"'),
+    Key("app", "python", matching(re.compile(r"^python3(\.\d+)?\Z"), '"python3" or "python3.N"'),
         "python3", "The host's Python interpreter the virtualenv is made with.", 'python = "python3.12"'),
-    Key("app", "requirements", _relative_path, "requirements.txt",
+    Key("app", "requirements", relative_path, "requirements.txt",
         "The pip requirements file, relative to the app directory. Do not list pronghorn: "
         "the toolkit installs the server itself.", 'requirements = "requirements/prod.txt"'),
-    Key("app", "domains", _domains, ("_",),
+    Key("app", "domains", domains, ("_",),
         'Names nginx answers for. ["_"] = any name (this app is the host\'s default site). With real '
         "names, requests for any other Host are dropped (nginx 444).", 'domains = ["example.com", "www.example.com"]'),
-    Key("app", "hosts", _list_of(_str, "--host strings"), (),
+    Key("app", "hosts", list_of(string, "--host strings"), (),
         "Hosts `invoke deploy` uses when --host is not given (user@host[:port], an ssh-config name, "
         "or sandbox-NAME).", 'hosts = ["deploy@203.0.113.10"]'),
-    Key("app", "workers", _workers, "auto",
+    Key("app", "workers", workers, "auto",
         "pronghorn worker processes.", "workers = 4"),
-    Key("app", "threads", _int_range(1, 64), 1,
+    Key("app", "threads", int_range(1, 64), 1,
         "Threads per worker; more than 1 for apps that wait on I/O (database, APIs).", "threads = 4"),
-    Key("app", "timeout", _int_range(1, 3600), 30,
+    Key("app", "timeout", int_range(1, 3600), 30,
         "Seconds a request may run before its worker is killed and replaced (nginx waits this long too).",
         "timeout = 60"),
-    Key("app", "graceful_timeout", _int_range(1, 3600), 30,
+    Key("app", "graceful_timeout", int_range(1, 3600), 30,
         "Seconds in-flight requests get to finish on stop or restart.", "graceful_timeout = 20"),
-    Key("app", "keep_releases", _int_range(1, 100), 5,
+    Key("app", "keep_releases", int_range(1, 100), 5,
         "How many releases to keep on the host (for `invoke rollback`).", "keep_releases = 3"),
-    Key("app", "secrets", _list_of(_matching(ENV_NAME_RE, "an environment variable name"),
+    Key("app", "secrets", list_of(matching(ENV_NAME_RE, "an environment variable name"),
                                    "environment variable names"), (),
         "Names of secret settings. Values come from the deploy machine's environment or the app's local "
         ".env file (never commit it) and are written to the host's shared/.env only.",
         'secrets = ["SECRET_KEY", "DATABASE_URL"]'),
-    Key("app", "generate_secrets", _list_of(_matching(ENV_NAME_RE, "an environment variable name"),
+    Key("app", "generate_secrets", list_of(matching(ENV_NAME_RE, "an environment variable name"),
                                             "environment variable names"), (),
         "Secrets made once on the host (50 random characters) when you give no value, then kept: "
         "handy for Django's SECRET_KEY.", 'generate_secrets = ["SECRET_KEY"]'),
-    Key("app", "media", _url_path, "/media/",
+    Key("app", "media", url_path, "/media/",
         "URL path of user uploads; files live in /srv/NAME/shared/media and survive releases.",
         'media = "/uploads/"'),
-    Key("app", "client_max_body_size", _matching(SIZE_RE, 'a size like "10m", "512k" or "1g" (nginx syntax)'),
+    Key("app", "client_max_body_size", matching(SIZE_RE, 'a size like "10m", "512k" or "1g" (nginx syntax)'),
         "10m", "Largest request body nginx accepts (uploads).", 'client_max_body_size = "50m"'),
-    Key("app", "static_expires", _matching(DURATION_RE, 'a duration like "7d", "12h" or "0" (nginx syntax)'),
+    Key("app", "static_expires", matching(DURATION_RE, 'a duration like "7d", "12h" or "0" (nginx syntax)'),
         "7d", "How long browsers may cache static files.", 'static_expires = "30d"'),
-    Key("app", "access_log", _choice("journal", "file", "off"), "journal",
+    Key("app", "access_log", choice("journal", "file", "off"), "journal",
         'pronghorn\'s access log (JSON lines): "journal" (journalctl -u NAME), "file" '
         "(/var/log/NAME/access.log, rotated daily) or \"off\" (nginx logs requests anyway).",
         'access_log = "file"'),
-    Key("app", "memory_deny_write_execute", _bool, False,
+    Key("app", "memory_deny_write_execute", boolean, False,
         "systemd's MemoryDenyWriteExecute= hardening. Off by default: it breaks libraries that "
         "generate code at run time (cffi callbacks on older libffi, numba, some regex/JIT engines).",
         "memory_deny_write_execute = true"),
-    Key("app", "ipv6", _bool, True, "nginx also listens on [::]:80 (turn off on hosts without IPv6).",
+    Key("app", "ipv6", boolean, True, "nginx also listens on [::]:80 (turn off on hosts without IPv6).",
         "ipv6 = false"),
     # [source]
-    Key("source", "git", _matching(re.compile(r"^(|(https?|ssh|git)://\S+|[\w.-]+@[\w.-]+:\S+)\Z"),
+    Key("source", "git", matching(re.compile(r"^(|(https?|ssh|git)://\S+|[\w.-]+@[\w.-]+:\S+)\Z"),
                                    'a git URL ("https://...", "ssh://...", "git@host:path") or ""'), "",
         "Deploy from this git repository instead of the local app directory.",
         'git = "https://github.com/me/shop.git"'),
-    Key("source", "ref", _matching(re.compile(r"^[\w./-]+\Z"), "a branch, tag or commit"), "main",
+    Key("source", "ref", matching(re.compile(r"^[\w./-]+\Z"), "a branch, tag or commit"), "main",
         "Git branch, tag or commit to deploy (with `git`).", 'ref = "v1.2.0"'),
     # [static]
-    Key("static", "*", _static_table, None,
+    Key("static", "*", static_table, None,
         'URL paths nginx serves straight from a directory of the release, "/url/" = "dir".',
         '"/static/" = "static"',
         default_text='Django: {"/static/" = "staticfiles"} (collectstatic); others: {"/static/" = "static"} '
                      "when that directory exists"),
     # [env]
-    Key("env", "*", _env_table, None,
+    Key("env", "*", env_table, None,
         "Non-secret environment variables for the app, written to shared/.env. The toolkit adds "
         "APP_NAME, APP_DATA_DIR, APP_MEDIA_DIR, ALLOWED_HOSTS (and DJANGO_SETTINGS_MODULE for Django).",
         'DEBUG = "false"', default_text="{}"),
     # [health]
-    Key("health", "path", _health_path, "/",
+    Key("health", "path", health_path, "/",
         "Path requested (with the real Host header) to decide that a new release works.",
         'path = "/healthz"'),
-    Key("health", "expect", _int_range(100, 599), 200, "HTTP status the health check expects.",
+    Key("health", "expect", int_range(100, 599), 200, "HTTP status the health check expects.",
         "expect = 204"),
-    Key("health", "timeout", _int_range(1, 600), 30,
+    Key("health", "timeout", int_range(1, 600), 30,
         "Seconds the new release gets to answer the health check before the deploy rolls back.",
         "timeout = 60"),
     # [django]
-    Key("django", "settings", _matching(MODULE_RE, 'a Python module path like "shop.settings"'), None,
+    Key("django", "settings", matching(MODULE_RE, 'a Python module path like "shop.settings"'), None,
         "DJANGO_SETTINGS_MODULE for the app.", 'settings = "shop.settings.production"',
         default_text="detected from manage.py"),
-    Key("django", "migrate", _bool, True, "Run `manage.py migrate` for each release.", "migrate = false"),
-    Key("django", "collectstatic", _bool, True, "Run `manage.py collectstatic` for each release.",
+    Key("django", "migrate", boolean, True, "Run `manage.py migrate` for each release.", "migrate = false"),
+    Key("django", "collectstatic", boolean, True, "Run `manage.py collectstatic` for each release.",
         "collectstatic = false"),
     # [proxy]
-    Key("proxy", "http", _matching(PROXY_URL_RE, 'a proxy URL like "http://proxy.example:3128" or ""'), "",
+    Key("proxy", "http", matching(PROXY_URL_RE, 'a proxy URL like "http://proxy.example:3128" or ""'), "",
         "HTTP proxy the host's apt and pip use (for hosts behind a corporate proxy).",
         'http = "http://10.0.0.1:3128"'),
-    Key("proxy", "https", _matching(PROXY_URL_RE, 'a proxy URL like "http://proxy.example:3128" or ""'), "",
+    Key("proxy", "https", matching(PROXY_URL_RE, 'a proxy URL like "http://proxy.example:3128" or ""'), "",
         "Proxy for HTTPS traffic of apt and pip (usually the same as http).",
         'https = "http://10.0.0.1:3128"'),
-    Key("proxy", "no_proxy", _list_of(_str, "host names or addresses"), ("localhost", "127.0.0.1", "::1"),
+    Key("proxy", "no_proxy", list_of(string, "host names or addresses"), ("localhost", "127.0.0.1", "::1"),
         "Names and addresses reached without the proxy.", 'no_proxy = ["localhost", ".internal"]'),
-    Key("proxy", "ca_bundle", _absolute_path, "",
+    Key("proxy", "ca_bundle", absolute_path, "",
         "A CA certificate file on the deploy machine that the host must trust too (a TLS-inspecting "
         "proxy's CA). Installed into the host's trust store; pip uses it.",
         'ca_bundle = "/usr/local/share/ca-certificates/corp.crt"'),
@@ -584,7 +369,7 @@ def _validate(raw: dict, at) -> dict[tuple[str, str], Any]:
 def _check(key: Key, value: Any, where: str) -> Any:
     try:
         return key.check(value)
-    except _Invalid as exc:
+    except Invalid as exc:
         if key.name == "*":         # a free-form table: the message names the bad entry
             raise ConfigError(f"{where}: [{key.section}]: {exc}") from None
         raise ConfigError(f"{where}: [{key.section}] {key.name} = {_toml_repr(value)}: {exc}") from None
