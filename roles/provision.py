@@ -16,8 +16,8 @@ import dataclasses
 
 from roles import app_env, base, layout, nginx, proxy, systemd, user
 from roles.wanted import Wanted
-from toolkit import executor, facts as facts_api
-from toolkit.errors import HostError, LockHeld, next_task
+from toolkit import executor, facts as facts_api, lock
+from toolkit.errors import HostError
 from toolkit.facts.files import Files
 from toolkit.facts.host import (AptLists, DeployLock, EnvFile, Groups, HostFacts, OsRelease, Packages,
                                 PythonVersion, Units, Users)
@@ -58,8 +58,7 @@ def check(facts: HostFacts, stop_on_lock: bool) -> None:
         raise UnsupportedHost(f"the host runs {facts.os_id} {facts.os_version}; the toolkit supports "
                               "Ubuntu 22.04/24.04 and Debian 12")
     if facts.locked_by and stop_on_lock:
-        raise LockHeld(f"another deploy holds the lock: {facts.locked_by}",
-                       "wait for it to finish; if it crashed, remove the lock with: " + next_task("lock.release"))
+        raise lock.held_error(lock.Holder(facts.locked_by))
 
 
 def middle_roles(wanted: Wanted) -> list:
@@ -85,6 +84,11 @@ class Provisioning:
         self.wanted, self.facts, self.gathered = wanted, facts, gathered
         self.changed, self.reread, self.apt_job = changed, reread, apt_job
         self.finished = False
+
+    @property
+    def host_was_provisioned(self) -> bool:
+        """The releases folder existed when the facts were read (a dry run needs no other look)."""
+        return self.facts.fact(self.wanted.layout.releases_dir).kind == "dir"
 
     def finish(self) -> int:
         """Wait for the background nginx install (if any), then install the nginx site."""

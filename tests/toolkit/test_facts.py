@@ -55,7 +55,7 @@ def test_lock_fact_names_the_holder(tmp_path):
     lock = tmp_path / ".deploy-lock"
     assert run_here([DeployLock(lock, lock / "who")])[DeployLock] == ""
     lock.mkdir()
-    assert run_here([DeployLock(lock, lock / "who")])[DeployLock] == "(no details)"
+    assert run_here([DeployLock(lock, lock / "who")])[DeployLock] == "(no details recorded)"
     (lock / "who").write_text("bob@laptop since today (pid 1)\n")
     assert run_here([DeployLock(lock, lock / "who")])[DeployLock] == "bob@laptop since today (pid 1)"
 

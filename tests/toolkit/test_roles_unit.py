@@ -1,7 +1,11 @@
 """Each role's plan with plain data: facts as the host would report them, what is wanted, and the
 changes the plan returns (nothing runs: a role has no connection to run anything on)."""
 
+import io
 from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
 
 from roles import app_env, base, layout, nginx, proxy, systemd, user
 from roles.wanted import BASE_PACKAGES, Wanted
@@ -9,6 +13,7 @@ from toolkit.errors import DeployError
 from toolkit.facts.files import FileFact, sha256_text
 from toolkit.facts.host import AptListsAge, HostFacts, UnitState
 from toolkit.layout import HostLayout
+from toolkit.report import Reporter
 
 
 @dataclass(frozen=True)
@@ -280,3 +285,79 @@ def test_unchanged_extra_ca_does_not_rebuild_the_trust_store():
 def test_proxy_files_only_when_configured():
     assert proxy.proxy_files(wanted(ALL)) == []
     assert [c.files for c in proxy.plan_proxy(matching_facts([]), wanted([APT_PROXY, *ALL]))] == [(APT_PROXY,)]
+
+
+# -- provision: the roles in order, on one gather ---------------------------------------------
+
+class FakeHost:
+    """Answers the facts gather with `facts_out` and every other script with exit 0."""
+
+    def __init__(self, facts_out="@@end\n"):
+        self.facts_out, self.scripts = facts_out, []
+
+    def sh(self, c, script, what=None, check=True, stdin=None, timeout=None):
+        from toolkit.remote import Result
+
+        self.scripts.append(script)
+        return Result(self.facts_out if script.startswith("export LC_ALL=C") else "", "", 0)
+
+
+@pytest.fixture
+def host(monkeypatch):
+    fake = FakeHost("@@os\ndebian 12\n@@apt\n1000000\n999990\n@@python\n3.11.2\n@@end\n")
+    monkeypatch.setattr("toolkit.facts.sh", fake.sh)
+    monkeypatch.setattr("toolkit.executor.sh", fake.sh)
+    return fake
+
+
+def flask_config():
+    from toolkit.config import load_app_config
+
+    return load_app_config(Path(__file__).resolve().parents[2] / "examples" / "flask")
+
+
+STEPS = ["read the host's state", "apt packages", "user flaskapp", "folders under /srv/flaskapp",
+         "app env and server config", "systemd units", "nginx site"]
+
+
+def test_dry_provision_reads_once_and_runs_nothing(host):
+    from roles.provision import provision
+
+    rep = Reporter(out=io.StringIO(), dry=True)
+    done = provision(None, flask_config(), rep, dry=True)
+    assert len(host.scripts) == 1  # the one gather
+    assert [s.name for s in rep.hosts[0].steps] == STEPS
+    assert done.changed == len(STEPS) - 1 and not done.host_was_provisioned
+    assert "would change" in rep.out.getvalue()
+
+
+def test_provision_on_a_fresh_host_runs_each_role_once(host):
+    from roles.provision import provision
+
+    rep = Reporter(out=io.StringIO())
+    provision(None, flask_config(), rep)
+    assert [s.status for s in rep.hosts[0].steps] == ["ok"] + ["changed"] * (len(STEPS) - 1)
+    scripts = host.scripts
+    assert "apt-get install" in scripts[1] and "useradd" in scripts[2] and "install -d" in scripts[3]
+    assert "nginx -t" in scripts[-1]
+    assert sum(s.startswith("export LC_ALL=C") for s in scripts) == 2  # nginx's facts read again after apt
+
+
+def test_a_lock_held_by_someone_else_stops_provisioning(monkeypatch):
+    from roles.provision import provision
+    from toolkit.errors import LockHeld
+
+    fake = FakeHost("@@os\ndebian 12\n@@lock\nbob@elsewhere since today (pid 1)\n@@end\n")
+    monkeypatch.setattr("toolkit.facts.sh", fake.sh)
+    with pytest.raises(LockHeld, match="bob@elsewhere"):
+        provision(None, flask_config(), Reporter(out=io.StringIO()))
+    assert len(fake.scripts) == 1
+
+
+def test_an_unsupported_system_is_refused(monkeypatch):
+    from roles.provision import UnsupportedHost, provision
+
+    fake = FakeHost("@@os\nfedora 40\n@@end\n")
+    monkeypatch.setattr("toolkit.facts.sh", fake.sh)
+    with pytest.raises(UnsupportedHost, match="fedora 40"):
+        provision(None, flask_config(), Reporter(out=io.StringIO()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from toolkit.facts import Fact
+from toolkit.lock import NO_DETAILS
 from toolkit.onhost import envfile
 from toolkit.remote import q
 
@@ -162,7 +163,7 @@ class DeployLock(Fact[str]):
 
     def command(self):
         return (f"[ -d {q(self.lock_dir)} ] && {{ cat {q(self.who_file)} 2>/dev/null "
-                "|| echo '(no details)'; }; true")
+                f"|| echo {q(NO_DETAILS)}; }}; true")
 
     def parse(self, lines):
         return " ".join(line.strip() for line in lines if line.strip())
