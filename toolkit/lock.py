@@ -102,22 +102,22 @@ def held_error(holder: Holder) -> LockHeld:
 
 # -- the shell pieces ---------------------------------------------------------------------------
 
-def take_script(layout, text: str) -> str:
+def take_script(layout, text: str, heading: str = "locked") -> str:
     """Take the lock, creating the app's folder when needed (a first deploy takes the lock
-    before anything is provisioned); when held: `@@locked`, the holder, exit HELD_EXIT."""
+    before anything is provisioned); when held: `@@HEADING`, the holder, exit HELD_EXIT."""
     lock, who_file = q(layout.lock_dir), q(layout.lock_who)
     return "\n".join([
         f"mkdir -p {q(layout.base_dir)}",
-        f"if ! mkdir {lock} 2>/dev/null; then echo @@locked; "
+        f"if ! mkdir {lock} 2>/dev/null; then echo @@{heading}; "
         f"cat {who_file} 2>/dev/null || echo {q(NO_DETAILS)}; exit {HELD_EXIT}; fi",
         f"printf '%s\\n' {q(text)} > {who_file}",
     ])
 
 
-def show_script(layout) -> str:
-    """`@@locked` and the holder when the lock is held; nothing otherwise."""
+def show_script(layout, heading: str = "locked") -> str:
+    """`@@HEADING` and the holder when the lock is held; nothing otherwise."""
     lock, who_file = q(layout.lock_dir), q(layout.lock_who)
-    return (f"if [ -d {lock} ]; then echo @@locked; "
+    return (f"if [ -d {lock} ]; then echo @@{heading}; "
             f"cat {who_file} 2>/dev/null || echo {q(NO_DETAILS)}; fi")
 
 
@@ -131,9 +131,12 @@ def release_if_ours_script(layout, text: str) -> str:
 def holder_from(stdout: str) -> Holder | None:
     """The holder from the output of take_script or show_script (None: not held)."""
     sections = split_sections(stdout, strip=True)
-    if "locked" not in sections:
-        return None
-    return Holder(" ".join(sections["locked"]) or NO_DETAILS)
+    return holder_of(sections["locked"]) if "locked" in sections else None
+
+
+def holder_of(lines: list[str]) -> Holder:
+    """The holder from the lines under the lock's heading."""
+    return Holder(" ".join(line.strip() for line in lines if line.strip()) or NO_DETAILS)
 
 
 # -- over a connection --------------------------------------------------------------------------

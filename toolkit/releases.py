@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from toolkit import lock
 from toolkit.errors import DeployError, RemoteError, next_task
+from toolkit.facts import Fact
 from toolkit.remote import q, sh, split_sections
 
 
@@ -64,34 +65,39 @@ class HostReleases:
         return lock.Holder(self.locked_by) if self.locked_by else None
 
 
-def state_script(cfg, take_lock_text: str = "") -> str:
-    """Print the host's releases in @@sections. With `take_lock_text`, take the deploy lock
-    first (lock.take_script: exits lock.HELD_EXIT when someone else holds it)."""
+def state_script(cfg, take_lock_text: str = "", prefix: str = "") -> str:
+    """Print the host's releases in sections headed @@PREFIXNAME. With `take_lock_text`, take
+    the deploy lock first (lock.take_script: exits lock.HELD_EXIT when someone else holds it)."""
     layout = cfg.layout
     releases, venvs, wheels = q(layout.releases_dir), q(layout.venvs_dir), q(layout.wheels_dir)
-    lines = [f"if [ ! -d {releases} ]; then echo @@unprovisioned; exit 0; fi"]
-    lines.append(lock.take_script(layout, take_lock_text) if take_lock_text else lock.show_script(layout))
+    h = "@@" + prefix
+    lines = [f"if [ ! -d {releases} ]; then echo {h}unprovisioned; exit 0; fi"]
+    lines.append(lock.take_script(layout, take_lock_text, prefix + "locked") if take_lock_text
+                 else lock.show_script(layout, prefix + "locked"))
     lines += [
-        f"echo @@current; readlink {q(layout.current_dir)} 2>/dev/null || true",
-        "echo @@releases",
+        f"echo {h}current; readlink {q(layout.current_dir)} 2>/dev/null || true",
+        f"echo {h}releases",
         f'for d in {releases}/*/; do [ -d "$d" ] || continue; n=$(basename "$d"); s=-; '
         '[ -e "$d.good" ] && s=good; [ -e "$d.failed" ] && s=failed; '
         'h=$(cat "$d.source-sha256" 2>/dev/null || echo -); v=$(readlink "$d.venv" 2>/dev/null || echo -); '
         'echo "$n $s $h $v"; done',
-        f'echo @@venvs; for v in {venvs}/*/; do [ -e "$v.complete" ] && basename "$v"; done; true',
-        f"echo @@wheels; (cd {wheels} 2>/dev/null && ls -d */*.whl 2>/dev/null); true",
-        f"echo @@python; {shlex.quote(cfg.python)} -c 'import sys; print(\"%d.%d.%d\" % sys.version_info[:3])' "
+        f'echo {h}venvs; for v in {venvs}/*/; do [ -e "$v.complete" ] && basename "$v"; done; true',
+        f"echo {h}wheels; (cd {wheels} 2>/dev/null && ls -d */*.whl 2>/dev/null); true",
+        f"echo {h}python; {shlex.quote(cfg.python)} -c 'import sys; print(\"%d.%d.%d\" % sys.version_info[:3])' "
         "2>/dev/null || true",
-        f"echo @@active; systemctl is-active {q(layout.unit_name)} 2>/dev/null || true",
+        f"echo {h}active; systemctl is-active {q(layout.unit_name)} 2>/dev/null || true",
     ]
     return "\n".join(lines)
 
 
 def parse_state(stdout: str) -> HostReleases:
-    sections = split_sections(stdout, strip=True)
+    return parse_sections(split_sections(stdout, strip=True))
+
+
+def parse_sections(sections: dict[str, list[str]]) -> HostReleases:
+    """The sections of state_script's output (headings without their prefix, lines stripped)."""
     st = HostReleases(provisioned="unprovisioned" not in sections)
-    holder = lock.holder_from(stdout)
-    st.locked_by = holder.text if holder else ""
+    st.locked_by = lock.holder_of(sections["locked"]).text if "locked" in sections else ""
     target = (sections.get("current") or [""])[0]
     st.current = target.rstrip("/").rsplit("/", 1)[-1] if target else ""
     for line in sections.get("releases", []):
@@ -108,6 +114,30 @@ def parse_state(stdout: str) -> HostReleases:
     st.python_version = (sections.get("python") or [""])[0]
     st.service_active = (sections.get("active") or [""])[0]
     return st
+
+
+class Releases(Fact[HostReleases]):
+    """The host's releases as a fact, for a gather shared with provisioning (toolkit/facts).
+    Read before provisioning, so a host that provisioning changes (a first deploy: no releases
+    folder, no Python yet) is read again by the updating stage."""
+
+    key = "releases"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def command(self) -> str:
+        return state_script(self.cfg, prefix=self.key + ".")
+
+    def parse_sections(self, sections: dict[str, list[str]]) -> HostReleases:
+        start = len(self.key) + 1
+        return parse_sections({name[start:]: [line.strip() for line in lines if line.strip()]
+                               for name, lines in sections.items() if name.startswith(self.key + ".")})
+
+    @staticmethod
+    def still_true(state: HostReleases) -> bool:
+        """Whether a state read before provisioning still holds after it."""
+        return state.provisioned and bool(state.python_version)
 
 
 def read_releases(c, cfg, take_lock_text: str = "") -> HostReleases:

@@ -191,6 +191,7 @@ def deploy(c, host=None, app=".", dry=False, force=False):
     from toolkit import lock as deploy_lock
     from toolkit import stages
     from toolkit.packaging import server_wheel
+    from toolkit.releases import Releases
 
     cfg = load_config(app)
     rep = Reporter(dry=dry)
@@ -208,10 +209,14 @@ def deploy(c, host=None, app=".", dry=False, force=False):
             # After the lock (two deploys must never provision the same host at once). nginx
             # (package and site) may finish while the release is prepared: a first deploy
             # installs nginx and builds the venv at the same time.
+            # The host's releases are read in the same round trip as provisioning's facts.
             rep.stage("provisioning")
             provisioned.append(provision_host(conn, cfg, rep, dry=dry, lock_held=bool(ctx.lock_text),
-                                              defer_nginx=True))
-            if dry and not _provisioned(conn, cfg):
+                                              defer_nginx=True, extra_facts=[Releases(cfg)]))
+            state = provisioned[0].gathered[Releases]
+            if Releases.still_true(state):
+                ctx.releases = state
+            elif dry and not _provisioned(conn, cfg):
                 provisioned[0].finish()
                 rep.line("  (dry run: the release stages need a provisioned host; run without --dry)")
                 ctx.finished = True

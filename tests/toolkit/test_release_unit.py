@@ -247,3 +247,38 @@ def test_hooks_run_around_their_stage_and_can_end_the_flow(monkeypatch):
     assert seen == ["starting"]
     with pytest.raises(ValueError):
         ctx.hooks.before("deploying", print)
+
+
+def test_releases_read_in_a_gather_shared_with_provisioning(tmp_path):
+    # The Releases fact's script, run by sh on a folder standing in for the app's tree.
+    import subprocess
+    from pathlib import Path
+    from types import SimpleNamespace
+    from toolkit import facts as facts_api
+
+    class Here(HostLayout):
+        @property
+        def base_dir(self):
+            return str(tmp_path / "shop")
+
+    cfg = SimpleNamespace(name="shop", python="python3", layout=Here("shop"))
+    for name, marker in (("20250101000000", ".good"), ("20250102000000", ".failed")):
+        (tmp_path / "shop" / "releases" / name).mkdir(parents=True)
+        (tmp_path / "shop" / "releases" / name / marker).touch()
+    (tmp_path / "shop" / "venvs" / "v1").mkdir(parents=True)
+    (tmp_path / "shop" / "venvs" / "v1" / ".complete").touch()
+    (tmp_path / "shop" / "current").symlink_to("releases/20250101000000")
+    Path(cfg.layout.lock_dir).mkdir()
+    Path(cfg.layout.lock_who).write_text("alice@laptop since X (pid 1)\n")
+    wanted = [releases.Releases(cfg)]
+    out = subprocess.run(["sh", "-c", facts_api.script(wanted)], capture_output=True, text=True).stdout
+    st = facts_api.parse(wanted, out)[releases.Releases]
+    assert st.provisioned and st.current == "20250101000000"
+    assert [(r.name, r.state) for r in st.releases] == [("20250101000000", "good"), ("20250102000000", "failed")]
+    assert st.venvs == {"v1"} and st.locked_by == "alice@laptop since X (pid 1)"
+    assert releases.Releases.still_true(st) == bool(st.python_version)
+    (tmp_path / "shop" / "releases" / "20250101000000" / ".good").unlink()
+    import shutil
+    shutil.rmtree(tmp_path / "shop" / "releases")
+    out = subprocess.run(["sh", "-c", facts_api.script(wanted)], capture_output=True, text=True).stdout
+    assert not releases.Releases.still_true(facts_api.parse(wanted, out)[releases.Releases])
