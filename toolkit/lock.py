@@ -93,8 +93,8 @@ def _running(pid: int) -> bool:
 def held_error(holder: Holder) -> LockHeld:
     """The error for a lock someone else holds, with the step that fits."""
     if holder.dead():
-        return LockHeld(f"the deploy lock is left over from a deploy that no longer runs: {holder.text} "
-                        "(that process is gone from this machine)",
+        return LockHeld(f"the deploy lock was left by a deploy that no longer runs: {holder.text}; "
+                        f"pid {holder.pid} is not running on this machine (it was killed or crashed)",
                         "release the lock, then run the same command again: " + next_task("lock.release"))
     return LockHeld(f"another deploy holds the lock: {holder.text}",
                     "wait for it to finish; if it crashed, remove the lock with: " + next_task("lock.release"))

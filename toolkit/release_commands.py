@@ -146,33 +146,37 @@ def health_check(c, cfg, timeout: float | None = None) -> Health:
     return Health(result.exited == 0, status, "\n".join(lines[1:]).strip())
 
 
-_JOURNAL_PREFIX = re.compile(r"^\S+ \S+ [^:]+\[\d+\]: ")
+# What starts each journal line (time, host, name[pid]) and the server's own log prefix
+# ([time] [pid] [LEVEL]): left out when comparing lines, so repeats are seen as repeats.
+_LINE_PREFIX = re.compile(r"^\S+ \S+ [^:\s]+\[\d+\]: (\[[^\]]*\] \[\d+\] \[[A-Z]+\] )?")
+
+
+def _message(line: str) -> str:
+    return _LINE_PREFIX.sub("", line, count=1)
 
 
 def without_repeats(lines: list[str]) -> list[str]:
     """Journal lines with each traceback shown once: a later traceback identical to an earlier
     one (the same error for each health-check request) is left out and counted."""
-    out, seen, i = [], {}, 0
+    out, first_end, repeats, i = [], {}, {}, 0
     while i < len(lines):
-        message = _JOURNAL_PREFIX.sub("", lines[i])
-        if not message.startswith("Traceback (most recent call last)"):
+        if not _message(lines[i]).startswith("Traceback (most recent call last)"):
             out.append(lines[i])
             i += 1
             continue
         end = i + 1
-        while end < len(lines) and _JOURNAL_PREFIX.sub("", lines[end])[:1].isspace():
+        while end < len(lines) and _message(lines[end])[:1].isspace():
             end += 1
         end = min(end + 1, len(lines))  # the exception's own line ends the traceback
-        block = tuple(_JOURNAL_PREFIX.sub("", line) for line in lines[i:end])
-        if block in seen:
-            seen[block][1] += 1
+        block = tuple(_message(line) for line in lines[i:end])
+        if block in first_end:
+            repeats[block] = repeats.get(block, 0) + 1
         else:
-            seen[block] = [len(out) + (end - i) - 1, 0]
             out.extend(lines[i:end])
+            first_end[block] = len(out)
         i = end
-    for at, repeats in sorted(seen.values(), reverse=True):
-        if repeats:
-            out.insert(at + 1, f"(the same traceback {repeats} more time{'s' if repeats > 1 else ''})")
+    for block, count in sorted(repeats.items(), key=lambda item: -first_end[item[0]]):
+        out.insert(first_end[block], f"(the same traceback {count} more time{'s' if count > 1 else ''})")
     return out
 
 
