@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from toolkit import lock, packaging
 from toolkit import release_commands as cmds
 from toolkit.errors import DeployError, next_task
-from toolkit.releases import HostReleases, read_releases
+from toolkit.releases import HostReleases, new_release_name, prune_plan, read_releases
 from toolkit.remote import sh
 
 STAGES = ("starting", "updating", "publishing", "finishing")
@@ -130,9 +130,9 @@ def updating(ctx: DeployContext) -> None:
             ctx.releases = read_releases(ctx.c, cfg)
             st.info(f"live: {ctx.releases.current or 'none yet'}")
     state = ctx.releases
-    ctx.release = state_release = _new_release_name(state)
+    ctx.release = _new_release_name(state)
     with rep.step("package the app") as st:
-        ctx.package = packaging.package_source(cfg, cmds.rel(cfg.layout.release_dir(state_release),
+        ctx.package = packaging.package_source(cfg, cmds.rel(cfg.layout.release_dir(ctx.release),
                                                                cfg.layout.base_dir))
         st.info(f"{ctx.package.files} files, {len(ctx.package.tar) // 1024} KiB")
     with rep.step("server wheel") as st:
@@ -157,8 +157,6 @@ def updating(ctx: DeployContext) -> None:
 
 
 def _new_release_name(state: HostReleases) -> str:
-    from toolkit.releases import new_release_name
-
     return new_release_name({r.name for r in state.releases})
 
 
@@ -276,8 +274,6 @@ def finishing(ctx: DeployContext) -> None:
 
 
 def _prune_plan(ctx: DeployContext):
-    from toolkit.releases import prune_plan
-
     return prune_plan(ctx.releases, ctx.release, ctx.cfg.keep_releases, new_venv=ctx.vhash)
 
 

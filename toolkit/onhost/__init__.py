@@ -39,4 +39,6 @@ def program(name: str) -> str:
     for dep in _imports(name):
         lines.append(f"import sys, types; _m = sys.modules[{dep!r}] = types.ModuleType({dep!r}); "
                      f"exec(compile({source(dep)!r}, {dep + '.py'!r}, 'exec'), _m.__dict__)")
-    return "\n".join(lines + [source(name)])
+    # The helper itself is compiled under its file name too, so a traceback names its lines.
+    lines.append(f"exec(compile({source(name)!r}, {name + '.py'!r}, 'exec'))")
+    return "\n".join(lines)
