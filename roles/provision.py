@@ -50,7 +50,7 @@ def facts_to_read(wanted: Wanted) -> list:
     lay = wanted.layout
     return [OsRelease(), AptLists(), Packages(wanted.packages), Users([wanted.app]), Groups([wanted.app]),
             Files(fact_paths(wanted)), Units(lay.units + (nginx.UNIT,)), EnvFile(lay.env_file),
-            PythonVersion(), DeployLock(lay.lock_dir, lay.lock_who)]
+            PythonVersion(), DeployLock(lay)]
 
 
 def check(facts: HostFacts, stop_on_lock: bool) -> None:

@@ -2,6 +2,7 @@
 output back; the batched script keeps each fact to its own section."""
 
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 
@@ -53,11 +54,12 @@ def test_env_file_is_read_with_the_one_env_reader(tmp_path):
 
 def test_lock_fact_names_the_holder(tmp_path):
     lock = tmp_path / ".deploy-lock"
-    assert run_here([DeployLock(lock, lock / "who")])[DeployLock] == ""
+    layout = SimpleNamespace(lock_dir=str(lock), lock_who=str(lock / "who"))
+    assert run_here([DeployLock(layout)])[DeployLock] == ""
     lock.mkdir()
-    assert run_here([DeployLock(lock, lock / "who")])[DeployLock] == "(no details recorded)"
+    assert run_here([DeployLock(layout)])[DeployLock] == "(no details recorded)"
     (lock / "who").write_text("bob@laptop since today (pid 1)\n")
-    assert run_here([DeployLock(lock, lock / "who")])[DeployLock] == "bob@laptop since today (pid 1)"
+    assert run_here([DeployLock(layout)])[DeployLock] == "bob@laptop since today (pid 1)"
 
 
 def test_parsers_on_plain_output():

@@ -347,7 +347,7 @@ def test_a_lock_held_by_someone_else_stops_provisioning(monkeypatch):
     from roles.provision import provision
     from toolkit.errors import LockHeld
 
-    fake = FakeHost("@@os\ndebian 12\n@@lock\nbob@elsewhere since today (pid 1)\n@@end\n")
+    fake = FakeHost("@@os\ndebian 12\n@@lock.held\nbob@elsewhere since today (pid 1)\n@@end\n")
     monkeypatch.setattr("toolkit.facts.sh", fake.sh)
     with pytest.raises(LockHeld, match="bob@elsewhere"):
         provision(None, flask_config(), Reporter(out=io.StringIO()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from toolkit.facts import Fact
-from toolkit.lock import NO_DETAILS
+from toolkit import lock
 from toolkit.onhost import envfile
 from toolkit.remote import q
 
@@ -154,19 +154,19 @@ class PythonVersion(Fact[str]):
 
 
 class DeployLock(Fact[str]):
-    """Who holds the deploy lock ("" when nobody does)."""
+    """Who holds the deploy lock ("" when nobody does), read as toolkit/lock reads it."""
 
     key = "lock"
 
-    def __init__(self, lock_dir, who_file):
-        self.lock_dir, self.who_file = str(lock_dir), str(who_file)
+    def __init__(self, layout):
+        self.layout = layout
 
     def command(self):
-        return (f"[ -d {q(self.lock_dir)} ] && {{ cat {q(self.who_file)} 2>/dev/null "
-                f"|| echo {q(NO_DETAILS)}; }}; true")
+        return lock.show_script(self.layout, self.key + ".held")
 
-    def parse(self, lines):
-        return " ".join(line.strip() for line in lines if line.strip())
+    def parse_sections(self, sections):
+        held = sections.get(self.key + ".held")
+        return lock.holder_of(held).text if held is not None else ""
 
 
 # -- the typed view provisioning's plans read -------------------------------------------------
