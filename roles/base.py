@@ -33,7 +33,8 @@ def install_script(packages, update: bool) -> str:
     install = "apt-get install -y -qq --no-install-recommends " + " ".join(q(p) for p in packages) + " 2>&1"
     if update:
         return f"export DEBIAN_FRONTEND=noninteractive && apt-get update -qq && {install}"
-    return f"export DEBIAN_FRONTEND=noninteractive && {{ {install} || {{ apt-get update -qq && {install}; }}; }}"
+    retry = f"{{ apt-get update -qq && {install}; }}"
+    return f"export DEBIAN_FRONTEND=noninteractive && {{ {install} || {retry}; }}"
 
 
 def plan(facts, wanted, defer: bool = False) -> list:

@@ -74,7 +74,8 @@ def apply_script(to_write, links, removals, nginx_active: bool) -> str:
     lines += [f"rm -f {q(path)}" for path in removals]
     restore = [f"if [ -f {p}{PREV} ]; then mv -f {p}{PREV} {p}; else rm -f {p}; fi" for p in paths]
     restore += [f"rm -f {q(link)}" for link in links]
-    on_failure = ['echo "$out"', *restore, "echo 'nginx -t failed: the previous config was put back'", "exit 1"]
+    on_failure = ['echo "$out"', *restore, "echo 'nginx -t failed: the previous config was put back'",
+                  "exit 1"]
     lines.append("if ! out=$(nginx -t 2>&1); then " + "; ".join(on_failure) + "; fi")
     lines += [f"rm -f {p}{PREV}" for p in paths]
     lines.append("systemctl reload nginx" if nginx_active

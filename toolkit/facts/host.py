@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from toolkit.facts import Fact
 from toolkit import lock
@@ -111,7 +111,8 @@ class Units(Fact[dict]):
         self.units = tuple(units)
 
     def command(self):
-        return (f"for u in {' '.join(q(u) for u in self.units)}; do e=$(systemctl is-enabled $u 2>/dev/null); "
+        units = " ".join(q(u) for u in self.units)
+        return (f"for u in {units}; do e=$(systemctl is-enabled $u 2>/dev/null); "
                 'a=$(systemctl is-active $u 2>/dev/null); echo "$u ${e:--} ${a:--}"; done')
 
     def parse(self, lines):
@@ -178,20 +179,14 @@ class HostFacts:
     os_id: str = ""
     os_version: str = ""
     apt: AptListsAge = AptListsAge()
-    installed: set = None  # type: ignore[assignment]
-    passwd: dict = None  # type: ignore[assignment]  user -> its passwd fields
-    groups: set = None  # type: ignore[assignment]
-    files: dict = None  # type: ignore[assignment]  path -> FileFact
-    units: dict = None  # type: ignore[assignment]  unit -> UnitState
+    installed: set = field(default_factory=set)
+    passwd: dict = field(default_factory=dict)  # user -> its 7 passwd fields
+    groups: set = field(default_factory=set)
+    files: dict = field(default_factory=dict)  # path -> FileFact
+    units: dict = field(default_factory=dict)  # unit -> UnitState
     python_version: str = ""
-    env: dict = None  # type: ignore[assignment]  the app's current shared/.env
+    env: dict = field(default_factory=dict)  # the app's current shared/.env
     locked_by: str = ""  # who holds the deploy lock, if anyone
-
-    def __post_init__(self):
-        for name, empty in (("installed", set), ("passwd", dict), ("groups", set), ("files", dict),
-                            ("units", dict), ("env", dict)):
-            if getattr(self, name) is None:
-                setattr(self, name, empty())
 
     def fact(self, path: str):
         from toolkit.facts.files import FileFact
@@ -206,7 +201,7 @@ class HostFacts:
         """From a `Facts` gathered with (some of) the facts of this module and files.py."""
         os_id, os_version = facts.get(OsRelease, ("", ""))
         return cls(os_id=os_id, os_version=os_version, apt=facts.get(AptLists, AptListsAge()),
-                   installed=facts.get(Packages), passwd=facts.get(Users), groups=facts.get(Groups),
-                   files=facts.get("files"), units=facts.get(Units),
-                   python_version=facts.get(PythonVersion, ""), env=facts.get(EnvFile),
+                   installed=facts.get(Packages, set()), passwd=facts.get(Users, {}),
+                   groups=facts.get(Groups, set()), files=facts.get("files", {}), units=facts.get(Units, {}),
+                   python_version=facts.get(PythonVersion, ""), env=facts.get(EnvFile, {}),
                    locked_by=facts.get(DeployLock, ""))
