@@ -155,10 +155,14 @@ def _message(line: str) -> str:
     return _LINE_PREFIX.sub("", line, count=1)
 
 
+def _undated(message: str) -> str:
+    return re.sub(r"\[\d{4}-\d\d-\d\d [^\]]*\]", "", message)
+
+
 def without_repeats(lines: list[str]) -> list[str]:
     """Journal lines with each traceback shown once: a later traceback identical to an earlier
     one (the same error for each health-check request) is left out and counted."""
-    out, first_end, repeats, i = [], {}, {}, 0
+    out, first_end, leads, repeats, i = [], {}, {}, {}, 0
     while i < len(lines):
         if not _message(lines[i]).startswith("Traceback (most recent call last)"):
             out.append(lines[i])
@@ -169,11 +173,14 @@ def without_repeats(lines: list[str]) -> list[str]:
             end += 1
         end = min(end + 1, len(lines))  # the exception's own line ends the traceback
         block = tuple(_message(line) for line in lines[i:end])
+        lead = _undated(_message(out[-1])) if out else ""  # e.g. Flask's "Exception on /healthz [GET]"
         if block in first_end:
             repeats[block] = repeats.get(block, 0) + 1
+            if lead and lead == leads[block]:
+                out.pop()
         else:
             out.extend(lines[i:end])
-            first_end[block] = len(out)
+            first_end[block], leads[block] = len(out), lead
         i = end
     for block, count in sorted(repeats.items(), key=lambda item: -first_end[item[0]]):
         out.insert(first_end[block], f"(the same traceback {count} more time{'s' if count > 1 else ''})")

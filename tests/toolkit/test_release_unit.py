@@ -215,9 +215,12 @@ def test_a_repeated_traceback_in_the_journal_is_shown_once():
     prefix = "2026-01-01T00:00:0{}+0000 host pronghorn[12]: [2026-01-01 00:00:0{} +0000] [12] [ERROR] "
     block = ["Traceback (most recent call last):", '  File "app.py", line 3, in health',
              "    raise RuntimeError('db')", "RuntimeError: db"]
-    lines = ["start"] + [prefix.format(i, i) + line for i in range(3) for line in block] + ["end"]
+    lead = "[2026-01-01 00:00:0{},275] ERROR in app: Exception on /healthz [GET]"
+    lines = ["start"] + [prefix.format(i, i) + line for i in range(3)
+                         for line in [lead.format(i)] + block] + ["end"]
     kept = cmds.without_repeats(lines)
     assert kept[0] == "start" and kept[-1] == "end"
+    assert sum("Exception on /healthz" in line for line in kept) == 1
     assert sum("Traceback" in line for line in kept) == 1
     assert "(the same traceback 2 more times)" in kept
 
