@@ -11,6 +11,8 @@ nginx reloads only when something changed.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from roles.files import basename, differing
 from toolkit.errors import DeployError
 from toolkit.executor import Change
@@ -23,7 +25,7 @@ AVAILABLE = "/etc/nginx/sites-available/"
 ENABLED = "/etc/nginx/sites-enabled/"
 DEFAULT_SITE = ENABLED + "default"
 CATCH_ALL = ENABLED + "pronghorn-default.conf"
-PREV = ".pronghorn-prev"
+SITE_SCRIPT = Path(__file__).with_name("nginx_site.sh")
 
 
 def nginx_files(wanted) -> list:
@@ -64,23 +66,11 @@ def plan(facts, wanted) -> list:
 
 
 def apply_script(to_write, links, removals, nginx_active: bool) -> str:
-    """Back up, unpack (tar on stdin), link, `nginx -t`; restore the backup if the test fails."""
-    paths = [q(f.path) for f in to_write]
-    lines = ["set -e"]
-    lines += [f"if [ -f {p} ]; then cp -p {p} {p}{PREV}; fi" for p in paths]
-    if to_write:
-        lines.append("tar -xzf - -C / --same-owner --same-permissions --no-overwrite-dir")
-    lines += [f"ln -sfn {q('../sites-available/' + link[len(ENABLED):])} {q(link)}" for link in links]
-    lines += [f"rm -f {q(path)}" for path in removals]
-    restore = [f"if [ -f {p}{PREV} ]; then mv -f {p}{PREV} {p}; else rm -f {p}; fi" for p in paths]
-    restore += [f"rm -f {q(link)}" for link in links]
-    on_failure = ['echo "$out"', *restore, "echo 'nginx -t failed: the previous config was put back'",
-                  "exit 1"]
-    lines.append("if ! out=$(nginx -t 2>&1); then " + "; ".join(on_failure) + "; fi")
-    lines += [f"rm -f {p}{PREV}" for p in paths]
-    lines.append("systemctl reload nginx" if nginx_active
-                 else "systemctl enable --quiet nginx && systemctl restart nginx")
-    return "\n".join(lines)
+    """nginx_site.sh (next to this file) with its arguments: back up, unpack (tar on stdin), link,
+    unlink, `nginx -t`, and the backup restored if the test fails; then reload or start nginx."""
+    args = ["reload" if nginx_active else "start"] + [f"w:{f.path}" for f in to_write]
+    args += [f"l:{link}" for link in links] + [f"r:{path}" for path in removals]
+    return f"sh -c {q(SITE_SCRIPT.read_text())} nginx_site.sh " + " ".join(q(a) for a in args)
 
 
 def two_default_servers(output: str):

@@ -217,11 +217,57 @@ def test_nginx_plan_and_script():
     (change,) = nginx.plan(f, wanted([SITE]))
     assert change.files == (SITE,) and change.tar_on_stdin
     assert change.note == "shop.conf, enabled site, disabled default site"
-    script = change.script
-    # the config is tested before nginx reloads, and the old file comes back if the test fails
-    assert script.index("nginx -t") < script.index("systemctl reload nginx")
-    assert "mv -f /etc/nginx/sites-available/shop.conf.pronghorn-prev" in script
-    assert "ln -sfn ../sites-available/shop.conf /etc/nginx/sites-enabled/shop.conf" in script
+    assert change.script.endswith(" nginx_site.sh reload w:/etc/nginx/sites-available/shop.conf "
+                                  "l:/etc/nginx/sites-enabled/shop.conf r:/etc/nginx/sites-enabled/default")
+
+
+def run_site_script(tmp_path, files, args, nginx_ok=True):
+    """nginx_site.sh for real, on paths under tmp_path, with stand-ins for nginx and systemctl."""
+    import os
+    import pwd
+    import subprocess
+
+    from toolkit.executor import tar_of
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "nginx").write_text("#!/bin/sh\n" + ("exit 0\n" if nginx_ok else "echo 'nginx: [emerg] bad'; exit 1\n"))
+    (bin_dir / "systemctl").write_text(f"#!/bin/sh\necho \"$*\" >> {tmp_path}/systemctl.log\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    me = pwd.getpwuid(os.getuid()).pw_name
+    group = __import__("grp").getgrgid(os.getgid()).gr_name
+    tar = tar_of([File(str(path), content, 0o644, me, group) for path, content in files])
+    script = nginx.apply_script([File(str(path), "") for path, _ in files], *args)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    return subprocess.run(["sh", "-c", script], input=tar, capture_output=True, env=env)
+
+
+def test_site_script_installs_links_and_reloads(tmp_path):
+    (tmp_path / "sites-available").mkdir()
+    (tmp_path / "sites-enabled").mkdir()
+    site, link, default = (tmp_path / "sites-available/shop.conf", tmp_path / "sites-enabled/shop.conf",
+                           tmp_path / "sites-enabled/default")
+    site.write_text("old\n")
+    default.write_text("debian's\n")
+    run = run_site_script(tmp_path, [(site, "new\n")], ([str(link)], [str(default)], True))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert site.read_text() == "new\n" and link.read_text() == "new\n" and not default.exists()
+    assert not (tmp_path / "sites-available/shop.conf.pronghorn-prev").exists()
+    assert (tmp_path / "systemctl.log").read_text() == "reload nginx\n"
+
+
+def test_site_script_puts_the_old_config_back_when_nginx_t_fails(tmp_path):
+    (tmp_path / "sites-available").mkdir()
+    (tmp_path / "sites-enabled").mkdir()
+    site, new, link = (tmp_path / "sites-available/shop.conf", tmp_path / "sites-available/other.conf",
+                       tmp_path / "sites-enabled/shop.conf")
+    site.write_text("old\n")
+    run = run_site_script(tmp_path, [(site, "bad\n"), (new, "bad\n")], ([str(link)], [], False), nginx_ok=False)
+    assert run.returncode == 1
+    assert b"[emerg] bad" in run.stdout and b"previous config was put back" in run.stdout
+    assert site.read_text() == "old\n" and not new.exists() and not link.is_symlink()
+    assert not (tmp_path / "systemctl.log").exists()  # nginx was never reloaded
 
 
 CATCH_ALL = File("/etc/nginx/sites-available/pronghorn-default.conf", "server { return 444; }\n")
@@ -241,15 +287,14 @@ def test_catch_all_is_disabled_when_the_app_answers_every_name():
     f.files["/etc/nginx/sites-enabled/shop.conf"] = fact("/etc/nginx/sites-enabled/shop.conf", "link")
     (change,) = nginx.plan(f, wanted([SITE]))
     assert change.files == () and change.note == "disabled pronghorn-default.conf site"
-    assert f"rm -f {nginx.CATCH_ALL}" in change.script
-    assert "tar -xzf" not in change.script  # nothing to unpack: no tar is sent
+    assert change.script.endswith(f" nginx_site.sh reload r:{nginx.CATCH_ALL}")  # no w:, so no tar is read
 
 
 def test_stopped_nginx_is_started():
     f = matching_facts([SITE], units={"nginx.service": UnitState("disabled", "inactive")})
     f.files["/etc/nginx/sites-enabled/shop.conf"] = fact("/etc/nginx/sites-enabled/shop.conf", "link")
     (change,) = nginx.plan(f, wanted([SITE]))
-    assert change.note == "started nginx" and "systemctl restart nginx" in change.script
+    assert change.note == "started nginx" and change.script.endswith(" nginx_site.sh start")
 
 
 def test_nginx_as_wanted_does_not_reload():
