@@ -3,7 +3,7 @@
 Every error a task can end with is a `ToolkitError`: a message saying what went wrong, a
 `next_step` (printed as `next: ...`, a command that works when pasted as printed) and optional
 `details` (output from the host, a journal). Tasks turn them into that output in one place
-(toolkit/tasks_deploy.explain).
+(toolkit/tasking.explain).
 
 A `next_step` that names a task is written with `next_task("lock.release")`: it holds the
 placeholders HOST and APP, filled by `fill_next` with the host and app folder of the command

@@ -17,138 +17,14 @@ from pathlib import Path
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
-from invoke.tasks import Task
 
 from toolkit import hosts as hosts_mod
-from toolkit.errors import ConfigError, DeployError, RemoteError, ToolkitError, fill_next, next_task
+from toolkit.errors import DeployError, fill_next, next_task
 from toolkit.report import Reporter
-
-# Help texts, written for someone deploying for the first time. --host says what each task does
-# with the host (`invoke logs --help` must not say "where to deploy"); the rest is shared.
-_HOST_FORMS = ("user@host[:port], a name from ~/.ssh/config, or sandbox-NAME (a test host made by "
-               "`invoke sandbox.up`). Repeat --host, or separate hosts with commas, for several. "
-               "Default: the hosts listed in deploy.toml ([app] hosts = [...])")
-HOST_HELP = {task_name: f"{what}: {_HOST_FORMS}" for task_name, what in {
-    "provision": "the host to prepare for the app (packages, user, folders, services)",
-    "deploy": "the host to deploy the app to",
-    "rollback": "the host whose app goes back to an earlier release",
-    "releases": "the host whose releases to list",
-    "status": "the host to check (services, live release, health check)",
-    "logs": "the host to read the app's log from",
-    "restart": "the host whose app server to restart",
-    "verify": "the host to check with testinfra",
-    "lock.status": "the host whose deploy lock to show",
-    "lock.release": "the host whose deploy lock to remove",
-}.items()}
-APP_HELP = "the app's folder, the one with deploy.toml in it (default: the current folder)"
-DRY_HELP = "only show what would change; change nothing on the host"
-
-
-class HelpTask(Task):
-    """A task none of whose flags is -h, so `invoke TASK -h` prints the task's help as invoke
-    users expect (invoke would otherwise make -h the short form of --host). The other flags keep
-    their short forms (-a, -d, -f, ...): with none, invoke would read e.g. `deploy -d` as its own
-    --debug and deploy for real instead of a dry run."""
-
-    def arg_opts(self, name, default, taken_names):
-        opts = super().arg_opts(name, default, taken_names)
-        opts["names"] = [n for i, n in enumerate(opts["names"]) if i == 0 or n != "h"]
-        return opts
-
+from toolkit.tasking import (APP_HELP, DRY_HELP, HOST_HELP, HelpTask, host_specs, load_config,
+                             run_on_hosts, site_url)
 
 CHECKS = Path(__file__).resolve().parent / "checks" / "test_site.py"
-
-
-# ----------------------------------------------------------------------------------------------
-# Shared plumbing: config, hosts, errors
-# ----------------------------------------------------------------------------------------------
-
-def load_config(app: str, check_secrets: bool = True):
-    """deploy.toml of `app`, validated; any mistake stops here, before a host is contacted."""
-    from toolkit.config import load_app_config
-    from toolkit.render import render_all
-
-    try:
-        cfg = load_app_config(app)
-        if check_secrets:
-            # Renders every template locally once: a template problem shows now. Secrets are
-            # checked once the host's shared/.env is read (a value may already be there), still
-            # before anything on the host changes.
-            render_all(cfg, mask_secrets=True)
-    except ConfigError as exc:
-        next_step = exc.next_step or "correct deploy.toml as the error says, then run the same command again"
-        raise Exit(f"error: {exc}\n  next: {next_step}", code=2)
-    return cfg
-
-
-def host_specs(host, cfg) -> list:
-    values = hosts_mod.split_hosts(host) or list(cfg.hosts)
-    if not values:
-        raise Exit("error: no host given. Say where to deploy with --host, e.g.\n"
-                   "  invoke deploy --host root@203.0.113.10\n"
-                   "  invoke deploy --host sandbox-demo      (after: invoke sandbox.up --name demo)\n"
-                   "or list hosts in deploy.toml: [app] hosts = [\"root@203.0.113.10\"]", code=2)
-    try:
-        return [hosts_mod.parse_host(v) for v in values]
-    except hosts_mod.HostError as exc:
-        raise Exit(f"error: {exc}\n  next: {exc.next_step}", code=2)
-
-
-def site_url(cfg, conn) -> str:
-    domain = cfg.domains[0] if cfg.domains else "_"
-    if domain == "_" or domain.startswith("*."):
-        return f"http://{hosts_mod.display_address(conn)}/"
-    return f"http://{domain}/"
-
-
-def explain(exc: BaseException, spec, app: str = ".") -> tuple[str, str, str]:
-    """(message, what to type next, details) for an error on one host; the next step is filled
-    with this command's host and app folder, so it works when pasted."""
-    host = str(spec)
-    if isinstance(exc, RemoteError):
-        first, _, rest = str(exc).partition("\n")
-        return first, "the command's output is shown above", rest
-    if isinstance(exc, ConfigError) and not exc.next_step:
-        return str(exc), "do what the error says (deploy.toml, a secret), then run the same command again", ""
-    if isinstance(exc, ToolkitError):
-        return str(exc), fill_next(exc.next_step, host, app), exc.details
-    return f"{type(exc).__name__}: {exc}", "", ""
-
-
-def run_on_hosts(specs, rep: Reporter, work, app: str = ".") -> None:
-    """Run `work(conn, spec)` on each host in turn; stop at the first failure; summarise.
-
-    `work` returns the site URL to show (or ""). Exits non-zero when a host failed. `app` (the
-    --app given) goes into the `next:` hints.
-    """
-    failed = False
-    for i, spec in enumerate(specs):
-        rep.begin_host(str(spec))
-        try:
-            conn = hosts_mod.connect(spec)
-            try:
-                url = work(conn, spec)
-            finally:
-                conn.close()
-            rep.end_host(url or "")
-        except KeyboardInterrupt:
-            rep.fail_host("interrupted", "if a deploy was running: "
-                          + fill_next(next_task("lock.release"), str(spec), app))
-            failed = True
-        except Exception as exc:  # every error becomes a message with a next step
-            message, next_step, details = explain(exc, spec, app)
-            if details:
-                rep.line("    " + details.replace("\n", "\n    "))
-            rep.fail_host(message, next_step)
-            failed = True
-        if failed:
-            for rest in specs[i + 1:]:
-                rep.skip_host(str(rest))
-            break
-    if len(specs) > 1 or rep.hosts and rep.hosts[0].steps:
-        rep.summary()
-    if failed:
-        raise Exit(code=1)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -111,7 +111,7 @@ def test_several_hosts_run_in_turn_and_stop_at_the_first_failure(monkeypatch):
 
     from invoke.exceptions import Exit
 
-    from toolkit import tasks_deploy
+    from toolkit import tasking as tasks_deploy
     from toolkit.report import Reporter
 
     class Conn:
