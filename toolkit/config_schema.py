@@ -1,0 +1,147 @@
+"""deploy.toml's schema: one `Key` per key (section, name, check, default, help, example).
+
+The same list drives validation (toolkit/config.py) and the reference document
+docs/deploy-config.md (`python -m toolkit.config --doc`), so the two cannot drift apart.
+A new key: one `Key(...)` line here, in its section's block; a new section also goes in
+SECTIONS (and TABLE_SECTIONS when its keys are free-form).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from toolkit.config_checks import (
+    DURATION_RE, ENV_NAME_RE, MODULE_RE, PROXY_URL_RE, SIZE_RE, WSGI_RE,
+    absolute_path, app_name, boolean, choice, domains, env_table, health_path, int_range, list_of,
+    matching, relative_path, static_table, string, url_path, workers,
+)
+
+@dataclass(frozen=True)
+class Key:
+    """One key of deploy.toml: where it lives, how it is checked, its default and its story."""
+    section: str
+    name: str
+    check: Callable[[Any], Any]
+    default: Any
+    help: str
+    example: str
+    # defaults that depend on other keys (name from the directory, framework detected, ...)
+    default_text: str | None = None
+
+    @property
+    def allowed(self) -> str:
+        return getattr(self.check, "allowed", "")
+
+
+SCHEMA: tuple[Key, ...] = (
+    # [app]
+    Key("app", "name", app_name, None, "The app's name: the system user, the systemd units NAME.service/NAME.socket, /srv/NAME.",
+        'name = "shop"', default_text="the app directory's name, made a slug"),
+    Key("app", "framework", choice("flask", "django", "bottle", "wsgi"), None,
+        'The web framework. "wsgi" is any other WSGI app (set `wsgi` then).',
+        'framework = "django"', default_text="detected from the code"),
+    Key("app", "wsgi", matching(WSGI_RE, 'a WSGI entry "module:callable" or "module:factory()"'), None,
+        "The WSGI callable pronghorn serves, as module:name or module:factory().",
+        'wsgi = "shop.wsgi:application"', default_text="detected from the code"),
+    Key("app", "python", matching(re.compile(r"^python3(\.\d+)?\Z"), '"python3" or "python3.N"'),
+        "python3", "The host's Python interpreter the virtualenv is made with.", 'python = "python3.12"'),
+    Key("app", "requirements", relative_path, "requirements.txt",
+        "The pip requirements file, relative to the app directory. Do not list pronghorn: "
+        "the toolkit installs the server itself.", 'requirements = "requirements/prod.txt"'),
+    Key("app", "domains", domains, ("_",),
+        'Names nginx answers for. ["_"] = any name (this app is the host\'s default site). With real '
+        "names, requests for any other Host are dropped (nginx 444).", 'domains = ["example.com", "www.example.com"]'),
+    Key("app", "hosts", list_of(string, "--host strings"), (),
+        "Hosts `invoke deploy` uses when --host is not given (user@host[:port], an ssh-config name, "
+        "or sandbox-NAME).", 'hosts = ["deploy@203.0.113.10"]'),
+    Key("app", "workers", workers, "auto",
+        "pronghorn worker processes.", "workers = 4"),
+    Key("app", "threads", int_range(1, 64), 1,
+        "Threads per worker; more than 1 for apps that wait on I/O (database, APIs).", "threads = 4"),
+    Key("app", "timeout", int_range(1, 3600), 30,
+        "Seconds a request may run before its worker is killed and replaced (nginx waits this long too).",
+        "timeout = 60"),
+    Key("app", "graceful_timeout", int_range(1, 3600), 30,
+        "Seconds in-flight requests get to finish on stop or restart.", "graceful_timeout = 20"),
+    Key("app", "keep_releases", int_range(1, 100), 5,
+        "How many releases to keep on the host (for `invoke rollback`).", "keep_releases = 3"),
+    Key("app", "secrets", list_of(matching(ENV_NAME_RE, "an environment variable name"),
+                                   "environment variable names"), (),
+        "Names of secret settings. Values come from the deploy machine's environment or the app's local "
+        ".env file (never commit it) and are written to the host's shared/.env only.",
+        'secrets = ["SECRET_KEY", "DATABASE_URL"]'),
+    Key("app", "generate_secrets", list_of(matching(ENV_NAME_RE, "an environment variable name"),
+                                            "environment variable names"), (),
+        "Secrets made once on the host (50 random characters) when you give no value, then kept: "
+        "handy for Django's SECRET_KEY.", 'generate_secrets = ["SECRET_KEY"]'),
+    Key("app", "media", url_path, "/media/",
+        "URL path of user uploads; files live in /srv/NAME/shared/media and survive releases.",
+        'media = "/uploads/"'),
+    Key("app", "client_max_body_size", matching(SIZE_RE, 'a size like "10m", "512k" or "1g" (nginx syntax)'),
+        "10m", "Largest request body nginx accepts (uploads).", 'client_max_body_size = "50m"'),
+    Key("app", "static_expires", matching(DURATION_RE, 'a duration like "7d", "12h" or "0" (nginx syntax)'),
+        "7d", "How long browsers may cache static files.", 'static_expires = "30d"'),
+    Key("app", "access_log", choice("journal", "file", "off"), "journal",
+        'pronghorn\'s access log (JSON lines): "journal" (journalctl -u NAME), "file" '
+        "(/var/log/NAME/access.log, rotated daily) or \"off\" (nginx logs requests anyway).",
+        'access_log = "file"'),
+    Key("app", "memory_deny_write_execute", boolean, False,
+        "systemd's MemoryDenyWriteExecute= hardening. Off by default: it breaks libraries that "
+        "generate code at run time (cffi callbacks on older libffi, numba, some regex/JIT engines).",
+        "memory_deny_write_execute = true"),
+    Key("app", "ipv6", boolean, True, "nginx also listens on [::]:80 (turn off on hosts without IPv6).",
+        "ipv6 = false"),
+    # [source]
+    Key("source", "git", matching(re.compile(r"^(|(https?|ssh|git)://\S+|[\w.-]+@[\w.-]+:\S+)\Z"),
+                                   'a git URL ("https://...", "ssh://...", "git@host:path") or ""'), "",
+        "Deploy from this git repository instead of the local app directory.",
+        'git = "https://github.com/me/shop.git"'),
+    Key("source", "ref", matching(re.compile(r"^[\w./-]+\Z"), "a branch, tag or commit"), "main",
+        "Git branch, tag or commit to deploy (with `git`).", 'ref = "v1.2.0"'),
+    # [static]
+    Key("static", "*", static_table, None,
+        'URL paths nginx serves straight from a directory of the release, "/url/" = "dir".',
+        '"/static/" = "static"',
+        default_text='Django: {"/static/" = "staticfiles"} (collectstatic); others: {"/static/" = "static"} '
+                     "when that directory exists"),
+    # [env]
+    Key("env", "*", env_table, None,
+        "Non-secret environment variables for the app, written to shared/.env. The toolkit adds "
+        "APP_NAME, APP_DATA_DIR, APP_MEDIA_DIR, ALLOWED_HOSTS (and DJANGO_SETTINGS_MODULE for Django).",
+        'DEBUG = "false"', default_text="{}"),
+    # [health]
+    Key("health", "path", health_path, "/",
+        "Path requested (with the real Host header) to decide that a new release works.",
+        'path = "/healthz"'),
+    Key("health", "expect", int_range(100, 599), 200, "HTTP status the health check expects.",
+        "expect = 204"),
+    Key("health", "timeout", int_range(1, 600), 30,
+        "Seconds the new release gets to answer the health check before the deploy rolls back.",
+        "timeout = 60"),
+    # [django]
+    Key("django", "settings", matching(MODULE_RE, 'a Python module path like "shop.settings"'), None,
+        "DJANGO_SETTINGS_MODULE for the app.", 'settings = "shop.settings.production"',
+        default_text="detected from manage.py"),
+    Key("django", "migrate", boolean, True, "Run `manage.py migrate` for each release.", "migrate = false"),
+    Key("django", "collectstatic", boolean, True, "Run `manage.py collectstatic` for each release.",
+        "collectstatic = false"),
+    # [proxy]
+    Key("proxy", "http", matching(PROXY_URL_RE, 'a proxy URL like "http://proxy.example:3128" or ""'), "",
+        "HTTP proxy the host's apt and pip use (for hosts behind a corporate proxy).",
+        'http = "http://10.0.0.1:3128"'),
+    Key("proxy", "https", matching(PROXY_URL_RE, 'a proxy URL like "http://proxy.example:3128" or ""'), "",
+        "Proxy for HTTPS traffic of apt and pip (usually the same as http).",
+        'https = "http://10.0.0.1:3128"'),
+    Key("proxy", "no_proxy", list_of(string, "host names or addresses"), ("localhost", "127.0.0.1", "::1"),
+        "Names and addresses reached without the proxy.", 'no_proxy = ["localhost", ".internal"]'),
+    Key("proxy", "ca_bundle", absolute_path, "",
+        "A CA certificate file on the deploy machine that the host must trust too (a TLS-inspecting "
+        "proxy's CA). Installed into the host's trust store; pip uses it.",
+        'ca_bundle = "/usr/local/share/ca-certificates/corp.crt"'),
+)
+
+SECTIONS = ("app", "source", "static", "env", "health", "django", "proxy")
+TABLE_SECTIONS = ("static", "env")          # free-form tables: any key, checked as a whole
+KEYS = {(k.section, k.name): k for k in SCHEMA}
