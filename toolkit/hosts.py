@@ -141,6 +141,9 @@ def make_connection(spec: HostSpec, connect_timeout: int = DEFAULT_CONNECT_TIMEO
     return conn
 
 
+KEEPALIVE_SECONDS = 15
+
+
 def connect(spec: HostSpec, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT):
     """Open a connection to `spec` now, or raise HostError saying what to do next."""
     conn = make_connection(spec, connect_timeout)
@@ -148,6 +151,8 @@ def connect(spec: HostSpec, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT):
         conn.open()
     except Exception as exc:  # paramiko and socket raise many types; each is explained below
         raise explain_connect_error(spec, conn, exc) from exc
+    # A dropped link is noticed within a minute (NAT boxes drop idle ssh sessions in a long pip).
+    conn.transport.set_keepalive(KEEPALIVE_SECONDS)
     return conn
 
 
