@@ -245,7 +245,11 @@ class Arbiter:
             self.change_directory()
         except OSError as exc:
             raise HaltServer(f"--chdir {self.cfg.chdir!r}: {exc.strerror} (give an existing directory)")
-        os.umask(_umask(self.cfg))
+        umask = getattr(self.cfg, "umask", None)
+        if umask is not None:
+            # Only when asked: the umask the service was started with (systemd's UMask=) is the
+            # operator's choice for the files the app creates, and the workers inherit it.
+            os.umask(int(umask))
         if pidfile:
             self.pidfile = Pidfile(pidfile)
             self.pidfile.refuse_if_running(ignore=(self.master_pid,))
@@ -997,11 +1001,6 @@ def _raw_env(cfg):
         if key:
             pairs[key] = value
     return pairs
-
-
-def _umask(cfg):
-    value = getattr(cfg, "umask", 0)
-    return 0 if value is None else int(value)
 
 
 def _alive(pid):

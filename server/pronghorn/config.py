@@ -226,8 +226,11 @@ def group_id(value: Any) -> int:
     return _name_or_id(value, lambda name: grp.getgrnam(name).gr_gid, "group")
 
 
-def umask(value: Any) -> int:
-    """'022' and '0o22' are octal (as a umask is always written); plain ints are taken as given."""
+def umask(value: Any) -> int | None:
+    """'022' and '0o22' are octal (as a umask is always written); plain ints are taken as given.
+    None keeps the inherited umask."""
+    if value is None:
+        return None
     if isinstance(value, int) and not isinstance(value, bool):
         mask = value
     else:
@@ -504,8 +507,13 @@ SETTINGS: tuple[Setting, ...] = (
       section="Process"),
     S("group", ("-g", "--group"), group_id, os.getegid, "Run workers as this group (name or gid). "
       "Default: the current group.", "www-data", metavar="GROUP", section="Process"),
-    S("umask", ("-m", "--umask"), umask, 0, "umask of the server process (octal, e.g. 022).", "022",
-      metavar="INT", section="Process"),
+    S("umask", ("-m", "--umask"), umask, None, "umask of the server and its workers (octal, e.g. "
+      "022). Default: unset, the umask pronghorn was started with is kept (systemd's UMask=, the "
+      "shell's umask), so files the app creates get the modes the service was given. gunicorn "
+      "always applies its own setting, default 0 (files 0666, directories 0777): give `--umask 0` "
+      "to have that. A unix socket from `-b unix:PATH` gets mode 0777 minus --umask (0777 when "
+      "unset, as gunicorn's default) whatever the inherited umask: the directory it sits in decides "
+      "who may connect.", "022", metavar="INT", section="Process"),
     S("pidfile", ("-p", "--pid"), optional_string, None, "Write the master's PID to this file.",
       "/run/app/pronghorn.pid", metavar="FILE", section="Process"),
     S("stats_file", ("--stats-file",), optional_string, None, "Every few seconds the master "
@@ -1037,7 +1045,7 @@ def print_config_lines(cfg: Config) -> list[str]:
     values = cfg.values()
     lines = []
     for name in sorted(values):
-        shown = oct(values[name]) if name == "umask" else format_value(values[name])
+        shown = oct(values[name]) if name == "umask" and values[name] is not None else format_value(values[name])
         lines.append(f"{name} = {shown}")
     return lines
 

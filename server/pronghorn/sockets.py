@@ -13,7 +13,7 @@ Where sockets come from, in order of precedence:
      ``HOST:PORT``     IPv4 address or hostname (a name is bound on *every* address it resolves to)
      ``[V6]:PORT``     IPv6 address
      ``HOST``          port 8000, as gunicorn
-     ``unix:PATH``     a unix socket (a stale socket file is removed first; mode follows --umask)
+     ``unix:PATH``     a unix socket (a stale socket file is removed first; mode 0777 minus --umask, never the inherited umask)
      ``fd://N``        an already-open listening socket inherited as file descriptor N
 
 Sockets are returned non-blocking (every worker runs an event loop on them) and
@@ -272,7 +272,8 @@ def _bind_unix(address, cfg, log):
     path = address.path
     _remove_stale_unix_socket(path, log)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    # the socket file's mode follows --umask, as gunicorn: the umask is in force during bind
+    # The socket file's mode is set here, not left to the inherited umask (the server keeps that
+    # one for the app when --umask is unset): 0777 minus --umask, 0777 when unset, as gunicorn.
     old_umask = os.umask(_umask(cfg))
     try:
         sock.bind(path)
