@@ -41,8 +41,11 @@ Deliberate strictness (each is a documented choice, stricter than most peers)
   allows BWS before ``;``: implementations disagree on where such a size ends, which is what request
   smuggling feeds on). After the first ``;`` the extensions may use BWS as the ABNF says
   (``5; name = value``). At most 16 hex digits; the whole size line at most `MAX_CHUNK_LINE` bytes.
-* Trailer fields in `FORBIDDEN_TRAILERS` are a 400 (RFC 9110 §6.5.1: framing, routing, authentication,
-  request modifiers, controls and content format cannot be sent after the content).
+* Trailer fields are checked like header fields (same grammar, same count and size limits); those in
+  `FORBIDDEN_TRAILERS` are dropped, never refused and never reported (RFC 9110 §6.5.1: framing, routing,
+  authentication, request modifiers, controls and content format cannot come after the content, so a
+  recipient must not merge them; RFC 9112 §7.1.2 lets it discard trailers; gunicorn and llhttp accept).
+  The body has ended at the last chunk either way, so dropping them cannot change the framing.
 * A second ``Content-Type`` field is a 400 (RFC 9110 §5.3: a singleton field cannot be combined, so two
   of them let a filter in front and the application read different media types), as gunicorn does.
 * `Expect` with anything but ``100-continue`` is a 417 (RFC 9110 §10.1.1 allows it).
@@ -74,7 +77,7 @@ MAX_EMPTY_LINES = 8  # empty lines tolerated before a request-line (RFC 9112 §2
 MAX_CHUNK_LINE = 1024  # bytes in a chunk-size line, extensions included, CRLF excluded
 MAX_CONTENT_LENGTH = 2**63 - 1
 
-# RFC 9110 §6.5.1: fields that must not be sent in a trailer section; we refuse them (400).
+# RFC 9110 §6.5.1: fields that must not be sent in a trailer section; we drop them (see the docstring).
 FORBIDDEN_TRAILERS = frozenset(
     {
         # message framing
@@ -181,7 +184,8 @@ class Request:
     path: raw_path percent-decoded (then latin-1), i.e. PATH_INFO.
     body: a readable file object (BytesIO, or a temporary file for bodies past Limits.spool).
     content_length: the Content-Length as sent (None if absent); body_length: bytes in body (de-chunked).
-    chunked: the body came with Transfer-Encoding: chunked; trailers: its trailer fields, like headers.
+    chunked: the body came with Transfer-Encoding: chunked; trailers: its trailer fields, like headers
+    (fields forbidden in a trailer section dropped).
     keep_alive: HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with "Connection: keep-alive".
     expect_continue: the head had "Expect: 100-continue" (HTTP/1.1 only).
     host: the Host header, or the authority of an absolute-form target (which overrides it); None if absent.
@@ -720,10 +724,8 @@ class RequestParser:
     def _read_trailer(self, line) -> None:
         name, value = self._check_head_line(self._lines + 1, line)
         self._lines += 1
-        if name in FORBIDDEN_TRAILERS:
-            raise HTTPError(400, f"field {name.title()} is not allowed in a trailer section; "
-                                 "send it in the header section")
-        self._request.trailers.append((name, value))
+        if name not in FORBIDDEN_TRAILERS:  # a forbidden one is dropped, never passed on
+            self._request.trailers.append((name, value))
 
     def _finish_from_sink(self, out: list) -> None:
         sink = self._sink
