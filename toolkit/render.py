@@ -176,6 +176,7 @@ def render_all(cfg: AppConfig, host: dict | None = None, mask_secrets: bool = Fa
         "env": base_env(cfg),
         "secrets": secret_values,
         "upstream": cfg.name.replace("-", "_") + "_pronghorn",
+        "unavailable_page": unavailable_page(cfg),
     }
     jinja = _environment()
     files = []
@@ -192,6 +193,13 @@ def render_all(cfg: AppConfig, host: dict | None = None, mask_secrets: bool = Fa
         files.append(RenderedFile(target, content, mode, owner, group))
     files.extend(_extra_ca(cfg))
     return files
+
+
+def unavailable_page(cfg: AppConfig) -> str:
+    """Where the 503 page nginx shows while the app does not answer goes (rendered from
+    templates/etc/nginx/pronghorn/APP.unavailable.html.j2; under /etc/nginx, so the nginx role
+    installs it with the site and nginx -t sees it, and the app cannot change it)."""
+    return f"/etc/nginx/pronghorn/{cfg.name}.unavailable.html"
 
 
 PROXY_TEMPLATES = ("etc/apt/apt.conf.d/80pronghorn-proxy.j2", "etc/pip.conf.j2")

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from toolkit.config import ConfigError, load_app_config
 from toolkit.onhost.envfile import quote as env_quote
 from toolkit.render import (EXTRA_CA_PATH, MASK, base_env, read_env_file, render_all,
-                            render_to_dir, resolve_secrets)
+                            render_to_dir, resolve_secrets, unavailable_page)
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -108,6 +108,7 @@ def load_pronghorn_conf(tmp_path, text):
 def test_flask_example_gets_units_site_conf_and_env():
     files = by_path(render_all(example("flask")))
     assert sorted(files) == [
+        "/etc/nginx/pronghorn/flaskapp.unavailable.html",
         "/etc/nginx/sites-available/flaskapp.conf",
         "/etc/systemd/system/flaskapp.service",
         "/etc/systemd/system/flaskapp.socket",
@@ -299,7 +300,7 @@ def test_read_env_file_ignores_comments_and_strips_quotes(tmp_path):
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_rendered_nginx_site_passes_nginx_t(tmp_path, name):
     files = render_all(example(name, {"app.domains": ["example.com"]}))
-    sites = [f.content for f in files if "/etc/nginx/" in f.path]
+    sites = [f.content for f in files if "/etc/nginx/sites-" in f.path]
     assert len(sites) == 2            # the app's site and the catch-all server
     ok, output = nginx_test(tmp_path, *sites)
     assert ok, output
@@ -308,7 +309,7 @@ def test_rendered_nginx_site_passes_nginx_t(tmp_path, name):
 @needs_nginx
 def test_default_site_app_passes_nginx_t(tmp_path):
     files = render_all(example("flask", {"app.ipv6": False, "app.static_expires": "30d"}))
-    ok, output = nginx_test(tmp_path, *[f.content for f in files if "/etc/nginx/" in f.path])
+    ok, output = nginx_test(tmp_path, *[f.content for f in files if "/etc/nginx/sites-" in f.path])
     assert ok, output
 
 
@@ -459,9 +460,12 @@ def live_site(tmp_path):
     def host_paths(text):
         return (text.replace(cfg.layout.socket_path, str(sock)).replace(cfg.layout.current_dir, str(release))
                 .replace(cfg.layout.media_dir, str(media)).replace("/var/log/nginx/", f"{tmp_path}/")
-                .replace("listen 80", f"listen 127.0.0.1:{port}"))
+                .replace("listen 80", f"listen 127.0.0.1:{port}")
+                .replace(unavailable_page(cfg), str(tmp_path / "unavailable.html")))
 
-    sites = [host_paths(f.content) for f in render_all(cfg) if "/etc/nginx/" in f.path]
+    rendered = by_path(render_all(cfg))
+    (tmp_path / "unavailable.html").write_text(rendered[unavailable_page(cfg)].content)
+    sites = [host_paths(f.content) for f in rendered.values() if "/etc/nginx/sites-" in f.path]
     includes = []
     for number, text in enumerate(sites):
         (tmp_path / f"site{number}.conf").write_text(text)
