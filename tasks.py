@@ -5,7 +5,8 @@
 
 from invoke import Collection
 
-from toolkit import tasks_deploy, tasks_sandbox
+from toolkit import tasks_deploy, tasks_hosts, tasks_sandbox
 
 ns = Collection.from_module(tasks_deploy)
 ns.add_collection(Collection.from_module(tasks_sandbox), name="sandbox")
+ns.add_collection(Collection.from_module(tasks_hosts), name="hosts")

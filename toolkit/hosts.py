@@ -10,11 +10,14 @@ Accepted forms (several at once with a comma, or by repeating --host):
     sandbox-NAME            a sandbox host made by `invoke sandbox.up --name NAME`
 
 Connecting checks the host at once and turns the usual failures (unknown name, no route,
-refused key) into a `HostError` whose message says what to type next.
+refused key) into a `HostError` whose message says what to type next. Every connection verifies the
+host's ssh key against known_hosts first (toolkit/hostkeys.py): an unknown host or a changed key
+stops it before anything is sent, and the message shows the fingerprints and the command to run.
 """
 
 from __future__ import annotations
 
+import shlex
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +26,8 @@ SANDBOX_PREFIX = "sandbox-"
 DEFAULT_CONNECT_TIMEOUT = 10
 
 
-from toolkit.errors import HostError  # noqa: F401  (callers catch it from here too)
+from toolkit import hostkeys
+from toolkit.errors import HostError, next_task
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,7 @@ def make_connection(spec: HostSpec, connect_timeout: int = DEFAULT_CONNECT_TIMEO
         kwargs["port"] = spec.port
     conn = Connection(spec.host, **kwargs)
     conn.spec = spec  # kept for messages ("what to type next")
-    return conn
+    return hostkeys.secure(conn)  # replaces Fabric's AutoAddPolicy: the host key is verified
 
 
 KEEPALIVE_SECONDS = 15
@@ -150,6 +154,7 @@ def connect(spec: HostSpec, connect_timeout: int = DEFAULT_CONNECT_TIMEOUT):
     try:
         conn.open()
     except Exception as exc:  # paramiko and socket raise many types; each is explained below
+        conn.client.close()  # a refused host key leaves paramiko's transport running
         raise explain_connect_error(spec, conn, exc) from exc
     # A dropped link is noticed within a minute (NAT boxes drop idle ssh sessions in a long pip).
     conn.transport.set_keepalive(KEEPALIVE_SECONDS)
@@ -161,15 +166,14 @@ def explain_connect_error(spec: HostSpec, conn, exc: Exception) -> HostError:
     import paramiko
 
     where = f"{conn.user}@{conn.host}" + (f":{conn.port}" if conn.port != 22 else "")
+    if isinstance(exc, hostkeys.HostKeyProblem) or _no_known_key_type(exc):
+        return explain_host_key(spec, where, exc)
     if spec.sandbox_name:
         fix = f"invoke sandbox.up --name {spec.sandbox_name}"
         if isinstance(exc, paramiko.AuthenticationException):
             return HostError(f"sandbox host {spec.host} refused the toolkit's ssh key", fix)
         return HostError(f"cannot reach sandbox host {spec.host} ({_reason(exc)}); "
                          "is it running?", fix)
-    if isinstance(exc, paramiko.BadHostKeyException):
-        return HostError(f"{where}: the host key changed since you last connected",
-                         f"if the host was reinstalled: ssh-keygen -R {conn.host}")
     if isinstance(exc, paramiko.AuthenticationException):
         return HostError(f"{where} refused the login ({_reason(exc)})",
                          f"copy your key there first: ssh-copy-id {where}")
@@ -178,6 +182,52 @@ def explain_connect_error(spec: HostSpec, conn, exc: Exception) -> HostError:
                          "check the spelling, or add it to ~/.ssh/config")
     return HostError(f"cannot reach {where} ({_reason(exc)})",
                      f"check the address and that sshd runs there: ssh {where}")
+
+
+def _no_known_key_type(exc: Exception) -> bool:
+    # We offer only the key types known_hosts has for the host: a host with none of them fails here.
+    return "no acceptable host key" in str(exc)
+
+
+def _sandbox_fix(spec: HostSpec) -> str:
+    return f"invoke sandbox.up --name {spec.sandbox_name}"
+
+
+def explain_host_key(spec: HostSpec, where: str, exc: Exception) -> HostError:
+    """The message for a host whose key is not trusted: unknown, changed, revoked, or of another type."""
+    if isinstance(exc, hostkeys.UnknownHostKey):
+        key_type = exc.key.get_name()
+        check = ("it is a sandbox host, whose keys are recorded from its own files by" if spec.sandbox_name else
+                 "compare it with the fingerprint your provider shows (or run `ssh-keygen -lf "
+                 f"/etc/ssh/ssh_host_{_short_type(key_type)}_key.pub` on the host's console), then trust it")
+        return HostError(
+            f"{where} is not a known host, so nothing was sent to it. It presents an {key_type} key "
+            f"with fingerprint {exc.fingerprint}; {check}",
+            _sandbox_fix(spec) if spec.sandbox_name else next_task("hosts.trust"))
+    if isinstance(exc, hostkeys.RevokedHostKey):
+        return HostError(f"{where} presents a REVOKED host key ({exc.key.get_name()} {exc.fingerprint}, marked "
+                         "@revoked in known_hosts); nothing was sent. Do not use this host until you know why",
+                         "ask whoever runs the host which key it should have")
+    known = getattr(exc, "known", None) or []
+    old = "; ".join(f"{entry.key_type} {entry.fingerprint} ({entry.where})" for entry in known)
+    if isinstance(exc, hostkeys.ChangedHostKey):
+        new = f"now it presents {exc.key.get_name()} {exc.fingerprint}"
+        name, files = exc.name, sorted({str(entry.path) for entry in known})
+    else:
+        new, name, files = "now it presents none of the key types known_hosts has for it", spec.host, []
+    message = (f"the host key of {where} CHANGED: known_hosts has {old or 'other keys'}; {new}. THIS MAY BE "
+               "AN ATTACK: someone between you and the host could read the secrets and commands a deploy "
+               "sends. Nothing was sent. If you know the host was reinstalled or its keys replaced, remove "
+               "the old entry and trust the new key")
+    if spec.sandbox_name:
+        return HostError(message.replace("remove the old entry and trust the new key",
+                                         "record its keys again from the sandbox's own files"), _sandbox_fix(spec))
+    removes = " && ".join(f"ssh-keygen -R {shlex.quote(name)} -f {shlex.quote(path)}" for path in files)
+    return HostError(message, (removes + " && " if removes else "") + next_task("hosts.trust"))
+
+
+def _short_type(key_type: str) -> str:
+    return {"ssh-ed25519": "ed25519", "ssh-rsa": "rsa"}.get(key_type, "ecdsa")
 
 
 def _reason(exc: Exception) -> str:

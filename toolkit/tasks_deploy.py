@@ -1,5 +1,7 @@
 """The deploy toolkit's top-level invoke tasks: provision, deploy, rollback, releases, status,
-logs, restart, render, verify, and the `lock` collection (lock.status, lock.release).
+logs, restart, history, render, verify, and the `lock` collection (lock.status, lock.release).
+What changes a host (deploy, rollback, restart, provision, lock.release) leaves a line in its
+audit trail (toolkit/audit.py), which `history` shows.
 
 Each task is thin: it reads the app's deploy.toml (stopping with a clear message before any
 host is touched if it is wrong), then runs library code from toolkit/ and roles/ on each host
@@ -36,6 +38,7 @@ CHECKS = Path(__file__).resolve().parent / "checks" / "test_site.py"
 def provision(c, host=None, app=".", dry=False):
     """Prepare hosts for the app: packages, user, folders, systemd units, nginx (safe to re-run)."""
     from roles.provision import provision as provision_host
+    from toolkit import audit
     from toolkit.lock import release_if_ours as unlock_if_ours
 
     cfg = load_config(app)
@@ -43,12 +46,15 @@ def provision(c, host=None, app=".", dry=False):
 
     def work(conn, spec):
         lock = _take_lock(conn, cfg, rep) if not dry else ""
+        result = "failed"
         try:
             if lock:
                 rep.stage("provisioning")
             provision_host(conn, cfg, rep, dry=dry, lock_held=bool(lock))
+            result = "ok"
         finally:
             if lock:
+                audit.record(conn, cfg, "provision", "-", result)
                 unlock_if_ours(conn, cfg, lock)
         return site_url(cfg, conn)
 
@@ -127,18 +133,19 @@ def _finish_quietly(provisioned) -> None:
 
 def _take_lock(conn, cfg, rep) -> str:
     from toolkit import lock as deploy_lock
+    from toolkit.interrupted import report_take_over
 
     rep.stage("starting")
     with rep.step("deploy lock") as st:
-        text = deploy_lock.take(conn, cfg)
-        st.info("taken")
-    return text
+        taken = deploy_lock.acquire(conn, cfg)
+        report_take_over(conn, cfg, st, taken)
+    return taken.text
 
 
 def _provisioned(conn, cfg) -> bool:
     from toolkit.remote import q, sh
 
-    return sh(conn, f"test -d {q(cfg.layout.releases_dir)}", check=False).ok
+    return sh(conn, f"test -d {q(cfg.layout.releases_dir)}", check=False, timeout=30).ok
 
 
 @task(klass=HelpTask, iterable=["host"], help={
@@ -189,6 +196,7 @@ def releases(c, host=None, app="."):
 @task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["status"], "app": APP_HELP})
 def status(c, host=None, app="."):
     """Show whether the app runs: its units, the live release, and a health check through nginx."""
+    from toolkit.interrupted import recover_interrupted
     from toolkit.release_commands import health_check
     from toolkit.releases import read_releases
     from toolkit.remote import q, sh
@@ -199,11 +207,15 @@ def status(c, host=None, app="."):
     def work(conn, spec):
         units = " ".join(q(u) for u in (cfg.layout.socket_unit_name, cfg.layout.unit_name, "nginx.service"))
         out = sh(conn, f"for u in {units}; do echo \"$u $(systemctl is-enabled $u 2>/dev/null) "
-                       f"$(systemctl is-active $u 2>/dev/null)\"; done", check=False).stdout
+                       f"$(systemctl is-active $u 2>/dev/null)\"; done", check=False, timeout=60).stdout
         for line in out.splitlines():
             unit, *states = line.split()
             rep.line(f"  {unit:<28} {' / '.join(states) or 'not installed'}")
         state = read_releases(conn, cfg)
+        recovered = recover_interrupted(conn, cfg, rep, state)  # a deploy killed after its switch
+        if recovered:
+            rep.line(f"  {recovered}")
+            state = read_releases(conn, cfg)
         rep.line(f"  live release: {state.current or 'none yet'}")
         if state.holder:
             rep.line(f"  deploy lock: held by {state.holder.describe()}")
@@ -249,6 +261,8 @@ def logs(c, host=None, app=".", n=50, follow=False):
 @task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["restart"], "app": APP_HELP})
 def restart(c, host=None, app="."):
     """Restart the app's server (requests wait in the socket meanwhile), then health-check it."""
+    from toolkit import audit
+    from toolkit.interrupted import RESTART_TIMEOUT
     from toolkit.release_commands import health_check, journal, restart_script
     from toolkit.remote import sh
 
@@ -257,15 +271,39 @@ def restart(c, host=None, app="."):
 
     def work(conn, spec):
         with rep.step(f"restart {cfg.layout.unit_name}") as st:
-            sh(conn, restart_script(cfg), what=f"systemctl restart {cfg.layout.unit_name}", check=False)
+            sh(conn, restart_script(cfg), what=f"systemctl restart {cfg.layout.unit_name}", check=False,
+               timeout=RESTART_TIMEOUT)
             st.changed()
         with rep.step("health check") as st:
             health = health_check(conn, cfg)
+            audit.record(conn, cfg, "restart", "-", "ok" if health.ok else f"answers {health.status or 'nothing'}")
             if not health.ok:
                 raise DeployError(f"the app answers {health.status or 'nothing'} after the restart",
                                   next_task("logs"), health.body + "\n" + journal(conn, cfg))
             st.info(f"{health.status} from {cfg.health.path}")
         return site_url(cfg, conn)
+
+    run_on_hosts(host_specs(host, cfg), rep, work, app)
+
+
+@task(klass=HelpTask, iterable=["host"], help={
+    "host": HOST_HELP["history"], "app": APP_HELP,
+    "n": "how many of the latest entries to show (default 20)",
+})
+def history(c, host=None, app=".", n=20):
+    """Show the host's audit trail: who deployed, rolled back, restarted or provisioned, when, how it went."""
+    from toolkit import audit
+
+    cfg = load_config(app, check_secrets=False)
+    rep = Reporter()
+
+    def work(conn, spec):
+        entries = audit.read(conn, cfg, int(n))
+        for entry in entries:
+            rep.line("  " + entry.describe())
+        if not entries:
+            rep.line("  nothing recorded yet: " + fill_next(next_task("deploy"), str(spec), app))
+        return ""
 
     run_on_hosts(host_specs(host, cfg), rep, work, app)
 
@@ -291,6 +329,10 @@ def verify(c, host=None, app="."):
     cfg = load_config(app, check_secrets=False)
     failed = []
     for spec in host_specs(host, cfg):
+        try:  # an unknown or changed host key stops here with its own message, not as 9 failed checks
+            hosts_mod.connect(spec).close()
+        except hosts_mod.HostError as exc:
+            raise Exit(f"error: {exc}\n  next: {fill_next(exc.next_step, str(spec), app)}", code=1)
         argv = [sys.executable, "-m", "pytest", str(CHECKS), "-q", "-p", "no:cacheprovider",
                 "-o", "addopts=", "--rootdir", str(CHECKS.parent), *testinfra_args(spec)]
         repo = str(CHECKS.parents[2])  # the checks import toolkit.config from this checkout
@@ -306,18 +348,10 @@ def verify(c, host=None, app="."):
 
 
 def testinfra_args(spec) -> list[str]:
-    """--hosts (and --ssh-config for sandbox hosts) for pytest-testinfra's ssh backend."""
-    target = spec.host
-    if spec.user:
-        target = f"{spec.user}@{target}"
-    if spec.port:
-        target = f"{target}:{spec.port}"
-    # paramiko: one connection for every check (the ssh backend runs ssh once per command)
-    args = [f"--hosts=paramiko://{target}"]
-    config = hosts_mod.sandbox_ssh_config() if spec.sandbox_name else None
-    if config is not None and config.exists():
-        args.append(f"--ssh-config={config}")
-    return args
+    """pytest-testinfra's arguments for `spec`: the toolkit's own backend (toolkit/testinfra_backend.py),
+    so the checks run over a connection that verified the host key as every deploy does (testinfra's
+    paramiko backend accepts any key) and is one connection for every check."""
+    return ["-p", "toolkit.testinfra_backend", f"--hosts=pronghorn://{spec.raw}"]
 
 
 def _under_cwd(path: Path) -> bool:
@@ -359,6 +393,7 @@ def lock_status(c, host=None, app="."):
       help={"host": HOST_HELP["lock.release"], "app": APP_HELP})
 def lock_release(c, host=None, app="."):
     """Remove a deploy lock left behind by a deploy that crashed or was interrupted."""
+    from toolkit import audit
     from toolkit import lock as deploy_lock
     from toolkit.releases import read_releases
 
@@ -368,11 +403,14 @@ def lock_release(c, host=None, app="."):
     def work(conn, spec):
         holder = read_releases(conn, cfg).holder
         with rep.step("deploy lock") as st:
-            if holder:
-                deploy_lock.release(conn, cfg)
+            if not holder:
+                st.info("was not held")
+            elif deploy_lock.release(conn, cfg, holder):
+                audit.record(conn, cfg, "lock", "-", f"released (was held by {holder.text})")
                 st.changed(f"removed (was held by {holder.text})")
             else:
-                st.info("was not held")
+                raise DeployError("the lock changed hands while it was being released; it was left alone",
+                                  "see who holds it now: " + next_task("lock.status"))
         return ""
 
     run_on_hosts(host_specs(host, cfg), rep, work, app)
@@ -384,5 +422,5 @@ lock = Collection("lock", lock_status, lock_release)
 # objects, not its Collections, unless the module defines `ns`: then it copies `ns`, sub-
 # collections included. So the tasks are listed here (which also keeps lock's tasks from
 # appearing a second time at the top level).
-ns = Collection(provision, deploy, rollback, releases, status, logs, restart, render, verify)
+ns = Collection(provision, deploy, rollback, releases, status, logs, restart, history, render, verify)
 ns.add_collection(lock)

@@ -15,7 +15,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from toolkit import sandbox  # noqa: E402
-from toolkit.sandbox import common, image, processes  # noqa: E402
+from toolkit.sandbox import common, image, processes, sshconfig  # noqa: E402
 from toolkit import tasks_sandbox  # noqa: E402
 from toolkit.sandbox import SandboxError, SandboxRecord  # noqa: E402
 
@@ -177,8 +177,10 @@ def test_ssh_config_has_one_block_per_sandbox():
     assert text.count("\nHost ") == 2
     demo = text[text.index("Host sandbox-demo"):text.index("Host sandbox-web")]
     for line in ["HostName 10.77.1.2", "User root", "IdentityFile /repo/.sandbox/id_ed25519",
-                 "StrictHostKeyChecking no", "UserKnownHostsFile /dev/null", "LogLevel ERROR"]:
+                 "StrictHostKeyChecking yes", f"UserKnownHostsFile {sshconfig.known_hosts_path()}",
+                 "UpdateHostKeys no", "LogLevel ERROR"]:
         assert f"    {line}\n" in demo
+    assert "/dev/null" not in text and "StrictHostKeyChecking no" not in text
 
 
 def test_ssh_config_without_sandboxes_has_no_hosts():
@@ -193,7 +195,54 @@ def test_ssh_reads_the_generated_config(tmp_path):
     shown = subprocess.run(["ssh", "-G", "-F", str(config), "sandbox-demo"], capture_output=True,
                            text=True, check=True).stdout.splitlines()
     assert "hostname 10.77.4.2" in shown and "user root" in shown
-    assert "stricthostkeychecking false" in shown
+    assert "stricthostkeychecking true" in shown
+    assert f"userknownhostsfile {sshconfig.known_hosts_path()}" in shown
+
+
+def _write_host_keys(state_dir, name, files):
+    ssh_dir = state_dir / "hosts" / name / "rootfs" / "etc" / "ssh"
+    ssh_dir.mkdir(parents=True)
+    for file_name, text in files.items():
+        (ssh_dir / file_name).write_text(text)
+
+
+def test_host_keys_are_read_from_the_hosts_own_files_ed25519_first(state_dir):
+    _write_host_keys(state_dir, "demo", {
+        "ssh_host_rsa_key.pub": "ssh-rsa AAAArsa root@demo\n",
+        "ssh_host_ed25519_key.pub": "ssh-ed25519 AAAAed root@demo\n",
+        "ssh_host_ecdsa_key.pub": "ecdsa-sha2-nistp256 AAAAec root@demo\n",
+        "ssh_host_ed25519_key": "PRIVATE, never read\n",
+    })
+    assert sshconfig.host_keys_from_rootfs("demo") == [
+        "ssh-ed25519 AAAAed", "ecdsa-sha2-nistp256 AAAAec", "ssh-rsa AAAArsa"]
+
+
+def test_known_hosts_lists_each_hosts_recorded_keys_under_its_name_and_address(state_dir):
+    sshconfig.record_host_keys("demo", ["ssh-ed25519 AAAAed", "ssh-rsa AAAArsa"])
+    sshconfig.record_host_keys("untrusted", [])
+    keys = sshconfig.recorded_host_keys
+    text = sshconfig.render_known_hosts([_box("demo", 4), _box("untrusted", 5), _box("ghost", 6)], keys)
+    entries = [line for line in text.splitlines() if not line.startswith("#")]
+    assert entries == ["sandbox-demo,10.77.4.2 ssh-ed25519 AAAAed", "sandbox-demo,10.77.4.2 ssh-rsa AAAArsa"]
+    assert keys("ghost") is None  # never recorded, unlike an emptied record
+    sshconfig.add_host_key("untrusted", "ssh-ed25519 AAAAnew")
+    sshconfig.add_host_key("untrusted", "ssh-ed25519 AAAAnew")
+    assert keys("untrusted") == ["ssh-ed25519 AAAAnew"]
+
+
+def test_openssh_accepts_only_the_recorded_key(state_dir, tmp_path):
+    # ssh-keygen -F answers from the rendered file as ssh will: the recorded key, by name and address.
+    key = tmp_path / "hostkey"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    fields = (tmp_path / "hostkey.pub").read_text().split()
+    sshconfig.record_host_keys("demo", [f"{fields[0]} {fields[1]}"])
+    known = tmp_path / "known_hosts"
+    known.write_text(sshconfig.render_known_hosts([_box("demo", 4)], sshconfig.recorded_host_keys))
+    for name in ("10.77.4.2", "sandbox-demo"):
+        found = subprocess.run(["ssh-keygen", "-F", name, "-f", str(known)], capture_output=True, text=True)
+        assert found.returncode == 0 and fields[1] in found.stdout
+    assert subprocess.run(["ssh-keygen", "-F", "10.77.5.2", "-f", str(known)],
+                          capture_output=True).returncode != 0
 
 
 def test_include_goes_to_the_top_once(tmp_path):

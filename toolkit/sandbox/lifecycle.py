@@ -1,6 +1,7 @@
 """The operations on a host, in terms of the other modules: `up` (make and boot, or find it
 running), `reset` (a fresh root filesystem at the same address), `down` (stop and delete all that
 `up` made). Each holds the host's lock, so different hosts start and stop at the same time.
+`up` and `reset` record the host's ssh keys from its own files, so the first ssh is verified.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def up(name: str = "demo", release: str = DEFAULT_RELEASE, log=print) -> Sandbox
         if record:
             sandbox = record.sandbox()
             if sandbox.running:
+                _record_host_keys(name)
                 sshconfig.write_ssh_config()
                 _wait_for_ssh(sandbox, _boot_log(name))
                 return sandbox
@@ -113,6 +115,17 @@ def _prepare_host(record: SandboxRecord, key: Path) -> None:
     host, _ = network.addresses(record.index)
     proxy_url = f"http://{host}:{processes.PROXY_PORT}"
     hostfiles.prepare_host(record.name, Path(f"{key}.pub").read_text(), proxy_url)
+    _record_host_keys(record.name)
+
+
+def _record_host_keys(name: str) -> None:
+    """Trust the host keys in the host's own files (this toolkit made them, on this machine), so
+    ssh verifies the host from its first connection. A reset that made new keys replaces them."""
+    keys = sshconfig.host_keys_from_rootfs(name)
+    if not keys:
+        raise SandboxError(f"sandbox {name}: no ssh host keys in {rootfs(name)}/etc/ssh; remake it with "
+                           f"`invoke sandbox.down --name {name}` then `invoke sandbox.up --name {name}`")
+    sshconfig.record_host_keys(name, keys)
 
 
 def _boot_log(name: str) -> Path:
