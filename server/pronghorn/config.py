@@ -21,6 +21,7 @@ never changes it (no chdir, no sys.path edits): that is left to cli.py and loade
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import grp
 import importlib
@@ -104,6 +105,11 @@ def seconds(value: Any) -> int | float:
     if number != number or number < 0 or number == float("inf"):
         raise ValueError(f"{_show(value)} is not a number of seconds (0 or more)")
     return int(number) if float(number).is_integer() else float(number)
+
+
+def optional_seconds(value: Any) -> int | float | None:
+    """seconds(), or None for "not set" (the setting's documented fallback applies)."""
+    return None if value is None or value == "" else seconds(value)
 
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
@@ -267,6 +273,26 @@ def raw_env_list(value: Any) -> list[str]:
     return items
 
 
+PROXY_PROTOCOL_MODES = ("off", "v1", "v2", "auto")
+
+
+def proxy_protocol_mode(value: Any) -> str:
+    """off / v1 / v2 / auto (gunicorn 24.1); True (a bare --proxy-protocol, or gunicorn's older
+    boolean setting) is auto, False is off."""
+    if value is True or value is False:
+        return "auto" if value else "off"
+    text = str(value).strip().lower()
+    if text in PROXY_PROTOCOL_MODES:
+        return text
+    raise ValueError(f"{_show(value)} is not one of: {', '.join(PROXY_PROTOCOL_MODES)} (a bare "
+                     "--proxy-protocol means auto: put the app before it, or write --proxy-protocol=auto)")
+
+
+def header_names(value: Any) -> list[str]:
+    """'X-Forwarded-For,SCRIPT_NAME' -> ['X-FORWARDED-FOR', 'SCRIPT_NAME'] (names as the parser reports them)."""
+    return [name.upper() for name in comma_list(value)]
+
+
 def allowed_ips(value: Any) -> list[str]:
     """'127.0.0.1,::1,10.0.0.0/8' or '*' -> a list; each entry must be an address or network."""
     entries = comma_list(value)
@@ -372,6 +398,7 @@ class Setting:
     help: str
     example: str  # a good value, for error messages and the reference
     kind: str = "value"  # value | append | true (flag sets True) | false (flag sets False)
+    #                      | optional (a value may follow the flag; alone it gives True)
     env: str | None = None  # environment variable giving the default
     env_to_value: Callable[[str], Any] | None = None
     section: str = "Server"
@@ -466,6 +493,11 @@ SETTINGS: tuple[Setting, ...] = (
     S("body_timeout", ("--body-timeout",), seconds, 30, "A request body that makes no progress for "
       "this many seconds is answered 408 and the connection closed.", "30", metavar="SECONDS",
       section="HTTP"),
+    S("send_timeout", ("--send-timeout",), optional_seconds, None, "A client that reads nothing of "
+      "its responses for this many seconds (its send buffer stays full) is disconnected, so a client "
+      "that stops reading holds neither a connection nor memory for long. Meanwhile the worker stops "
+      "reading its requests. Default: --body-timeout. gunicorn has no such setting (its sync worker "
+      "blocks in the send until --timeout kills it).", "30", metavar="SECONDS", section="HTTP"),
     S("limit_request_line", ("--limit-request-line",), int_range(0, 8190), 4094, "Longest request "
       "line in bytes, 0..8190 (0 = the maximum, 8190). Longer: 414.", "4094", metavar="BYTES",
       section="HTTP"),
@@ -483,12 +515,34 @@ SETTINGS: tuple[Setting, ...] = (
       str(GIB), metavar="BYTES", section="HTTP"),
     S("forwarded_allow_ips", ("--forwarded-allow-ips",), allowed_ips, ["127.0.0.1", "::1"],
       "Comma-separated addresses or networks whose proxy headers (secure_scheme_headers, "
-      "X-Forwarded-For) are trusted; '*' trusts every peer. Default: $FORWARDED_ALLOW_IPS, else "
-      "127.0.0.1,::1. Unix-socket peers are always trusted (the socket's permissions decide who "
-      "connects).", "127.0.0.1,::1", env="FORWARDED_ALLOW_IPS", metavar="IPS", section="HTTP"),
+      "forwarder_headers) are trusted; '*' trusts every peer. Default: $FORWARDED_ALLOW_IPS, else "
+      "127.0.0.1,::1. From any other peer those headers change nothing. Unix-socket peers are "
+      "trusted, as gunicorn (only local processes can connect; the socket's permissions decide "
+      "which), unless this is empty: pronghorn's way to trust no one.", "127.0.0.1,::1",
+      env="FORWARDED_ALLOW_IPS", metavar="IPS", section="HTTP"),
     S("secure_scheme_headers", (), header_map, DEFAULT_SECURE_SCHEME_HEADERS, "Config file only: "
-      "headers from a trusted proxy that mean the request came over HTTPS, header -> value.",
+      "headers from a trusted proxy that mean the request came over HTTPS, header -> value (the "
+      "value compared exactly, as gunicorn). The first one present sets wsgi.url_scheme (https "
+      "when its value matches, else http); another that says otherwise is a 400, as gunicorn "
+      "(e.g. `X-Forwarded-Proto: http` with `X-Forwarded-Ssl: on`: a client header the proxy let "
+      "through). Name only the header your proxy sets, and have it overwrite the client's.",
       "{'X-FORWARDED-PROTO': 'https'}", section="HTTP"),
+    S("forwarder_headers", ("--forwarder-headers",), header_names, ["SCRIPT_NAME", "PATH_INFO"],
+      "Comma-separated headers a trusted proxy (--forwarded-allow-ips) sets that go into the "
+      "environ. As gunicorn: a name with `_` (SCRIPT_NAME, REMOTE_USER), dropped from everyone "
+      "else, is passed to the app (SCRIPT_NAME sets SCRIPT_NAME and is taken off PATH_INFO). "
+      "Beyond gunicorn: X-Forwarded-For or X-Real-IP here sets REMOTE_ADDR (so the app and the "
+      "access log see the client): the first listed that is present counts; in X-Forwarded-For "
+      "the client is the right-most address that is not a trusted proxy. Default: gunicorn's.",
+      "X-FORWARDED-FOR", metavar="HEADERS", section="HTTP"),
+    S("proxy_protocol", ("--proxy-protocol",), proxy_protocol_mode, "off", "PROXY protocol (for "
+      "HAProxy or a cloud TCP balancer): off, v1 (text), v2 (binary) or auto (either; a bare "
+      "`--proxy-protocol` means auto). A connection from --proxy-allow-from may open with a PROXY "
+      "header, whose client address becomes REMOTE_ADDR; one without it is served as plain HTTP, "
+      "as gunicorn.", "auto", kind="optional", metavar="MODE", section="HTTP"),
+    S("proxy_allow_ips", ("--proxy-allow-from",), allowed_ips, ["127.0.0.1", "::1"],
+      "Comma-separated addresses or networks allowed to send a PROXY header; '*' for all. Unix-"
+      "socket peers are allowed, as gunicorn.", "10.0.0.0/8", metavar="IPS", section="HTTP"),
     S("sendfile", ("--no-sendfile",), boolean, True, "`--no-sendfile` turns off sendfile() for "
       "wsgi.file_wrapper responses (useful on some network file systems).", "False", kind="false",
       section="HTTP"),
@@ -628,7 +682,6 @@ REFUSED: dict[str, tuple[tuple[str, ...], int, str]] = {
     "logconfig": (("--log-config",), 1, "is not supported: use --error-logfile, --access-logfile and --log-level"),
     "syslog": (("--log-syslog",), 0, "is not supported: log to stderr/stdout and let journald collect it"),
     "statsd_host": (("--statsd-host",), 1, "is not supported"),
-    "proxy_protocol": (("--proxy-protocol",), 0, "is not supported"),
 }
 
 
@@ -700,6 +753,72 @@ class Config:
 
     def __repr__(self) -> str:
         return f"<Config app={self.wsgi_app!r} bind={self.bind!r} workers={self.workers}>"
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSettings:
+    """What a worker reads from the config, read once, checked and normalised: the worker and its
+    connections use these plain attributes and never fall back on defaults of their own."""
+
+    threads: int
+    workers: int
+    backlog: int
+    keepalive: float
+    header_timeout: float
+    body_timeout: float
+    send_timeout: float  # --send-timeout, else --body-timeout
+    graceful_timeout: float
+    worker_connections: int
+    max_requests: int
+    max_requests_jitter: int
+    max_worker_memory: int  # bytes; 0 = no limit
+    sendfile: bool
+    limit_request_line: int
+    limit_request_fields: int
+    limit_request_field_size: int
+    limit_request_body: int | None  # None = no limit
+    forwarded_allow_ips: tuple[str, ...]
+    secure_scheme_headers: dict[str, str]  # upper-case header name -> lower-case value
+    pre_request: Callable | None  # None when it is the no-op default (skipped on the hot path)
+    post_request: Callable | None
+
+
+def worker_settings(cfg: Any) -> WorkerSettings:
+    """The WorkerSettings of a Config (or of any object with some settings as attributes, as
+    tests and embedders pass): a missing or None value takes the setting's default from SETTINGS."""
+
+    def get(name: str) -> Any:
+        value = getattr(cfg, name, None)
+        return SETTINGS_BY_NAME[name].default_value() if value is None else value
+
+    def hook(name: str) -> Callable | None:
+        fn = getattr(cfg, name, None)
+        return None if fn is None or fn is _noop else fn
+
+    allow = get("forwarded_allow_ips")
+    if isinstance(allow, str):
+        allow = [a.strip() for a in allow.split(",") if a.strip()]
+    body_timeout = float(get("body_timeout"))
+    send_timeout = getattr(cfg, "send_timeout", None)
+    return WorkerSettings(
+        threads=max(1, int(get("threads"))), workers=max(1, int(get("workers"))),
+        backlog=int(get("backlog")), keepalive=float(get("keepalive")),
+        header_timeout=float(get("header_timeout")), body_timeout=body_timeout,
+        send_timeout=body_timeout if send_timeout is None else float(send_timeout),
+        graceful_timeout=float(get("graceful_timeout")),
+        worker_connections=int(get("worker_connections")),
+        max_requests=int(get("max_requests")), max_requests_jitter=int(get("max_requests_jitter")),
+        max_worker_memory=int(get("max_worker_memory")) * 1024 * 1024,
+        sendfile=get("sendfile") is not False,
+        limit_request_line=int(get("limit_request_line")),
+        limit_request_fields=int(get("limit_request_fields")),
+        limit_request_field_size=int(get("limit_request_field_size")),
+        limit_request_body=int(get("limit_request_body")) or None,
+        forwarded_allow_ips=tuple(allow),
+        secure_scheme_headers={str(k).upper().replace("_", "-"): str(v).lower()
+                               for k, v in get("secure_scheme_headers").items()},
+        pre_request=hook("pre_request"), post_request=hook("post_request"),
+    )
 
 
 def _copy(value: Any) -> Any:
@@ -796,6 +915,8 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs.update(action="store_const", const=True)
         elif setting.kind == "false":
             kwargs.update(action="store_const", const=False)
+        elif setting.kind == "optional":  # a value may follow; alone the flag means True
+            kwargs.update(action="store", nargs="?", const=True, metavar=setting.metavar or "VALUE")
         else:
             kwargs.update(action="append" if setting.kind == "append" else "store",
                           metavar=setting.metavar or "VALUE")
