@@ -103,15 +103,31 @@ def read_env_file(path: str | Path) -> dict[str, str]:
     return envfile.read(path)
 
 
-def base_env(cfg: AppConfig) -> dict[str, str]:
+# Always allowed with domains = ["_"]: the health check asks nginx on the host as "localhost".
+LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+def allowed_hosts(cfg: AppConfig, host_names: tuple[str, ...] | None = None) -> str:
+    """ALLOWED_HOSTS for the app's environment: the names nginx lets through. With domains =
+    ["_"] (any name) that is the host's own names and addresses (the HostNames fact,
+    toolkit/facts/names.py) and localhost, never "*": a forged Host header would otherwise
+    reach the app and poison the links it builds (password resets). `host_names` None: the
+    host's names were not read (a local render), so nothing narrower than "*" is known."""
+    if not cfg.any_domain:
+        return ",".join("." + d[2:] if d.startswith("*.") else d for d in cfg.domains)
+    if host_names is None:
+        return "*"
+    return ",".join(dict.fromkeys(tuple(host_names) + LOCAL_NAMES))
+
+
+def base_env(cfg: AppConfig, host_names: tuple[str, ...] | None = None) -> dict[str, str]:
     """The non-secret environment: the toolkit's variables, then deploy.toml [env] (which wins)."""
     env = {
         "APP_NAME": cfg.name,
         "APP_DATA_DIR": cfg.layout.data_dir,
         "APP_MEDIA_DIR": cfg.layout.media_dir,
         # A hint for frameworks with a host allow-list (Django): the names nginx lets through.
-        "ALLOWED_HOSTS": "*" if cfg.any_domain else ",".join(
-            "." + d[2:] if d.startswith("*.") else d for d in cfg.domains),
+        "ALLOWED_HOSTS": allowed_hosts(cfg, host_names),
         "PYTHONUNBUFFERED": "1",
     }
     if cfg.django:
@@ -162,7 +178,9 @@ def render_all(cfg: AppConfig, host: dict | None = None, mask_secrets: bool = Fa
     """Every file the host needs for this app, rendered.
 
     ``host`` (optional) carries facts read from the host: ``env`` = the values in its current
-    shared/.env (so generated secrets are kept across deploys).
+    shared/.env (so generated secrets are kept across deploys); ``names`` = the names and
+    addresses it answers to (the HostNames fact, plus the address the deploy connected to),
+    for ALLOWED_HOSTS.
     """
     host = host or {}
     if mask_secrets:
@@ -173,7 +191,7 @@ def render_all(cfg: AppConfig, host: dict | None = None, mask_secrets: bool = Fa
         "app": cfg,
         "layout": cfg.layout,
         "host": host,
-        "env": base_env(cfg),
+        "env": base_env(cfg, host.get("names")),
         "secrets": secret_values,
         "upstream": cfg.name.replace("-", "_") + "_pronghorn",
         "unavailable_page": unavailable_page(cfg),

@@ -6,6 +6,7 @@ Validity is checked by the real programs: `nginx -t` on the site inside a minima
 a real syntax error, so a passing test means something.
 """
 
+import logging
 import os
 import re
 import shutil
@@ -242,6 +243,18 @@ def test_allowed_hosts_hint_follows_domains():
     assert base_env(cfg)["ALLOWED_HOSTS"] == "mine.example"
 
 
+def test_allowed_hosts_for_any_name_is_the_hosts_own_names_never_a_star():
+    from toolkit.facts.names import HostNames
+
+    names = HostNames().parse(["web1", "web1.example.net", "203.0.113.10 2001:db8::10 "])
+    assert names == ("web1", "web1.example.net", "203.0.113.10", "[2001:db8::10]")
+    env = by_path(render_all(example("django"), {"names": names}))["/srv/djangoapp/shared/.env"].content
+    line = next(x for x in env.splitlines() if x.startswith("ALLOWED_HOSTS="))
+    assert line.split("=", 1)[1].strip("'\"").split(",") == [
+        "web1", "web1.example.net", "203.0.113.10", "[2001:db8::10]", "localhost", "127.0.0.1", "[::1]"]
+    assert HostNames().parse(["localhost", "(none)"]) == ()
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=40))
 def test_env_quote_round_trips_through_sh(value):
@@ -364,6 +377,25 @@ def test_pronghorn_conf_loads_in_pronghorn(tmp_path, name, access_log):
                                 "off": None}[access_log]
     if access_log != "off":
         assert loaded.access_log_format == "json"
+
+
+def test_pronghorn_conf_believes_only_the_headers_nginx_sets(tmp_path):
+    files = by_path(render_all(example("flask")))
+    loaded = load_pronghorn_conf(tmp_path, files["/srv/flaskapp/shared/pronghorn.conf.py"].content)
+    assert loaded.secure_scheme_headers == {"X-FORWARDED-PROTO": "https"}
+    assert loaded.forwarder_headers == ["X-FORWARDED-FOR"]
+    site = files["/etc/nginx/sites-available/flaskapp.conf"].content
+    assert "proxy_set_header X-Forwarded-Proto $scheme;" in site   # the pair cannot drift apart
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in site
+    # What the app sees of a request nginx passes on (a unix-socket peer), with a client's own
+    # X-Forwarded-Ssl that got through: ignored, not https, not a 400.
+    wsgi = pytest.importorskip("pronghorn.wsgi")
+    from pronghorn.http.parser import RequestParser
+    [req] = RequestParser().feed(b"GET / HTTP/1.1\r\nHost: example.org\r\nX-Forwarded-Ssl: on\r\n"
+                                 b"X-Forwarded-Proto: http\r\nX-Forwarded-For: 198.51.100.7\r\n\r\n")
+    base = wsgi.base_environ(loaded, logging.getLogger("test"), False, True)
+    env = wsgi.request_environ(wsgi.connection_environ(base, "", "/run/flaskapp.sock"), req)
+    assert (env["wsgi.url_scheme"], env["REMOTE_ADDR"]) == ("http", "198.51.100.7")
 
 
 def test_pronghorn_conf_auto_workers_is_bounded(tmp_path):
