@@ -2,13 +2,15 @@
 
 They check what a deploy promises: the app's user cannot log in, its secrets file is private,
 systemd runs it (socket + service), nginx's config is valid and the site answers through nginx
-on the host itself. The app is found through PRONGHORN_APP_DIR (its deploy.toml).
+on the host itself, one file of each static folder included. The app is found through
+PRONGHORN_APP_DIR (its deploy.toml).
 
 Run by hand: PRONGHORN_APP_DIR=examples/flask pytest toolkit/checks/test_site.py --hosts=ssh://sandbox-demo
 """
 
 import os
 import shlex
+from urllib.parse import quote
 
 import pytest
 
@@ -68,10 +70,27 @@ def test_nginx_config_valid_and_running(host):
     assert host.socket("tcp://0.0.0.0:80").is_listening
 
 
-def test_site_answers_through_nginx(host, cfg):
+def _status_through_nginx(host, cfg, path):
+    """The status nginx on the host answers for `path`, asked with the app's real Host name."""
     name = "localhost" if cfg.any_domain else cfg.domains[0].replace("*.", "www.")
     script = ("import http.client,sys; c=http.client.HTTPConnection('127.0.0.1',80,timeout=10); "
-              f"c.request('GET',{cfg.health.path!r},headers={{'Host':{name!r}}}); "
+              f"c.request('GET',sys.argv[1],headers={{'Host':{name!r}}}); "
               "print(c.getresponse().status)")
-    out = host.check_output("python3 -c " + shlex.quote(script))
-    assert int(out) == cfg.health.expect
+    return int(host.check_output("python3 -c " + shlex.quote(script) + " " + shlex.quote(path)))
+
+
+def test_site_answers_through_nginx(host, cfg):
+    assert _status_through_nginx(host, cfg, cfg.health.path) == cfg.health.expect
+
+
+def test_static_files_answer_through_nginx(host, cfg):
+    # A static folder nginx cannot serve (collectstatic wrote elsewhere, a missing folder) makes
+    # every CSS file a 404 while the health check stays green: fetch one real file of each.
+    for url, folder in cfg.static.items():
+        root = f"{cfg.layout.current_dir}/{folder.rstrip('/')}/"
+        with host.sudo():  # the release is readable by root and the app's group only
+            found = host.run(f"find -L {shlex.quote(root)} -type f ! -name '.*' ! -path '*/.*' -print -quit")
+        one = found.stdout.strip()
+        assert one, f"nothing to serve at {url}: {root} is missing or empty (collectstatic, [static] in deploy.toml)"
+        path = url + quote(one[len(root):])
+        assert _status_through_nginx(host, cfg, path) == 200, f"{path} ({one}) is not served by nginx"
