@@ -1,33 +1,26 @@
 """The worker process: one event loop that owns every connection of this worker.
 
-Each accepted connection gets an `HttpConnection` (an `asyncio.Protocol`). Bytes go into the sans-I/O
-parser; every complete request is dispatched in order, so pipelined responses leave in request order.
-A connection has at most one request in the app at a time; requests that arrive meanwhile wait in its
-queue, and reading pauses when too much is waiting (no unbounded read-ahead).
+Each accepted connection gets an `HttpConnection` (connection.py: parsing, dispatch in order,
+the connection's phase and timeouts), each request an `Exchange` (exchange.py: the app call and
+its body), and all writes go through the connection's `ResponseWriter` (writer.py: gathering,
+backpressure, sendfile). This module is the loop around them: accepting, the once-a-second sweep,
+signals and the worker's lifecycle. It reads its settings once, as a frozen `WorkerSettings`
+(config.worker_settings).
 
-Two dispatch models (cfg.threads):
+Two dispatch models (settings.threads):
 
 * ``threads == 1``: the app runs inline in the loop thread. It is the fastest (no hand-off) and, as with
   gunicorn's sync worker, the heartbeat stops while the app runs, so ``--timeout`` kills a stuck worker.
-  asyncio's running loop is cleared around the app call (and its body iteration): the app is
-  synchronous code, and guards such as Django's ``async_unsafe`` must not see a running loop.
-  Body iteration is resumable: when the socket's send buffer is full the loop stops pulling chunks
-  and carries on when the transport drains, so a large streamed response never balloons memory.
-* ``threads > 1``: a pool of N threads runs the app (at most N requests in the app at once); the
-  loop keeps reading, answering and timing out connections. A thread writes through the loop and
-  waits whenever the loop has not caught up with what it sent.
+* ``threads > 1``: a pool of N threads runs the app (appthreads.py); the loop keeps reading,
+  answering and timing out connections.
 
 Slow clients never tie up the worker: a timer sweeps the connections once a second and closes those
-past their deadline (header_timeout for a request head, body_timeout between body bytes, keepalive when
-idle, and a response the client stopped reading for body_timeout). One sweep is cheaper than a timer
-per request and is precise enough for second-granular limits.
+past their deadline (see HttpConnection.check_timeouts). One sweep is cheaper than a timer per
+request and is precise enough for second-granular limits.
 
-Writes: a small response is one `transport.write` (head + body, see wsgi.py), made at the end of the
-loop's pass over the ready connections (Worker.flush_soon: one wake-up of the client per burst, not per
-response); the small responses to pipelined requests go out in that same send; a `wsgi.file_wrapper`
-around a real file goes out with `os.sendfile` on a duplicate of the socket's descriptor, watched for
-writability by the loop, once everything written before it has drained. The loop is uvloop when
-installed (measured ~3x the stdlib loop here), else asyncio; ``PRONGHORN_LOOP=asyncio`` forces it.
+Writes: the small responses of one pass of the loop are sent at its end (Worker.flush_soon: one
+wake-up of the client per burst, not per response). The loop is uvloop when installed (measured
+~3x the stdlib loop here), else asyncio; ``PRONGHORN_LOOP=asyncio`` forces it.
 
 Accepting: every worker listens on the shared socket; with several workers, one that holds clearly
 more than its share of connections pauses accepting for a moment (balance.py). ``worker_connections``
@@ -42,60 +35,28 @@ its parent changes, or above max_worker_memory.
 """
 
 import asyncio
-import collections
-import errno
-import io
 import os
 import random
 import signal
 import sys
-import threading
 import time
-import traceback
 
 from pronghorn import balance, malloc, wsgi
 from pronghorn.appthreads import AppThreads
-from pronghorn.filewrapper import FileWrapper
-from pronghorn.http.errors import HTTPError
-from pronghorn.http.parser import BODY, HEAD, Limits, RequestParser
-
-try:
-    from pronghorn.config import proxy_trust
-except ImportError:  # the config module is optional for embedding the worker
-
-    def proxy_trust(entries):
-        return (lambda address: True) if "*" in entries else set(entries).__contains__
+from pronghorn.config import proxy_trust, worker_settings
+from pronghorn.connection import HttpConnection, Phase
+from pronghorn.http.parser import Limits
 
 try:
     import uvloop
 except ImportError:  # pure-asyncio fallback (slower, same behaviour)
     uvloop = None
 
-_BytesIO = io.BytesIO
-# Clears/restores asyncio's running loop around synchronous app code (one C call each).
-_set_running_loop = asyncio.events._set_running_loop
-
-# Connection phases, for the timeout sweep.
-NEW = 0  # accepted, nothing received yet: header_timeout, silent close
-IDLE = 1  # keep-alive, between requests: keepalive, silent close
-IN_HEAD = 2  # part of a request head received: header_timeout, then 408
-IN_BODY = 3  # head complete, body arriving: body_timeout between bytes, then 408
-BUSY = 4  # a request is in the app or its response is being written: no timeout
-CLOSING = 5  # answered and shutting down: discard input, close after a short linger
-
-# How much a client may send ahead (pipelined requests) while a response is in progress.
-MAX_QUEUED_REQUESTS = 32
-MAX_READ_AHEAD = 256 * 1024
-# An iterated response body is gathered with the other responses of the loop's pass up to this
-# many bytes; past it, writes go to the transport, whose flow control paces the app's iterator.
-GATHER_LIMIT = 64 * 1024
-LINGER_SECONDS = 2.0
-# While stopping, how long a just-accepted connection may take to send its request.
-NEW_CONNECTION_GRACE = 1.0
 # Reading /proc is cheap, but not needed every second.
 MEMORY_CHECK_TICKS = 3
-# A threaded response waits for the loop once it has handed it this many bytes.
-THREAD_WRITE_WINDOW = 256 * 1024
+# Descriptors a worker needs beside its client connections: listeners, logs, the heartbeat,
+# spooled request bodies, sendfile's duplicates, whatever the app opens.
+SPARE_FDS = 256
 
 
 def new_event_loop():
@@ -105,22 +66,6 @@ def new_event_loop():
     if uvloop is not None and os.environ.get("PRONGHORN_LOOP", "auto") != "asyncio":
         return uvloop.new_event_loop()
     return asyncio.new_event_loop()
-
-
-def _is_default_hook(fn):
-    """True for the config's no-op defaults, so the hot path can skip calling them at all."""
-    return fn is None or getattr(fn, "__module__", "").startswith("pronghorn.")
-
-
-class _Sent:
-    """What post_request hooks get as `resp`: the status, headers and body bytes sent."""
-
-    __slots__ = ("status", "headers", "sent")
-
-    def __init__(self, resp):
-        self.status = resp.status
-        self.headers = resp.headers
-        self.sent = resp.sent
 
 
 class Worker:
@@ -161,42 +106,29 @@ class Worker:
         return "<Worker %s>" % self.pid
 
     def _read_settings(self, cfg):
-        get = lambda name, default: getattr(cfg, name, default)  # noqa: E731
-        self.threads = max(1, int(get("threads", 1) or 1))
-        self.keepalive = float(get("keepalive", 2))
-        self.header_timeout = float(get("header_timeout", 10) or 10)
-        self.body_timeout = float(get("body_timeout", 30) or 30)
-        self.graceful_timeout = float(get("graceful_timeout", 30))
-        self.max_connections = int(get("worker_connections", 1000) or 1000)
-        max_requests = int(get("max_requests", 0) or 0)
-        jitter = int(get("max_requests_jitter", 0) or 0)
-        if max_requests > 0:
-            self.max_requests = max_requests + (random.randint(0, jitter) if jitter > 0 else 0)
+        self.settings = settings = worker_settings(cfg)
+        self.threads = settings.threads
+        self.graceful_timeout = settings.graceful_timeout
+        self.max_connections = settings.worker_connections
+        if settings.max_requests > 0:
+            jitter = settings.max_requests_jitter
+            self.max_requests = settings.max_requests + (random.randint(0, jitter) if jitter > 0 else 0)
         else:
             self.max_requests = sys.maxsize
-        self.max_memory = int(get("max_worker_memory", 0) or 0) * 1024 * 1024
-        self.use_sendfile = get("sendfile", True) is not False
-        body_limit = get("limit_request_body", 0)
+        self.max_memory = settings.max_worker_memory
         self.limits = Limits(
-            request_line=int(get("limit_request_line", 4094) or 8190),
-            fields=int(get("limit_request_fields", 100) or 32768),
-            field_size=parser_field_size(get("limit_request_field_size", 8190)),
-            body=int(body_limit) if body_limit else None,
+            request_line=settings.limit_request_line or 8190,
+            fields=settings.limit_request_fields or 32768,
+            field_size=parser_field_size(settings.limit_request_field_size),
+            body=settings.limit_request_body,
         )
-        allow = get("forwarded_allow_ips", ["127.0.0.1", "::1"]) or []
-        if isinstance(allow, str):
-            allow = [a.strip() for a in allow.split(",") if a.strip()]
-        self.forwarded_allow = allow
-        self.is_trusted_proxy = proxy_trust(allow)
-        secure = get("secure_scheme_headers", {}) or {}
-        self.scheme_headers = {k.upper().replace("_", "-"): str(v).lower() for k, v in secure.items()}
-        self.pre_request = None if _is_default_hook(get("pre_request", None)) else cfg.pre_request
-        self.post_request = None if _is_default_hook(get("post_request", None)) else cfg.post_request
+        self.is_trusted_proxy = proxy_trust(list(settings.forwarded_allow_ips))
 
     # --- lifecycle --------------------------------------------------------------------------
 
     def run(self):
         self.pid = os.getpid()
+        self._raise_fd_limit()
         malloc.tune()  # request-sized buffers stay in the heap between requests (see malloc.py)
         if self.app is None:
             self._load_app()
@@ -204,7 +136,7 @@ class Worker:
         asyncio.set_event_loop(loop)
         if self.threads > 1:
             self.app_threads = AppThreads(self.threads, self.log)
-        multiprocess = int(getattr(self.cfg, "workers", 1) or 1) > 1
+        multiprocess = self.settings.workers > 1
         self.environ = wsgi.base_environ(self.cfg, self.log, self.threads > 1, multiprocess)
         self.access_enabled = bool(getattr(self.log, "access_enabled", False))
         self._install_signals()
@@ -227,6 +159,31 @@ class Worker:
             loop.run_forever()
         finally:
             self._shutdown()
+
+    def _raise_fd_limit(self):
+        """Raise the soft RLIMIT_NOFILE to what worker_connections needs (up to the hard limit):
+        the common soft default of 1024 would otherwise turn accepts into EMFILE long before
+        worker_connections is reached. Logs why when it cannot."""
+        try:
+            import resource
+        except ImportError:  # not a Unix: nothing to raise
+            return
+        need = self.max_connections + SPARE_FDS
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY or soft >= need:
+            return
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        if target > soft:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            except (ValueError, OSError) as exc:
+                self.log.warning("cannot raise the open files limit from %d to %d: %s", soft, target, exc)
+                return
+        if target < need:
+            self.log.warning(
+                "worker_connections %d needs about %d open files, but the hard limit is %d: "
+                "raise it (ulimit -Hn, or LimitNOFILE= in the systemd unit)",
+                self.max_connections, need, hard)
 
     def _load_app(self):
         try:
@@ -319,7 +276,7 @@ class Worker:
             sock = listener.dup()
             sock.setblocking(False)
             server = await self.loop.create_server(
-                self._protocol_factory, sock=sock, backlog=int(getattr(self.cfg, "backlog", 2048) or 2048)
+                self._protocol_factory, sock=sock, backlog=self.settings.backlog
             )
             if not self.alive:
                 # TERM arrived while this (re)start was under way (a resume after a balance or
@@ -382,7 +339,7 @@ class Worker:
         for conn in list(self.connections):
             # Idle keep-alive connections go now. Just-accepted ones get a moment (the sweep
             # closes them after NEW_CONNECTION_GRACE) since their request may be on its way.
-            if conn.phase == IDLE:
+            if conn.phase is Phase.IDLE:
                 conn.close_quietly()
         self._stop_when_done()
 
@@ -402,7 +359,7 @@ class Worker:
         for conn in conns:
             if conn.batch is not None:
                 try:
-                    conn._flush_batch()
+                    conn.flush()
                 except Exception:  # one broken connection must not keep the others' responses
                     self.log.exception("writing gathered responses failed")
                     conn.abort()
@@ -540,666 +497,6 @@ def resident_memory():
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-class HttpConnection(asyncio.Protocol):
-    """One client connection: parse, dispatch in order, frame the responses, time out."""
-
-    def __init__(self, worker):
-        self.worker = worker
-        self.app = worker.app
-        self.log = worker.log
-        self.parser = RequestParser(worker.limits)
-        self.transport = None
-        self.queue = collections.deque()
-        self.phase = NEW
-        self.since = time.monotonic()
-        self.busy = False
-        self.closed = False
-        self.read_paused = False
-        self.write_paused = False
-        self.peer_eof = False
-        self.pump = None  # the suspended body iteration of an inline response
-        self.drained = None  # threading.Event for threaded writes
-        self.sendfile_state = None
-        self.paused_since = 0.0
-        # Responses gathered until the end of the loop's pass (Worker.flush_soon): None when
-        # nothing is held, and flushed before anything else is written or the connection closes.
-        self.batch = None
-        self.gathered = 0  # bytes of iterated bodies in the batch (see _gather)
-
-    # --- asyncio callbacks -------------------------------------------------------------------
-
-    def connection_made(self, transport):
-        self.transport = transport
-        worker = self.worker
-        peer = transport.get_extra_info("peername")
-        self.env = wsgi.connection_environ(worker.environ, peer, transport.get_extra_info("sockname"))
-        if isinstance(peer, tuple):
-            trusted = worker.is_trusted_proxy(peer[0])
-        else:
-            # A unix socket is only reachable from this host (the proxy in front): trusted, as gunicorn.
-            trusted = bool(worker.forwarded_allow)
-        self.scheme_headers = worker.scheme_headers if trusted else None
-        worker.connection_opened(self)
-
-    def connection_lost(self, exc):
-        self.closed = True
-        self.phase = CLOSING
-        if self.drained is not None:
-            self.drained.set()  # a thread waiting to write must not wait forever
-        self._cancel_sendfile()
-        if self.pump is not None:
-            # The client left in the middle of a streamed body: the app's iterable is still owed
-            # its close() (it may hold a database cursor or a file).
-            result = self.pump[1]
-            self.pump = None
-            wsgi.close_iterable(result, self.log)
-        self.worker.connection_closed(self)
-
-    def pause_writing(self):
-        self.write_paused = True
-        self.paused_since = time.monotonic()
-        if self.drained is not None:
-            self.drained.clear()
-
-    def resume_writing(self):
-        self.write_paused = False
-        if self.drained is not None:
-            self.drained.set()
-        state = self.sendfile_state
-        if state is not None and state.waiting_for_drain:
-            state.waiting_for_drain = False
-            self.transport.set_write_buffer_limits()
-            self._sendfile_step()
-        elif self.pump is not None:
-            _set_running_loop(None)  # the app's iterable runs: a synchronous context (see _run_inline)
-            try:
-                self._pump_body()
-                self._resume_queue()
-            finally:
-                _set_running_loop(self.worker.loop)
-
-    def data_received(self, data):
-        if self.phase == CLOSING:
-            return
-        try:
-            requests = self.parser.feed(data)
-        except HTTPError as exc:
-            # Requests completed before the bad bytes are answered first, in order.
-            requests = getattr(exc, "requests", None)
-            if requests:
-                self.queue.extend(requests)
-            requests = None
-            self.queue.append(exc)
-        if requests:
-            if not self.busy and len(requests) == 1 and not self.queue and self.worker.threads == 1:
-                # The common case (one request, nothing pending, inline app): no queue round trip.
-                if self.batch is None:
-                    self._gather_until_end_of_pass()
-                self._run_inline(requests[0])
-                if not self.busy and self.phase != CLOSING:
-                    self._between_requests()
-                return
-            self.queue.extend(requests)
-        if not self.busy:
-            if self.queue:
-                self._process_queue()
-            else:
-                self._update_waiting_phase()
-        elif len(self.queue) > MAX_QUEUED_REQUESTS or self.parser.buffered > MAX_READ_AHEAD:
-            self._pause_reading()
-
-    def eof_received(self):
-        self.peer_eof = True
-        if self.batch is not None:
-            self._flush_batch()  # before the transport may close (returning False below)
-        try:
-            self.parser.feed_eof()
-        except HTTPError as exc:
-            # The client half-closed mid-request. It may still be reading: it is owed the 400
-            # (after the responses due before it), then the close.
-            if self.phase != CLOSING:
-                self.queue.append(exc)
-        if self.queue and not self.busy:
-            self._process_queue()
-        # Keep the transport open for writing when responses are still due (half-close).
-        if self.busy or self.queue:
-            return True
-        return False
-
-    # --- request processing ------------------------------------------------------------------
-
-    def _process_queue(self):
-        """Dispatch queued requests in order until one is still in progress (or none are left)."""
-        queue = self.queue
-        threaded = self.worker.threads > 1
-        if not threaded and self.batch is None:
-            self._gather_until_end_of_pass()
-        while queue and not self.busy and self.phase != CLOSING:
-            item = queue.popleft()
-            if isinstance(item, HTTPError):
-                self._send_error(item.status, item.reason)
-                return
-            if threaded:
-                self._dispatch_threaded(item)
-            else:
-                self._run_inline(item)
-        if not self.busy and self.phase != CLOSING:
-            self._between_requests()
-
-    def _gather_until_end_of_pass(self):
-        """From now on the inline responses of this connection (several, when requests are
-        pipelined) collect in self.batch and leave in one send at the end of the loop's pass."""
-        self.batch = []
-        self.worker.flush_soon(self)
-
-    def _gather(self, data):
-        """Body bytes of an iterated response: gathered with the rest of this pass's responses
-        up to GATHER_LIMIT, then written directly, so the transport's flow control (pause_writing)
-        paces a large body."""
-        batch = self.batch
-        if batch is None:
-            self.transport.write(data)
-            return
-        batch.append(data)
-        self.gathered += len(data)
-        if self.gathered > GATHER_LIMIT:
-            self._flush_batch()
-
-    def _write_now(self, data):
-        """Every direct write goes through here: what was gathered in this pass goes first, so
-        the bytes leave in the order they were produced."""
-        if self.batch is not None:
-            self._flush_batch()
-        self.transport.write(data)
-
-    def _flush_batch(self):
-        """Send the gathered responses; from here on responses are written directly again.
-        Called by _write_now and before the connection is closed, to keep the order."""
-        batch = self.batch
-        self.batch = None
-        self.gathered = 0
-        # A transport aborted meanwhile (a timeout, a reset seen by the loop) takes no writes.
-        if batch and not self.closed and not self.transport.is_closing():
-            self.transport.write(b"".join(batch))
-
-    def _resume_queue(self):
-        """After a response finished asynchronously (pump, thread, sendfile): carry on."""
-        if not self.busy and self.phase != CLOSING and not self.closed:
-            self._process_queue()
-
-    def _between_requests(self):
-        if self.peer_eof:
-            self.close_quietly()
-            return
-        if self.read_paused:
-            self.read_paused = False
-            self.transport.resume_reading()
-        self._update_waiting_phase()
-
-    def _update_waiting_phase(self):
-        """Between requests: which timeout applies now, and a 100 Continue if the client waits."""
-        state = self.parser.state
-        now = time.monotonic()
-        if state == HEAD:
-            if self.phase != IN_HEAD and self.phase != NEW:
-                self.since = now
-            self.phase = IN_HEAD
-        elif state == BODY:
-            if self.parser.expect_continue:
-                self._write_now(wsgi.CONTINUE)  # after the previous response
-                self.parser.continue_sent()
-            self.phase = IN_BODY
-            self.since = now
-        elif self.phase != NEW:
-            if not self.worker.alive:
-                self.close_quietly()
-                return
-            self.phase = IDLE
-            self.since = now
-
-    def _keep_alive(self, req):
-        # (_run_inline has this inlined: it is on the hot path.)
-        # While stopping, still answer requests already received, but close after the last one.
-        return req.keep_alive and (self.worker.alive or bool(self.queue))
-
-    def _run_inline(self, req):
-        # The app is synchronous code: while it runs, asyncio must not report a running loop, or
-        # guards such as Django's async_unsafe refuse the ORM (SynchronousOnlyOperation).
-        _set_running_loop(None)
-        try:
-            self._call_app_inline(req)
-        finally:
-            _set_running_loop(self.worker.loop)
-
-    def _call_app_inline(self, req):
-        worker = self.worker
-        self.phase = BUSY
-        env = wsgi.request_environ(self.env, req, self.scheme_headers)
-        batch = self.batch
-        resp = wsgi.Response(self.transport.write if batch is None else batch.append, self.log,
-                             req.version, req.method == "HEAD",
-                             req.keep_alive and (worker.alive or bool(self.queue)))
-        started = time.monotonic() if worker.access_enabled else 0.0
-        if worker.pre_request is not None:
-            self._call_hook(worker.pre_request, worker, req)
-        try:
-            result = self.app(env, resp.start_response)
-        except Exception as exc:
-            self._app_failed(req, resp, exc, env, started)
-            return
-        try:
-            if type(result) is list and len(result) == 1 and resp.status is not None:
-                keep = resp.finish_single(result[0])
-            else:
-                if batch is not None:
-                    # An iterated body (what Flask, Django and Bottle return): gathered too while
-                    # it stays small, then handed to the transport's flow control (_gather).
-                    resp.out = self._gather
-                if type(result) is FileWrapper and self._try_sendfile(req, env, resp, result, started):
-                    return
-                self.pump = (iter(result), result, req, env, resp, started)
-                self._pump_body()
-                return
-        except Exception as exc:
-            wsgi.close_iterable(result, self.log)
-            self._app_failed(req, resp, exc, env, started)
-            return
-        wsgi.close_iterable(result, self.log)
-        self._response_done(req, env, resp, started, keep)
-
-    def _pump_body(self):
-        """Send body chunks until the body ends or the transport asks us to wait."""
-        it, result, req, env, resp, started = self.pump
-        send = resp.send_body_chunk
-        try:
-            for chunk in it:
-                send(chunk)
-                if self.write_paused or self.closed:
-                    # resume_writing() calls us again when the client has read enough.
-                    self.busy = not self.closed
-                    if self.closed:
-                        break
-                    return
-            keep = resp.finish() if not self.closed else False
-        except Exception as exc:
-            self.pump = None
-            wsgi.close_iterable(result, self.log)
-            self._app_failed(req, resp, exc, env, started)
-            return
-        self.pump = None
-        wsgi.close_iterable(result, self.log)
-        self._response_done(req, env, resp, started, keep)
-
-    def _response_done(self, req, env, resp, started, keep):
-        worker = self.worker
-        if worker.access_enabled:
-            try:
-                self.log.access(env, resp.status, resp.headers, resp.sent, time.monotonic() - started)
-            except Exception:
-                self.log.exception("access log failed")
-        if worker.post_request is not None:
-            self._call_hook(worker.post_request, worker, req, env, _Sent(resp))
-        body = req.body
-        if type(body) is not _BytesIO and body is not None:
-            body.close()  # a spooled temp file: release it now, not when garbage collected
-        worker.nr += 1
-        if worker.nr >= worker.max_requests:
-            worker.request_done_limit()
-        self.busy = False
-        if not keep:
-            self._close_after_response()
-
-    def _call_hook(self, hook, *args):
-        try:
-            hook(*args)
-        except Exception:
-            self.log.exception("%s hook failed", getattr(hook, "__name__", "request"))
-
-    def _app_failed(self, req, resp, exc, env, started):
-        if isinstance(exc, wsgi.ResponseError):
-            self.log.error("bad response from the app for %s %s: %s", req.method, req.target, exc)
-        else:
-            # Formatted here: in threaded mode this runs in the loop, away from the exception.
-            self.log.error("error handling %s %s\n%s", req.method, req.target,
-                           "".join(traceback.format_exception(exc)).rstrip())
-        self.busy = False
-        if not resp.headers_sent and not self.closed:
-            self._write_now(wsgi.error_response(500, ""))
-            self.phase = CLOSING
-            self._linger_close()
-        else:
-            # Headers are out: the only honest signal left is an incomplete response.
-            self.close_quietly()
-        if self.worker.access_enabled:
-            status = resp.status if resp.headers_sent else "500 Internal Server Error"
-            try:
-                self.log.access(env, status, resp.headers or [], resp.sent, time.monotonic() - started)
-            except Exception:
-                self.log.exception("access log failed")
-        self.worker.request_done()
-
-    def _send_error(self, status, reason):
-        """Answer a request the parser refused, then close (never reading what follows)."""
-        if status >= 500 and status != 501 and status != 505:
-            self.log.error("request refused: %s %s", status, reason)
-        else:
-            self.log.debug("request refused: %s %s", status, reason)
-        self._write_now(wsgi.error_response(status, reason))
-        self.phase = CLOSING
-        self._linger_close()
-
-    def _close_after_response(self):
-        if self.queue or self.parser.buffered:
-            self.phase = CLOSING
-            self._linger_close()
-        else:
-            self.close_quietly()
-
-    def _linger_close(self):
-        """Send FIN but keep reading (and dropping) a little while: closing with unread input would
-        make the kernel send RST, and the client could lose the response we just wrote."""
-        if self.batch is not None:
-            self._flush_batch()
-        self.since = time.monotonic()
-        self.queue.clear()
-        if self.peer_eof:
-            # Nothing more can arrive, so no reset can be provoked: a plain close sends what is
-            # buffered, then FIN.
-            self.transport.close()
-            return
-        if self.read_paused:
-            self.read_paused = False
-            self.transport.resume_reading()
-        try:
-            if self.transport.can_write_eof():
-                self.transport.write_eof()
-                return
-        except (OSError, RuntimeError):
-            pass
-        self.transport.close()
-
-    def close_quietly(self):
-        if self.batch is not None:
-            self._flush_batch()
-        self.phase = CLOSING
-        if self.transport is not None and not self.closed:
-            self.transport.close()
-
-    def abort(self):
-        if self.transport is not None and not self.closed:
-            self.transport.abort()
-
-    def _pause_reading(self):
-        if not self.read_paused:
-            self.read_paused = True
-            self.transport.pause_reading()
-
-    # --- timeouts ----------------------------------------------------------------------------
-
-    def check_timeouts(self, now):
-        phase = self.phase
-        worker = self.worker
-        if phase == BUSY:
-            # A client that stops reading a response must not hold the connection forever.
-            if self.write_paused and now - self.paused_since > worker.body_timeout:
-                self.log.info("closing a connection whose client stopped reading for %ss",
-                              worker.body_timeout)
-                self.abort()
-            return
-        if phase == IDLE:
-            if now - self.since > worker.keepalive:
-                self.close_quietly()
-        elif phase == NEW:
-            if not worker.alive and now - self.since > NEW_CONNECTION_GRACE:
-                self.close_quietly()  # stopping: a connection that sent nothing gets no more time
-            elif now - self.since > worker.header_timeout:
-                if self.parser.state == HEAD:
-                    self._timed_out("request head not received within header_timeout")
-                else:
-                    self.close_quietly()
-        elif phase == IN_HEAD:
-            if now - self.since > worker.header_timeout:
-                self._timed_out("request head not received within header_timeout")
-        elif phase == IN_BODY:
-            if now - self.since > worker.body_timeout:
-                self._timed_out("no request body bytes within body_timeout")
-        elif phase == CLOSING:
-            if now - self.since > LINGER_SECONDS:
-                self.abort()
-
-    def _timed_out(self, why):
-        self.log.debug("408 to %s: %s", self.env.get("REMOTE_ADDR"), why)
-        self._send_error(408, why)
-
-    # --- threaded dispatch -------------------------------------------------------------------
-
-    def _dispatch_threaded(self, req):
-        self.busy = True
-        self.phase = BUSY
-        if self.drained is None:
-            self.drained = threading.Event()
-            if not self.write_paused:
-                self.drained.set()
-        env = wsgi.request_environ(self.env, req, self.scheme_headers)
-        self.worker.app_threads.submit(self._run_in_thread, req, env)
-
-    def _run_in_thread(self, req, env):
-        worker = self.worker
-        loop = worker.loop
-        writer = _ThreadWriter(self, loop)
-        resp = wsgi.Response(writer.write, self.log, req.version, req.method == "HEAD", self._keep_alive(req))
-        started = time.monotonic() if worker.access_enabled else 0.0
-        if worker.pre_request is not None:
-            self._call_hook(worker.pre_request, worker, req)
-        result = None
-        try:
-            result = self.app(env, resp.start_response)
-            if type(result) is list and len(result) == 1 and resp.status is not None:
-                keep = resp.finish_single(result[0])
-            elif (type(result) is FileWrapper and self._sendfile_possible(resp)
-                  and result.sendfile_source() is not None):
-                keep = self._threaded_sendfile(writer, resp, result)
-            else:
-                for chunk in result:
-                    resp.send_body_chunk(chunk)
-                    if self.closed:
-                        break
-                keep = resp.finish() if not self.closed else False
-        except Exception as exc:
-            if result is not None:
-                wsgi.close_iterable(result, self.log)
-            writer.flush()  # what was sent before the failure still goes out, then the close
-            loop.call_soon_threadsafe(self._app_failed, req, resp, exc, env, started)
-            return
-        wsgi.close_iterable(result, self.log)
-        # One hand-back to the loop per response: the last bytes travel with the "done" call
-        # (each call_soon_threadsafe wakes the loop; two per request measured ~1% of the
-        # 10 ms-app limit).
-        loop.call_soon_threadsafe(self._thread_response_done, writer.take(), req, env, resp, started, keep)
-
-    def _thread_response_done(self, data, req, env, resp, started, keep):
-        if data is not None and not self.closed:
-            self._write_now(data)
-        self._response_done(req, env, resp, started, keep)
-        self._resume_queue()
-
-    def _threaded_sendfile(self, writer, resp, wrapper):
-        fd, offset, size = wrapper.sendfile_source()
-        head, count = resp.sendfile_head(size)
-        writer.write(head)
-        writer.flush()
-        done = threading.Event()
-        outcome = []
-
-        def finished(ok):
-            outcome.append(ok)
-            done.set()
-
-        self.worker.loop.call_soon_threadsafe(self._start_sendfile, fd, offset, count, finished)
-        done.wait()
-        if not outcome or not outcome[0]:
-            return False
-        return resp.finish()
-
-    # --- sendfile ----------------------------------------------------------------------------
-
-    def _sendfile_possible(self, resp):
-        return self.worker.use_sendfile and resp.status is not None
-
-    def _try_sendfile(self, req, env, resp, wrapper, started):
-        """Inline path: send a FileWrapper'd real file with os.sendfile. False to iterate instead."""
-        if not self._sendfile_possible(resp):
-            return False
-        source = wrapper.sendfile_source()
-        if source is None:
-            return False
-        fd, offset, size = source
-        head, count = resp.sendfile_head(size)
-        self._write_now(head)  # after what was gathered, so the drain check below sees it all
-        self.busy = True
-
-        def finished(ok):
-            wsgi.close_iterable(wrapper, self.log)
-            if not ok:
-                self.busy = False
-                self.close_quietly()
-                self.worker.request_done()
-                return
-            self._response_done(req, env, resp, started, resp.finish())
-            self._resume_queue()
-
-        self._start_sendfile(fd, offset, count, finished)
-        return True
-
-    def _start_sendfile(self, fd, offset, count, finished):
-        if self.closed:
-            finished(False)
-            return
-        if count == 0:  # HEAD, or an empty file
-            finished(True)
-            return
-        self.sendfile_state = state = _SendfileState(fd, offset, count, finished)
-        if self.transport.get_write_buffer_size():
-            # The head (and earlier responses) must leave first: ask to be told when the buffer
-            # is empty (resume_writing fires at low water = 0).
-            state.waiting_for_drain = True
-            self.transport.set_write_buffer_limits(high=0, low=0)
-            if not self.write_paused:
-                self.pause_writing()
-        else:
-            self._sendfile_step()
-
-    def _sendfile_step(self):
-        state = self.sendfile_state
-        if state is None:
-            return
-        if state.out_fd is None:
-            sock = self.transport.get_extra_info("socket")
-            # A duplicate descriptor: the loop lets us watch it for writability without touching
-            # the transport's own registration.
-            state.out_fd = os.dup(sock.fileno())
-        try:
-            while state.count > 0:
-                sent = os.sendfile(state.out_fd, state.fd, state.offset, min(state.count, 1 << 20))
-                if sent == 0:
-                    break  # the file is shorter than announced
-                state.offset += sent
-                state.count -= sent
-        except (BlockingIOError, InterruptedError):
-            if not state.watching:
-                state.watching = True
-                self.worker.loop.add_writer(state.out_fd, self._sendfile_step)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EPIPE, errno.ECONNRESET):
-                self.log.warning("sendfile failed: %s", exc)
-            self._end_sendfile(False)
-            return
-        self._end_sendfile(state.count == 0)
-
-    def _end_sendfile(self, ok):
-        state = self.sendfile_state
-        self.sendfile_state = None
-        if state.watching:
-            self.worker.loop.remove_writer(state.out_fd)
-        if state.out_fd is not None:
-            os.close(state.out_fd)
-        state.finished(ok)
-
-    def _write_from_thread(self, data):
-        if not self.closed:
-            self._write_now(data)
-
-    def _write_and_signal(self, data):
-        if not self.closed:
-            self._write_now(data)
-        if self.closed or not self.write_paused:
-            self.drained.set()
-
-    def _cancel_sendfile(self):
-        if self.sendfile_state is not None:
-            self._end_sendfile(False)
-
-
-class _SendfileState:
-    __slots__ = ("fd", "offset", "count", "finished", "out_fd", "watching", "waiting_for_drain")
-
-    def __init__(self, fd, offset, count, finished):
-        self.fd = fd
-        self.offset = offset
-        self.count = count
-        self.finished = finished
-        self.out_fd = None
-        self.watching = False
-        self.waiting_for_drain = False
-
-
-class _ThreadWriter:
-    """Writes from an app thread through the loop, with backpressure.
-
-    Small writes are batched; every THREAD_WRITE_WINDOW bytes the thread waits until the loop has
-    written them and the transport is below its high-water mark, so a thread streaming a large
-    body holds at most about one window plus the transport's buffer in memory.
-    """
-
-    __slots__ = ("conn", "loop", "pending", "pending_size")
-
-    def __init__(self, conn, loop):
-        self.conn = conn
-        self.loop = loop
-        self.pending = []
-        self.pending_size = 0
-
-    def write(self, data):
-        self.pending.append(data)
-        self.pending_size += len(data)
-        if self.pending_size >= THREAD_WRITE_WINDOW:
-            self.flush(wait=True)
-
-    def take(self):
-        """The bytes not yet handed to the loop (None if there are none); the caller sends them."""
-        pending = self.pending
-        if not pending:
-            return None
-        self.pending = []
-        self.pending_size = 0
-        return b"".join(pending) if len(pending) > 1 else pending[0]
-
-    def flush(self, wait=False):
-        data = self.take()
-        if data is None:
-            return
-        conn = self.conn
-        if conn.closed:
-            return
-        if wait:
-            conn.drained.clear()
-            self.loop.call_soon_threadsafe(conn._write_and_signal, data)
-            conn.drained.wait()
-        else:
-            self.loop.call_soon_threadsafe(conn._write_from_thread, data)
 
 
 __all__ = ["Worker", "HttpConnection", "new_event_loop", "resident_memory"]

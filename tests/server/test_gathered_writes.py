@@ -28,7 +28,7 @@ class FakeConnection:
         self.aborted = False
         self.fail = fail
 
-    def _flush_batch(self):
+    def flush(self):
         batch, self.batch = self.batch, None
         if self.fail:
             raise RuntimeError("unable to perform operation on a closed transport")

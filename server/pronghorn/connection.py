@@ -1,0 +1,446 @@
+"""One client connection: parse, dispatch in order, pace by the client, time out.
+
+`HttpConnection` is the asyncio Protocol of one accepted socket. Bytes go into the sans-I/O parser;
+every complete request becomes an `Exchange` (exchange.py), dispatched one at a time and in order,
+so pipelined responses leave in request order. All writes go through the connection's
+`ResponseWriter` (writer.py).
+
+Where the connection is, is one explicit `Phase`; the timeout sweep (check_timeouts, once a second
+from the worker) reads it:
+
+    NEW --bytes--> IN_HEAD --head--> IN_BODY --body--> BUSY --response done--> IDLE / IN_HEAD ...
+                                                        |  ^
+                     client not reading, requests wait  v  |  transport drained
+                                                      BLOCKED
+    any --error, close, timeout--> CLOSING --transport gone--> CLOSED
+
+Backpressure: while the writer is over its limit (the transport's buffer above its high-water
+mark), no further request is dispatched (BLOCKED) and reading is paused, so a client that
+pipelines requests and never reads holds at most about the high-water mark plus one response.
+If it reads nothing for send_timeout it is dropped. Reading also pauses when too many requests
+wait (MAX_QUEUED_REQUESTS / MAX_READ_AHEAD) while one is in the app.
+"""
+
+import asyncio
+import collections
+import enum
+import io
+import time
+import traceback
+
+from pronghorn import wsgi
+from pronghorn.exchange import Exchange
+from pronghorn.http.errors import HTTPError
+from pronghorn.http.parser import BODY, HEAD, RequestParser
+from pronghorn.writer import ResponseWriter
+
+__all__ = ["HttpConnection", "Phase"]
+
+
+class Phase(enum.IntEnum):
+    NEW = 0  # accepted, nothing received yet: header_timeout, silent close
+    IDLE = 1  # keep-alive, between requests: keepalive, silent close
+    IN_HEAD = 2  # part of a request head received: header_timeout, then 408
+    IN_BODY = 3  # head complete, body arriving: body_timeout between bytes, then 408
+    BUSY = 4  # a request is in the app or its response is being written: send_timeout if stalled
+    BLOCKED = 5  # responses wait for the client to read: requests wait, reading paused; send_timeout
+    CLOSING = 6  # answered and shutting down: discard input, close after a short linger
+    CLOSED = 7  # the transport is gone
+
+
+NEW, IDLE, IN_HEAD, IN_BODY, BUSY, BLOCKED, CLOSING, CLOSED = Phase
+
+# How much a client may send ahead (pipelined requests) while a response is in progress.
+MAX_QUEUED_REQUESTS = 32
+MAX_READ_AHEAD = 256 * 1024
+LINGER_SECONDS = 2.0
+# While stopping, how long a just-accepted connection may take to send its request.
+NEW_CONNECTION_GRACE = 1.0
+
+_BytesIO = io.BytesIO
+# Clears/restores asyncio's running loop around synchronous app code (one C call each): guards
+# such as Django's async_unsafe must not see a running loop while the app runs.
+_set_running_loop = asyncio.events._set_running_loop
+
+
+class _Sent:
+    """What post_request hooks get as `resp`: the status, headers and body bytes sent."""
+
+    __slots__ = ("status", "headers", "sent")
+
+    def __init__(self, resp):
+        self.status = resp.status
+        self.headers = resp.headers
+        self.sent = resp.sent
+
+
+class HttpConnection(asyncio.Protocol):
+    def __init__(self, worker):
+        self.worker = worker
+        self.settings = worker.settings
+        self.app = worker.app
+        self.log = worker.log
+        self.parser = RequestParser(worker.limits)
+        self.transport = None
+        self.writer = None
+        self.queue = collections.deque()  # requests (and a final HTTPError) waiting their turn
+        self.phase = NEW
+        self.since = time.monotonic()  # when the current phase's timeout started counting
+        self.exchange = None  # the request in progress past its app call (body, sendfile, thread)
+        self.read_paused = False
+        self.peer_eof = False
+
+    @property
+    def closed(self):
+        return self.phase is CLOSED
+
+    # --- asyncio callbacks -------------------------------------------------------------------
+
+    def connection_made(self, transport):
+        self.transport = transport
+        worker = self.worker
+        self.writer = ResponseWriter(transport, worker.loop, self.log, worker.flush_soon)
+        peer = transport.get_extra_info("peername")
+        self.env = wsgi.connection_environ(worker.environ, peer, transport.get_extra_info("sockname"))
+        if isinstance(peer, tuple):
+            trusted = worker.is_trusted_proxy(peer[0])
+        else:
+            # A unix socket is only reachable from this host (the proxy in front): trusted, as gunicorn.
+            trusted = bool(self.settings.forwarded_allow_ips)
+        self.scheme_headers = self.settings.secure_scheme_headers if trusted else None
+        worker.connection_opened(self)
+
+    def connection_lost(self, exc):
+        self.phase = CLOSED
+        self.writer.connection_lost()
+        if self.exchange is not None:
+            self.exchange.abandon()
+        self.worker.connection_closed(self)
+
+    def pause_writing(self):
+        self.writer.pause()
+
+    def resume_writing(self):
+        if self.writer.resume():
+            return  # a sendfile was waiting for the buffer to drain: it runs now
+        exchange = self.exchange
+        if exchange is not None and exchange.it is not None:
+            _set_running_loop(None)  # the app's iterable runs: a synchronous context
+            try:
+                if exchange.pump():
+                    self.resume_queue()
+            finally:
+                _set_running_loop(self.worker.loop)
+        elif self.phase is BLOCKED:
+            self.phase = IDLE
+            self.resume_queue()
+
+    def data_received(self, data):
+        if self.phase >= CLOSING:
+            return
+        try:
+            requests = self.parser.feed(data)
+        except HTTPError as exc:
+            # Requests completed before the bad bytes are answered first, in order.
+            if exc.requests:
+                self.queue.extend(exc.requests)
+            requests = None
+            self.queue.append(exc)
+        except OSError as exc:
+            # Spooling a large body to disk failed (a full disk, a quota): this request cannot be
+            # served, the worker and its other connections can.
+            self.log.error("cannot store a request body: %s", exc)
+            requests = None
+            self.queue.append(HTTPError(500, "no room to store the request body"))
+        phase = self.phase
+        if requests:
+            if (len(requests) == 1 and phase is not BUSY and phase is not BLOCKED and not self.queue
+                    and self.worker.threads == 1 and not self.writer.paused):
+                # The common case (one request, nothing pending, inline app): no queue round trip.
+                writer = self.writer
+                if writer.batch is None:
+                    writer.gather_until_end_of_pass()
+                self._run_inline(requests[0])
+                if self.phase < BUSY:
+                    self._between_requests()
+                return
+            self.queue.extend(requests)
+        if phase is BUSY or phase is BLOCKED:
+            if (phase is BLOCKED or len(self.queue) > MAX_QUEUED_REQUESTS
+                    or self.parser.buffered > MAX_READ_AHEAD):
+                self._pause_reading()
+        elif self.queue:
+            self.process_queue()
+        else:
+            self._update_waiting_phase()
+
+    def eof_received(self):
+        self.peer_eof = True
+        if self.writer.batch is not None:
+            self.writer.flush()  # before the transport may close (returning False below)
+        try:
+            self.parser.feed_eof()
+        except HTTPError as exc:
+            # The client half-closed mid-request. It may still be reading: it is owed the 400
+            # (after the responses due before it), then the close.
+            if self.phase < CLOSING:
+                self.queue.append(exc)
+        if self.queue and self.phase < BUSY:
+            self.process_queue()
+        # Keep the transport open for writing when responses are still due (half-close).
+        return self.phase is BUSY or self.phase is BLOCKED or bool(self.queue)
+
+    # --- dispatch ----------------------------------------------------------------------------
+
+    def process_queue(self):
+        """Dispatch queued requests in order until one is in progress, the client falls behind
+        reading the responses, or none are left."""
+        queue = self.queue
+        writer = self.writer
+        threaded = self.worker.threads > 1
+        if not threaded and writer.batch is None:
+            writer.gather_until_end_of_pass()
+        while queue and self.phase < BUSY:
+            if writer.over_limit():
+                # The client does not read what is due: no more responses until it does
+                # (resume_writing), and no more requests read meanwhile.
+                self.phase = BLOCKED
+                self.since = time.monotonic()
+                self._pause_reading()
+                return
+            item = queue.popleft()
+            if isinstance(item, HTTPError):
+                self._send_error(item.status, item.reason)
+                return
+            if threaded:
+                self._dispatch_threaded(item)
+            else:
+                self._run_inline(item)
+        if self.phase < BUSY:
+            self._between_requests()
+
+    def resume_queue(self):
+        """After a response finished asynchronously (body pump, thread, sendfile): carry on."""
+        if self.phase < BUSY:
+            self.process_queue()
+
+    def _keep_alive(self, req):
+        # While stopping, still answer requests already received, but close after the last one.
+        return req.keep_alive and (self.worker.alive or bool(self.queue))
+
+    def _new_exchange(self, req):
+        self.phase = BUSY
+        env = wsgi.request_environ(self.env, req, self.scheme_headers)
+        exchange = Exchange(self, req, env, time.monotonic() if self.worker.access_enabled else 0.0)
+        self.exchange = exchange
+        return exchange
+
+    def _run_inline(self, req):
+        exchange = self._new_exchange(req)
+        _set_running_loop(None)  # the app is synchronous code (see _set_running_loop above)
+        try:
+            exchange.run_inline(req.keep_alive and (self.worker.alive or bool(self.queue)))
+        finally:
+            _set_running_loop(self.worker.loop)
+
+    def _dispatch_threaded(self, req):
+        exchange = self._new_exchange(req)
+        self.writer.thread_event()  # created here, in the loop, before the thread can wait on it
+        self.worker.app_threads.submit(exchange.run_in_thread, self._keep_alive(req))
+
+    def thread_response_done(self, exchange, data, keep):
+        """In the loop: an app thread finished its response; data is its last unsent bytes."""
+        if data is not None and self.phase is not CLOSED:
+            self.writer.write(data)
+        self.response_done(exchange, keep)
+        self.resume_queue()
+
+    def response_done(self, exchange, keep):
+        worker = self.worker
+        resp = exchange.resp
+        self.writer.response_gathered(resp.sent)
+        if worker.access_enabled:
+            try:
+                self.log.access(exchange.env, resp.status, resp.headers, resp.sent, exchange.elapsed())
+            except Exception:
+                self.log.exception("access log failed")
+        post_request = self.settings.post_request
+        if post_request is not None:
+            self.call_hook(post_request, worker, exchange.req, exchange.env, _Sent(resp))
+        self._release(exchange)
+        if self.phase is BUSY:
+            self.phase = IDLE  # (refined by _between_requests)
+        if not keep:
+            self._close_after_response()
+
+    def response_cut_short(self, exchange):
+        """A sendfile that could not finish: the response is incomplete, the only signal is a close."""
+        self._release(exchange)
+        self.close_quietly()
+
+    def _release(self, exchange):
+        body = exchange.req.body
+        if type(body) is not _BytesIO and body is not None:
+            body.close()  # a spooled temp file: release it now, not when garbage collected
+        if self.exchange is exchange:
+            self.exchange = None
+        self.worker.request_done()
+
+    def call_hook(self, hook, *args):
+        try:
+            hook(*args)
+        except Exception:
+            self.log.exception("%s hook failed", getattr(hook, "__name__", "request"))
+
+    def app_failed(self, exchange, exc):
+        req, resp = exchange.req, exchange.resp
+        if isinstance(exc, wsgi.ResponseError):
+            self.log.error("bad response from the app for %s %s: %s", req.method, req.target, exc)
+        else:
+            # Formatted here: in threaded mode this runs in the loop, away from the exception.
+            self.log.error("error handling %s %s\n%s", req.method, req.target,
+                           "".join(traceback.format_exception(exc)).rstrip())
+        if self.phase is BUSY:
+            self.phase = IDLE
+        if not resp.headers_sent and self.phase is not CLOSED:
+            self.writer.write(wsgi.error_response(500, ""))
+            self.phase = CLOSING
+            self._linger_close()
+        else:
+            # Headers are out: the only honest signal left is an incomplete response.
+            self.close_quietly()
+        if self.worker.access_enabled:
+            status = resp.status if resp.headers_sent else "500 Internal Server Error"
+            try:
+                self.log.access(exchange.env, status, resp.headers or [], resp.sent, exchange.elapsed())
+            except Exception:
+                self.log.exception("access log failed")
+        self._release(exchange)
+
+    # --- between requests --------------------------------------------------------------------
+
+    def _between_requests(self):
+        if self.peer_eof:
+            self.close_quietly()
+            return
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        self._update_waiting_phase()
+
+    def _update_waiting_phase(self):
+        """Between requests: which timeout applies now, and a 100 Continue if the client waits."""
+        state = self.parser.state
+        now = time.monotonic()
+        if state == HEAD:
+            if self.phase is not IN_HEAD and self.phase is not NEW:
+                self.since = now
+            self.phase = IN_HEAD
+        elif state == BODY:
+            if self.parser.expect_continue:
+                self.writer.write(wsgi.CONTINUE)  # after the previous response
+                self.parser.continue_sent()
+            self.phase = IN_BODY
+            self.since = now
+        elif self.phase is not NEW:
+            if not self.worker.alive:
+                self.close_quietly()
+                return
+            self.phase = IDLE
+            self.since = now
+
+    def _pause_reading(self):
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    # --- closing -----------------------------------------------------------------------------
+
+    def _send_error(self, status, reason):
+        """Answer a request the parser refused, then close (never reading what follows)."""
+        if status >= 500 and status != 501 and status != 505:
+            self.log.error("request refused: %s %s", status, reason)
+        else:
+            self.log.debug("request refused: %s %s", status, reason)
+        self.writer.write(wsgi.error_response(status, reason))
+        self.phase = CLOSING
+        self._linger_close()
+
+    def _close_after_response(self):
+        if self.queue or self.parser.buffered:
+            self.phase = CLOSING
+            self._linger_close()
+        else:
+            self.close_quietly()
+
+    def _linger_close(self):
+        """Send FIN but keep reading (and dropping) a little while: closing with unread input would
+        make the kernel send RST, and the client could lose the response we just wrote."""
+        if self.writer.batch is not None:
+            self.writer.flush()
+        self.since = time.monotonic()
+        self.queue.clear()
+        if self.peer_eof:
+            # Nothing more can arrive, so no reset can be provoked: a plain close sends what is
+            # buffered, then FIN.
+            self.transport.close()
+            return
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        try:
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+                return
+        except (OSError, RuntimeError):
+            pass
+        self.transport.close()
+
+    def close_quietly(self):
+        if self.writer is not None and self.writer.batch is not None:
+            self.writer.flush()
+        if self.phase is CLOSED or self.transport is None:
+            return
+        self.phase = CLOSING
+        self.transport.close()
+
+    def abort(self):
+        if self.transport is not None and self.phase is not CLOSED:
+            self.transport.abort()
+
+    # --- timeouts ----------------------------------------------------------------------------
+
+    def check_timeouts(self, now):
+        phase = self.phase
+        settings = self.settings
+        if phase is BUSY or phase is BLOCKED:
+            # A client that stops reading its responses must not hold the connection (and the
+            # responses due to it) forever.
+            if self.writer.stalled_for(now) > settings.send_timeout:
+                self.log.info("closing a connection whose client read nothing for %ss (send_timeout)",
+                              settings.send_timeout)
+                self.abort()
+        elif phase is IDLE:
+            if now - self.since > settings.keepalive:
+                self.close_quietly()
+        elif phase is NEW:
+            if not self.worker.alive and now - self.since > NEW_CONNECTION_GRACE:
+                self.close_quietly()  # stopping: a connection that sent nothing gets no more time
+            elif now - self.since > settings.header_timeout:
+                if self.parser.state == HEAD:
+                    self._timed_out("request head not received within header_timeout")
+                else:
+                    self.close_quietly()
+        elif phase is IN_HEAD:
+            if now - self.since > settings.header_timeout:
+                self._timed_out("request head not received within header_timeout")
+        elif phase is IN_BODY:
+            if now - self.since > settings.body_timeout:
+                self._timed_out("no request body bytes within body_timeout")
+        elif phase is CLOSING:
+            if now - self.since > LINGER_SECONDS:
+                self.abort()
+
+    def _timed_out(self, why):
+        self.log.debug("408 to %s: %s", self.env.get("REMOTE_ADDR"), why)
+        self._send_error(408, why)
