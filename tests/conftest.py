@@ -142,9 +142,11 @@ def host(sandbox):
     """A testinfra host for `sandbox`: host.run(...), host.service(...), host.file(...)."""
     import testinfra
 
-    # The ssh backend reads the generated config (no host key checks, the checkout's key) and keeps
-    # one master connection open, so each command costs a few milliseconds.
-    return testinfra.get_host(f"ssh://{sandbox.ssh_alias}", ssh_config=str(sandboxes.ssh_config_path()))
+    # The ssh backend reads the generated config (the checkout's key, and the host key recorded at
+    # sandbox.up, checked strictly; said again here so no config edit can turn it off) and keeps one
+    # master connection open, so each command costs a few milliseconds.
+    return testinfra.get_host(f"ssh://{sandbox.ssh_alias}", ssh_config=str(sandboxes.ssh_config_path()),
+                              ssh_extra_args="-o StrictHostKeyChecking=yes")
 
 
 @pytest.fixture
