@@ -7,15 +7,23 @@ one creates it), holding one line in `cfg.layout.lock_who`:
 
     user@machine since 2025-01-01 10:00:00 UTC (pid 4242)
 
-    take(c, cfg) -> text          take it; LockHeld (saying who holds it) when it is taken
+    acquire(c, cfg) -> Taken      take it; LockHeld (saying who holds it) when it is taken
+    take(c, cfg) -> text          the same, returning only our text
     release_if_ours(c, cfg, text) remove it only if it is still the one we took
-    release(c, cfg)               remove it whoever holds it (`invoke lock.release`)
+    release(c, cfg, holder)       remove the lock `holder` holds (`invoke lock.release`)
     show(c, cfg) -> Holder|None   who holds it
+    record_previous_script(...)   note in the lock the release that was live before the switch
+
+A lock left by a process of this machine that no longer runs (a deploy killed with SIGKILL, a
+laptop that crashed mid-deploy) is taken over by the next deploy, rollback or status, which
+say so; `Taken.previous` is then the release that was live before that deploy switched, so
+what it left half done can be put back (toolkit/stages.restore_unverified). Every unlock
+compares the recorded text first: nobody removes a lock someone else took meanwhile.
 
 The shell pieces (`take_script`, `show_script`, `release_if_ours_script`) are exposed so the
 release flow can put them in the round trips it makes anyway (taking the lock and reading the
-releases in one). A lock taken on this machine by a process that no longer runs (a killed
-deploy) is reported as such, with the command that releases it.
+releases in one). A lock another machine holds is reported with who, since when, and the command that
+releases it.
 """
 
 from __future__ import annotations
@@ -91,7 +99,13 @@ def _running(pid: int) -> bool:
 
 
 def held_error(holder: Holder) -> LockHeld:
-    """The error for a lock someone else holds, with the step that fits."""
+    """The error for a lock someone else holds, with the step that fits (`.holder` is kept)."""
+    error = _held_error(holder)
+    error.holder = holder
+    return error
+
+
+def _held_error(holder: Holder) -> LockHeld:
     if holder.dead():
         return LockHeld(f"the deploy lock was left by a deploy that no longer runs: {holder.text}; "
                         f"pid {holder.pid} is not running on this machine (it was killed or crashed)",
@@ -121,6 +135,28 @@ def show_script(layout, heading: str = "locked") -> str:
             f"cat {who_file} 2>/dev/null || echo {q(NO_DETAILS)}; fi")
 
 
+def previous_file(layout) -> str:
+    return f"{layout.lock_dir}/previous"
+
+
+def record_previous_script(layout, release: str) -> str:
+    """Note in the lock which release was live before the switch (a deploy killed between the
+    switch and its health check leaves that behind for whoever takes the lock over)."""
+    return f"printf '%s\\n' {q(release or '-')} > {q(previous_file(layout))}"
+
+
+def take_over_script(layout, dead_text: str, text: str) -> str:
+    """Take the lock from a holder that is gone: only if it still holds `dead_text`, by an
+    atomic rename (of two processes taking over at once, one wins); prints `@@previous` and
+    the release it recorded, then takes the lock as take_script does."""
+    lock, who_file, stale = q(layout.lock_dir), q(layout.lock_who), q(layout.lock_dir + ".stale")
+    return "\n".join([
+        f'if [ "$(cat {who_file} 2>/dev/null)" = {q(dead_text)} ] && mv -T {lock} {stale} 2>/dev/null; '
+        f"then echo @@previous; cat {stale}/previous 2>/dev/null; rm -rf {stale}; fi",
+        take_script(layout, text),
+    ])
+
+
 def release_if_ours_script(layout, text: str) -> str:
     """Remove the lock if it still holds `text` (a failed release may have removed it already,
     and another deploy may hold a new one by now)."""
@@ -141,25 +177,62 @@ def holder_of(lines: list[str]) -> Holder:
 
 # -- over a connection --------------------------------------------------------------------------
 
-def take(c, cfg) -> str:
-    """Take the deploy lock before anything on the host changes; LockHeld when it is taken.
-    Returns the text recorded in the lock (for `release_if_ours`)."""
+@dataclass(frozen=True)
+class Taken:
+    """The lock we took: our text, and when we took it over from a dead process, its text and
+    the release it recorded as live before its switch ("" when it had not switched)."""
+
+    text: str
+    replaced: str = ""
+    previous: str = ""
+
+
+def acquire(c, cfg) -> Taken:
+    """Take the deploy lock before anything on the host changes; LockHeld when someone else
+    holds it. A lock left by a dead process of this machine is taken over."""
     text = lock_text()
-    result = sh(c, take_script(cfg.layout, text), check=False)
+    result = sh(c, take_script(cfg.layout, text), check=False, timeout=60, what="taking the deploy lock")
+    if result.exited == HELD_EXIT:
+        holder = holder_from(result.stdout) or Holder(NO_DETAILS)
+        if not holder.dead():
+            raise held_error(holder)
+        return take_over(c, cfg, holder, text)
+    if result.exited != 0:
+        raise RemoteError("taking the deploy lock", result.exited, result.stdout + result.stderr)
+    return Taken(text)
+
+
+def take_over(c, cfg, holder: Holder, text: str) -> Taken:
+    """Replace the lock of a dead `holder` with ours (LockHeld if it changed hands meanwhile)."""
+    result = sh(c, take_over_script(cfg.layout, holder.text, text), check=False, timeout=60,
+                what="taking over the deploy lock")
     if result.exited == HELD_EXIT:
         raise held_error(holder_from(result.stdout) or Holder(NO_DETAILS))
     if result.exited != 0:
-        raise RemoteError("taking the deploy lock", result.exited, result.stdout + result.stderr)
-    return text
+        raise RemoteError("taking over the deploy lock", result.exited, result.stdout + result.stderr)
+    previous = split_sections(result.stdout, strip=True).get("previous", [])
+    name = previous[0] if previous else ""
+    return Taken(text, replaced=holder.text, previous="" if name == "-" else name)
+
+
+def take(c, cfg) -> str:
+    """acquire(), returning the text recorded in the lock (for `release_if_ours`)."""
+    return acquire(c, cfg).text
 
 
 def release_if_ours(c, cfg, text: str) -> None:
-    sh(c, release_if_ours_script(cfg.layout, text), check=False)
+    sh(c, release_if_ours_script(cfg.layout, text), check=False, timeout=60, what="releasing the deploy lock")
 
 
-def release(c, cfg) -> None:
-    sh(c, f"rm -rf {q(cfg.layout.lock_dir)}", what="releasing the deploy lock")
+def release(c, cfg, holder: Holder) -> bool:
+    """Remove the lock `holder` holds (as read just before); False when it changed hands
+    meanwhile (someone else's new lock is left alone)."""
+    text = holder.text if holder.text != NO_DETAILS else ""
+    lock, who_file = q(cfg.layout.lock_dir), q(cfg.layout.lock_who)
+    script = (release_if_ours_script(cfg.layout, text) if text else
+              f"[ -e {who_file} ] || rm -rf {lock}") + f"; [ ! -d {lock} ]"
+    return sh(c, script, check=False, timeout=60, what="releasing the deploy lock").ok
 
 
 def show(c, cfg) -> Holder | None:
-    return holder_from(sh(c, show_script(cfg.layout), what="reading the deploy lock").stdout)
+    return holder_from(sh(c, show_script(cfg.layout), what="reading the deploy lock", timeout=60).stdout)

@@ -5,19 +5,23 @@ are built to batch: `split_sections` reads back many facts printed by one script
 (toolkit/facts.gather), `build_tar` + `extract_tar` write many files in one more (a tar stream
 on stdin).
 
-Commands run as root: directly when we log in as root, through `sudo -n` otherwise.
+Commands run as root: directly when we log in as root, through `sudo -n` otherwise. Every
+command has a timeout (a hung `migrate` must not hold the deploy lock forever), and long ones
+run so that they stop on the host when we stop waiting (`sh(..., stoppable=True)`).
 """
 
 from __future__ import annotations
 
 import io
 import shlex
+import socket
 import tarfile
 import time
 from dataclasses import dataclass
 
 
-from toolkit.errors import RemoteError  # noqa: F401  (raised by sh(); callers catch it from here too)
+# RemoteError is raised by sh(); callers catch it from here too
+from toolkit.errors import DeployError, RemoteError  # noqa: F401
 
 
 def as_root(c, script: str) -> str:
@@ -41,40 +45,87 @@ class Result:
         return self.exited == 0
 
 
+DEFAULT_TIMEOUT = 900  # seconds; steps that should be quick pass their own, shorter one
+
+
+class StepTimeout(DeployError):
+    """A remote step ran past its timeout: stopped on the host when it ran `stoppable` (or read
+    stdin, which ends with the channel), given up on otherwise."""
+
+    def __init__(self, what: str, timeout: float, stopped: bool = True):
+        super().__init__(f"{what} did not finish within {timeout:g} s and "
+                         + ("was stopped" if stopped else "was given up on (it may still run on the host)"),
+                         "find out what it waits for (a prompt, the network, a lock), fix that, "
+                         "then run the same command again")
+        self.what, self.timeout = what, timeout
+
+
 def sh(c, script: str, *, what: str | None = None, check: bool = True,
-       stdin: bytes | None = None, timeout: float | None = None) -> Result:
+       stdin: bytes | None = None, timeout: float = DEFAULT_TIMEOUT, stoppable: bool = False) -> Result:
     """Run a shell script as root, quietly; `stdin` bytes are fed to it.
+
+    `timeout` bounds the whole step (StepTimeout names `what` when it expires). `stoppable`
+    runs it on a pseudo-terminal, so closing the channel - a timeout, Ctrl-C, a killed or
+    disconnected client - hangs the terminal up and the command (pip, migrate) dies with it
+    instead of running on unattended. Without one, sshd leaves a command running after its
+    client is gone. A pty merges stderr into stdout and cannot carry binary stdin, so it is
+    for long commands whose output is text.
 
     Uses one ssh channel directly rather than `c.run`: invoke feeds stdin in 1000-byte chunks
     with a pause between them and decodes it as text, which is slow and breaks binary data
     (the tar streams we upload).
     """
+    if stoppable and stdin:
+        raise ValueError("a stoppable command runs on a pty, which cannot carry binary stdin")
     if c.transport is None or not c.transport.is_active():
         c.open()
+    what = what or script.strip().splitlines()[0][:80]
     chan = c.transport.open_session()
     try:
-        if timeout:
-            chan.settimeout(timeout)
+        if stoppable:
+            chan.get_pty(term="dumb")  # dumb: no colours, no pager
         chan.exec_command(as_root(c, script))
         if stdin:
             chan.sendall(stdin)
-        chan.shutdown_write()
-        out, err = _drain(chan)
-        code = chan.recv_exit_status()
+        if not stoppable:  # a pty has no half-close; nothing is read from it anyway
+            chan.shutdown_write()
+        out, err, code = _collect(chan, time.monotonic() + timeout)
+    except TimeoutError:
+        raise StepTimeout(what, timeout, stopped=stoppable or bool(stdin)) from None
     finally:
-        chan.close()
-    result = Result(out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), code)
+        chan.close()  # on a pty: the hangup that stops the command if it still runs
+    result = Result(_text(out, stoppable), _text(err, stoppable), code)
     if check and code != 0:
-        raise RemoteError(what or script.strip().splitlines()[0][:80], code,
-                          result.stdout + result.stderr)
+        raise RemoteError(what, code, result.stdout + result.stderr)
     return result
 
 
-def _drain(chan) -> tuple[bytes, bytes]:
-    """Read stdout to its end, then stderr (paramiko buffers stderr meanwhile)."""
-    out = chan.makefile("rb").read()
-    err = chan.makefile_stderr("rb").read()
-    return out, err
+def _collect(chan, deadline: float) -> tuple[bytes, bytes, int]:
+    """Read stdout to its end, then stderr (paramiko buffers stderr meanwhile), then the exit
+    code; TimeoutError once `deadline` (time.monotonic()) passes."""
+    out, err = bytearray(), bytearray()
+    for recv, buf in ((chan.recv, out), (chan.recv_stderr, err)):
+        while True:
+            chan.settimeout(_left(deadline))
+            try:
+                data = recv(65536)
+            except socket.timeout:
+                raise TimeoutError from None
+            if not data:
+                break
+            buf += data
+    if not chan.status_event.wait(_left(deadline)):
+        raise TimeoutError
+    return bytes(out), bytes(err), chan.recv_exit_status()
+
+
+def _left(deadline: float) -> float:
+    return max(0.001, deadline - time.monotonic())
+
+
+def _text(data: bytes, from_pty: bool) -> str:
+    text = data.decode("utf-8", "replace")
+    return text.replace("\r\n", "\n") if from_pty else text  # a pty writes CR LF
 
 
 def q(value) -> str:

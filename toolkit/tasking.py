@@ -25,6 +25,7 @@ HOST_HELP = {task_name: f"{what}: {_HOST_FORMS}" for task_name, what in {
     "status": "the host to check (services, live release, health check)",
     "logs": "the host to read the app's log from",
     "restart": "the host whose app server to restart",
+    "history": "the host whose audit trail (deploys, rollbacks, restarts, locks) to show",
     "verify": "the host to check with testinfra",
     "lock.status": "the host whose deploy lock to show",
     "lock.release": "the host whose deploy lock to remove",
@@ -120,8 +121,10 @@ def run_on_hosts(specs, rep: Reporter, work, app: str = ".") -> None:
                 conn.close()
             rep.end_host(url or "")
         except KeyboardInterrupt:
-            rep.fail_host("interrupted", "if a deploy was running: "
-                          + fill_next(next_task("lock.release"), str(spec), app))
+            # A deploy or rollback has put the site back and released its lock by now
+            # (toolkit/stages.recover); status shows what is live.
+            rep.fail_host("interrupted (Ctrl-C)", "see what is live: "
+                          + fill_next(next_task("status"), str(spec), app))
             failed = True
         except Exception as exc:  # every error becomes a message with a next step
             message, next_step, details = explain(exc, spec, app)

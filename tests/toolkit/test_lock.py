@@ -101,3 +101,62 @@ def test_take_raises_lock_held_over_a_connection(layout, monkeypatch):
     assert text in str(err.value)
     lock.release_if_ours(None, cfg, text)
     assert lock.show(None, cfg) is None
+
+
+def sh_here(monkeypatch):
+    """lock's sh() replaced by sh on this machine, over the temp layout."""
+    from toolkit.remote import Result
+
+    def fake_sh(c, script, what=None, check=True, stdin=None, timeout=None):
+        result = run(script)
+        return Result(result.stdout, result.stderr, result.returncode)
+
+    monkeypatch.setattr(lock, "sh", fake_sh)
+
+
+def dead_text():
+    return f"me@{socket.gethostname()} since 2025-01-01 10:00:00 UTC (pid {dead_pid()})"
+
+
+def test_a_dead_deploys_lock_is_taken_over_with_the_release_it_noted(layout, monkeypatch):
+    sh_here(monkeypatch)
+    cfg = Cfg(layout)
+    gone = dead_text()
+    assert run(lock.take_script(layout, gone)).returncode == 0
+    assert run(lock.record_previous_script(layout, "20250101100000")).returncode == 0
+    taken = lock.acquire(None, cfg)
+    assert taken.replaced == gone and taken.previous == "20250101100000"
+    assert lock.show(None, cfg).text == taken.text  # ours now, without the old record
+    assert not os.path.exists(lock.previous_file(layout))
+    assert not os.path.exists(layout.lock_dir + ".stale")
+
+
+def test_a_dead_deploy_that_had_not_switched_leaves_no_release_to_put_back(layout, monkeypatch):
+    sh_here(monkeypatch)
+    run(lock.take_script(layout, dead_text()))
+    taken = lock.acquire(None, Cfg(layout))
+    assert taken.replaced and taken.previous == ""
+
+
+def test_a_lock_that_changed_hands_is_never_taken_over(layout):
+    run(lock.take_script(layout, "bob@desk since Y (pid 2)"))
+    result = run(lock.take_over_script(layout, dead_text(), "carol@box since Z (pid 3)"))
+    assert result.returncode == lock.HELD_EXIT
+    assert lock.holder_from(result.stdout).text == "bob@desk since Y (pid 2)"
+
+
+def test_lock_release_removes_only_the_holder_it_was_shown(layout, monkeypatch):
+    sh_here(monkeypatch)
+    cfg = Cfg(layout)
+    run(lock.take_script(layout, "bob@desk since Y (pid 2)"))
+    assert not lock.release(None, cfg, lock.Holder("alice@laptop since X (pid 1)"))
+    assert lock.show(None, cfg).text.startswith("bob@")  # someone else's new lock: kept
+    assert lock.release(None, cfg, lock.show(None, cfg))
+    assert lock.show(None, cfg) is None
+
+
+def test_a_lock_without_details_can_be_released(layout, monkeypatch):
+    sh_here(monkeypatch)
+    os.makedirs(layout.lock_dir)
+    assert lock.release(None, Cfg(layout), lock.show(None, Cfg(layout)))
+    assert not os.path.exists(layout.lock_dir)
