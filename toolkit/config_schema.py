@@ -100,6 +100,7 @@ SCHEMA: tuple[Key, ...] = (
         'git = "https://github.com/me/shop.git"'),
     Key("source", "ref", matching(re.compile(r"^[\w./-]+\Z"), "a branch, tag or commit"), "main",
         "Git branch, tag or commit to deploy (with `git`).", 'ref = "v1.2.0"'),
+    Key("source", "include", list_of(relative_path, "paths relative to the app directory"), (), "Upload these files although they look like secrets or local state (`.env*`, `*.pem`, `*.key`, `*.sqlite3`, `*.db`, `instance/`, `secrets.json`, ...: left out by default).", 'include = ["config/public.pem"]'),
     # [static]
     Key("static", "*", static_table, None,
         'URL paths nginx serves straight from a directory of the release, "/url/" = "dir".',

@@ -3,7 +3,9 @@ wheel built from ./server (cached by the hash of its sources), and the venv hash
 when a host's virtualenv can be reused.
 
     package_source(cfg, prefix) -> Package   the app's files as tar.gz under `prefix/`, with a
-                                             content hash (the same tree gives the same hash)
+                                             content hash (the same tree gives the same hash);
+                                             which files: toolkit/ignore.py (.gitignore honoured,
+                                             secret-like files left out unless included)
     server_wheel() -> Path                   the wheel, built once per server source hash
     wheel_key(wheel)                         HASH/NAME: its place under cfg.layout.wheels_dir
     venv_hash(requirements, wheel, ...)      names the venv (cfg.layout.venv_dir)
@@ -20,19 +22,19 @@ import sys
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass
+import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from toolkit import ignore
 from toolkit.errors import DeployError
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_DIR = REPO / "server"
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pronghorn"
 
-# Never uploaded: VCS data, caches, local virtualenvs, and the local .env (secrets go to the
-# host's shared/.env only, through the renderer).
-EXCLUDE = (".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "*.pyc", "*.pyo", ".env",
-           ".pytest_cache", ".mypy_cache", ".tox", "node_modules", ".DS_Store")
+# The server's own sources: what is hashed to name its wheel (never the app's upload rules).
+EXCLUDE = ignore.ALWAYS + (".env",)
 
 
 def excluded(rel_path: str, patterns=EXCLUDE) -> bool:
@@ -40,7 +42,7 @@ def excluded(rel_path: str, patterns=EXCLUDE) -> bool:
 
 
 def source_files(root: Path) -> list[Path]:
-    """Files of the app to upload, relative to `root`, sorted (so the hash is stable)."""
+    """Files under `root` but the EXCLUDE ones, relative, sorted (so a hash over them is stable)."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = Path(dirpath).relative_to(root)
@@ -59,25 +61,41 @@ class Package:
     tar: bytes
     sha256: str  # of the file list, modes and contents: the same tree gives the same hash
     files: int
+    left_out: list[str] = field(default_factory=list)  # secret-like files present, not uploaded
 
 
-def package_dir(root: Path, prefix: str, owner: str) -> Package:
-    """Tar `root` under `prefix/`, files owned by `owner` (the app user: Django writes static)."""
+def tar_mode(st_mode: int, is_dir: bool) -> int:
+    """A release's modes: root owns every file, the app's group reads, others nothing (its code
+    and settings are nobody else's business); executables stay executable."""
+    if is_dir or st_mode & 0o100:
+        return 0o750
+    return 0o640
+
+
+def package_dir(root: Path, prefix: str, group: str, include=()) -> Package:
+    """Tar the files of `root` to upload (toolkit/ignore.py) under `prefix/`, owned by root and
+    in the app's group `group`: the app reads its code and never owns it."""
     digest = hashlib.sha256()
     buf = io.BytesIO()
-    files = source_files(root)
+    selection = ignore.select_files(root, include)
+    files = selection.files
+
+    def entry(name: str) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.uname, info.gname = "root", group
+        return info
+
     with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
-        # Directories first, owned by the app user like the files (tar would make them root's).
-        for rel_dir in sorted({p for rel in files for p in rel.parents if str(p) != "."}):
-            info = tarfile.TarInfo(f"{prefix}/{rel_dir.as_posix()}")
-            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
-            info.uname = info.gname = owner
+        # Directories first (the release folder itself too): tar would make them 0755.
+        dirs = {p for rel in files for p in rel.parents if str(p) != "."}
+        for name in [prefix] + [f"{prefix}/{d.as_posix()}" for d in sorted(dirs)]:
+            info = entry(name)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o750, int(time.time())
             tar.addfile(info)
         for rel in files:
             path = root / rel
             st = path.lstat()
-            info = tarfile.TarInfo(f"{prefix}/{rel.as_posix()}")
-            info.uname = info.gname = owner
+            info = entry(f"{prefix}/{rel.as_posix()}")
             info.mtime = int(st.st_mtime)
             if path.is_symlink():
                 info.type = tarfile.SYMTYPE
@@ -86,15 +104,14 @@ def package_dir(root: Path, prefix: str, owner: str) -> Package:
                 data = None
                 digest.update(f"L {rel.as_posix()} {info.linkname}\n".encode())
             else:
-                # group/other may read; nobody but the owner writes
-                info.mode = (st.st_mode & 0o755) | 0o644
+                info.mode = tar_mode(st.st_mode, is_dir=False)
                 content = path.read_bytes()
                 info.size = len(content)
                 data = io.BytesIO(content)
                 digest.update(f"F {rel.as_posix()} {info.mode:o} {len(content)}\n".encode())
                 digest.update(content)
             tar.addfile(info, data)
-    return Package(buf.getvalue(), digest.hexdigest(), len(files))
+    return Package(buf.getvalue(), digest.hexdigest(), len(files), selection.secret_like)
 
 
 def checkout_git(url: str, ref: str, into: Path) -> Path:
@@ -115,14 +132,26 @@ def checkout_git(url: str, ref: str, into: Path) -> Path:
     return target
 
 
+def source_include(cfg) -> tuple:
+    """[source] include: the secret-like paths to upload anyway. Read from deploy.toml itself
+    while config.Source does not carry it (load_app_config has already validated it)."""
+    include = getattr(cfg.source, "include", None)
+    if include is not None:
+        return tuple(include)
+    if not cfg.config_file:
+        return ()
+    with open(cfg.config_file, "rb") as f:
+        return tuple(tomllib.load(f).get("source", {}).get("include", ()))
+
+
 def package_source(cfg, prefix: str) -> Package:
     """The app from its directory, or from git when deploy.toml has [source] git."""
     git_url = getattr(cfg.source, "git", "")
     if git_url:
         with tempfile.TemporaryDirectory(prefix="pronghorn-src-") as tmp:
             tree = checkout_git(git_url, cfg.source.ref, Path(tmp))
-            return package_dir(tree, prefix, cfg.name)
-    return package_dir(Path(cfg.app_dir), prefix, cfg.name)
+            return package_dir(tree, prefix, cfg.name, source_include(cfg))
+    return package_dir(Path(cfg.app_dir), prefix, cfg.name, source_include(cfg))
 
 
 def server_sources_hash(server_dir: Path = SERVER_DIR) -> str:

@@ -13,7 +13,8 @@ import shlex
 import time
 from dataclasses import dataclass
 
-from toolkit import lock, onhost
+from toolkit import lock, onhost, privilege
+from toolkit.errors import DeployError
 from toolkit.remote import q, sh
 
 HEALTH_GIVE_UP_AFTER_SAME = 5  # identical non-gateway answers in a row: the app really says so
@@ -27,45 +28,82 @@ def rel(path: str, start: str) -> str:
 # -- updating -----------------------------------------------------------------------------------
 
 def upload_script(cfg, release: str, source_sha: str, vhash: str) -> str:
-    """Unpack the tar on stdin into the app's folder, record the source hash, link the venv."""
+    """Unpack the tar on stdin into the app's folder (its files root's, in the app's group: see
+    packaging.package_dir), record the source hash, link the venv, open the static folders."""
     layout = cfg.layout
     rdir = layout.release_dir(release)
     return "\n".join([
         "set -e",
-        f"tar -xzf - -C {q(layout.base_dir)} --same-owner --no-overwrite-dir",
-        f"mkdir -p {q(rdir)}",
+        "umask 027",
+        f"tar -xzf - -C {q(layout.base_dir)} --same-owner --same-permissions --no-overwrite-dir",
+        f"install -d -m 750 -o root -g {q(cfg.name)} {q(rdir)}",
         f"echo {q(source_sha)} > {q(rdir)}/.source-sha256",
         f"ln -sfn {q(rel(layout.venv_dir(vhash), rdir))} {q(rdir)}/.venv",
-        f"chown -h {q(cfg.name)}:{q(cfg.name)} {q(rdir)} {q(rdir)}/.source-sha256 {q(rdir)}/.venv",
+        static_modes_script(cfg, release),
     ])
 
 
-def venv_script(cfg, vhash: str, release: str, wheel_name: str, has_requirements: bool) -> str:
+def static_modes_script(cfg, release: str) -> str:
+    """Let nginx read the release's [static] folders (onhost/open_static.py, as root)."""
+    folders = sorted({d.strip("/") for d in cfg.static.values()})
+    if not folders:
+        return "true"
+    argv = ["python3", "-c", onhost.program("open_static"), cfg.layout.release_dir(release), *folders]
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def venv_script(cfg, vhash: str, release: str, wheel_name: str, has_requirements: bool,
+                hashed: bool = False) -> str:
     """Make the venv in place (shebangs hold its path, so it cannot be built elsewhere and
     moved); `.complete` is written last, so an interrupted build is redone, never reused.
     pip's messages (stdout and stderr) come out on stdout, in order.
+
+    pip runs as the app's build user (privilege.build_user), never root: an sdist's build
+    backend runs code. It runs as a transient systemd service (systemd-run) so that it can
+    write nothing but the venv (ProtectSystem=strict), and nothing it started outlives it; the
+    venv is then sealed (root's, read-only for the app's group). Requirements with hashes are
+    installed with --require-hashes (the server wheel then goes in by a second pip run: it has
+    no hash line).
 
     Debian and Ubuntu ship pip as a wheel for ensurepip (/usr/share/python-wheels); running
     pip straight from it into a venv made --without-pip skips ensurepip's pip install, which
     takes seconds. Hosts without it get a venv with its own pip.
     """
-    layout = cfg.layout
-    venv = q(layout.venv_dir(vhash))
-    args = ["install", "-q", "--disable-pip-version-check", "--root-user-action=ignore", "--no-input"]
-    if has_requirements:
-        args += ["-r", q(f"{layout.release_dir(release)}/{cfg.requirements}")]
-    args.append(q(layout.wheel_path(wheel_name)))
-    python = shlex.quote(cfg.python)
+    layout, app = cfg.layout, q(cfg.name)
+    venv, builder = layout.venv_dir(vhash), q(privilege.build_user(cfg.name))
+    base = ["install", "-q", "--disable-pip-version-check", "--no-input"]
+    wheel = q(layout.wheel_path(wheel_name))
+    reqs = q(f"{layout.release_dir(release)}/{cfg.requirements}")
+    if has_requirements and hashed:
+        installs = [base + ["--require-hashes", "-r", reqs], base + [wheel]]
+    else:
+        installs = [base + (["-r", reqs] if has_requirements else []) + [wheel]]
+    pip_runs = " && ".join("$pip " + " ".join(args) for args in installs)
+    python, v = shlex.quote(cfg.python), q(venv)
+    build = (f'if [ -n "$W" ]; then {python} -m venv --without-pip {v}; pip="{v}/bin/python $W/pip"; '
+             f'else {python} -m venv {v}; pip="{v}/bin/pip"; fi; {pip_runs}')
     return "\n".join([
         "set -e",
         "exec 2>&1",
-        f"rm -rf {venv}",
+        f"getent passwd {builder} >/dev/null || useradd --system --gid {app} --no-create-home "
+        f"--home-dir /nonexistent --shell /usr/sbin/nologin --comment {q('pronghorn venv builder')} {builder}",
+        f"rm -rf {v}",
+        f"install -d -m 750 -o {builder} -g {app} {v}",
         "w=$(ls /usr/share/python-wheels/pip-*.whl 2>/dev/null | tail -n 1)",
-        f'if [ -n "$w" ]; then {python} -m venv --without-pip {venv}; pip="{venv}/bin/python $w/pip"; '
-        f'else {python} -m venv {venv}; pip="{venv}/bin/pip"; fi',
-        "$pip " + " ".join(args),
-        f"touch {venv}/.complete",
+        "systemd-run --quiet --wait --pipe --collect --service-type=exec "
+        f"-p User={builder} -p Group={app} -p UMask=0027 -p NoNewPrivileges=yes -p PrivateTmp=yes "
+        f"-p ProtectSystem=strict -p ProtectHome=yes -p ReadWritePaths={v} "
+        f"-p WorkingDirectory={q(layout.release_dir(release))} "
+        "-E HOME=/tmp -E PIP_NO_CACHE_DIR=1 -E W=\"$w\" "
+        f"-- sh -c {q(build)}",
+        privilege.seal_tree(venv, cfg.name),
+        f"touch {v}/.complete",
     ])
+
+
+def requirements_hashed(requirements: bytes) -> bool:
+    """True when the requirements pin hashes (pip's --hash=): then every one must have one."""
+    return b"--hash=" in requirements
 
 
 def pip_errors(output: str, lines: int = 25) -> str:
@@ -93,6 +131,66 @@ def import_check_cmd(cfg, release_dir: str) -> str:
 def django_cmd(cfg, release_dir: str, *args: str) -> str:
     python = f"{release_dir}/.venv/bin/python"
     return as_app(cfg, release_dir, python, "manage.py", *args)
+
+
+def static_build_dir(cfg, release: str) -> str:
+    """Where collectstatic writes as the app user: a folder of its own in the root-owned app
+    folder (not /tmp, where anyone could have made the name first)."""
+    return f"{cfg.layout.base_dir}/.static-{release}"
+
+
+def collectstatic_script(cfg, release: str) -> str:
+    """Run collectstatic as the app user into static_build_dir (onhost/collectstatic.py); its
+    output ends with `@@static_root` and `@@cwd` sections (read by static_root_in_release)."""
+    rdir, tmp = cfg.layout.release_dir(release), static_build_dir(cfg, release)
+    python = f"{rdir}/.venv/bin/python"
+    return "\n".join([
+        "set -e",
+        f"rm -rf {q(cfg.layout.base_dir)}/.static-*",  # left by an interrupted deploy
+        f"install -d -m 700 -o {q(cfg.name)} -g {q(cfg.name)} {q(tmp)}",
+        as_app(cfg, rdir, python, "-c", onhost.program("collectstatic"), cfg.django.settings, tmp),
+    ])
+
+
+def static_root_in_release(cfg, release: str, sections: dict, unset: str = "") -> str:
+    """The release's STATIC_ROOT folder, relative to it, from collectstatic_script's output
+    (`unset`: the absolute folder to use when the settings leave STATIC_ROOT empty); DeployError
+    when there is none or it is outside the release (root copies files there)."""
+    static_root = "".join(sections.get("static_root", [])).strip() or unset
+    cwd = "".join(sections.get("cwd", [])).strip()
+    fix = ('set STATIC_ROOT = BASE_DIR / "staticfiles" in your settings (and [static] '
+           '"/static/" = "staticfiles" in deploy.toml if you changed it), then deploy again')
+    if not static_root:
+        raise DeployError("Django's STATIC_ROOT is not set, so collectstatic has nowhere to write", fix)
+    inside = None
+    for base in filter(None, {cwd, cfg.layout.release_dir(release)}):
+        relative = os.path.relpath(os.path.normpath(static_root), base)
+        if os.path.isabs(static_root) and relative != "." and not relative.startswith(".."):
+            inside = relative
+    if inside is None:
+        raise DeployError(f"Django's STATIC_ROOT is {static_root}, outside the release folder: the "
+                          "toolkit collects static files into the release, where nginx serves them", fix)
+    return inside
+
+
+def publish_static_script(cfg, release: str, relative: str) -> str:
+    """Copy what collectstatic wrote into the release at `relative` (STATIC_ROOT), root's.
+
+    The copy is read by the app user (`tar -h` as the app: a link it made yields only what it
+    could read anyway) and written by root into the root-owned release, so root opens nothing
+    the app could have swapped; then the build folder goes."""
+    rdir, tmp, app = cfg.layout.release_dir(release), static_build_dir(cfg, release), q(cfg.name)
+    parts = relative.split("/")
+    chain = [f"{rdir}/{'/'.join(parts[:i + 1])}" for i in range(len(parts))]
+    dest = chain[-1]
+    return "\n".join(
+        ["set -e"]
+        + [privilege.refuse_link_script(p, "STATIC_ROOT in the release") + "\n"
+           f"[ -d {q(p)} ] || install -d -m 750 -o root -g {app} {q(p)}" for p in chain]
+        + [f"runuser -u {app} -- tar -C {q(tmp)} -chf - . | tar -xf - -C {q(dest)} --no-same-owner",
+           privilege.seal_tree(dest, cfg.name),
+           static_modes_script(cfg, release),
+           f"rm -rf {q(tmp)}"])
 
 
 # -- publishing ---------------------------------------------------------------------------------
@@ -212,7 +310,8 @@ def finish_script(cfg, release: str, delete: list[str], venvs: list[str], result
                   keep_wheel: str = "", lock_text: str = "") -> str:
     """Mark the release good, prune, log, and release the lock if it is ours."""
     layout = cfg.layout
-    lines = [f"touch {q(layout.release_dir(release))}/.good"]
+    # umask: a release's files are not for others to read, its markers neither
+    lines = [f"(umask 027 && touch {q(layout.release_dir(release))}/.good)"]
     if keep_wheel:
         # Older server wheels are only needed to build venvs, and the kept venvs are built.
         keep = q(keep_wheel.split("/")[0])
@@ -229,7 +328,7 @@ def finish_script(cfg, release: str, delete: list[str], venvs: list[str], result
 def fail_script(cfg, release: str, result: str, lock_text: str = "") -> str:
     """Mark the release failed (when it got that far), log, release the lock if it is ours."""
     rdir = q(cfg.layout.release_dir(release))
-    lines = [f"[ -d {rdir} ] && touch {rdir}/.failed", log_line(cfg, release, result)]
+    lines = [f"[ -d {rdir} ] && (umask 027 && touch {rdir}/.failed)", log_line(cfg, release, result)]
     if lock_text:
         lines.append(lock.release_if_ours_script(cfg.layout, lock_text))
     return "\n".join(lines)

@@ -32,7 +32,7 @@ from toolkit import lock, packaging
 from toolkit import release_commands as cmds
 from toolkit.errors import DeployError, next_task
 from toolkit.releases import HostReleases, new_release_name, prune_plan, read_releases
-from toolkit.remote import sh
+from toolkit.remote import sh, split_sections
 
 STAGES = ("starting", "updating", "publishing", "finishing")
 
@@ -134,7 +134,9 @@ def updating(ctx: DeployContext) -> None:
     with rep.step("package the app") as st:
         ctx.package = packaging.package_source(cfg, cmds.rel(cfg.layout.release_dir(ctx.release),
                                                                cfg.layout.base_dir))
-        st.info(f"{ctx.package.files} files, {len(ctx.package.tar) // 1024} KiB")
+        st.info(f"{ctx.package.files} files, {len(ctx.package.tar) // 1024} KiB"
+                + (f"; left out as secret-like ([source] include uploads one): {', '.join(ctx.package.left_out)}"
+                   if ctx.package.left_out else ""))
     with rep.step("server wheel") as st:
         ctx.wheel = ctx.wheel_future.result() if ctx.wheel_future is not None else packaging.server_wheel()
         st.info(ctx.wheel.name)
@@ -184,7 +186,8 @@ def _virtualenv(ctx: DeployContext, has_requirements: bool) -> None:
         st.changed(f"new venvs/{ctx.vhash} (requirements or server changed)")
         if ctx.dry:
             return
-        script = cmds.venv_script(cfg, ctx.vhash, ctx.release, packaging.wheel_key(ctx.wheel), has_requirements)
+        script = cmds.venv_script(cfg, ctx.vhash, ctx.release, packaging.wheel_key(ctx.wheel), has_requirements,
+                                  hashed=cmds.requirements_hashed(packaging.read_requirements(cfg)))
         result = sh(ctx.c, script, check=False, timeout=900)
         if not result.ok:
             output = cmds.pip_errors(result.stdout + result.stderr)
@@ -214,9 +217,19 @@ def _check_the_app(ctx: DeployContext) -> None:
                 if "Applying" in out:
                     st.changed(f"{out.count('Applying')} migration(s) applied")
         if cfg.django.collectstatic:
-            with rep.step("django collectstatic"):
-                sh(c, cmds.django_cmd(cfg, release_dir, "collectstatic", "--noinput"),
-                   what="manage.py collectstatic")
+            with rep.step("django collectstatic") as st:
+                st.info(_collectstatic(ctx, None))
+
+
+def _collectstatic(ctx: DeployContext, plan) -> str:
+    """collectstatic as the app user into a folder of its own, then copied by root into the
+    root-owned release at STATIC_ROOT (release_commands.collectstatic_script)."""
+    cfg = ctx.cfg
+    out = sh(ctx.c, cmds.collectstatic_script(cfg, ctx.release), what="manage.py collectstatic").stdout
+    relative = cmds.static_root_in_release(cfg, ctx.release, split_sections(out, strip=True),
+                                           unset=plan.collect_into if plan else "")
+    sh(ctx.c, cmds.publish_static_script(cfg, ctx.release, relative), what="copying the static files")
+    return f"into {relative}/"
 
 
 def publishing(ctx: DeployContext) -> None:

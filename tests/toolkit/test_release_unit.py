@@ -3,12 +3,15 @@ picks, what pruning keeps, packaging the app and the server, the scripts the flo
 stages and their hooks."""
 
 import io
+import os
+import subprocess
 import tarfile
-from dataclasses import dataclass
+from types import SimpleNamespace
+from dataclasses import dataclass, field
 
 import pytest
 
-from toolkit import packaging, releases, stages
+from toolkit import packaging, privilege, releases, stages
 from toolkit import release_commands as cmds
 from toolkit.errors import DeployError
 from toolkit.layout import HostLayout
@@ -21,6 +24,7 @@ class Cfg:
     name: str = "shop"
     python: str = "python3"
     requirements: str = "requirements.txt"
+    static: dict = field(default_factory=lambda: {"/static/": "static"})
 
     @property
     def layout(self):
@@ -86,12 +90,20 @@ def test_package_excludes_vcs_caches_and_local_secrets(tmp_path):
         path.write_text("junk")
     (tmp_path / "static").mkdir()
     (tmp_path / "static" / "style.css").write_text("body{}")
+    (tmp_path / "run.sh").write_text("#!/bin/sh\n")
+    (tmp_path / "run.sh").chmod(0o755)
     pkg = packaging.package_dir(tmp_path, "releases/1", "shop")
     with tarfile.open(fileobj=io.BytesIO(pkg.tar)) as tar:
         names = {m.name: m for m in tar.getmembers()}
-    assert set(names) == {"releases/1/static", "releases/1/app.py", "releases/1/static/style.css"}
-    assert all(m.uname == "shop" for m in names.values())
-    assert pkg.files == 2
+    assert set(names) == {"releases/1", "releases/1/static", "releases/1/app.py", "releases/1/run.sh",
+                          "releases/1/static/style.css"}
+    # root's, the app's group reads, others nothing; executables stay executable
+    assert all((m.uname, m.gname) == ("root", "shop") for m in names.values())
+    assert {n: m.mode for n, m in names.items()} == {
+        "releases/1": 0o750, "releases/1/static": 0o750, "releases/1/app.py": 0o640,
+        "releases/1/run.sh": 0o750, "releases/1/static/style.css": 0o640}
+    assert pkg.files == 3
+    assert pkg.left_out == [".env"]
 
 
 def test_package_hash_follows_content_not_time(tmp_path):
@@ -150,7 +162,7 @@ def test_git_source_at_a_branch_or_a_commit(tmp_path):
     # .git never reaches the host
     pkg = packaging.package_dir(at_commit, "releases/1", "shop")
     with tarfile.open(fileobj=io.BytesIO(pkg.tar)) as tar:
-        assert [m.name for m in tar.getmembers()] == ["releases/1/app.py"]
+        assert [m.name for m in tar.getmembers()] == ["releases/1", "releases/1/app.py"]
 
 
 def test_unknown_git_ref_says_what_to_check(tmp_path):
@@ -191,11 +203,13 @@ def test_every_host_path_comes_from_the_layout():
             return "/opt/apps/shop"
 
     cfg = SimpleNamespace(name="shop", python="python3", requirements="requirements.txt",
-                          layout=Elsewhere("shop"))
+                          layout=Elsewhere("shop"), static={"/static/": "static"},
+                          django=SimpleNamespace(settings="shop.settings"))
     scripts = [cmds.switch_script(cfg, "1"), cmds.upload_script(cfg, "1", "abc", "v1"),
                cmds.venv_script(cfg, "v1", "1", "h/w.whl", True),
                cmds.finish_script(cfg, "1", ["0"], ["v0"], "ok", keep_wheel="h/w.whl", lock_text="me"),
-               cmds.fail_script(cfg, "1", "failed", lock_text="me"), releases.state_script(cfg)]
+               cmds.fail_script(cfg, "1", "failed", lock_text="me"), releases.state_script(cfg),
+               cmds.collectstatic_script(cfg, "1"), cmds.publish_static_script(cfg, "1", "staticfiles")]
     for script in scripts:
         assert "/srv/" not in script
     assert "/opt/apps/shop/.deploy-lock" in scripts[3]
@@ -285,3 +299,104 @@ def test_releases_read_in_a_gather_shared_with_provisioning(tmp_path):
     shutil.rmtree(tmp_path / "shop" / "releases")
     out = subprocess.run(["sh", "-c", facts_api.script(wanted)], capture_output=True, text=True).stdout
     assert not releases.Releases.still_true(facts_api.parse(wanted, out)[releases.Releases])
+
+
+# -- least privilege: the root scripts run here for real, on a scratch tree ---------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+
+
+def _sh(script):
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+
+
+@needs_root
+def test_sealing_a_venv_never_follows_a_link_its_builder_planted(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the venv's")
+    os.chown(outside, 65534, 65534)
+    outside.chmod(0o666)
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("#!")
+    (venv / "bin" / "python").chmod(0o4777)
+    (venv / "lib.py").write_text("x")
+    (venv / "evil").symlink_to(outside)
+    for p in (venv, venv / "bin", venv / "bin" / "python", venv / "lib.py"):
+        os.chown(p, 65534, 65534)
+    assert _sh(privilege.seal_tree(str(venv), "root")).returncode == 0
+    st = outside.stat()
+    assert (st.st_uid, st.st_mode & 0o7777) == (65534, 0o666)  # untouched
+    for p in (venv, venv / "bin", venv / "bin" / "python", venv / "lib.py"):
+        st = p.lstat()
+        assert st.st_uid == 0 and st.st_mode & 0o7027 == 0, f"{p}: {st.st_mode:o}"  # no w for group, nothing for others, no set-id
+
+
+@needs_root
+def test_static_folders_open_to_nginx_but_a_link_leading_out_is_refused(tmp_path):
+    release = tmp_path / "releases" / "1"
+    (release / "static" / "css").mkdir(parents=True)
+    (release / "static" / "css" / "a.css").write_text("a{}")
+    (release / "app.py").write_text("x")
+    for d in (release, release / "static", release / "static" / "css"):
+        d.chmod(0o750)
+    for f in (release / "app.py", release / "static" / "css" / "a.css"):
+        f.chmod(0o640)
+    secret = tmp_path / "secret"
+    secret.mkdir(mode=0o700)
+
+    class Here(HostLayout):
+        @property
+        def base_dir(self):
+            return str(tmp_path)
+
+    cfg = SimpleNamespace(name="root", layout=Here("shop"), static={"/static/": "static", "/x/": "gone"})
+    assert _sh(cmds.static_modes_script(cfg, "1")).returncode == 0
+    assert release.stat().st_mode & 0o777 == 0o751  # pass through, no listing
+    assert (release / "app.py").stat().st_mode & 0o777 == 0o640  # the code stays closed
+    assert (release / "static" / "css").stat().st_mode & 0o777 == 0o755
+    assert (release / "static" / "css" / "a.css").stat().st_mode & 0o777 == 0o644
+
+    (release / "out").symlink_to(secret)
+    cfg.static["/out/"] = "out"
+    result = _sh(cmds.static_modes_script(cfg, "1"))
+    assert result.returncode != 0 and "outside the release" in result.stderr
+    assert secret.stat().st_mode & 0o777 == 0o700
+
+
+def test_static_root_must_lie_inside_the_release():
+    rdir = CFG.layout.release_dir("1")
+    ok = {"static_root": [rdir + "/assets/collected"], "cwd": [rdir]}
+    assert cmds.static_root_in_release(CFG, "1", ok) == "assets/collected"
+    # /srv a symlink on the host: Django's BASE_DIR is resolved, the kernel's cwd too
+    moved = {"static_root": ["/data/srv/shop/releases/1/staticfiles"], "cwd": ["/data/srv/shop/releases/1"]}
+    assert cmds.static_root_in_release(CFG, "1", moved) == "staticfiles"
+    assert cmds.static_root_in_release(CFG, "1", {"static_root": [""], "cwd": [rdir]},
+                                       unset=rdir + "/staticfiles") == "staticfiles"
+    for bad in ("/var/www/static", rdir, rdir + "/../2/static", "relative/static"):
+        with pytest.raises(DeployError) as err:
+            cmds.static_root_in_release(CFG, "1", {"static_root": [bad], "cwd": [rdir]})
+        assert "STATIC_ROOT" in str(err.value) and "BASE_DIR" in err.value.next_step
+    with pytest.raises(DeployError, match="not set"):
+        cmds.static_root_in_release(CFG, "1", {"static_root": [""], "cwd": [rdir]})
+
+
+def test_pip_runs_as_the_build_user_confined_to_the_venv():
+    script = cmds.venv_script(CFG, "v1", "1", "h/w.whl", True)
+    run = next(line for line in script.splitlines() if line.startswith("systemd-run"))
+    assert "-p User=shop-build -p Group=shop" in run
+    assert "-p ProtectSystem=strict" in run and "-p ReadWritePaths=/srv/shop/venvs/v1" in run
+    assert "--require-hashes" not in script
+    # sealed after pip, before it is marked complete
+    assert script.index("chown -R -h root:shop /srv/shop/venvs/v1") < script.index("touch /srv/shop/venvs/v1/.complete")
+    hashed = cmds.venv_script(CFG, "v1", "1", "h/w.whl", True, hashed=True)
+    assert "--require-hashes -r /srv/shop/releases/1/requirements.txt" in hashed
+    assert cmds.requirements_hashed(b"flask==3.0.0 \\\n    --hash=sha256:abc\n")
+    assert not cmds.requirements_hashed(b"flask==3.0.0\n")
+
+
+def test_build_user_names_fit_useradd():
+    assert privilege.build_user("shop") == "shop-build"
+    long_a, long_b = "a" * 30 + "x", "a" * 30 + "y"
+    assert len(privilege.build_user(long_a)) <= 32
+    assert privilege.build_user(long_a) != privilege.build_user(long_b)

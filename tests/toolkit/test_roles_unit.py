@@ -143,8 +143,40 @@ def test_layout_fixes_only_what_differs():
     assert change.note == "media, venvs"
     assert "install -d -m 2750 -o shop -g www-data /srv/shop/shared/media" in change.script
     assert "install -d -m 755 -o root -g root /srv/shop/venvs" in change.script
-    # uploads made while media/ was in the app's own group move to the group nginx reads with
-    assert "chgrp -R www-data /srv/shop/shared/media" in change.script
+    # uploads made while media/ was in the app's own group move to the group nginx reads with,
+    # never following a link the app made in there
+    assert "chgrp -R -h www-data /srv/shop/shared/media" in change.script
+    assert "find -P /srv/shop/shared/media" in change.script
+
+
+def test_layout_owns_code_folders_as_root_and_lets_the_app_write_only_its_data():
+    dirs = {p: (mode, owner, group) for p, mode, owner, group in layout.wanted_dirs(wanted())}
+    assert dirs["/srv/shop/releases"] == (0o755, "root", "root")
+    # root's: the app cannot replace .env or pronghorn.conf.py; others only pass through to media/
+    assert dirs["/srv/shop/shared"] == (0o751, "root", "shop")
+    assert dirs["/srv/shop/shared/data"] == (0o750, "shop", "shop")
+    assert dirs["/srv/shop/venvs"][1:] == ("root", "root")
+
+
+def test_releases_the_app_owned_become_roots_without_following_links():
+    files = {p: fact(p, "dir", mode, owner, group) for p, mode, owner, group in layout.wanted_dirs(wanted())}
+    files["/srv/shop/releases"] = fact("/srv/shop/releases", "dir", 0o755, "shop", "shop")
+    (change,) = layout.plan(facts_with(files=files), wanted())
+    # the folder itself first (the app can no longer add to it), then its trees with -h
+    assert change.script.index("install -d -m 755 -o root -g root /srv/shop/releases") < \
+        change.script.index("chown -R -h root:shop")
+
+
+@pytest.mark.parametrize("path, kind", [("/srv/shop/shared/media", "link"), ("/srv/shop/shared/data", "link"),
+                                        ("/srv/shop/shared/data", "file"), ("/srv/shop/shared", "link")])
+def test_a_planted_link_where_a_folder_belongs_is_refused_not_fixed(path, kind):
+    files = {p: fact(p, "dir", mode, owner, group) for p, mode, owner, group in layout.wanted_dirs(wanted())}
+    files[path] = fact(path, kind, 0o777, "shop", "shop")
+    with pytest.raises(DeployError) as err:
+        layout.plan(facts_with(files=files), wanted())
+    assert path in str(err.value) and "refuses" in str(err.value)
+    assert f"mv {path} {path}.suspect" in err.value.next_step
+    assert "invoke provision --host" in err.value.next_step
 
 
 def test_layout_as_wanted_needs_nothing():
