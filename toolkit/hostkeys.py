@@ -11,7 +11,8 @@ Which files are read is what `ssh` itself reads for the host: the ssh config's
 (default /etc/ssh/ssh_known_hosts and ssh_known_hosts2). Entries are matched as OpenSSH matches
 them: hashed names (`|1|...`), patterns with `*`, `?` and `!`, `[host]:port` for other ports,
 `HostKeyAlias`, and `@revoked` keys, which are refused even when also listed as good. A config's
-`StrictHostKeyChecking no` is deliberately not honoured: there is no lax mode.
+`StrictHostKeyChecking no` is deliberately not honoured, and `UserKnownHostsFile /dev/null` (or
+`none`, as `vagrant ssh-config` writes) means the default files: there is no lax mode.
 
 The outcomes are exceptions that carry what a message needs (toolkit/hosts.py words them):
 `UnknownHostKey` (no entry: show the fingerprint, `invoke hosts.trust`), `ChangedHostKey` (entries,
@@ -179,8 +180,10 @@ def _expand(path: str, host: str) -> Path:
 
 
 def _file_list(value, defaults: tuple[str, ...], host: str) -> list[Path]:
-    words = value.split() if isinstance(value, str) else list(value or []) or list(defaults)
-    return [_expand(word, host) for word in words if word.lower() != "none"]
+    words = value.split() if isinstance(value, str) else list(value or [])
+    # /dev/null and `none` are how configs switch checking off; they fall back to the defaults.
+    words = [word for word in words if word.lower() != "none" and word != os.devnull] or list(defaults)
+    return [_expand(word, host) for word in words]
 
 
 def known_hosts_files(ssh_config, host: str) -> tuple[list[Path], list[Path]]:
@@ -196,12 +199,9 @@ def name_for(conn) -> str:
     return alias or lookup_name(conn.host, conn.port)
 
 
-def record_file(conn) -> Path | None:
-    """Where `hosts.trust` records a key for this host: the first user file, as ssh does.
-    None when the config sends it to /dev/null (nothing could be recorded)."""
+def record_file(conn) -> Path:
+    """Where `hosts.trust` records a key for this host: the first user file, as ssh does."""
     user, _ = known_hosts_files(conn.ssh_config, conn.host)
-    if not user or str(user[0]) == os.devnull:
-        return None
     return user[0]
 
 

@@ -68,7 +68,7 @@ def trust_host(spec, app: str, yes: bool, ask=input) -> None:
                        + fill_next(next_task("hosts.trust", "--yes"), str(spec), app), code=1)
         if ask("Trust this key? [y/N] ").strip().lower() not in ("y", "yes"):
             raise Exit(f"{spec}'s key was not recorded", code=1)
-    print(f"  recorded in {record(conn, spec, name, key, app)}")
+    print(f"  recorded in {record(conn, spec, name, key)}")
 
 
 def fetch_key(conn, spec, app: str):
@@ -85,7 +85,7 @@ def fetch_key(conn, spec, app: str):
     raise Exit(f"error: {spec}: the connection ended without the host presenting a key", code=1)
 
 
-def record(conn, spec, name: str, key, app: str) -> str:
+def record(conn, spec, name: str, key) -> str:
     """Add the key where ssh and the toolkit will find it; returns where."""
     if spec.sandbox_name:
         from toolkit.sandbox import sshconfig
@@ -94,10 +94,6 @@ def record(conn, spec, name: str, key, app: str) -> str:
         sshconfig.write_ssh_config()
         return str(sshconfig.known_hosts_path())
     path = hostkeys.record_file(conn)
-    if path is None:
-        raise Exit(f"error: your ssh config sets `UserKnownHostsFile /dev/null` for {spec}, so no key can be "
-                   "recorded for it\n  next: remove that line from ~/.ssh/config, then run "
-                   + fill_next(next_task("hosts.trust"), str(spec), app), code=1)
     hostkeys.append_known_host(path, name, key)
     return str(path)
 

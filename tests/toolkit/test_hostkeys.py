@@ -99,6 +99,9 @@ def test_files_are_those_ssh_reads(monkeypatch, tmp_path):
     user, system = hostkeys.known_hosts_files(config, "web1")
     assert user == [tmp_path / ".ssh/work_hosts", tmp_path / "hosts-web1"]
     assert [str(p) for p in system] == ["/etc/ssh/site_hosts"]
+    # vagrant ssh-config's way of switching checking off is not followed: the defaults are read
+    user, _ = hostkeys.known_hosts_files({"userknownhostsfile": "/dev/null"}, "web1")
+    assert user[0] == tmp_path / ".ssh/known_hosts"
 
 
 def test_only_known_key_types_are_offered(tmp_path):

@@ -265,6 +265,9 @@ def test_no_lax_setting_in_the_users_ssh_config_turns_checking_off(sshd):
     with pytest.raises(HostError, match="is not a known host"):
         connect(_spec(sshd))
     assert sshd.logins == []
+    _trust(_spec(sshd), yes=True)  # recorded where the toolkit reads it despite /dev/null
+    connect(_spec(sshd)).close()
+    assert sshd.logins == ["tester"]
 
 
 def test_a_host_that_lost_the_known_key_type_is_refused_as_changed(sshd):
