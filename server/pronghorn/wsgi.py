@@ -24,6 +24,7 @@ from email.utils import formatdate
 
 from pronghorn import SERVER_SOFTWARE
 from pronghorn.filewrapper import FileWrapper
+from pronghorn.proxy_trust import ProxyTrust, apply_proxy_header
 
 SERVER_HEADER = "pronghorn"
 
@@ -126,9 +127,23 @@ class ErrorStream:
             self._partial = ""
 
 
+class _WorkerEnviron(dict):
+    """The keys every request of a worker shares, and the worker's proxy policy (`proxy`)."""
+
+    __slots__ = ("proxy",)
+
+
+class _ConnectionEnviron(dict):
+    """The keys one connection's requests share, and what its peer is trusted with (`trust`, a
+    proxy_trust.PeerTrust or None). Copied per request into a plain dict (dict.copy of a subclass
+    is a dict, as fast), so the app never sees the attribute."""
+
+    __slots__ = ("trust",)
+
+
 def base_environ(cfg, log, multithread, multiprocess):
     """The keys every request of this worker shares (copied per request, then completed)."""
-    return {
+    env = _WorkerEnviron({
         "SERVER_SOFTWARE": SERVER_SOFTWARE,
         # As gunicorn: the mount point comes from the process environment, not from the client.
         "SCRIPT_NAME": os.environ.get("SCRIPT_NAME", ""),
@@ -140,12 +155,20 @@ def base_environ(cfg, log, multithread, multiprocess):
         "wsgi.run_once": False,
         "wsgi.input_terminated": True,
         "wsgi.file_wrapper": FileWrapper,
-    }
+    })
+    env.proxy = ProxyTrust.from_cfg(cfg)
+    return env
 
 
-def connection_environ(base, peername, sockname):
-    """`base` plus the keys fixed for one connection (addresses)."""
-    env = base.copy()
+def connection_environ(base, peername, sockname, proxy_header=None):
+    """`base` plus the keys fixed for one connection: addresses, and the proxy trust of its peer.
+
+    `proxy_header`: the connection's PROXY protocol header (http/proxy_protocol.ProxyHeader), if it
+    sent one that --proxy-allow-from accepted: its client address replaces the peer's.
+    """
+    env = _ConnectionEnviron(base)
+    policy = getattr(base, "proxy", None)
+    env.trust = policy.for_peer(peername) if policy is not None else None
     if isinstance(peername, tuple):
         env["REMOTE_ADDR"] = peername[0]
         env["REMOTE_PORT"] = str(peername[1])
@@ -158,6 +181,8 @@ def connection_environ(base, peername, sockname):
     else:
         env["SERVER_NAME"] = "localhost"
         env["SERVER_PORT"] = ""
+    if proxy_header is not None:
+        apply_proxy_header(env, proxy_header)
     return env
 
 
@@ -178,11 +203,13 @@ def _environ_key(name):
     return key
 
 
-def request_environ(conn_env, req, trusted_scheme_headers):
+def request_environ(conn_env, req, _unused=None):
     """The environ of one request: a copy of the connection's environ plus the request's keys.
 
-    `trusted_scheme_headers` is None unless the peer is a trusted proxy, in which case it maps
-    upper-cased header names to the value meaning https (cfg.secure_scheme_headers).
+    Proxy headers count only when the connection's peer is trusted (conn_env.trust, set by
+    connection_environ): then they set wsgi.url_scheme, REMOTE_ADDR... (proxy_trust.py), and
+    conflicting scheme headers raise HTTPError(400): the caller answers it as a parse error.
+    The third argument is ignored (it was the scheme headers; the trust now travels with conn_env).
     """
     env = conn_env.copy()
     env["REQUEST_METHOD"] = req.method
@@ -209,8 +236,9 @@ def request_environ(conn_env, req, trusted_scheme_headers):
         # The body is already de-chunked in full: say how long it is, so frameworks that read
         # CONTENT_LENGTH bytes (Django) see it all.
         env["CONTENT_LENGTH"] = str(getattr(req, "body_length", None) or _body_size(req.body))
-    if trusted_scheme_headers:
-        _apply_scheme_headers(env, req.headers, trusted_scheme_headers)
+    trust = getattr(conn_env, "trust", None)
+    if trust is not None:
+        trust.apply(env, req)
     return env
 
 
@@ -222,13 +250,6 @@ def _body_size(body):
         return end - pos
     except (OSError, AttributeError, ValueError):
         return 0
-
-
-def _apply_scheme_headers(env, headers, scheme_headers):
-    for name, value in headers:
-        expected = scheme_headers.get(name)
-        if expected is not None:
-            env["wsgi.url_scheme"] = "https" if value.lower() == expected else "http"
 
 
 # --- the response ---------------------------------------------------------------------------------
