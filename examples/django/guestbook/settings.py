@@ -22,7 +22,8 @@ if not SECRET_KEY:
             "(deploy.toml: [app] secrets/generate_secrets); locally run with DEBUG=true.")
     SECRET_KEY = "insecure-local-development-key"
 
-# A comma-separated list; the toolkit writes the app's domains here ("*" when it answers any name).
+# A comma-separated list; the toolkit writes the app's domains here (with domains = ["_"], the
+# host's own names and addresses and localhost: never "*").
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")
                  if h.strip()]
 
