@@ -39,12 +39,17 @@ def _trust_test(entries):
     return proxy_trust(list(entries))
 
 
-def _names(value) -> list[str]:
+def _items(value) -> list[str]:
+    """'a, b' or ['a', 'b'] -> ['a', 'b']."""
     if value is None:
         return []
     if isinstance(value, str):
         value = value.split(",")
-    return [str(name).strip().upper() for name in value if str(name).strip()]
+    return [str(item).strip() for item in value if str(item).strip()]
+
+
+def _names(value) -> list[str]:
+    return [name.upper() for name in _items(value)]  # header names, as the parser reports them
 
 
 class ProxyTrust:
@@ -52,11 +57,11 @@ class ProxyTrust:
 
     def __init__(self, forwarded_allow_ips=("127.0.0.1", "::1"), secure_scheme_headers=None,
                  forwarder_headers=(), proxy_allow_ips=("127.0.0.1", "::1")):
-        allow = _names(forwarded_allow_ips)
+        allow = _items(forwarded_allow_ips)  # addresses keep their case: '2001:db8::1' is looked up as is
         self.trust_unix = bool(allow)
         self.is_trusted = _trust_test(allow)
-        self.proxy_unix = bool(_names(proxy_allow_ips))
-        self.proxy_allowed = _trust_test(_names(proxy_allow_ips))
+        self.proxy_unix = bool(_items(proxy_allow_ips))
+        self.proxy_allowed = _trust_test(_items(proxy_allow_ips))
         # name -> (kind, detail): one dict lookup per header on the request path.
         wanted = {}
         for name, value in (secure_scheme_headers or {}).items():

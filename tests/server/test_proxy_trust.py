@@ -76,6 +76,16 @@ def test_headers_from_an_untrusted_peer_change_nothing(peer):
     assert env["SCRIPT_NAME"] == "" and env["PATH_INFO"] == "/app/page" and "HTTP_SCRIPT_NAME" not in env
 
 
+def test_ipv6_proxies_are_trusted_as_written():
+    # Addresses are compared as the peer reports them (lower-case hex), never upper-cased.
+    config = cfg(forwarded_allow_ips=["2001:db8::a", "fd00:ab::/32"], forwarder_headers=["X-FORWARDED-FOR"])
+    env = environ(config, b"X-Forwarded-Proto: https", peer=("2001:db8::a", 5000, 0, 0))
+    assert env["wsgi.url_scheme"] == "https"
+    env = environ(config, b"X-Forwarded-For: 2001:db8::7, fd00:ab::1", peer=("fd00:ab::2", 5000, 0, 0))
+    assert env["REMOTE_ADDR"] == "2001:db8::7"
+    assert ProxyTrust.from_cfg(cfg(proxy_allow_ips=["2001:db8::a"])).may_send_proxy_protocol(("2001:db8::a", 1))
+
+
 def test_only_the_configured_scheme_header_counts():
     # The toolkit's config: nginx sets X-Forwarded-Proto; a client's X-Forwarded-Ssl is no scheme header.
     env = environ(cfg(secure_scheme_headers={"X-FORWARDED-PROTO": "https"}),
