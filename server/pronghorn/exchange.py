@@ -45,8 +45,9 @@ class Exchange:
         conn = self.conn
         writer = conn.writer
         req = self.req
-        self.resp = resp = wsgi.Response(writer.out(), conn.log, req.version, req.method == "HEAD",
-                                         keep_alive)
+        batch = writer.batch  # gathering (writer.out(), spelled out: this is the hot path)
+        self.resp = resp = wsgi.Response(writer.transport.write if batch is None else batch.append,
+                                         conn.log, req.version, req.method == "HEAD", keep_alive)
         if conn.settings.pre_request is not None:
             conn.call_hook(conn.settings.pre_request, conn.worker, req)
         try:

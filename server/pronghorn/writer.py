@@ -57,11 +57,6 @@ class ResponseWriter:
         self.batch = []
         self.flush_soon(self)
 
-    def out(self):
-        """The callable a response writes through: the batch while gathering, else the transport."""
-        batch = self.batch
-        return self.transport.write if batch is None else batch.append
-
     def gather(self, data):
         """Body bytes of an iterated response: gathered up to GATHER_LIMIT, then written, so the
         transport's flow control paces a large body."""
@@ -73,14 +68,6 @@ class ResponseWriter:
         self.gathered += len(data)
         if self.gathered > GATHER_LIMIT:
             self.flush()
-
-    def response_gathered(self, size):
-        """A whole response of `size` body bytes went into the batch. Past GATHER_LIMIT the batch
-        goes to the transport now, so pipelined responses meet its flow control (over_limit)."""
-        if self.batch is not None:
-            self.gathered += size
-            if self.gathered > GATHER_LIMIT:
-                self.flush()
 
     def write(self, data):
         """A direct write: what was gathered goes first, to keep the order."""

@@ -136,3 +136,29 @@ def test_a_full_disk_while_spooling_a_body_is_a_5xx_and_the_worker_lives_on(tiny
             assert Reader(s).response()[::2] == (200, b"5")
         assert int(request(srv.port, b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n")[2]) == pid
         assert "cannot store a request body" in srv.errors()
+
+
+def _soft_open_files_limit(pid):
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    raise AssertionError("no open files limit for %d" % pid)
+
+
+def test_the_worker_raises_its_open_files_limit_for_worker_connections():
+    """Started with the common soft limit of 1024, a worker asked for 4000 connections raises its
+    own soft limit (up to the hard one) instead of failing accepts with EMFILE past ~1000."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 8192:
+        pytest.skip("the hard open files limit (%d) is too low to show the raise" % hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))  # inherited by the server
+    try:
+        with serve(APP, "--worker-connections", "4000") as srv:
+            pid = int(request(srv.port, b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n")[2])
+            assert _soft_open_files_limit(pid) >= 4000
+            assert _soft_open_files_limit(srv.pid) == 1024  # the master's own is left alone
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -202,8 +202,6 @@ def test_untrusted_peer_cannot_pose_as_https_or_as_another_client():
     assert (seen["wsgi.url_scheme"], seen["REMOTE_ADDR"]) == ("http", "127.0.0.1")
 
 
-@pytest.mark.xfail(strict=True, reason="connection.py must answer the HTTPError request_environ raises "
-                                       "(see proxy_trust.py); until then the connection is dropped unanswered")
 def test_conflicting_scheme_headers_are_answered_400_and_the_worker_lives_on():
     with serve("tests.server.apps_proxy:client") as srv:
         status, body = _client_seen(srv, b"X-Forwarded-Proto: http", b"X-Forwarded-Ssl: on")
