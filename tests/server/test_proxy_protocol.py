@@ -10,7 +10,7 @@ import struct
 import pytest
 
 from pronghorn.http.proxy_protocol import (
-    MAX_V1_LENGTH, MAX_V2_PAYLOAD, NEED_MORE, NOT_PROXY, V2_SIGNATURE, ProxyHeader,
+    MAX_V1_LENGTH, MAX_V2_PAYLOAD, NEED_MORE, NOT_PROXY, V2_SIGNATURE, ProxyHeader, ProxyPrelude,
     ProxyProtocolError, parse,
 )
 
@@ -189,3 +189,39 @@ def test_garbage_after_the_v2_signature_is_an_error_never_a_hang():
         except ProxyProtocolError:
             continue
         assert isinstance(result, ProxyHeader)
+
+
+# --- the connection's side: ProxyPrelude ---------------------------------------------------------
+
+
+def test_prelude_hands_over_the_http_bytes_however_the_input_was_cut():
+    line = b"PROXY TCP4 198.51.100.7 203.0.113.1 51234 443\r\n"
+    for cut in range(1, len(line) + 5):
+        prelude = ProxyPrelude("auto")
+        first = prelude.feed((line + HTTP)[:cut])
+        if cut < len(line):
+            assert first is NEED_MORE
+            header, rest = prelude.feed((line + HTTP)[cut:])
+        else:
+            header, rest = first
+            rest += (line + HTTP)[cut:]
+        assert header.client == ("198.51.100.7", 51234) and rest == HTTP
+
+
+def test_prelude_without_a_proxy_header_passes_every_byte_on():
+    prelude = ProxyPrelude("auto")
+    assert prelude.feed(b"\r\n") is NEED_MORE          # could still be v2's signature
+    assert prelude.feed(b"GET / HTTP/1.1\r\n") == (None, b"\r\nGET / HTTP/1.1\r\n")
+
+
+def test_prelude_refuses_a_proxy_header_from_a_peer_not_allowed_with_403():
+    with pytest.raises(ProxyProtocolError) as caught:
+        ProxyPrelude("v1", allowed=False).feed(b"PROXY UNKNOWN\r\n" + HTTP)
+    assert caught.value.status == 403
+    assert ProxyPrelude("v1", allowed=False).feed(HTTP) == (None, HTTP)  # plain HTTP is still served
+
+
+def test_prelude_errors_are_400():
+    with pytest.raises(ProxyProtocolError) as caught:
+        ProxyPrelude().feed(b"PROXY TCP4 nonsense\r\n")
+    assert caught.value.status == 400 and caught.value.reason

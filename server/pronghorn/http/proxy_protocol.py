@@ -6,7 +6,8 @@ client's bytes follow unchanged. `--proxy-protocol` (off / v1 / v2 / auto, gunic
 turns this on and `--proxy-allow-from` says which peers may send it. Spec:
 https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt
 
-Usage (the connection keeps its first bytes until this returns something other than NEED_MORE)::
+A connection uses `ProxyPrelude`, which keeps the first bytes until they decide (see its doc).
+Underneath (the connection keeps its first bytes until this returns something other than NEED_MORE)::
 
     result = parse(buffer, mode)     # mode: "v1", "v2" or "auto"
     if result is NEED_MORE: ...      # keep reading (the caller bounds the wait with its head timeout)
@@ -26,7 +27,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
-__all__ = ["parse", "ProxyHeader", "ProxyProtocolError", "NEED_MORE", "NOT_PROXY", "MODES",
+__all__ = ["parse", "ProxyPrelude", "ProxyHeader", "ProxyProtocolError", "NEED_MORE", "NOT_PROXY", "MODES",
            "V2_SIGNATURE", "MAX_V1_LENGTH", "MAX_V2_PAYLOAD"]
 
 MODES = ("v1", "v2", "auto")
@@ -44,7 +45,13 @@ _V2_STREAM = 0x1
 
 
 class ProxyProtocolError(ValueError):
-    """The connection started with a malformed PROXY header (answer 400 and close)."""
+    """The connection started with a malformed PROXY header, or one it may not send: answer
+    `status` (400, or 403 as gunicorn for a peer outside --proxy-allow-from) and close."""
+
+    def __init__(self, reason, status=400):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,40 @@ class ProxyHeader:
     proxy: tuple[str, int | None] | None
     tlvs: tuple[tuple[int, bytes], ...]
     length: int
+
+
+class ProxyPrelude:
+    """The start of one connection while --proxy-protocol is on: the bytes go through `feed`
+    until it has decided, then straight to the HTTP parser. `allowed`: the peer is in
+    --proxy-allow-from (a PROXY header from any other peer is refused, as gunicorn).
+
+        result = prelude.feed(data)
+        if result is NEED_MORE: wait for more (the head timeout bounds the wait)
+        else: header, http_bytes = result   # header None: no PROXY header, all bytes are HTTP
+        # raises ProxyProtocolError: answer exc.status, exc.reason and close
+    """
+
+    __slots__ = ("mode", "allowed", "_buffer")
+
+    def __init__(self, mode: str = "auto", allowed: bool = True):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        self.mode = mode
+        self.allowed = allowed
+        self._buffer = b""
+
+    def feed(self, data: bytes):
+        buffer = self._buffer + data if self._buffer else bytes(data)
+        result = parse(buffer, self.mode)  # bounded: decides (or raises) within 16 + MAX_V2_PAYLOAD bytes
+        if result is NEED_MORE:
+            self._buffer = buffer
+            return NEED_MORE
+        self._buffer = b""
+        if result is NOT_PROXY:
+            return None, buffer
+        if not self.allowed:
+            raise ProxyProtocolError("a PROXY header from a peer not in --proxy-allow-from", 403)
+        return result, buffer[result.length:]
 
 
 def parse(buffer: bytes | bytearray | memoryview, mode: str = "auto"):
