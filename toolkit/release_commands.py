@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import time
 from dataclasses import dataclass
 
-from toolkit import lock, onhost, privilege
+from toolkit import audit, lock, onhost, privilege
 from toolkit.errors import DeployError
 from toolkit.remote import q, sh
 
@@ -237,7 +236,8 @@ class Health:
 
 
 def health_check(c, cfg, timeout: float | None = None) -> Health:
-    result = sh(c, health_check_cmd(cfg, timeout), check=False)
+    limit = (cfg.health.timeout if timeout is None else timeout) + 30  # the check stops itself first
+    result = sh(c, health_check_cmd(cfg, timeout), check=False, timeout=limit, what="the health check")
     lines = result.stdout.splitlines()
     head = (lines[0] if lines else "FAIL 0").split()
     status = int(head[1]) if len(head) > 1 and head[1].isdigit() else 0
@@ -290,7 +290,7 @@ def journal(c, cfg, lines: int = 30, since: float | None = None) -> str:
     traceback once."""
     window = f"--since @{int(since) - 1}" if since else "-n 400"
     out = sh(c, f"journalctl -u {q(cfg.layout.unit_name)} {window} --no-pager -o short-iso 2>&1 || true",
-             check=False).stdout
+             check=False, timeout=60, what="reading the journal").stdout
     kept = [line for line in out.splitlines() if '"method":' not in line]
     if since and len(kept) <= 1:  # "-- No entries --": the host's clock may differ from ours
         return journal(c, cfg, lines)
@@ -299,11 +299,9 @@ def journal(c, cfg, lines: int = 30, since: float | None = None) -> str:
 
 # -- finishing ----------------------------------------------------------------------------------
 
-def log_line(cfg, release: str, result: str) -> str:
-    """The shell snippet appending one line to the deploy log: time, who, release, result."""
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    line = f"{stamp}\t{lock.who()}\t{release}\t{result}"
-    return f"printf '%s\\n' {q(line)} >> {q(cfg.layout.deploy_log)}"
+def log_line(cfg, release: str, result: str, action: str = "deploy") -> str:
+    """The shell snippet appending one line to the audit trail (toolkit/audit.py)."""
+    return audit.append_script(cfg.layout, action, release, result)
 
 
 def finish_script(cfg, release: str, delete: list[str], venvs: list[str], result: str,

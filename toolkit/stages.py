@@ -1,12 +1,16 @@
 """The release flow as Capistrano's named stages over one `DeployContext`, printed as they run:
 
-    starting    take the deploy lock (cfg.layout.lock_dir, toolkit/lock.py)
-    updating    read the host's releases (unless the context has them already); package the app
+    starting    take the deploy lock (cfg.layout.lock_dir, toolkit/lock.py; one left by a dead
+                process of this machine is taken over)
+    updating    read the host's releases (unless the context has them already); put back the
+                newest good release if `current` was never verified (an interrupted deploy:
+                `restore_unverified`); package the app
                 and upload it as a new release with the server wheel; make or reuse the venv for
                 this requirements hash; check the app imports; Django: migrate, collectstatic
-    publishing  switch `current` atomically, restart the service, health-check through nginx
+    publishing  note the live release in the lock, switch `current` atomically, restart the
+                service, health-check through nginx
                 from the host itself with the real Host header
-    finishing   mark the release good, prune old releases and venvs, log, unlock
+    finishing   mark the release good, prune old releases and venvs, log (toolkit/audit.py), unlock
 
 Hooks run before and after each stage (`ctx.hooks.after("starting", fn)`, `fn(ctx)`): the deploy
 task provisions the host after starting (under the lock) and finishes nginx before publishing.
@@ -18,8 +22,16 @@ If the new release fails before the switch, nothing live was touched. If it fail
 health check), `current` goes back to the previous good release and the service is restarted:
 with socket activation, requests wait in the socket's backlog meanwhile instead of failing.
 Either way the release is marked failed (never counted, never rolled back to), the reason is
-shown with the service's journal, and the task exits non-zero. `rollback()` is the short flow
-that points `current` at an earlier good release.
+shown with the service's journal, and the task exits non-zero. With no good release to go back
+to (a first deploy), the app's socket is stopped, so nginx answers its 503 page at once.
+Ctrl-C is a failure like any other: the same recovery runs (a second Ctrl-C meanwhile is
+ignored) before the task exits. A deploy killed outright leaves `current` unverified (no
+`.good`) and its lock behind: the next deploy, rollback or status takes the lock over and
+puts the newest good release back. `rollback()` is the short flow that points `current` at an
+earlier good release.
+
+Every remote step has a timeout that names the step when it expires; the long ones (pip, the
+import check, migrate, collectstatic) run `stoppable`, so they end on the host with us.
 """
 
 from __future__ import annotations
@@ -28,9 +40,10 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from toolkit import lock, packaging
+from toolkit import audit, lock, packaging
 from toolkit import release_commands as cmds
-from toolkit.errors import DeployError, next_task
+from toolkit.errors import DeployError, LockHeld, next_task
+from toolkit.interrupted import RESTART_TIMEOUT, no_interrupts, report_take_over, restore_unverified, stop_the_app
 from toolkit.releases import HostReleases, new_release_name, prune_plan, read_releases
 from toolkit.remote import sh, split_sections
 
@@ -79,6 +92,7 @@ class DeployContext:
     wheel_future: object = None  # a Future of packaging.server_wheel(), built meanwhile
     hooks: Hooks = field(default_factory=Hooks)
     lock_text: str = ""  # the lock we hold ("" : none, e.g. a dry run)
+    recorded_previous: str = ""  # the live release a dead deploy noted in the lock we took over
     releases: HostReleases | None = None  # the host's releases, read by whoever comes first
     release: str = ""  # the new release's name
     package: packaging.Package | None = None
@@ -102,7 +116,7 @@ def run(ctx: DeployContext) -> Outcome | None:
             if not ctx.finished:
                 ctx.hooks.run("after", stage, ctx)
         except BaseException as exc:
-            if ctx.lock_text and stage != "starting" and ctx.releases is not None:
+            if ctx.lock_text:
                 recover(ctx, exc)
             raise
         if ctx.finished:
@@ -118,8 +132,9 @@ def starting(ctx: DeployContext) -> None:
             holder = lock.show(ctx.c, ctx.cfg)
             st.info("not taken in a dry run" + (f"; held by {holder.describe()}" if holder else ""))
         else:
-            ctx.lock_text = lock.take(ctx.c, ctx.cfg)
-            st.info("taken")
+            taken = lock.acquire(ctx.c, ctx.cfg)
+            ctx.lock_text, ctx.recorded_previous = taken.text, taken.previous
+            report_take_over(ctx.c, ctx.cfg, st, taken)
 
 
 def updating(ctx: DeployContext) -> None:
@@ -130,6 +145,8 @@ def updating(ctx: DeployContext) -> None:
             ctx.releases = read_releases(ctx.c, cfg)
             st.info(f"live: {ctx.releases.current or 'none yet'}")
     state = ctx.releases
+    if not ctx.dry:
+        restore_unverified(ctx.c, cfg, rep, state, ctx.recorded_previous)
     ctx.release = _new_release_name(state)
     with rep.step("package the app") as st:
         ctx.package = packaging.package_source(cfg, cmds.rel(cfg.layout.release_dir(ctx.release),
@@ -174,7 +191,7 @@ def _upload(ctx: DeployContext) -> None:
                 tar = packaging.with_wheel(tar, ctx.wheel, cmds.rel(cfg.layout.wheel_path(key),
                                                                     cfg.layout.base_dir))
             sh(ctx.c, cmds.upload_script(cfg, ctx.release, ctx.package.sha256, ctx.vhash), stdin=tar,
-               what="uploading the release")
+               what="uploading the release", timeout=600)
 
 
 def _virtualenv(ctx: DeployContext, has_requirements: bool) -> None:
@@ -188,7 +205,8 @@ def _virtualenv(ctx: DeployContext, has_requirements: bool) -> None:
             return
         script = cmds.venv_script(cfg, ctx.vhash, ctx.release, packaging.wheel_key(ctx.wheel), has_requirements,
                                   hashed=cmds.requirements_hashed(packaging.read_requirements(cfg)))
-        result = sh(ctx.c, script, check=False, timeout=900)
+        result = sh(ctx.c, script, check=False, timeout=900, stoppable=True,
+                    what="installing the requirements (pip)")
         if not result.ok:
             output = cmds.pip_errors(result.stdout + result.stderr)
             raise DeployError(f"installing the requirements failed (pip exited {result.exited}): "
@@ -202,7 +220,8 @@ def _check_the_app(ctx: DeployContext) -> None:
     rep, cfg, c = ctx.rep, ctx.cfg, ctx.c
     release_dir = cfg.layout.release_dir(ctx.release)
     with rep.step("app imports") as st:
-        result = sh(c, cmds.import_check_cmd(cfg, release_dir), check=False)
+        result = sh(c, cmds.import_check_cmd(cfg, release_dir), check=False, timeout=300, stoppable=True,
+                    what="the import check")
         if not result.ok:
             raise DeployError(f"the new release cannot load {cfg.wsgi}: nothing was switched, "
                               "the site still runs the previous release",
@@ -213,7 +232,7 @@ def _check_the_app(ctx: DeployContext) -> None:
         if cfg.django.migrate:
             with rep.step("django migrate") as st:
                 out = sh(c, cmds.django_cmd(cfg, release_dir, "migrate", "--noinput"),
-                         what="manage.py migrate").stdout
+                         what="manage.py migrate", timeout=900, stoppable=True).stdout
                 if "Applying" in out:
                     st.changed(f"{out.count('Applying')} migration(s) applied")
         if cfg.django.collectstatic:
@@ -225,7 +244,8 @@ def _collectstatic(ctx: DeployContext, plan) -> str:
     """collectstatic as the app user into a folder of its own, then copied by root into the
     root-owned release at STATIC_ROOT (release_commands.collectstatic_script)."""
     cfg = ctx.cfg
-    out = sh(ctx.c, cmds.collectstatic_script(cfg, ctx.release), what="manage.py collectstatic").stdout
+    out = sh(ctx.c, cmds.collectstatic_script(cfg, ctx.release), what="manage.py collectstatic",
+             timeout=600, stoppable=True).stdout
     relative = cmds.static_root_in_release(cfg, ctx.release, split_sections(out, strip=True),
                                            unset=plan.collect_into if plan else "")
     sh(ctx.c, cmds.publish_static_script(cfg, ctx.release, relative), what="copying the static files")
@@ -245,11 +265,14 @@ def publishing(ctx: DeployContext) -> None:
     rep.stage("publishing")
     with rep.step("switch current") as st:
         ctx.switched = time.time()
-        sh(c, cmds.switch_script(cfg, ctx.release), what="switching current")
+        # Noted first: a deploy killed from here on leaves in its lock what to put back.
+        sh(c, lock.record_previous_script(cfg.layout, ctx.releases.current) + " && "
+           + cmds.switch_script(cfg, ctx.release), what="switching current", timeout=60)
         st.changed(f"current -> releases/{ctx.release}")
     with rep.step("restart the app") as st:
         st.changed(cfg.layout.unit_name)
-        result = sh(c, cmds.restart_script(cfg), check=False)
+        result = sh(c, cmds.restart_script(cfg), check=False, timeout=RESTART_TIMEOUT,
+                    what=f"restarting {cfg.layout.unit_name}")
         if not result.ok:
             # Type=notify: systemctl returns an error when the server exits instead of
             # reporting READY (e.g. the app fails to import under the server).
@@ -269,8 +292,9 @@ def publishing(ctx: DeployContext) -> None:
 def finishing(ctx: DeployContext) -> None:
     rep, cfg = ctx.rep, ctx.cfg
     if ctx.unchanged:
-        if ctx.lock_text:
-            lock.release_if_ours(ctx.c, cfg, ctx.lock_text)
+        if ctx.lock_text:  # none in a dry run, which writes nothing
+            sh(ctx.c, audit.append_script(cfg.layout, "deploy", ctx.release, "unchanged") + "\n"
+               + lock.release_if_ours_script(cfg.layout, ctx.lock_text), what="finishing", timeout=60)
             ctx.lock_text = ""
         ctx.outcome = Outcome(ctx.release, changed=False)
         return
@@ -279,7 +303,7 @@ def finishing(ctx: DeployContext) -> None:
         delete, venvs = _prune_plan(ctx)
         sh(ctx.c, cmds.finish_script(cfg, ctx.release, delete, venvs, "ok",
                                      keep_wheel=packaging.wheel_key(ctx.wheel), lock_text=ctx.lock_text),
-           what="finishing the release")
+           what="finishing the release", timeout=300)
         ctx.lock_text = ""
         if delete or venvs:
             st.info(f"removed {len(delete)} old release(s), {len(venvs)} venv(s)")
@@ -291,8 +315,21 @@ def _prune_plan(ctx: DeployContext):
 
 
 def recover(ctx: DeployContext, exc: BaseException) -> None:
-    """After a failure: put the previous good release back if we switched, mark ours failed,
-    log, unlock. Adds the journal and what happened to the error."""
+    """After a failure or Ctrl-C: put the previous good release back if we switched (with no
+    good release, stop the app's socket), mark ours failed, log, unlock. Adds the journal and
+    what happened to the error. A second Ctrl-C meanwhile is ignored: stopping half way
+    would leave the site on the release that failed."""
+    with no_interrupts():
+        notes = _recover(ctx, exc)
+    if isinstance(exc, DeployError):
+        exc.details = "\n".join(filter(None, [exc.details] + notes))
+    elif isinstance(exc, KeyboardInterrupt):
+        ctx.rep.line("  interrupted: " + ("; ".join(n for n in notes if "\n" not in n) or "lock released"))
+    elif isinstance(exc, Exception):
+        exc.args = (str(exc) + ("\n" + "\n".join(notes) if notes else ""),)
+
+
+def _recover(ctx: DeployContext, exc: BaseException) -> list[str]:
     c, cfg, rep, state = ctx.c, ctx.cfg, ctx.rep, ctx.releases
     release = "" if ctx.unchanged else ctx.release
     notes = []
@@ -304,38 +341,48 @@ def recover(ctx: DeployContext, exc: BaseException) -> None:
             if previous and previous.good:
                 with rep.step(f"roll back to {previous.name}") as st:
                     sh(c, cmds.switch_script(cfg, previous.name) + " && " + cmds.restart_script(cfg),
-                       what="rolling back")
+                       what="rolling back", timeout=RESTART_TIMEOUT)
                     st.changed(f"current -> releases/{previous.name}")
                     health = cmds.health_check(c, cfg, timeout=min(cfg.health.timeout, 30))
                     notes.append(f"rolled back to {previous.name}: "
                                  + ("it answers again" if health.ok else
                                     f"but it answers {health.status or 'nothing'} too"))
             else:
-                notes.append("there is no previous good release to roll back to")
+                stop_the_app(c, cfg, rep)
+                notes.append("there is no previous good release to roll back to: "
+                             f"{cfg.layout.socket_unit_name} is stopped, so the site answers 503 at once")
             notes.append("journalctl -u " + cfg.layout.unit_name + ":\n" + log)
-        sh(c, cmds.fail_script(cfg, release or "-", "failed" if release else "aborted", ctx.lock_text),
-           what="recording the failure")
+        result = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed" if release else "aborted"
+        sh(c, cmds.fail_script(cfg, release or "-", result, ctx.lock_text),
+           what="recording the failure", timeout=60)
         ctx.lock_text = ""
     except Exception as cleanup_exc:  # the original error matters more; mention this one
         notes.append(f"(cleaning up also failed: {cleanup_exc}; "
                      f"the lock may remain: {next_task('lock.release')})")
-    if isinstance(exc, DeployError):
-        exc.details = "\n".join(filter(None, [exc.details] + notes))
-    elif isinstance(exc, Exception):
-        exc.args = (str(exc) + ("\n" + "\n".join(notes) if notes else ""),)
+    return notes
 
 
 def rollback(c, cfg, rep, to: str | None = None) -> str:
-    """Point `current` back at an earlier good release (default: the one before current)."""
+    """Point `current` back at an earlier good release (default: the one before current; when
+    current was never verified, the release an interrupted deploy replaced)."""
     rep.stage("starting")
     text = lock.lock_text()
-    with rep.step("deploy lock"):
-        state = read_releases(c, cfg, take_lock_text=text)
+    with rep.step("deploy lock") as st:
+        state, taken = _lock_and_read(c, cfg, text)
+        report_take_over(c, cfg, st, taken)
     try:
+        live = state.get(state.current)
+        if not to and state.current and not (live and live.good):
+            rep.stage("publishing")
+            restored = restore_unverified(c, cfg, rep, state, taken.previous)
+            if restored:
+                lock.release_if_ours(c, cfg, text)
+                return restored
         target = _rollback_target(state, to)
         rep.stage("publishing")
         with rep.step(f"switch current to {target.name}") as st:
-            sh(c, cmds.switch_script(cfg, target.name) + " && " + cmds.restart_script(cfg), what="rolling back")
+            sh(c, cmds.switch_script(cfg, target.name) + " && " + cmds.restart_script(cfg),
+               what="rolling back", timeout=RESTART_TIMEOUT)
             st.changed(f"was {state.current or 'nothing'}")
         with rep.step("health check") as st:
             health = cmds.health_check(c, cfg)
@@ -345,16 +392,30 @@ def rollback(c, cfg, rep, to: str | None = None) -> str:
             st.info(f"{health.status} from {cfg.health.path}")
         rep.stage("finishing")
         with rep.step("log, unlock"):
-            sh(c, cmds.log_line(cfg, target.name, f"rollback from {state.current}") + "\n"
-               + lock.release_if_ours_script(cfg.layout, text), what="finishing the rollback")
+            sh(c, audit.append_script(cfg.layout, "rollback", target.name, f"ok, from {state.current or '-'}")
+               + "\n" + lock.release_if_ours_script(cfg.layout, text), what="finishing the rollback", timeout=60)
         return target.name
     except BaseException:
-        try:
-            sh(c, cmds.log_line(cfg, to or "-", "rollback failed") + "\n"
-               + lock.release_if_ours_script(cfg.layout, text), check=False)
-        except Exception:
-            pass
+        with no_interrupts():
+            try:
+                sh(c, audit.append_script(cfg.layout, "rollback", to or "-", "failed") + "\n"
+                   + lock.release_if_ours_script(cfg.layout, text), check=False, timeout=60)
+            except Exception:
+                pass
         raise
+
+
+def _lock_and_read(c, cfg, text: str):
+    """The host's releases with the lock taken in the same round trip; a lock left by a dead
+    process of this machine is taken over. Returns (HostReleases, lock.Taken)."""
+    try:
+        return read_releases(c, cfg, take_lock_text=text), lock.Taken(text)
+    except LockHeld as exc:
+        holder = getattr(exc, "holder", None)
+        if holder is None or not holder.dead():
+            raise
+    taken = lock.take_over(c, cfg, holder, text)
+    return read_releases(c, cfg), taken
 
 
 def _rollback_target(state: HostReleases, to: str | None):

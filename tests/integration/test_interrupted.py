@@ -1,0 +1,162 @@
+"""A deploy interrupted at a stage boundary, the way a user meets it: `invoke deploy` runs in a
+subprocess, the test waits for the line that marks the boundary and sends SIGINT (Ctrl-C) or
+SIGKILL (a crashed laptop, a dropped terminal). A bounded request loop through nginx counts
+no failed request across the kill and the next deploy, which recovers and succeeds; no lock
+is left behind. Also: a step that outlives its timeout is stopped on the host and named.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.integration.helpers import REPO, invoke, on_host
+
+pytestmark = pytest.mark.integration
+
+FLASK = REPO / "examples" / "flask"
+APP = "irapp"
+# Under systemd (which sets INVOCATION_ID) the release takes seconds to start, so a kill right
+# after the switch lands before its health check has run.
+SLOW_START = "\nimport os, time\nif os.environ.get('INVOCATION_ID'):\n    time.sleep(4)\n"
+# The boundaries, as the deploy prints them: the updating stage starts (provisioned, nothing
+# uploaded yet); `current` was switched (the service restarts, no health check yet).
+BOUNDARIES = {"updating": "  updating", "switched": "current -> releases/"}
+
+
+def current(sandbox) -> str:
+    return on_host(sandbox, f"readlink /srv/{APP}/current").stdout.strip().rsplit("/", 1)[-1]
+
+
+def lock_exists(sandbox) -> bool:
+    return on_host(sandbox, f"test -d /srv/{APP}/.deploy-lock").returncode == 0
+
+
+def current_is_good(sandbox) -> bool:
+    return on_host(sandbox, f"test -e /srv/{APP}/current/.good").returncode == 0
+
+
+@pytest.fixture(scope="module")
+def app_dir(sandbox, tmp_path_factory):
+    app = tmp_path_factory.mktemp("interrupted") / "app"
+    shutil.copytree(FLASK, app, ignore=shutil.ignore_patterns("__pycache__"))
+    toml = app / "deploy.toml"
+    toml.write_text(toml.read_text().replace('name = "flaskapp"', f'name = "{APP}"'))
+    run = invoke("deploy", "--host", sandbox.ssh_alias, "--app", str(app))
+    assert run.returncode == 0, run.stdout + run.stderr
+    return app
+
+
+def slow_variant(app_dir, tmp_path):
+    """A new release (different code) that is slow to start under systemd."""
+    app = tmp_path / "slow"
+    shutil.copytree(app_dir, app)
+    (app / "app.py").write_text((app / "app.py").read_text() + SLOW_START + f"# {tmp_path.name}\n")
+    return app
+
+
+class Deploy:
+    """`invoke deploy` in a subprocess whose output lines are collected as they come."""
+
+    def __init__(self, sandbox, app):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "invoke", "deploy", "--host", sandbox.ssh_alias, "--app", str(app)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.lines, self._seen = [], threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self._seen:
+                self.lines.append(line)
+                self._seen.notify_all()
+        with self._seen:
+            self.lines.append(None)  # end of output
+            self._seen.notify_all()
+
+    def wait_for(self, marker: str, limit: float = 300) -> None:
+        deadline = time.monotonic() + limit
+        with self._seen:
+            while not any(line is not None and marker in line for line in self.lines):
+                assert None not in self.lines, f"the deploy ended before {marker!r}:\n{self.output}"
+                assert time.monotonic() < deadline, f"no {marker!r} within {limit} s:\n{self.output}"
+                self._seen.wait(1)
+
+    def finish(self, limit: float = 300) -> int:
+        code = self.proc.wait(limit)
+        with self._seen:
+            while None not in self.lines:
+                self._seen.wait(1)
+        return code
+
+    @property
+    def output(self) -> str:
+        return "".join(line for line in self.lines if line is not None)
+
+
+@pytest.mark.parametrize("boundary", sorted(BOUNDARIES))
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_a_deploy_killed_at_a_stage_boundary_is_recovered_by_the_next(sandbox, app_dir, tmp_path,
+                                                                     request_loop, sig, boundary):
+    before = current(sandbox)
+    with request_loop(f"http://{sandbox.address}/", max_requests=20000, max_seconds=400) as loop:
+        deploy = Deploy(sandbox, slow_variant(app_dir, tmp_path))
+        deploy.wait_for(BOUNDARIES[boundary])
+        deploy.proc.send_signal(sig)
+        code = deploy.finish()
+        assert code != 0
+        if sig == signal.SIGINT:
+            # Ctrl-C: the deploy put the site back and unlocked before it exited.
+            assert "interrupted" in deploy.output, deploy.output
+            assert not lock_exists(sandbox)
+            assert current(sandbox) == before
+            if boundary == "switched":
+                assert f"rolled back to {before}: it answers again" in deploy.output, deploy.output
+        else:
+            assert lock_exists(sandbox)  # a killed process cleans nothing: the next run must
+        again = invoke("deploy", "--host", sandbox.ssh_alias, "--app", str(app_dir))
+    assert again.returncode == 0, again.stdout + again.stderr
+    if sig == signal.SIGKILL:
+        assert "taken over from a deploy that no longer runs" in again.stdout, again.stdout
+        if boundary == "switched":
+            assert "was never verified (an interrupted deploy)" in again.stdout, again.stdout
+    assert loop.done > 0 and loop.failures == [], loop.summary()
+    assert not lock_exists(sandbox)
+    assert current_is_good(sandbox) and current(sandbox) == before  # the same code: put back, unchanged
+
+
+def test_status_puts_back_what_a_killed_deploy_left_unverified(sandbox, app_dir, tmp_path):
+    before = current(sandbox)
+    deploy = Deploy(sandbox, slow_variant(app_dir, tmp_path))
+    deploy.wait_for(BOUNDARIES["switched"])
+    deploy.proc.send_signal(signal.SIGKILL)
+    deploy.finish()
+    assert current(sandbox) != before and not current_is_good(sandbox)
+    status = invoke("status", "--host", sandbox.ssh_alias, "--app", str(app_dir))
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert f"was never verified: put back {before}" in status.stdout
+    assert current(sandbox) == before and not lock_exists(sandbox)
+    history = invoke("history", "--host", sandbox.ssh_alias, "--app", str(app_dir), "-n", "3").stdout
+    assert f"never verified; put back {before}: ok" in history
+
+
+def test_a_step_past_its_timeout_is_named_and_stopped_on_the_host(sandbox):
+    from toolkit import hosts
+    from toolkit.remote import StepTimeout, sh
+
+    conn = hosts.connect(hosts.parse_host(sandbox.ssh_alias))
+    try:
+        with pytest.raises(StepTimeout, match="manage.py migrate did not finish within 2 s and was stopped"):
+            sh(conn, "sleep 300 # ir-timeout-probe", timeout=2, stoppable=True, what="manage.py migrate")
+        deadline = time.monotonic() + 20  # the hangup reaches the command within moments
+        while sh(conn, "pgrep -f 'ir-timeout-prob[e]'", check=False, timeout=30).ok:  # [e]: not pgrep's own sh
+            assert time.monotonic() < deadline, "the timed-out command still runs on the host"
+            time.sleep(0.5)
+    finally:
+        conn.close()
