@@ -14,6 +14,7 @@ validation and the reference document ``docs/deploy-config.md`` (``python -m too
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import sys
 import tomllib
@@ -31,7 +32,7 @@ from toolkit.names import NAME_RE, did_you_mean
 CONFIG_FILE = "deploy.toml"
 
 __all__ = [
-    "CONFIG_FILE", "ConfigError", "AppConfig", "Source", "Health", "DjangoConfig", "ProxyConfig",
+    "CONFIG_FILE", "ConfigError", "AppConfig", "Source", "Health", "DjangoConfig", "ProxyConfig", "Hardening",
     "SCHEMA", "load_app_config", "slugify", "reference_markdown",
 ]
 
@@ -72,6 +73,30 @@ class ProxyConfig:
 
 
 @dataclass(frozen=True)
+class Hardening:
+    """deploy.toml [hardening]: which parts of roles/hardening run (all by default)."""
+    firewall: bool = True
+    firewall_allow: tuple[str, ...] = ()
+    ssh: bool = True
+    unattended_upgrades: bool = True
+    fail2ban: bool = True
+    swap: bool = True
+    time_sync: bool = True
+    block_link_local: bool = True
+
+    @property
+    def app_address_allow(self) -> tuple[str, ...]:
+        """IPAddressAllow= of the app's unit: every address except the link-local ranges, where
+        cloud metadata services answer (169.254.169.254: an SSRF there leaks the instance's
+        credentials). systemd has no "deny these" list that counts as an allow list, so the
+        complement is spelled out."""
+        def every_but(everything, hole):
+            return [str(n) for n in sorted(ipaddress.ip_network(everything).address_exclude(
+                ipaddress.ip_network(hole)))]
+        return tuple(every_but("0.0.0.0/0", "169.254.0.0/16") + every_but("::/0", "fe80::/10"))
+
+
+@dataclass(frozen=True)
 class AppConfig:
     name: str
     source: Source
@@ -99,6 +124,7 @@ class AppConfig:
     health: Health = field(default_factory=Health)
     django: DjangoConfig | None = None
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    hardening: Hardening = field(default_factory=Hardening)
     config_file: Path | None = None
 
     @property
@@ -315,6 +341,8 @@ def _build(values: dict, app_dir: Path, config_file: Path | None, where: str) ->
         health=Health(**{n: _get(values, "health", n) for n in ("path", "expect", "timeout")}),
         django=django,
         proxy=ProxyConfig(**{n: _get(values, "proxy", n) for n in ("http", "https", "no_proxy", "ca_bundle")}),
+        hardening=Hardening(**{k.name: _get(values, "hardening", k.name) for k in SCHEMA
+                               if k.section == "hardening"}),
         config_file=config_file,
         **fields,
     )

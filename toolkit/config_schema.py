@@ -18,6 +18,11 @@ from toolkit.config_checks import (
     matching, relative_path, static_table, string, url_path, workers,
 )
 
+# "PORT/PROTOCOL", the port 1-65535 (ufw's syntax for one port).
+PORT_RULE_RE = re.compile(r"^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]"
+                          r"|6553[0-5])/(tcp|udp)\Z")
+
+
 @dataclass(frozen=True)
 class Key:
     """One key of deploy.toml: where it lives, how it is checked, its default and its story."""
@@ -141,8 +146,36 @@ SCHEMA: tuple[Key, ...] = (
         "A CA certificate file on the deploy machine that the host must trust too (a TLS-inspecting "
         "proxy's CA). Installed into the host's trust store; pip uses it.",
         'ca_bundle = "/usr/local/share/ca-certificates/corp.crt"'),
+    # [hardening]: roles/hardening; every part on unless turned off here
+    Key("hardening", "firewall", boolean, True,
+        "ufw: deny incoming except ssh (every port sshd listens on and the one the toolkit uses), "
+        "http and https. The ssh port is allowed before the firewall is enabled.", "firewall = false"),
+    Key("hardening", "firewall_allow", list_of(matching(PORT_RULE_RE, 'a port and protocol like "5432/tcp"'),
+                                                'ports like "5432/tcp"'), (),
+        "More incoming ports the firewall lets in (e.g. a database other hosts use).",
+        'firewall_allow = ["5432/tcp"]'),
+    Key("hardening", "ssh", boolean, True,
+        "sshd: keys only (no passwords); root may not log in once the toolkit connects as a deploy "
+        "user with sudo (while it connects as root, root logs in with a key only).", "ssh = false"),
+    Key("hardening", "unattended_upgrades", boolean, True,
+        "Install security updates every day (unattended-upgrades, security origins only, no reboots).",
+        "unattended_upgrades = false"),
+    Key("hardening", "fail2ban", boolean, True,
+        "fail2ban's sshd jail: addresses that keep failing to log in are banned for a while.",
+        "fail2ban = false"),
+    Key("hardening", "swap", boolean, True,
+        "A swap file (/swapfile, 1-2 GiB) on hosts with less than 2 GiB of memory and no swap.",
+        "swap = false"),
+    Key("hardening", "time_sync", boolean, True,
+        "Keep the clock right: systemd-timesyncd (or chrony/ntp when one is installed already).",
+        "time_sync = false"),
+    Key("hardening", "block_link_local", boolean, True,
+        "The app cannot reach link-local addresses (169.254.0.0/16, fe80::/10), where cloud metadata "
+        "services answer: an SSRF bug cannot leak the instance's credentials. Turn off when the app "
+        "uses the instance's own credentials (e.g. boto3 with an EC2 instance role).",
+        "block_link_local = false"),
 )
 
-SECTIONS = ("app", "source", "static", "env", "health", "django", "proxy")
+SECTIONS = ("app", "source", "static", "env", "health", "django", "proxy", "hardening")
 TABLE_SECTIONS = ("static", "env")          # free-form tables: any key, checked as a whole
 KEYS = {(k.section, k.name): k for k in SCHEMA}

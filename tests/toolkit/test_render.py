@@ -353,6 +353,39 @@ def test_rendered_units_pass_systemd_analyze_verify(tmp_path, name, overrides):
     assert problems == []
 
 
+def security_exposure(tmp_path, unit) -> float:
+    """The overall exposure `systemd-analyze security --offline` gives a rendered service."""
+    path = tmp_path / Path(unit.path).name
+    path.write_text(unit.content)
+    result = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(path)],
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "SYSTEMD_COLORS": "0"})
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d)", result.stdout)
+    assert found, result.stdout + result.stderr
+    return float(found.group(1))
+
+
+@needs_systemd_analyze
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_rendered_service_exposure_is_at_most_1_0(tmp_path, name):
+    """The brief's bar for the app's unit (it was 1.7 before the unit's hardening)."""
+    cfg = example(name)
+    service = by_path(render_all(cfg))[f"/etc/systemd/system/{cfg.name}.service"]
+    assert security_exposure(tmp_path, service) <= 1.0
+    for line in ("PrivateUsers=yes", "ProcSubset=pid", "RemoveIPC=yes", "SystemCallFilter=~@privileged @resources",
+                 "SystemCallErrorNumber=EPERM", "IPAddressDeny=any"):
+        assert re.search(rf"^{re.escape(line)}$", service.content, re.M), line
+    allow = re.search(r"^IPAddressAllow=(.*)$", service.content, re.M).group(1).split()
+    assert "169.254.0.0/16" not in allow and "169.255.0.0/16" in allow and "fe80::/10" not in allow
+
+
+@needs_systemd_analyze
+def test_link_local_block_can_be_lifted_and_the_exposure_says_so(tmp_path):
+    cfg = example("flask", {"hardening.block_link_local": False})
+    service = by_path(render_all(cfg))["/etc/systemd/system/flaskapp.service"]
+    assert "IPAddressDeny" not in service.content and "IPAddressAllow" not in service.content
+    assert security_exposure(tmp_path, service) > 1.0
+
+
 @needs_systemd_analyze
 def test_systemd_check_fails_on_a_real_error(tmp_path):
     cfg = example("flask")
