@@ -89,12 +89,17 @@ def venv_script(cfg, vhash: str, release: str, wheel_name: str, has_requirements
         f"rm -rf {v}",
         f"install -d -m 750 -o {builder} -g {app} {v}",
         "w=$(ls /usr/share/python-wheels/pip-*.whl 2>/dev/null | tail -n 1)",
-        "systemd-run --quiet --wait --pipe --collect --service-type=exec "
+        # Our channel closing (a timeout, Ctrl-C, a killed deploy) hangs up this shell, but the
+        # transient service is systemd's child, not ours: the trap stops it by name. `wait` lets
+        # the trap run at once (a foreground command would hold it back).
+        f"unit=pronghorn-venv-{vhash}-$$",
+        "trap 'systemctl stop \"$unit\" 2>/dev/null; exit 129' HUP",
+        'systemd-run --unit="$unit" --quiet --wait --pipe --collect --service-type=exec '
         f"-p User={builder} -p Group={app} -p UMask=0027 -p NoNewPrivileges=yes -p PrivateTmp=yes "
         f"-p ProtectSystem=strict -p ProtectHome=yes -p ReadWritePaths={v} "
         f"-p WorkingDirectory={q(layout.release_dir(release))} "
         "-E HOME=/tmp -E PIP_NO_CACHE_DIR=1 -E W=\"$w\" "
-        f"-- sh -c {q(build)}",
+        f"-- sh -c {q(build)} & wait $!",
         privilege.seal_tree(venv, cfg.name),
         f"touch {v}/.complete",
     ])
