@@ -19,7 +19,7 @@ LATER = ("nginx",)
 
 
 def missing_packages(facts, wanted) -> list[str]:
-    return [p for p in wanted.packages if p not in facts.installed]
+    return [p for p in wanted.all_packages if p not in facts.installed]
 
 
 def apt_lists_stale(facts, max_age_hours: float = APT_MAX_AGE_HOURS) -> bool:

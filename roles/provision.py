@@ -7,18 +7,21 @@
 3. Render for real, with the host's .env, so secrets generated on an earlier deploy are kept.
 4. For each role in order, `plan(facts, wanted)` and `executor.apply` it as one step. Order
    matters: the proxy first (apt needs it), packages, the extra CA (needs ca-certificates),
-   the user, the folders, the app's files, the systemd units, nginx.
+   the user, the folders, the app's files, the systemd units, then the host's hardening
+   (roles/hardening: sshd, ufw, fail2ban, security updates, time sync, swap; their packages
+   come with the base packages), nginx.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from roles import app_env, base, layout, nginx, proxy, systemd, user
+from roles import app_env, base, hardening, layout, nginx, proxy, systemd, user
 from roles.wanted import Wanted
 from toolkit import executor, facts as facts_api, lock
 from toolkit.errors import HostError
 from toolkit.facts.files import Files
+from toolkit.facts.hardening import HardenedHostFacts, HardeningFact
 from toolkit.facts.host import (AptLists, DeployLock, EnvFile, Groups, HostFacts, OsRelease, Packages,
                                 PythonVersion, Units, Users)
 
@@ -42,15 +45,15 @@ def render_for(cfg, facts: HostFacts) -> Wanted:
 
 
 def fact_paths(wanted: Wanted) -> list[str]:
-    paths = [f.path for f in wanted.files] + [d[0] for d in layout.wanted_dirs(wanted)]
+    paths = [f.path for f in wanted.files] + [d[0] for d in layout.wanted_dirs(wanted)] + hardening.fact_paths()
     return list(dict.fromkeys(paths + nginx.fact_paths(wanted)))  # keep the order, drop repeats
 
 
 def facts_to_read(wanted: Wanted) -> list:
     lay = wanted.layout
-    return [OsRelease(), AptLists(), Packages(wanted.packages), Users([wanted.app]), Groups([wanted.app]),
-            Files(fact_paths(wanted)), Units(lay.units + (nginx.UNIT,)), EnvFile(lay.env_file),
-            PythonVersion(), DeployLock(lay)]
+    return [OsRelease(), AptLists(), Packages(wanted.all_packages), Users([wanted.app]), Groups([wanted.app]),
+            Files(fact_paths(wanted)), Units(lay.units + (nginx.UNIT,) + hardening.units()),
+            EnvFile(lay.env_file), PythonVersion(), DeployLock(lay), HardeningFact()]
 
 
 def check(facts: HostFacts, stop_on_lock: bool) -> None:
@@ -69,6 +72,28 @@ def middle_roles(wanted: Wanted) -> list:
         (app_env.STEP, app_env.plan),
         (systemd.STEP, systemd.plan),
     ]
+
+
+def logged_in(c, wanted: Wanted, facts) -> Wanted:
+    """`wanted` knowing how this connection logged in (the hardening roles never lock it out)."""
+    handler = getattr(getattr(c, "transport", None), "auth_handler", None)
+    return hardening.for_host(wanted, facts, int(getattr(c, "port", None) or 22), getattr(c, "user", None) or "root",
+                              getattr(handler, "auth_method", "") or "")
+
+
+def apply_hardening(c, rep, facts, wanted, dry) -> int:
+    """One step per hardening part deploy.toml leaves on; what a part skipped is its note."""
+    changed = 0
+    for part in hardening.enabled(wanted.hardening):
+        changes, notes = part.plan(facts, wanted), part.notes(facts, wanted)
+        if changes:
+            changed += executor.apply(c, rep, part.STEP, changes, dry)
+            for note in notes:
+                rep.line(f"{'':13}note: {note}")
+            continue
+        with rep.step(part.STEP) as st:
+            st.info("; ".join(notes))
+    return changed
 
 
 class Provisioning:
@@ -119,10 +144,10 @@ def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_
     to_read = facts_to_read(planned(cfg)) + list(extra_facts)
     with rep.step("read the host's state") as st:
         gathered = facts_api.gather(c, to_read)
-        facts = HostFacts.of(gathered)
+        facts = HardenedHostFacts.of(gathered)
         check(facts, stop_on_lock=not dry and not lock_held)
         st.info(f"{facts.os_id} {facts.os_version}, python {facts.python_version or 'missing'}")
-    wanted = render_for(cfg, facts)
+    wanted = logged_in(c, render_for(cfg, facts), facts)
     changed = 0
     if proxy.proxy_files(wanted):
         changed += executor.apply(c, rep, proxy.PROXY_STEP, proxy.plan_proxy(facts, wanted), dry)
@@ -133,6 +158,7 @@ def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_
         changed += executor.apply(c, rep, proxy.CA_STEP, proxy.plan_extra_ca(facts, wanted), dry)
     for name, plan in middle_roles(wanted):
         changed += executor.apply(c, rep, name, plan(facts, wanted), dry)
+    changed += apply_hardening(c, rep, facts, wanted, dry)
     done = Provisioning(c, rep, dry, wanted, facts, gathered, changed,
                         reread=bool(packages_changed) and not dry, apt_job=apt_job)
     if not defer_nginx:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from roles import hardening as hardening_roles
+from toolkit.config import Hardening
 from toolkit.layout import HostLayout
 
 # Packages every app host needs. python3-venv brings ensurepip, so each venv gets its own pip.
@@ -19,11 +21,25 @@ class Wanted:
     files: tuple = ()  # render.RenderedFile: path, content, mode, owner, group
     packages: tuple = BASE_PACKAGES
     access_log: str = "journal"  # "file": the app writes log files under layout.log_dir
+    # deploy.toml [hardening] (roles/hardening); None: no hardening (a Wanted built for one role)
+    hardening: Hardening | None = None
+    # How the toolkit is logged in (provision fills these from the connection): the hardening
+    # roles never lock that login out.
+    ssh_port: int = 22
+    login_user: str = "root"
+    login_method: str = "publickey"  # paramiko's: publickey, password, keyboard-interactive
+    drop_packages: tuple = ()  # not on this host (timesyncd where another time daemon runs)
 
     @classmethod
     def of(cls, cfg, files=()) -> "Wanted":
         return cls(app=cfg.name, layout=cfg.layout, files=tuple(files),
-                   access_log=getattr(cfg, "access_log", "journal"))
+                   access_log=getattr(cfg, "access_log", "journal"), hardening=getattr(cfg, "hardening", None))
+
+    @property
+    def all_packages(self) -> tuple:
+        """`packages` and the hardening parts' (one apt-get call installs them all)."""
+        extra = hardening_roles.packages(self.hardening) if self.hardening else ()
+        return tuple(p for p in dict.fromkeys(self.packages + extra) if p not in self.drop_packages)
 
     def select(self, *prefixes) -> list:
         """The wanted files whose path starts with one of `prefixes`."""
