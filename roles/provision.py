@@ -45,7 +45,8 @@ def render_for(cfg, facts: HostFacts) -> Wanted:
 
 
 def fact_paths(wanted: Wanted) -> list[str]:
-    paths = [f.path for f in wanted.files] + [d[0] for d in layout.wanted_dirs(wanted)] + hardening.fact_paths()
+    paths = [f.path for f in wanted.files] + [d[0] for d in layout.wanted_dirs(wanted)]
+    paths += hardening.fact_paths()
     return list(dict.fromkeys(paths + nginx.fact_paths(wanted)))  # keep the order, drop repeats
 
 
@@ -77,8 +78,8 @@ def middle_roles(wanted: Wanted) -> list:
 def logged_in(c, wanted: Wanted, facts) -> Wanted:
     """`wanted` knowing how this connection logged in (the hardening roles never lock it out)."""
     handler = getattr(getattr(c, "transport", None), "auth_handler", None)
-    return hardening.for_host(wanted, facts, int(getattr(c, "port", None) or 22), getattr(c, "user", None) or "root",
-                              getattr(handler, "auth_method", "") or "")
+    port, user = int(getattr(c, "port", None) or 22), getattr(c, "user", None) or "root"
+    return hardening.for_host(wanted, facts, port, user, getattr(handler, "auth_method", "") or "")
 
 
 def apply_hardening(c, rep, facts, wanted, dry) -> int:

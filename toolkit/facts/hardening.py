@@ -71,18 +71,20 @@ class HardeningFact(Fact[HostHardening]):
     key = "hardening"
 
     def command(self) -> str:
+        sshd_keys = "port|permitrootlogin|passwordauthentication|kbdinteractiveauthentication"
         return "\n".join((
             "systemd-detect-virt -c 2>/dev/null || true",
             "echo @@hardening.cap; sed -n 's/^CapBnd:[[:space:]]*//p' /proc/self/status",
-            "echo @@hardening.mem; grep -E '^(MemTotal|SwapTotal):' /proc/meminfo; df -Pk / | awk 'NR==2 {print \"RootFree:\", $4}'",
+            "echo @@hardening.mem; grep -E '^(MemTotal|SwapTotal):' /proc/meminfo",
+            "df -Pk / | awk 'NR==2 {print \"RootFree:\", $4}'",
             "echo @@hardening.swapfile; echo \"mode: $(stat -c %a /swapfile 2>/dev/null)\"",
             "echo \"fstab: $(grep -c '^/swapfile[[:space:]]' /etc/fstab 2>/dev/null)\"",
-            "echo @@hardening.sshd; sshd -T 2>/dev/null | grep -Ei '^(port|permitrootlogin|passwordauthentication|kbdinteractiveauthentication) '",
+            f"echo @@hardening.sshd; sshd -T 2>/dev/null | grep -Ei '^({sshd_keys}) '",
             "echo @@hardening.ufw; cat /etc/ufw/user.rules /etc/ufw/user6.rules 2>/dev/null | grep '^### tuple ###'",
             "grep -h -E '^(DEFAULT_INPUT_POLICY|ENABLED)=' /etc/default/ufw /etc/ufw/ufw.conf 2>/dev/null",
             'echo @@hardening.login; echo "${SUDO_USER:-$(id -un)}"',
-            "echo @@hardening.time; dpkg-query -W -f='${Package} ${db:Status-Status}\\n' " + " ".join(TIME_DAEMONS)
-            + " 2>/dev/null | sed -n 's/ installed$//p'",
+            "echo @@hardening.time; dpkg-query -W -f='${Package} ${db:Status-Status}\\n' "
+            + " ".join(TIME_DAEMONS) + " 2>/dev/null | sed -n 's/ installed$//p'",
         ))
 
     def parse_sections(self, sections) -> HostHardening:
@@ -94,7 +96,8 @@ class HardeningFact(Fact[HostHardening]):
         return HostHardening(
             container="" if first in ("", "none") else first,
             capabilities=int(cap, 16) if cap and all(ch in "0123456789abcdefABCDEF" for ch in cap) else -1,
-            mem_kb=_kb(mem.get("MemTotal")), swap_kb=_kb(mem.get("SwapTotal")), root_free_kb=_kb(mem.get("RootFree")),
+            mem_kb=_kb(mem.get("MemTotal")), swap_kb=_kb(mem.get("SwapTotal")),
+            root_free_kb=_kb(mem.get("RootFree")),
             swapfile_mode=int(swapfile["mode"], 8) if swapfile.get("mode", "").isdigit() else None,
             swapfile_in_fstab=_kb(swapfile.get("fstab")) > 0,
             sshd=parse_sshd(sections.get("hardening.sshd", [])),
