@@ -29,7 +29,7 @@ PATHS = (DROP_IN,)
 UNITS = ()
 SCRIPT = Path(__file__).with_name("sshd_dropin.sh")
 MOVE_TO_DEPLOY_USER = ("root may still log in with a key: to turn root login off, make a deploy user "
-                       "with sudo (README: \"A rented server\") and deploy as it (--host deploy@HOST)")
+                       "with sudo (README: \"On a rented Ubuntu server\") and deploy as it (--host deploy@HOST)")
 
 
 def packages(hardening) -> tuple[str, ...]:
