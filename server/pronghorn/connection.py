@@ -32,6 +32,7 @@ from pronghorn import wsgi
 from pronghorn.exchange import Exchange
 from pronghorn.http.errors import HTTPError
 from pronghorn.http.parser import BODY, HEAD, RequestParser
+from pronghorn.spool import ConnectionSpool
 from pronghorn.writer import GATHER_LIMIT, ResponseWriter
 
 __all__ = ["HttpConnection", "Phase"]
@@ -81,6 +82,7 @@ class HttpConnection(asyncio.Protocol):
         self.app = worker.app
         self.log = worker.log
         self.parser = RequestParser(worker.limits)
+        self.spool = ConnectionSpool(worker.spool_budget, worker.limits.spool)
         self.transport = None
         self.writer = None
         self.queue = collections.deque()  # requests (and a final HTTPError) waiting their turn
@@ -113,8 +115,11 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc):
         self.phase = CLOSED
         self.writer.connection_lost()
-        if self.exchange is not None:
-            self.exchange.abandon()
+        exchange = self.exchange
+        if exchange is not None and exchange.abandon():
+            self._release(exchange)  # (a thread or a sendfile releases its own when it ends)
+        self._drop_queue()
+        self.spool.abandon()
         self.worker.connection_closed(self)
 
     def pause_writing(self):
@@ -138,11 +143,16 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data):
         if self.phase >= CLOSING:
             return
+        if self.parser.state is BODY and not self.spool.receiving(len(data)):
+            self._refuse_body()
+            return
         try:
             requests = self.parser.feed(data)
         except HTTPError as exc:
             # Requests completed before the bad bytes are answered first, in order.
             if exc.requests:
+                if self.spool.seen:
+                    self.spool.completed(exc.requests)
                 self.queue.extend(exc.requests)
             requests = None
             self.queue.append(exc)
@@ -154,6 +164,8 @@ class HttpConnection(asyncio.Protocol):
             self.queue.append(HTTPError(500, "no room to store the request body"))
         phase = self.phase
         if requests:
+            if self.spool.seen:
+                self.spool.completed(requests)
             if (len(requests) == 1 and phase is not BUSY and phase is not BLOCKED and not self.queue
                     and self.worker.threads == 1 and not self.writer.paused):
                 # The common case (one request, nothing pending, inline app): no queue round trip.
@@ -173,6 +185,19 @@ class HttpConnection(asyncio.Protocol):
             self.process_queue()
         else:
             self._update_waiting_phase()
+
+    def _refuse_body(self):
+        """The worker's budget for spooled bodies is used up (spool.py): this body is refused,
+        after the responses due before it; nothing more is read from this connection."""
+        queue = self.queue
+        if queue and type(queue[-1]) is HTTPError:
+            return  # refused already: the error waits its turn
+        self.log.warning("refusing a request body: the worker's spool budget (%d MiB) is used up",
+                         self.spool.budget.limit >> 20)
+        self._pause_reading()
+        queue.append(HTTPError(503, "too many large request bodies at once: try again later"))
+        if self.phase < BUSY:
+            self.process_queue()
 
     def eof_received(self):
         self.peer_eof = True
@@ -234,9 +259,7 @@ class HttpConnection(asyncio.Protocol):
         try:
             env = wsgi.request_environ(self.env, req, self.scheme_headers)
         except HTTPError as exc:
-            body = req.body
-            if type(body) is not _BytesIO and body is not None:
-                body.close()
+            self.spool.release(req)
             self._send_error(exc.status, exc.reason)
             return None
         self.phase = BUSY
@@ -288,7 +311,7 @@ class HttpConnection(asyncio.Protocol):
             self.call_hook(post_request, worker, exchange.req, exchange.env, _Sent(resp))
         body = exchange.req.body
         if type(body) is not _BytesIO and body is not None:
-            body.close()  # a spooled temp file: release it now, not when garbage collected
+            self.spool.release(exchange.req)  # a temp file: closed now, not when garbage collected
         self.exchange = None
         worker.nr += 1
         if worker.nr >= worker.max_requests:
@@ -304,9 +327,7 @@ class HttpConnection(asyncio.Protocol):
         self.close_quietly()
 
     def _release(self, exchange):
-        body = exchange.req.body
-        if type(body) is not _BytesIO and body is not None:
-            body.close()  # a spooled temp file: release it now, not when garbage collected
+        self.spool.release(exchange.req)  # a spooled temp file: closed now, not when garbage collected
         if self.exchange is exchange:
             self.exchange = None
         self.worker.request_done()
@@ -404,7 +425,7 @@ class HttpConnection(asyncio.Protocol):
         if self.writer.batch is not None:
             self.writer.flush()
         self.since = time.monotonic()
-        self.queue.clear()
+        self._drop_queue()
         if self.peer_eof:
             # Nothing more can arrive, so no reset can be provoked: a plain close sends what is
             # buffered, then FIN.
@@ -420,6 +441,13 @@ class HttpConnection(asyncio.Protocol):
         except (OSError, RuntimeError):
             pass
         self.transport.close()
+
+    def _drop_queue(self):
+        """Requests that will not be answered: their spooled bodies go now."""
+        for item in self.queue:
+            if type(item) is not HTTPError:
+                self.spool.release(item)
+        self.queue.clear()
 
     def close_quietly(self):
         if self.writer is not None and self.writer.batch is not None:

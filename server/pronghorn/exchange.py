@@ -104,10 +104,13 @@ class Exchange:
 
     def abandon(self):
         """The client left mid-body: the app's iterable is still owed its close() (it may hold a
-        database cursor or a file)."""
-        if self.it is not None:
-            self.it = None
-            wsgi.close_iterable(self.result, self.conn.log)
+        database cursor or a file). True when this ends the exchange (an inline body was being
+        pumped); a thread or a sendfile in progress ends it itself."""
+        if self.it is None:
+            return False
+        self.it = None
+        wsgi.close_iterable(self.result, self.conn.log)
+        return True
 
     def _sendfile_possible(self):
         return self.conn.settings.sendfile and self.resp.status is not None

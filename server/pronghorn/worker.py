@@ -46,6 +46,7 @@ from pronghorn.appthreads import AppThreads
 from pronghorn.config import proxy_trust, worker_settings
 from pronghorn.connection import HttpConnection, Phase
 from pronghorn.http.parser import Limits
+from pronghorn.spool import SpoolBudget
 
 try:
     import uvloop
@@ -123,6 +124,7 @@ class Worker:
             body=settings.limit_request_body,
         )
         self.is_trusted_proxy = proxy_trust(list(settings.forwarded_allow_ips))
+        self.spool_budget = SpoolBudget(settings.limit_request_body)
 
     # --- lifecycle --------------------------------------------------------------------------
 

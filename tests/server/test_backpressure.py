@@ -162,3 +162,39 @@ def test_the_worker_raises_its_open_files_limit_for_worker_connections():
             assert _soft_open_files_limit(srv.pid) == 1024  # the master's own is left alone
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_spooled_bodies_have_a_per_worker_budget():
+    """With --limit-request-body 2 MB a worker spools at most 4 such bodies at once (8 MB): six
+    uploads arriving together get some 503s, the others go through, and once they are answered
+    the budget is free again."""
+    size, arrived = 2_000_000, 1_900_000
+    head = b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size
+    with serve(APP, "--limit-request-body", str(size)) as srv:
+        clients = [connect(srv.port) for _ in range(6)]
+        try:
+            for s in clients:
+                s.sendall(head + b"z" * arrived)
+            # No body is complete yet, so the worker reads them all and must refuse one or more.
+            deadline = time.monotonic() + 20
+            while "spool budget" not in srv.errors():
+                assert time.monotonic() < deadline, "no upload refused:\n" + srv.errors()
+                time.sleep(0.05)
+            statuses = []
+            for s in clients:
+                try:
+                    s.sendall(b"z" * (size - arrived))
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # refused and closed: its 503 is still to be read
+                status, _, body = Reader(s).response()
+                statuses.append(status)
+                if status == 200:
+                    assert body == str(size).encode()
+        finally:
+            for s in clients:
+                s.close()
+        assert 503 in statuses and 200 in statuses, statuses
+        assert set(statuses) == {200, 503}, statuses
+        with connect(srv.port) as s:
+            s.sendall(head + b"z" * size)
+            assert Reader(s).response()[::2] == (200, str(size).encode())
