@@ -114,6 +114,7 @@ class AppConfig:
     env: dict[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
     generate_secrets: tuple[str, ...] = ()
+    shared: tuple[str, ...] = ()  # linked from shared/data into each release (toolkit/shared_paths.py)
     static: dict[str, str] = field(default_factory=dict)
     media: str = "/media/"
     client_max_body_size: str = "10m"

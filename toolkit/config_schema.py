@@ -81,6 +81,10 @@ SCHEMA: tuple[Key, ...] = (
                                             "environment variable names"), (),
         "Secrets made once on the host (50 random characters) when you give no value, then kept: "
         "handy for Django's SECRET_KEY.", 'generate_secrets = ["SECRET_KEY"]'),
+    Key("app", "shared", list_of(relative_path, "paths relative to the app directory"), (),
+        "Paths that live in /srv/NAME/shared/data and are linked into every release, so what the app writes "
+        "there survives deploys and rollbacks (a trailing / makes a folder). Django's sqlite database "
+        "and MEDIA_ROOT are found and linked without this.", 'shared = ["db.sqlite3", "uploads/"]'),
     Key("app", "media", url_path, "/media/",
         "URL path of user uploads; files live in /srv/NAME/shared/media and survive releases.",
         'media = "/uploads/"'),

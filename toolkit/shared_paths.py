@@ -10,9 +10,9 @@ Two sources:
   service could not write (anything outside the release, shared/data and shared/media) stops
   the deploy before the switch, naming the setting to change.
 - Static files: nginx serves each [static] URL from a folder of the release. When Django's
-  STATIC_URL has no such folder, the deploy stops saying which [static] line to add; a
-  STATIC_ROOT elsewhere in the release is linked from that folder; no STATIC_ROOT at all (a stock
-  project) collects into that folder (onhost/django_collectstatic.py).
+  STATIC_URL has no such folder, or STATIC_ROOT is another folder, the deploy stops saying which
+  [static] line to write; no STATIC_ROOT at all (a stock project) collects into that folder
+  (`DjangoPlan.collect_into`, used by the collectstatic step in stages.py).
 
 `plan_django` is pure (tested with plain data); `link_release` runs the step on the host.
 """
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from toolkit import onhost
 from toolkit.errors import DeployError, next_task
-from toolkit.remote import q, sh
+from toolkit.remote import sh
 
 MARK = "@@django-paths "
 
@@ -41,7 +41,6 @@ class Link:
 @dataclass
 class DjangoPlan:
     links: list[Link] = field(default_factory=list)  # release paths -> shared/
-    static_link: Link | None = None  # the [static] folder -> STATIC_ROOT elsewhere in the release
     collect_into: str = ""  # STATIC_ROOT is unset: collectstatic writes here (absolute)
     notes: list[str] = field(default_factory=list)
 
@@ -49,7 +48,11 @@ class DjangoPlan:
 def configured_links(cfg) -> list[Link]:
     """The links deploy.toml's [app] shared asks for."""
     data = cfg.layout.data_dir
-    return [Link(p, f"{data}/{p.rstrip('/')}", "[app] shared") for p in getattr(cfg, "shared", ())]
+    for path in cfg.shared:
+        if os.path.normpath(path.rstrip("/")) != path.rstrip("/") or path.strip("/") in ("", "."):
+            raise DeployError(f"[app] shared: {path!r} is not a plain path of a file or folder of the app",
+                              'write it like "db.sqlite3" or "uploads/" (no "./", "//" or ".") in deploy.toml')
+    return [Link(p, f"{data}/{p.rstrip('/')}", "[app] shared") for p in cfg.shared]
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -94,22 +97,20 @@ def _plan_static(cfg, report: dict, plan: DjangoPlan) -> None:
         return  # static files on another host (a CDN): not nginx's business
     url = url if url.endswith("/") else url + "/"
     folder = cfg.static.get(url)
-    if folder is None:
-        suggest = os.path.relpath(root, release) if root and _inside(root, release) else "staticfiles"
-        raise DeployError(f"STATIC_URL is {url} but nginx serves static files only at "
-                          f"{', '.join(cfg.static) or 'no URL'}: every CSS file would be a 404 "
-                          "(nothing was switched)",
-                          f'add to deploy.toml:\n  [static]\n  "{url}" = "{suggest}"\nthen deploy again: '
+    collected = os.path.relpath(root, release) if root and _inside(root, release) else "staticfiles"
+    # A link from the [static] folder to STATIC_ROOT is not made: the release is root's and
+    # its static folders must be real ones (release_commands.static_modes_script).
+    if folder is None or (root and _inside(root, release) and root != f"{release}/{folder.rstrip('/')}"):
+        served = (f"nginx serves {url} from {folder.rstrip('/')}/" if folder else
+                  f"nginx serves static files only at {', '.join(cfg.static) or 'no URL'}")
+        raise DeployError(f"STATIC_URL is {url} and collectstatic writes to {collected}/, but {served}: "
+                          "every CSS file would be a 404 (nothing was switched)",
+                          f'write in deploy.toml:\n  [static]\n  "{url}" = "{collected}"\nthen deploy again: '
                           + next_task("deploy"))
-    folder_path = f"{release}/{folder.rstrip('/')}"
     if not root:
-        plan.collect_into = folder_path
+        plan.collect_into = f"{release}/{folder.rstrip('/')}"
         plan.notes.append(f"STATIC_ROOT is not set: collecting into {folder}/, which nginx serves at {url}")
-    elif root == folder_path:
-        return
-    elif _inside(root, release):
-        plan.static_link = Link(folder.rstrip("/"), root, "STATIC_ROOT")
-    else:
+    elif not _inside(root, release):
         raise DeployError(f"STATIC_ROOT is {root}: outside the release, so collectstatic (run as the "
                           f"app's user) could not write it and nginx would not serve it "
                           "(nothing was switched)",
@@ -130,23 +131,6 @@ def link_script(cfg, release_dir: str, links: list[Link]) -> str:
     return " ".join(shlex.quote(a) for a in ["python3", "-c", onhost.program("link_shared"), *args])
 
 
-def static_link_script(release_dir: str, link: Link) -> str:
-    """The [static] folder as a link to STATIC_ROOT; a real folder of the app there is refused."""
-    path = q(f"{release_dir}/{link.rel}")
-    target = q(os.path.relpath(link.target, os.path.dirname(f"{release_dir}/{link.rel}")))
-    return f"if [ -e {path} ] || [ -L {path} ]; then echo exists; exit 3; fi; ln -s {target} {path}"
-
-
-def collectstatic_cmd(cfg, release_dir: str, plan: DjangoPlan | None) -> str:
-    from toolkit import release_commands as cmds  # at call time: it imports the release flow's pieces
-
-    if plan and plan.collect_into:
-        python = f"{release_dir}/.venv/bin/python"
-        return cmds.as_app(cfg, release_dir, python, "-c", onhost.program("django_collectstatic"),
-                           plan.collect_into)
-    return cmds.django_cmd(cfg, release_dir, "collectstatic", "--noinput")
-
-
 def _link(ctx, release_dir: str, links: list[Link]) -> list[str]:
     """Run link_shared on the host; its lines (`REL -> TARGET (what happened)`)."""
     if not links:
@@ -160,7 +144,7 @@ def _link(ctx, release_dir: str, links: list[Link]) -> list[str]:
 
 
 def _django_report(ctx, release_dir: str) -> dict:
-    from toolkit import release_commands as cmds
+    from toolkit import release_commands as cmds  # at call time: it imports the release flow's pieces
 
     cfg = ctx.cfg
     python = f"{release_dir}/.venv/bin/python"
@@ -189,13 +173,5 @@ def link_release(ctx) -> DjangoPlan | None:
     with rep.step("django data and static paths") as st:
         plan = plan_django(cfg, _django_report(ctx, release_dir))
         done = _link(ctx, release_dir, plan.links)
-        if plan.static_link:
-            link = plan.static_link
-            if not sh(ctx.c, static_link_script(release_dir, link), check=False).ok:
-                raise DeployError(f"STATIC_ROOT is {link.target}, but nginx serves static files from "
-                                  f"{link.rel}/, a folder of your app (nothing was switched)",
-                                  f'set [static] to "{os.path.relpath(link.target, release_dir)}" for that '
-                                  "URL in deploy.toml, then deploy again: " + next_task("deploy"))
-            done.append(f"{link.rel} -> {os.path.relpath(link.target, release_dir)} (STATIC_ROOT)")
         st.info("; ".join(done + plan.notes) or "nothing inside the release to keep")
     return plan

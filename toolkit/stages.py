@@ -40,7 +40,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from toolkit import audit, lock, packaging
+from toolkit import audit, lock, packaging, shared_paths
 from toolkit import release_commands as cmds
 from toolkit.errors import DeployError, LockHeld, next_task
 from toolkit.interrupted import RESTART_TIMEOUT, no_interrupts, report_take_over, restore_unverified, stop_the_app
@@ -219,6 +219,9 @@ def _virtualenv(ctx: DeployContext, has_requirements: bool) -> None:
 def _check_the_app(ctx: DeployContext) -> None:
     rep, cfg, c = ctx.rep, ctx.cfg, ctx.c
     release_dir = cfg.layout.release_dir(ctx.release)
+    # Data the release must not keep inside itself (sqlite, uploads) is linked to shared/
+    # first: the import check may already open it.
+    static = shared_paths.link_release(ctx)
     with rep.step("app imports") as st:
         result = sh(c, cmds.import_check_cmd(cfg, release_dir), check=False, timeout=300, stoppable=True,
                     what="the import check")
@@ -237,7 +240,7 @@ def _check_the_app(ctx: DeployContext) -> None:
                     st.changed(f"{out.count('Applying')} migration(s) applied")
         if cfg.django.collectstatic:
             with rep.step("django collectstatic") as st:
-                st.info(_collectstatic(ctx, None))
+                st.info(_collectstatic(ctx, static))
 
 
 def _collectstatic(ctx: DeployContext, plan) -> str:

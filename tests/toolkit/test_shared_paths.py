@@ -40,7 +40,7 @@ def test_stock_startproject_sqlite_is_linked_to_shared_data(cfg):
     plan = plan_django(cfg, report())
     assert plan.links == [Link("db.sqlite3", f"{DATA}/db.sqlite3", 'DATABASES["default"]["NAME"]')]
     # no STATIC_ROOT (a stock project): collected into the folder nginx serves
-    assert plan.collect_into == f"{RELEASE}/staticfiles" and plan.static_link is None
+    assert plan.collect_into == f"{RELEASE}/staticfiles"
 
 
 def test_databases_already_in_shared_or_not_sqlite_need_nothing(cfg):
@@ -68,10 +68,12 @@ def test_media_root_inside_the_release_is_linked_to_shared_media(cfg):
     assert 'MEDIA_ROOT = os.environ["APP_MEDIA_DIR"]' in caught.value.next_step
 
 
-def test_static_root_elsewhere_in_the_release_is_what_nginx_serves(cfg):
-    plan = plan_django(cfg, report(static_root=f"{RELEASE}/collected"))
-    assert plan.static_link == Link("staticfiles", f"{RELEASE}/collected", "STATIC_ROOT")
-    assert plan_django(cfg, report(static_root=f"{RELEASE}/staticfiles")).static_link is None
+def test_static_root_nginx_does_not_serve_stops_with_the_static_line_to_write(cfg):
+    with pytest.raises(DeployError) as caught:
+        plan_django(cfg, report(static_root=f"{RELEASE}/collected"))
+    assert "nginx serves /static/ from staticfiles/" in str(caught.value)
+    assert '[static]\n  "/static/" = "collected"' in caught.value.next_step
+    assert plan_django(cfg, report(static_root=f"{RELEASE}/staticfiles")).collect_into == ""
 
 
 def test_static_root_outside_the_release_stops_with_what_to_set(cfg):
@@ -93,6 +95,9 @@ def test_configured_shared_paths_live_under_shared_data(cfg):
     assert [(link.rel, link.target) for link in configured_links(shared)] == [
         ("db.sqlite3", f"{DATA}/db.sqlite3"), ("uploads/", f"{DATA}/uploads"),
         ("var/cache/", f"{DATA}/var/cache")]
+    for bad in (".", "./db.sqlite3", "a//b"):
+        with pytest.raises(DeployError):
+            configured_links(SimpleNamespace(layout=cfg.layout, shared=(bad,)))
 
 
 # -------------------------------------------------------------------- on-host programs, for real
@@ -158,6 +163,9 @@ def test_link_shared_never_follows_links_on_either_side(tree, top):
     (release / "conf").symlink_to(outside)              # a release folder that is a link
     refused = link_shared(release, "conf/db.sqlite3", data / "db.sqlite3")
     assert refused.returncode != 0 and "is a symlink" in refused.stderr
+    for bad in (".", "./", "../x", "a/../../x"):                # never the release itself or above
+        assert link_shared(release, bad, data / "x").returncode != 0, bad
+    assert release.is_dir() and not release.is_symlink()
     assert list(outside.iterdir()) == []
 
 
