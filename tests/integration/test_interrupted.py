@@ -158,3 +158,19 @@ def test_a_step_past_its_timeout_is_named_and_stopped_on_the_host(sandbox):
             time.sleep(0.5)
     finally:
         conn.close()
+
+
+def test_a_failed_first_deploy_leaves_nginx_answering_503_at_once(fresh_sandbox, tmp_path):
+    import requests
+
+    app = tmp_path / "app"
+    shutil.copytree(FLASK, app, ignore=shutil.ignore_patterns("__pycache__"))
+    code = app / "app.py"
+    code.write_text(code.read_text().replace('return "ok", 200', 'return "database unreachable", 500'))
+    run = invoke("deploy", "--host", fresh_sandbox.ssh_alias, "--app", str(app))
+    assert run.returncode == 1
+    assert "flaskapp.socket is stopped, so the site answers 503 at once" in run.stdout, run.stdout
+    assert on_host(fresh_sandbox, "systemctl is-active flaskapp.socket").stdout.strip() == "inactive"
+    # Refused by the stopped socket, nginx answers its page now instead of waiting 60 s for a 504.
+    assert requests.get(f"http://{fresh_sandbox.address}/", timeout=15).status_code == 503
+    assert on_host(fresh_sandbox, f"test -d /srv/{APP}/.deploy-lock").returncode != 0
