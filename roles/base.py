@@ -7,15 +7,21 @@ When lists that looked fresh still fail the install, they are fetched and the in
 
 from __future__ import annotations
 
+from roles import hardening
 from toolkit.executor import Change
 from toolkit.remote import q
 
 STEP = "apt packages"
 APT_MAX_AGE_HOURS = 6
 
-# Only nginx itself can wait: nothing before the nginx site needs it (www-data, the group the
-# socket and media use, comes with Debian's and Ubuntu's base system).
+# Only nginx and the hardening packages can wait: nothing before the nginx site and the
+# hardening steps (run just before it) needs them (www-data, the group the socket and media use,
+# comes with Debian's and Ubuntu's base system).
 LATER = ("nginx",)
+
+
+def deferrable(wanted) -> tuple[str, ...]:
+    return LATER + (hardening.packages(wanted.hardening) if wanted.hardening else ())
 
 
 def missing_packages(facts, wanted) -> list[str]:
@@ -38,10 +44,10 @@ def install_script(packages, update: bool) -> str:
 
 
 def plan(facts, wanted, defer: bool = False) -> list:
-    """Install what is missing. With `defer`, the LATER packages install in the background (a
-    first deploy builds the app's venv meanwhile)."""
+    """Install what is missing. With `defer`, the deferrable packages (nginx, the hardening's)
+    install in the background (a first deploy builds the app's venv meanwhile)."""
     missing = missing_packages(facts, wanted)
-    later = [p for p in missing if p in LATER] if defer else []
+    later = [p for p in missing if p in deferrable(wanted)] if defer else []
     now = [p for p in missing if p not in later]
     stale = apt_lists_stale(facts)
     changes = []

@@ -101,8 +101,9 @@ class Provisioning:
     """What provision() did (`changed`: how many roles changed something; `gathered`: every fact
     read, the caller's extra facts included).
 
-    With `defer_nginx`, a missing nginx package installs in the background and the nginx site
-    waits for `finish()`, which the deploy calls just before the new release goes live.
+    With `defer_nginx`, missing nginx and hardening packages install in the background, and the
+    hardening steps and the nginx site wait for `finish()`, which the deploy calls just before
+    the new release goes live (a first deploy builds the venv meanwhile).
     """
 
     def __init__(self, c, rep, dry, wanted, facts, gathered, changed: int, reread: bool, apt_job=None):
@@ -117,15 +118,16 @@ class Provisioning:
         return self.facts.fact(self.wanted.layout.releases_dir).kind == "dir"
 
     def finish(self) -> int:
-        """Wait for the background nginx install (if any), then install the nginx site."""
+        """Wait for the background apt-get (if any), then harden the host and install the site."""
         if self.finished:
             return self.changed
         self.finished = True
         if self.apt_job is not None:
-            with self.rep.step("nginx installed") as st:
+            with self.rep.step("background packages") as st:
                 self.apt_job.result()
                 st.info("background apt-get done")
         facts = self.facts
+        self.changed += apply_hardening(self.c, self.rep, facts, self.wanted, self.dry)
         if self.reread:
             # Installing packages adds nginx's default site and starts nginx: read those again.
             again = facts_api.gather(self.c, [Files(nginx.fact_paths(self.wanted)), Units((nginx.UNIT,))])
@@ -159,7 +161,6 @@ def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_
         changed += executor.apply(c, rep, proxy.CA_STEP, proxy.plan_extra_ca(facts, wanted), dry)
     for name, plan in middle_roles(wanted):
         changed += executor.apply(c, rep, name, plan(facts, wanted), dry)
-    changed += apply_hardening(c, rep, facts, wanted, dry)
     done = Provisioning(c, rep, dry, wanted, facts, gathered, changed,
                         reread=bool(packages_changed) and not dry, apt_job=apt_job)
     if not defer_nginx:

@@ -332,3 +332,16 @@ def _ok():
     from toolkit.remote import Result
 
     return Result("", "", 0)
+
+
+def test_first_deploy_installs_hardening_packages_in_the_background_with_nginx():
+    """A first deploy builds the venv meanwhile; the hardening steps run after, with nginx's site."""
+    from roles import base
+    from toolkit.facts.host import AptListsAge
+
+    f = replace(facts(), installed=set(), apt=AptListsAge(now=1_000_000, mtime=1_000_000 - 60))
+    now, later = base.plan(f, wanted(), defer=True)
+    assert not now.background and "nginx" not in now.script and "ufw" not in now.script
+    assert later.background and all(p in later.script for p in ("nginx", "ufw", "fail2ban", "unattended-upgrades"))
+    [everything] = base.plan(f, wanted(), defer=False)
+    assert "ufw" in everything.script and "python3-venv" in everything.script
