@@ -60,20 +60,32 @@ class no_interrupts:
             signal.signal(signal.SIGINT, self.saved)
 
 
+def unverified_current(state: HostReleases) -> bool:
+    """Whether `current` points at a release that was never marked good."""
+    live = state.get(state.current)
+    return bool(state.current) and not (live and live.good)
+
+
+def restore_target(state: HostReleases, recorded: str = ""):
+    """The release to put back for an unverified current: the one the interrupted deploy noted
+    as live before its switch when it is good, else the newest good one (None: there is none)."""
+    noted = state.get(recorded) if recorded else None
+    if noted is not None and noted.good:
+        return noted
+    goods = [r for r in state.releases if r.good]
+    return goods[-1] if goods else None
+
+
 def restore_unverified(c, cfg, rep, state: HostReleases, recorded: str = "") -> str:
     """When `current` was never verified (no `.good`: a deploy was killed between its switch
     and its health check), put back the release `recorded` in the dead deploy's lock if it is
     good, else the newest good release, health-check it and mark the unverified one failed.
     With no good release at all, stop the app's socket. Call with the lock held. Returns the
     release now live ("" when nothing needed doing or nothing is live)."""
-    live = state.get(state.current)
-    if not state.current or (live and live.good):
+    if not unverified_current(state):
         return ""
     unverified = state.current
-    target = state.get(recorded) if recorded else None
-    if target is None or not target.good:
-        goods = [r for r in state.releases if r.good]
-        target = goods[-1] if goods else None
+    target = restore_target(state, recorded)
     rdir = q(cfg.layout.release_dir(unverified))
     mark = f"[ -d {rdir} ] && touch {rdir}/.failed"
     if target is None:
@@ -105,8 +117,7 @@ def recover_interrupted(c, cfg, rep, state: HostReleases) -> str:
     """For `status`: when `current` was never verified and no live deploy holds the lock, take
     the lock (over a dead one), put the newest good release back, unlock. Returns what was
     done, or why not ("" when `current` is verified)."""
-    live = state.get(state.current)
-    if not state.current or (live and live.good):
+    if not unverified_current(state):
         return ""
     holder = state.holder
     if holder and not holder.dead():
