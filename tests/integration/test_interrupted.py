@@ -129,16 +129,18 @@ def test_a_deploy_killed_at_a_stage_boundary_is_recovered_by_the_next(sandbox, a
     assert current_is_good(sandbox) and current(sandbox) == before  # the same code: put back, unchanged
 
 
-def test_status_puts_back_what_a_killed_deploy_left_unverified(sandbox, app_dir, tmp_path):
+@pytest.mark.parametrize("command", ["status", "rollback"])
+def test_status_or_rollback_put_back_what_a_killed_deploy_left_unverified(sandbox, app_dir, tmp_path, command):
     before = current(sandbox)
     deploy = Deploy(sandbox, slow_variant(app_dir, tmp_path))
     deploy.wait_for(BOUNDARIES["switched"])
     deploy.proc.send_signal(signal.SIGKILL)
     deploy.finish()
     assert current(sandbox) != before and not current_is_good(sandbox)
-    status = invoke("status", "--host", sandbox.ssh_alias, "--app", str(app_dir))
-    assert status.returncode == 0, status.stdout + status.stderr
-    assert f"was never verified: put back {before}" in status.stdout
+    run = invoke(command, "--host", sandbox.ssh_alias, "--app", str(app_dir))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "taken over from a deploy that no longer runs" in run.stdout, run.stdout
+    assert f"was never verified (an interrupted deploy): current -> releases/{before}" in run.stdout, run.stdout
     assert current(sandbox) == before and not lock_exists(sandbox)
     history = invoke("history", "--host", sandbox.ssh_alias, "--app", str(app_dir), "-n", "3").stdout
     assert f"never verified; put back {before}: ok" in history
