@@ -88,6 +88,8 @@ def release_side(release, rel):
 def link(release, user, rel, target):
     is_dir = rel.endswith("/")
     rel = rel.rstrip("/")
+    if os.path.normpath(rel) != rel or rel.startswith(("/", "..")) or rel in ("", "."):
+        raise Refused("not a plain path inside the release")
     path = release_side(release, rel)
     real_copy = os.path.lexists(path) and not os.path.islink(path)
     seed = path if real_copy and not os.path.lexists(target) else ""
