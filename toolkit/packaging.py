@@ -210,6 +210,11 @@ def with_wheel(tar_bytes: bytes, wheel: Path, arcname: str) -> bytes:
     with tarfile.open(fileobj=out, mode="w:gz", compresslevel=6) as dst:
         for member in src.getmembers():
             dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+        # Its folder explicitly: the upload unpacks with umask 027, and the build user reads it.
+        folder = tarfile.TarInfo(arcname.rsplit("/", 1)[0])
+        folder.type, folder.mode, folder.uname, folder.gname = tarfile.DIRTYPE, 0o755, "root", "root"
+        folder.mtime = int(time.time())
+        dst.addfile(folder)
         data = wheel.read_bytes()
         info = tarfile.TarInfo(arcname)
         info.size, info.mode, info.uname, info.gname = len(data), 0o644, "root", "root"

@@ -36,7 +36,7 @@ def upload_script(cfg, release: str, source_sha: str, vhash: str) -> str:
         "umask 027",
         f"tar -xzf - -C {q(layout.base_dir)} --same-owner --same-permissions --no-overwrite-dir",
         f"install -d -m 750 -o root -g {q(cfg.name)} {q(rdir)}",
-        f"echo {q(source_sha)} > {q(rdir)}/.source-sha256",
+        f"echo {q(source_sha)} > {q(rdir)}/.source-sha256 && chgrp {q(cfg.name)} {q(rdir)}/.source-sha256",
         f"ln -sfn {q(rel(layout.venv_dir(vhash), rdir))} {q(rdir)}/.venv",
         static_modes_script(cfg, release),
     ])
@@ -49,6 +49,9 @@ def static_modes_script(cfg, release: str) -> str:
         return "true"
     argv = ["python3", "-c", onhost.program("open_static"), cfg.layout.release_dir(release), *folders]
     return " ".join(shlex.quote(a) for a in argv)
+
+
+BUILD_COPY = "/tmp/release"  # in the build service's PrivateTmp
 
 
 def venv_script(cfg, vhash: str, release: str, wheel_name: str, has_requirements: bool,
@@ -72,14 +75,17 @@ def venv_script(cfg, vhash: str, release: str, wheel_name: str, has_requirements
     venv, builder = layout.venv_dir(vhash), q(privilege.build_user(cfg.name))
     base = ["install", "-q", "--disable-pip-version-check", "--no-input"]
     wheel = q(layout.wheel_path(wheel_name))
-    reqs = q(f"{layout.release_dir(release)}/{cfg.requirements}")
+    reqs = q(f"{BUILD_COPY}/{cfg.requirements}")
     if has_requirements and hashed:
         installs = [base + ["--require-hashes", "-r", reqs], base + [wheel]]
     else:
         installs = [base + (["-r", reqs] if has_requirements else []) + [wheel]]
     pip_runs = " && ".join("$pip " + " ".join(args) for args in installs)
     python, v = shlex.quote(cfg.python), q(venv)
-    build = (f'if [ -n "$W" ]; then {python} -m venv --without-pip {v}; pip="{v}/bin/python $W/pip"; '
+    # pip builds a local package (./pkg, -e .) in its own folder, so it builds in a private
+    # copy of the release (in the service's own /tmp): the release itself stays read-only.
+    build = (f'set -e; cp -R {q(layout.release_dir(release))} {BUILD_COPY}; cd {BUILD_COPY}; '
+             f'if [ -n "$W" ]; then {python} -m venv --without-pip {v}; pip="{v}/bin/python $W/pip"; '
              f'else {python} -m venv {v}; pip="{v}/bin/pip"; fi; {pip_runs}')
     return "\n".join([
         "set -e",
@@ -99,9 +105,11 @@ def venv_script(cfg, vhash: str, release: str, wheel_name: str, has_requirements
         f"-p ProtectSystem=strict -p ProtectHome=yes -p ReadWritePaths={v} "
         f"-p WorkingDirectory={q(layout.release_dir(release))} "
         "-E HOME=/tmp -E PIP_NO_CACHE_DIR=1 -E W=\"$w\" "
-        f"-- sh -c {q(build)} & wait $!",
+        f"-- sh -c {q(build)} & wait $! || failed=$?",
+        # Root's again even when pip failed (a failed venv is removed, never left to its builder).
         privilege.seal_tree(venv, cfg.name),
-        f"touch {v}/.complete",
+        f'if [ -n "${{failed:-}}" ]; then rm -rf {v}; exit "$failed"; fi',
+        f"install -m 640 -o root -g {app} /dev/null {v}/.complete",
     ])
 
 
@@ -192,7 +200,7 @@ def publish_static_script(cfg, release: str, relative: str) -> str:
         + [privilege.refuse_link_script(p, "STATIC_ROOT in the release") + "\n"
            f"[ -d {q(p)} ] || install -d -m 750 -o root -g {app} {q(p)}" for p in chain]
         + [f"runuser -u {app} -- tar -C {q(tmp)} -chf - . | tar -xf - -C {q(dest)} --no-same-owner",
-           privilege.seal_tree(dest, cfg.name),
+           privilege.seal_tree(dest, cfg.name) + f" && chmod -R g+rX {q(dest)}",  # the app reads it too
            static_modes_script(cfg, release),
            f"rm -rf {q(tmp)}"])
 
