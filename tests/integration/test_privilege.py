@@ -183,3 +183,17 @@ def test_the_examples_deploy_with_a_root_owned_release(fresh_sandbox, tmp_path, 
         # collectstatic ran although the release is root's, and nginx serves what it wrote
         css = requests.get(f"http://{fresh_sandbox.address}/static/admin/css/base.css", timeout=10)
         assert css.status_code == 200 and "body" in css.text
+
+
+def test_verify_checks_the_ownership(deployed):
+    box, app = deployed[0], deployed[1]
+    checked = invoke("verify", "--host", box.ssh_alias, "--app", str(app))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    target = f"{release_dir(box)}/app.py"
+    host_out(box, f"chown {APP} {target}")
+    try:
+        checked = invoke("verify", "--host", box.ssh_alias, "--app", str(app))
+        assert checked.returncode != 0 and f"owned by {APP}" in checked.stdout + checked.stderr
+        assert target in checked.stdout + checked.stderr
+    finally:
+        host_out(box, f"chown root {target}")

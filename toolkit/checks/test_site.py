@@ -1,6 +1,8 @@
 """testinfra checks of a deployed app, run by `invoke verify --host HOST` against the host.
 
 They check what a deploy promises: the app's user cannot log in, its secrets file is private,
+it owns and can write none of its code (releases, venvs, server config), the release is closed
+to other users but for the static files nginx serves,
 systemd runs it (socket + service), nginx's config is valid and the site answers through nginx
 on the host itself, one file of each static folder included. The app is found through
 PRONGHORN_APP_DIR (its deploy.toml).
@@ -43,6 +45,30 @@ def test_uploads_folder_is_readable_by_nginx_only(host, cfg):
     assert media.is_directory
     assert (media.user, media.group) == (cfg.name, "www-data")
     assert media.mode == 0o2750, f"mode {media.mode:o}: run `invoke provision`"
+
+
+def test_the_app_user_owns_and_can_write_none_of_its_code(host, cfg):
+    # Releases, venvs, wheels and the server config are root's: code the app runs cannot be
+    # rewritten by the app (or by a dependency it imports).
+    lay, app = cfg.layout, shlex.quote(cfg.name)
+    code = " ".join(shlex.quote(p) for p in (lay.releases_dir, lay.venvs_dir, lay.wheels_dir, lay.pronghorn_conf))
+    with host.sudo():
+        owned = host.check_output(f"find -P {code} -user {app} | head -n 5")
+        writable = host.check_output(f"cd / && runuser -u {app} -- find -P {code} -writable 2>/dev/null "
+                                     f"| head -n 5; true")
+    assert owned == "", f"owned by {cfg.name} (run `invoke provision`, then deploy):\n{owned}"
+    assert writable == "", f"writable by {cfg.name}:\n{writable}"
+
+
+def test_the_live_release_is_closed_to_others_but_its_static_files(host, cfg):
+    lay = cfg.layout
+    with host.sudo():
+        release = host.check_output(f"readlink -f {shlex.quote(lay.current_dir)}")
+        served = [host.check_output(f"readlink -f {shlex.quote(release + '/' + d)}") for d in cfg.static.values()]
+        skip = " ".join(f"! -path {shlex.quote(p)} ! -path {shlex.quote(p + '/*')}" for p in served)
+        readable = host.check_output(f"find -P {shlex.quote(release)} {shlex.quote(lay.venvs_dir)} -mindepth 1 "
+                                     f"! -type l -perm -o+r {skip} | head -n 5")
+    assert readable == "", f"readable by every user of the host:\n{readable}"
 
 
 def test_current_points_into_releases(host, cfg):
