@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from tests.integration.helpers import REPO, invoke, on_host
+from toolkit import audit
 
 pytestmark = pytest.mark.integration
 
@@ -110,8 +111,9 @@ def test_uploads_written_by_the_app_are_served_by_nginx(flask_host):
 def test_deploy_log_records_each_release(flask_host):
     sandbox, _, _ = flask_host
     log = on_host(sandbox, "cat /srv/flaskapp/deploy.log").stdout.splitlines()
-    assert log and all(len(line.split("\t")) == 4 for line in log)
-    assert log[-1].split("\t")[3] == "ok"
+    entries = [audit.parse(line) for line in log]  # the audit trail's lines (toolkit/audit.py)
+    assert entries and all(entries)
+    assert entries[-1].result == "ok"
 
 
 @pytest.mark.parametrize("example, page_text", [("django", "Django example"), ("bottle", "Bottle")])
