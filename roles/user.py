@@ -1,6 +1,9 @@
 """The app's system user and group: NAME, home /srv/NAME, no login shell.
 
-The service runs as this user; it owns the releases and the shared files, never the venvs.
+The service runs as this user. It owns only what it writes (shared/media, shared/data, its
+logs and shared/.env), never code it runs: releases, venvs and the server config are root's
+(roles/layout.py, toolkit/privilege.py). Its venvs are built by a second user, NAME-build
+(privilege.build_user), made by the venv build itself the first time it is needed.
 """
 
 from __future__ import annotations

@@ -38,6 +38,8 @@ def upload_script(cfg, release: str, source_sha: str, vhash: str) -> str:
         f"install -d -m 750 -o root -g {q(cfg.name)} {q(rdir)}",
         f"echo {q(source_sha)} > {q(rdir)}/.source-sha256 && chgrp {q(cfg.name)} {q(rdir)}/.source-sha256",
         f"ln -sfn {q(rel(layout.venv_dir(vhash), rdir))} {q(rdir)}/.venv",
+        # A venv reused from an older toolkit (built by root, 0644): closed like a new one.
+        f"if [ -f {q(layout.venv_dir(vhash))}/.complete ]; then {privilege.seal_tree(layout.venv_dir(vhash), cfg.name)}; fi",
         static_modes_script(cfg, release),
     ])
 

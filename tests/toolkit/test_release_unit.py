@@ -400,3 +400,9 @@ def test_build_user_names_fit_useradd():
     long_a, long_b = "a" * 30 + "x", "a" * 30 + "y"
     assert len(privilege.build_user(long_a)) <= 32
     assert privilege.build_user(long_a) != privilege.build_user(long_b)
+
+
+def test_a_reused_venv_is_closed_like_a_new_one():
+    # venvs built by an older toolkit were root's 0644: each release that uses one seals it
+    script = cmds.upload_script(CFG, "1", "abc", "v1")
+    assert "if [ -f /srv/shop/venvs/v1/.complete ]; then chown -R -h root:shop /srv/shop/venvs/v1" in script
