@@ -22,6 +22,7 @@ from toolkit import executor, facts as facts_api, lock
 from toolkit.errors import HostError
 from toolkit.facts.files import Files
 from toolkit.facts.hardening import HardenedHostFacts, HardeningFact
+from toolkit.facts.names import HostNames
 from toolkit.facts.host import (AptLists, DeployLock, EnvFile, Groups, HostFacts, OsRelease, Packages,
                                 PythonVersion, Units, Users)
 
@@ -38,10 +39,18 @@ def planned(cfg) -> Wanted:
     return Wanted.of(cfg, render_all(cfg, mask_secrets=True))
 
 
-def render_for(cfg, facts: HostFacts) -> Wanted:
+def render_for(cfg, facts: HostFacts, names: tuple | None = None) -> Wanted:
+    """`names`: the host's names and addresses (ALLOWED_HOSTS for domains = ["_"])."""
     from toolkit.render import render_all
 
-    return Wanted.of(cfg, render_all(cfg, {"env": facts.env}))
+    return Wanted.of(cfg, render_all(cfg, {"env": facts.env, "names": names}))
+
+
+def host_names(c, gathered) -> tuple:
+    """The names the host answers to: its own (HostNames) and the address we connected to
+    (a cloud host's public address is on no interface of it)."""
+    connected = HostNames().parse([str(getattr(c, "host", "") or "")])
+    return tuple(dict.fromkeys(gathered.get(HostNames, ()) + connected))
 
 
 def fact_paths(wanted: Wanted) -> list[str]:
@@ -54,7 +63,7 @@ def facts_to_read(wanted: Wanted) -> list:
     lay = wanted.layout
     return [OsRelease(), AptLists(), Packages(wanted.all_packages), Users([wanted.app]), Groups([wanted.app]),
             Files(fact_paths(wanted)), Units(lay.units + (nginx.UNIT,) + hardening.units()),
-            EnvFile(lay.env_file), PythonVersion(), DeployLock(lay), HardeningFact()]
+            EnvFile(lay.env_file), PythonVersion(), DeployLock(lay), HardeningFact(), HostNames()]
 
 
 def check(facts: HostFacts, stop_on_lock: bool) -> None:
@@ -150,7 +159,7 @@ def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_
         facts = HardenedHostFacts.of(gathered)
         check(facts, stop_on_lock=not dry and not lock_held)
         st.info(f"{facts.os_id} {facts.os_version}, python {facts.python_version or 'missing'}")
-    wanted = logged_in(c, render_for(cfg, facts), facts)
+    wanted = logged_in(c, render_for(cfg, facts, host_names(c, gathered)), facts)
     changed = 0
     if proxy.proxy_files(wanted):
         changed += executor.apply(c, rep, proxy.PROXY_STEP, proxy.plan_proxy(facts, wanted), dry)

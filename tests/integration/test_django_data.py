@@ -100,6 +100,10 @@ def test_stock_startproject_keeps_its_data_across_deploys_and_rollbacks(fresh_sa
     from toolkit.facts.names import HostNames
     fact = HostNames()
     assert box.address in fact.parse(on_host(box, fact.command()).stdout.splitlines())
+    allowed = on_host(box, f"grep ^ALLOWED_HOSTS= /srv/{APP}/shared/.env").stdout
+    assert "*" not in allowed and box.address in allowed and "localhost" in allowed, allowed
+    forged = requests.get(f"{base}/admin/login/", headers={"Host": "evil.example"}, timeout=20)
+    assert forged.status_code == 400                          # Django refuses an unknown Host
     made = manage(box, "createsuperuser", "--noinput", "--username", "alice", "--email", "alice@example.com",
                   env=f"DJANGO_SUPERUSER_PASSWORD={PASSWORD}")
     assert made.returncode == 0, made.stdout + made.stderr
