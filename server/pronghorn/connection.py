@@ -59,8 +59,7 @@ LINGER_SECONDS = 2.0
 NEW_CONNECTION_GRACE = 1.0
 
 _BytesIO = io.BytesIO
-# Clears/restores asyncio's running loop around synchronous app code (one C call each): guards
-# such as Django's async_unsafe must not see a running loop while the app runs.
+# Clears asyncio's running loop for synchronous app code (see Worker.enter_app_context).
 _set_running_loop = asyncio.events._set_running_loop
 
 
@@ -130,12 +129,9 @@ class HttpConnection(asyncio.Protocol):
             return  # a sendfile was waiting for the buffer to drain: it runs now
         exchange = self.exchange
         if exchange is not None and exchange.it is not None:
-            _set_running_loop(None)  # the app's iterable runs: a synchronous context
-            try:
-                if exchange.pump():
-                    self.resume_queue()
-            finally:
-                _set_running_loop(self.worker.loop)
+            self.worker.enter_app_context()  # the app's iterable runs: a synchronous context
+            if exchange.pump():
+                self.resume_queue()
         elif self.phase is BLOCKED:
             self.phase = IDLE
             self.resume_queue()
@@ -166,8 +162,8 @@ class HttpConnection(asyncio.Protocol):
         if requests:
             if self.spool.seen:
                 self.spool.completed(requests)
-            if (len(requests) == 1 and phase is not BUSY and phase is not BLOCKED and not self.queue
-                    and self.worker.threads == 1 and not self.writer.paused):
+            if (len(requests) == 1 and phase < BUSY and not self.queue and self.worker.threads == 1
+                    and not self.writer.paused):
                 # The common case (one request, nothing pending, inline app): no queue round trip.
                 writer = self.writer
                 if writer.batch is None:
@@ -259,23 +255,34 @@ class HttpConnection(asyncio.Protocol):
         try:
             env = wsgi.request_environ(self.env, req, self.scheme_headers)
         except HTTPError as exc:
-            self.spool.release(req)
-            self._send_error(exc.status, exc.reason)
+            self._refuse_request(req, exc)
             return None
         self.phase = BUSY
-        exchange = Exchange(self, req, env, time.monotonic() if self.worker.access_enabled else 0.0)
+        worker = self.worker
+        exchange = Exchange(self, req, env, time.monotonic() if worker.access_enabled else 0.0)
         self.exchange = exchange
         return exchange
 
+    def _refuse_request(self, req, exc):
+        self.spool.release(req)
+        self._send_error(exc.status, exc.reason)
+
     def _run_inline(self, req):
-        exchange = self._new_exchange(req)
-        if exchange is None:
-            return
-        _set_running_loop(None)  # the app is synchronous code (see _set_running_loop above)
+        # _new_exchange spelled out: this is the hot path, and a call less is measurable.
+        worker = self.worker
         try:
-            exchange.run_inline(req.keep_alive and (self.worker.alive or bool(self.queue)))
-        finally:
-            _set_running_loop(self.worker.loop)
+            env = wsgi.request_environ(self.env, req, self.scheme_headers)
+        except HTTPError as exc:
+            self._refuse_request(req, exc)
+            return
+        self.phase = BUSY
+        self.exchange = exchange = Exchange(self, req, env, time.monotonic() if worker.access_enabled else 0.0)
+        if not worker.app_context:
+            # Worker.enter_app_context spelled out (the hot path): the callers gathered, so the
+            # end-of-pass callback that sets the loop back is queued already.
+            _set_running_loop(None)
+            worker.app_context = True
+        exchange.run_inline(req.keep_alive and (worker.alive or bool(self.queue)))
 
     def _dispatch_threaded(self, req):
         exchange = self._new_exchange(req)

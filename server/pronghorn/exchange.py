@@ -28,14 +28,14 @@ class Exchange:
     __slots__ = ("conn", "req", "env", "resp", "started", "result", "it", "starting")
 
     def __init__(self, conn, req, env, started):
+        # Only what every request needs is set here (one per request, on the hot path); resp is
+        # set by run_*, result (the app's iterable) and starting (inside _try_sendfile: a
+        # sendfile that ends at once must not recurse) only where they are used.
         self.conn = conn
         self.req = req
         self.env = env
         self.started = started  # monotonic start time, when the access log needs it (else 0)
-        self.resp = None
-        self.result = None  # the app's iterable, until it is closed
         self.it = None  # the body iterator while an inline body is being pumped
-        self.starting = False  # inside run_inline: a sendfile that ends at once must not recurse
 
     # --- inline ------------------------------------------------------------------------------
 
