@@ -112,12 +112,10 @@ def allowed_hosts(cfg: AppConfig, host_names: tuple[str, ...] | None = None) -> 
     ["_"] (any name) that is the host's own names and addresses (the HostNames fact,
     toolkit/facts/names.py) and localhost, never "*": a forged Host header would otherwise
     reach the app and poison the links it builds (password resets). `host_names` None: the
-    host's names were not read (a local render), so nothing narrower than "*" is known."""
+    host's names were not read (a local render for review): localhost only."""
     if not cfg.any_domain:
         return ",".join("." + d[2:] if d.startswith("*.") else d for d in cfg.domains)
-    if host_names is None:
-        return "*"
-    return ",".join(dict.fromkeys(tuple(host_names) + LOCAL_NAMES))
+    return ",".join(dict.fromkeys(tuple(host_names or ()) + LOCAL_NAMES))
 
 
 def base_env(cfg: AppConfig, host_names: tuple[str, ...] | None = None) -> dict[str, str]:

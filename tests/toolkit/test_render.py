@@ -219,7 +219,7 @@ def test_env_file_has_toolkit_vars_user_env_and_secrets(monkeypatch):
     env_text = by_path(render_all(example("django")))["/srv/djangoapp/shared/.env"].content
     assert "DJANGO_SETTINGS_MODULE='guestbook.settings'" in env_text
     assert "APP_DATA_DIR='/srv/djangoapp/shared/data'" in env_text
-    assert "ALLOWED_HOSTS='*'" in env_text
+    assert "ALLOWED_HOSTS='localhost,127.0.0.1,[::1]'" in env_text
     assert "DEBUG='false'" in env_text
     assert 'SECRET_KEY="s3cr\'et\\$x"' in env_text
 
@@ -253,6 +253,7 @@ def test_allowed_hosts_for_any_name_is_the_hosts_own_names_never_a_star():
     assert line.split("=", 1)[1].strip("'\"").split(",") == [
         "web1", "web1.example.net", "203.0.113.10", "[2001:db8::10]", "localhost", "127.0.0.1", "[::1]"]
     assert HostNames().parse(["localhost", "(none)"]) == ()
+    assert base_env(example("django"))["ALLOWED_HOSTS"] == "localhost,127.0.0.1,[::1]"  # a local render
 
 
 @settings(max_examples=40, deadline=None)
