@@ -129,6 +129,50 @@ def test_a_deploy_killed_at_a_stage_boundary_is_recovered_by_the_next(sandbox, a
     assert current_is_good(sandbox) and current(sandbox) == before  # the same code: put back, unchanged
 
 
+# A local requirement whose build backend takes ten minutes: pip is surely still at work when
+# the deploy is stopped (in-tree backend, no build requirements: nothing is downloaded).
+SLOW_BUILD = {
+    "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "slowbackend"\nbackend-path = ["."]\n',
+    "slowbackend.py": "import time\n\n\ndef get_requires_for_build_wheel(config_settings=None):\n"
+                      "    time.sleep(600)\n    return []\n",
+}
+PIP_RUNS = "pgrep -f 'slowbacken[d]|pip instal[l]'"  # [d], [l]: never pgrep's own shell
+
+
+def wait_on_host(sandbox, command, succeeds: bool, limit: float = 60) -> bool:
+    """Whether `command` comes to succeed (or fail) on the host within `limit` seconds."""
+    deadline = time.monotonic() + limit
+    while (on_host(sandbox, command).returncode == 0) != succeeds:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_a_deploy_stopped_while_pip_runs_leaves_no_pip_running_on_the_host(sandbox, app_dir, tmp_path, sig):
+    app = slow_variant(app_dir, tmp_path)
+    (app / "slowpkg").mkdir()
+    for name, text in SLOW_BUILD.items():
+        (app / "slowpkg" / name).write_text(text)
+    requirements = app / "requirements.txt"
+    requirements.write_text(requirements.read_text() + "\n./slowpkg\n")
+    deploy = Deploy(sandbox, app)
+    try:
+        deploy.wait_for("upload releases/")  # uploaded: the venv is built next
+        assert wait_on_host(sandbox, PIP_RUNS, True), "pip never started:\n" + deploy.output
+        deploy.proc.send_signal(sig)
+        assert deploy.finish() != 0
+        # Left alone, the build would run ten minutes more.
+        assert wait_on_host(sandbox, PIP_RUNS, False, limit=30), "pip still runs after the deploy ended"
+    finally:
+        deploy.proc.kill()
+        on_host(sandbox, "pkill -f 'slowbacken[d]'")
+    again = invoke("deploy", "--host", sandbox.ssh_alias, "--app", str(app_dir))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert not lock_exists(sandbox) and current_is_good(sandbox)
+
+
 @pytest.mark.parametrize("command", ["status", "rollback"])
 def test_status_or_rollback_put_back_what_a_killed_deploy_left_unverified(sandbox, app_dir, tmp_path, command):
     before = current(sandbox)
