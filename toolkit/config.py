@@ -44,6 +44,7 @@ class Source:
     path: Path              # the local app directory (always set: deploy.toml lives there)
     git: str = ""           # when set, releases are cloned from here instead of uploaded
     ref: str = "main"
+    include: tuple[str, ...] = ()  # secret-like paths uploaded anyway (toolkit/ignore.py)
 
 
 @dataclass(frozen=True)
@@ -337,7 +338,8 @@ def _build(values: dict, app_dir: Path, config_file: Path | None, where: str) ->
               if k.section == "app" and k.name not in ("name", "framework", "wsgi")}
     return AppConfig(
         name=name, framework=framework, wsgi=wsgi,
-        source=Source(path=app_dir, git=_get(values, "source", "git"), ref=_get(values, "source", "ref")),
+        source=Source(path=app_dir, git=_get(values, "source", "git"), ref=_get(values, "source", "ref"),
+                      include=tuple(_get(values, "source", "include"))),
         env=dict(values.get(("env", "*"), {})), static=static,
         health=Health(**{n: _get(values, "health", n) for n in ("path", "expect", "timeout")}),
         django=django,

@@ -22,7 +22,6 @@ import sys
 import tarfile
 import tempfile
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,15 +132,8 @@ def checkout_git(url: str, ref: str, into: Path) -> Path:
 
 
 def source_include(cfg) -> tuple:
-    """[source] include: the secret-like paths to upload anyway. Read from deploy.toml itself
-    while config.Source does not carry it (load_app_config has already validated it)."""
-    include = getattr(cfg.source, "include", None)
-    if include is not None:
-        return tuple(include)
-    if not cfg.config_file:
-        return ()
-    with open(cfg.config_file, "rb") as f:
-        return tuple(tomllib.load(f).get("source", {}).get("include", ()))
+    """[source] include: the secret-like paths to upload anyway."""
+    return tuple(cfg.source.include)
 
 
 def package_source(cfg, prefix: str) -> Package:
