@@ -101,14 +101,9 @@ class HttpConnection(asyncio.Protocol):
         self.transport = transport
         worker = self.worker
         self.writer = ResponseWriter(transport, worker.loop, self.log, worker.flush_soon)
-        peer = transport.get_extra_info("peername")
-        self.env = wsgi.connection_environ(worker.environ, peer, transport.get_extra_info("sockname"))
-        if isinstance(peer, tuple):
-            trusted = worker.is_trusted_proxy(peer[0])
-        else:
-            # A unix socket is only reachable from this host (the proxy in front): trusted, as gunicorn.
-            trusted = bool(self.settings.forwarded_allow_ips)
-        self.scheme_headers = self.settings.secure_scheme_headers if trusted else None
+        # (Whether the peer is a trusted proxy travels in this environ: see environ.py.)
+        self.env = wsgi.connection_environ(worker.environ, transport.get_extra_info("peername"),
+                                           transport.get_extra_info("sockname"))
         worker.connection_opened(self)
 
     def connection_lost(self, exc):
@@ -253,7 +248,7 @@ class HttpConnection(asyncio.Protocol):
         """The request's Exchange, or None when its environ cannot be built (conflicting proxy
         headers from a trusted peer, see proxy_trust.py): then it is answered with the error."""
         try:
-            env = wsgi.request_environ(self.env, req, self.scheme_headers)
+            env = wsgi.request_environ(self.env, req)
         except HTTPError as exc:
             self._refuse_request(req, exc)
             return None
@@ -271,7 +266,7 @@ class HttpConnection(asyncio.Protocol):
         # _new_exchange spelled out: this is the hot path, and a call less is measurable.
         worker = self.worker
         try:
-            env = wsgi.request_environ(self.env, req, self.scheme_headers)
+            env = wsgi.request_environ(self.env, req)
         except HTTPError as exc:
             self._refuse_request(req, exc)
             return

@@ -43,7 +43,7 @@ import time
 
 from pronghorn import balance, malloc, wsgi
 from pronghorn.appthreads import AppThreads
-from pronghorn.config import proxy_trust, worker_settings
+from pronghorn.config import worker_settings
 from pronghorn.connection import HttpConnection, Phase
 from pronghorn.http.parser import Limits
 from pronghorn.spool import SpoolBudget
@@ -138,7 +138,6 @@ class Worker:
             field_size=parser_field_size(settings.limit_request_field_size),
             body=settings.limit_request_body,
         )
-        self.is_trusted_proxy = proxy_trust(list(settings.forwarded_allow_ips))
         self.spool_budget = SpoolBudget(settings.limit_request_body)
 
     # --- lifecycle --------------------------------------------------------------------------
