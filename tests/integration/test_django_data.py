@@ -5,8 +5,9 @@ asks (SECRET_KEY, DEBUG and ALLOWED_HOSTS from the environment); its DATABASES s
 `BASE_DIR / "db.sqlite3"`, inside the release, and it has no STATIC_ROOT. The deploy links the
 database to shared/data (migrate creates it there), collects the static files where nginx
 serves them, and a user created after the first deploy still logs in - a write to the
-database through the web - after a code change and after a rollback. `invoke verify` passes,
-fetching a collected static file through nginx.
+database through the web - after a code change and after a rollback. ALLOWED_HOSTS holds the
+host's own names, not "*". `invoke verify` passes, fetching a collected static file through
+nginx; with the app stopped nginx answers its 503 page.
 """
 
 import re
@@ -125,3 +126,8 @@ def test_stock_startproject_keeps_its_data_across_deploys_and_rollbacks(fresh_sa
     checked = invoke("verify", "--host", box.ssh_alias, "--app", str(app))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "test_static_files_answer_through_nginx" not in checked.stdout  # not among the failures
+
+    # The app gone (as after a failed first deploy): nginx answers its 503 page at once.
+    on_host(box, f"systemctl stop {APP}.socket {APP}.service")
+    down = requests.get(f"{base}/admin/login/", timeout=20)
+    assert down.status_code == 503 and "being deployed or is down" in down.text
