@@ -1,4 +1,5 @@
-"""A stock `django-admin startproject` app keeps its data across deploys and rollbacks.
+"""Data survives every release: a stock `django-admin startproject` app keeps its data across
+deploys and rollbacks, and paths named in `[app] shared` outlive a release for any app.
 
 The project is made here with the installed Django and changed only as docs/deploy-config.md
 asks (SECRET_KEY, DEBUG and ALLOWED_HOSTS from the environment); its DATABASES still say
@@ -131,3 +132,29 @@ def test_stock_startproject_keeps_its_data_across_deploys_and_rollbacks(fresh_sa
     on_host(box, f"systemctl stop {APP}.socket {APP}.service")
     down = requests.get(f"{base}/admin/login/", timeout=20)
     assert down.status_code == 503 and "being deployed or is down" in down.text
+
+
+def test_configured_shared_paths_outlive_a_release(fresh_sandbox, tmp_path):
+    # [app] shared for any framework: a file and a folder, the folder seeded from the upload once.
+    import shutil
+
+    from tests.integration.helpers import REPO
+
+    box, app = fresh_sandbox, tmp_path / "flask"
+    shutil.copytree(REPO / "examples" / "flask", app, ignore=shutil.ignore_patterns("__pycache__"))
+    (app / "deploy.toml").write_text((app / "deploy.toml").read_text().replace(
+        '[app]\n', '[app]\nshared = ["notes.txt", "uploads/"]\n'))
+    (app / "uploads").mkdir()
+    (app / "uploads" / "seed.txt").write_text("from the first upload")
+    first = deploy(box, app)
+    assert "uploads/ -> /srv/flaskapp/shared/data/uploads (new, with the release's copy)" in first, first
+    written = on_host(box, "runuser -u flaskapp -- sh -c 'echo kept > /srv/flaskapp/current/notes.txt "
+                           "&& echo kept > /srv/flaskapp/current/uploads/new.txt'")
+    assert written.returncode == 0, written.stderr                    # the app user writes through
+    (app / "uploads" / "seed.txt").write_text("a later upload does not overwrite")
+    (app / "app.py").write_text((app / "app.py").read_text() + "\n# a code change\n")
+    second = deploy(box, app)
+    assert "(kept)" in second
+    shown = on_host(box, "cat /srv/flaskapp/current/notes.txt /srv/flaskapp/current/uploads/new.txt "
+                         "/srv/flaskapp/current/uploads/seed.txt").stdout.split("\n")
+    assert shown[:3] == ["kept", "kept", "from the first upload"]
