@@ -16,6 +16,8 @@ APP = "flaskapp"  # the examples' name: one app per host may own the default sit
 def test_history_lists_deploy_rollback_lock_release_and_restart(sandbox, tmp_path):
     app = tmp_path / "app"
     shutil.copytree(REPO / "examples" / "flask", app, ignore=shutil.ignore_patterns("__pycache__"))
+    # Not the example's exact code: a later module deploying the example changes the host.
+    (app / "app.py").write_text((app / "app.py").read_text() + "\n# the history test\n")
     host = ["--host", sandbox.ssh_alias, "--app", str(app)]
 
     first = invoke("deploy", *host)
