@@ -86,21 +86,17 @@ def restore_unverified(c, cfg, rep, state: HostReleases, recorded: str = "") -> 
         return ""
     unverified = state.current
     target = restore_target(state, recorded)
-    rdir = q(cfg.layout.release_dir(unverified))
-    mark = f"[ -d {rdir} ] && touch {rdir}/.failed"
     if target is None:
         stop_the_app(c, cfg, rep)
-        sh(c, mark + "; " + audit.append_script(cfg.layout, "recover", unverified,
-                                                 "never verified; no good release: stopped"), what="recording the recovery", timeout=60)
+        _mark_failed(c, cfg, unverified, "never verified; no good release: stopped")
         state.current = ""
     else:
         with rep.step(f"put back {target.name}") as st:
             sh(c, cmds.switch_script(cfg, target.name) + " && " + cmds.restart_script(cfg),
                what=f"putting back {target.name}", timeout=RESTART_TIMEOUT)
             health = cmds.health_check(c, cfg)
-            sh(c, mark + "; " + audit.append_script(cfg.layout, "recover", unverified,
-                                                    f"never verified; put back {target.name}: "
-                                                    + ("ok" if health.ok else f"answers {health.status}")), what="recording the recovery", timeout=60)
+            _mark_failed(c, cfg, unverified, f"never verified; put back {target.name}: "
+                         + ("ok" if health.ok else f"answers {health.status}"))
             if not health.ok:
                 raise DeployError(f"{target.name} was put back in place of {unverified} (never verified: "
                                   f"an interrupted deploy), but it answers {health.status or 'nothing'}",
@@ -111,6 +107,13 @@ def restore_unverified(c, cfg, rep, state: HostReleases, recorded: str = "") -> 
     if state.get(unverified):
         state.get(unverified).state = "failed"
     return state.current
+
+
+def _mark_failed(c, cfg, release: str, result: str) -> None:
+    """Mark the unverified release failed (never a rollback target) and say so in the audit trail."""
+    rdir = q(cfg.layout.release_dir(release))
+    sh(c, f"[ -d {rdir} ] && touch {rdir}/.failed; "
+       + audit.append_script(cfg.layout, "recover", release, result), what="recording the recovery", timeout=60)
 
 
 def recover_interrupted(c, cfg, rep, state: HostReleases) -> str:
@@ -126,8 +129,10 @@ def recover_interrupted(c, cfg, rep, state: HostReleases) -> str:
         taken = lock.acquire(c, cfg)
         report_take_over(c, cfg, st, taken)
     try:
-        state = read_releases(c, cfg)
+        state = read_releases(c, cfg)  # again, under the lock: a deploy may have finished meanwhile
         was = state.current
+        if not unverified_current(state):
+            return ""
         now = restore_unverified(c, cfg, rep, state, taken.previous)
     finally:
         lock.release_if_ours(c, cfg, taken.text)
