@@ -381,7 +381,9 @@ def lock_status(c, host=None, app="."):
             rep.line("  free")
         elif holder.dead():
             rep.line(f"  held by {holder.describe()}")
-            rep.line("  release it with: " + fill_next(next_task("lock.release"), str(spec), app))
+            rep.line("  the next deploy, rollback or status from this machine takes it over (and puts back "
+                     "a release it left unverified); or release it now with: "
+                     + fill_next(next_task("lock.release"), str(spec), app))
         else:
             rep.line(f"  held by {holder.text}")
         return ""
