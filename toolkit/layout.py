@@ -10,7 +10,7 @@ Capistrano's shape, one tree per app:
       venvs/HASH/                a virtualenv per requirements hash, reused across releases
       wheels/HASH/NAME.whl       the pronghorn server wheel per server-source hash
       .deploy-lock/who           the deploy lock (mkdir is atomic) and who holds it
-      deploy.log                 one line per deploy or rollback
+      deploy.log                 the audit trail: who/when/what/result (toolkit/audit.py)
     /run/APP/pronghorn.sock      the unix socket nginx proxies to (systemd's APP.socket)
     /var/log/APP/                log files, when [app] access_log = "file"
 
