@@ -13,6 +13,9 @@ facts, plans each role in order and applies each plan as one step with toolkit/e
     layout.plan           /srv/APP/{releases,shared/{media,data},venvs,wheels}
     app_env.plan          shared/.env (0600), shared/pronghorn.conf.py, logrotate
     systemd.plan          APP.socket + APP.service; daemon-reload only when changed
+    hardening/*           sshd key-only, ufw, fail2ban, security updates, time sync, swap
+                          (each a part of [hardening] in deploy.toml; skipped where the host
+                          cannot, e.g. a container, with a note saying so)
     nginx.plan            the site; `nginx -t` before reload; the old config back on failure
                           (a deploy runs it last, after the venv: `Provisioning.finish()`,
                           while a missing nginx package installs in the background)
