@@ -28,9 +28,10 @@ class Exchange:
     __slots__ = ("conn", "req", "env", "resp", "started", "result", "it", "starting")
 
     def __init__(self, conn, req, env, started):
-        # Only what every request needs is set here (one per request, on the hot path); resp is
-        # set by run_*, result (the app's iterable) and starting (inside _try_sendfile: a
-        # sendfile that ends at once must not recurse) only where they are used.
+        # Only what every request needs is set here; connection._run_inline sets the same five
+        # without this call (the hot path): keep the two in step. resp is set by run_*, result
+        # (the app's iterable) and starting (inside _try_sendfile: a sendfile that ends at once
+        # must not recurse) only where they are used.
         self.conn = conn
         self.req = req
         self.env = env
@@ -48,8 +49,9 @@ class Exchange:
         batch = writer.batch  # gathering (writer.out(), spelled out: this is the hot path)
         self.resp = resp = wsgi.Response(writer.transport.write if batch is None else batch.append,
                                          conn.log, req.version, req.method == "HEAD", keep_alive)
-        if conn.settings.pre_request is not None:
-            conn.call_hook(conn.settings.pre_request, conn.worker, req)
+        pre_request = conn.settings.pre_request
+        if pre_request is not None:
+            conn.call_hook(pre_request, conn.worker, req)
         try:
             result = conn.app(self.env, resp.start_response)
         except Exception as exc:
