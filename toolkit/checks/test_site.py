@@ -123,3 +123,16 @@ def test_static_files_answer_through_nginx(host, cfg):
         assert one, f"nothing to serve at {url}: {root} is missing or empty (collectstatic, [static] in deploy.toml)"
         path = url + quote(one[len(root):])
         assert _status_through_nginx(host, cfg, path) == 200, f"{path} ({one}) is not served by nginx"
+
+
+def test_the_server_and_its_workers_run_with_umask_0027(host, cfg):
+    # UMask=0027 in the unit: files the app writes (uploads, the sqlite database) are not
+    # world-readable. pronghorn keeps the umask it inherits unless --umask is given.
+    unit = shlex.quote(cfg.layout.unit_name)
+    with host.sudo():
+        master = host.check_output(f"systemctl show -p MainPID --value {unit}").strip()
+        assert master not in ("", "0"), f"{cfg.layout.unit_name} is not running: `invoke status`"
+        pids = [master] + host.check_output(f"pgrep -P {master} || true").split()
+        umasks = {pid: host.check_output(f"awk '/^Umask:/ {{print $2}}' /proc/{pid}/status") for pid in pids}
+    assert len(pids) > 1, "no worker processes under the server"
+    assert set(umasks.values()) == {"0027"}, f"umask per process: {umasks}"
