@@ -24,6 +24,7 @@ wait (MAX_QUEUED_REQUESTS / MAX_READ_AHEAD) while one is in the app.
 import asyncio
 import collections
 import enum
+import errno
 import io
 import time
 import traceback
@@ -58,6 +59,9 @@ MAX_READ_AHEAD = 256 * 1024
 LINGER_SECONDS = 2.0
 # While stopping, how long a just-accepted connection may take to send its request.
 NEW_CONNECTION_GRACE = 1.0
+
+# A full disk or a used-up quota while spooling a body: 507 (RFC 4918 §11.5); any other OSError is a 500.
+_NO_ROOM = frozenset(code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None)
 
 _BytesIO = io.BytesIO
 _new = object.__new__
@@ -154,11 +158,14 @@ class HttpConnection(asyncio.Protocol):
             requests = None
             self.queue.append(exc)
         except OSError as exc:
-            # Spooling a large body to disk failed (a full disk, a quota): this request cannot be
-            # served, the worker and its other connections can.
+            # Spooling a large body to disk failed (a full disk, a quota: 507; anything else: 500):
+            # this request cannot be served, the worker and its other connections can.
             self.log.error("cannot store a request body: %s", exc)
             requests = None
-            self.queue.append(HTTPError(500, "no room to store the request body"))
+            if exc.errno in _NO_ROOM:
+                self.queue.append(HTTPError(507, "no room on the server's disk for the request body"))
+            else:
+                self.queue.append(HTTPError(500, "cannot store the request body"))
         if requests:
             if self.spool.seen:
                 self.spool.completed(requests)

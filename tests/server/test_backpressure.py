@@ -4,9 +4,12 @@ A client that pipelines many requests for a large answer and never reads them is
 worker must stop producing answers while the connection is over its limit (about the transport's
 high-water mark plus one response), keep serving everyone else, and drop that client once it has
 read nothing for --send-timeout. Also: a request body that cannot be spooled (a full disk) gets a
-5xx and the worker lives on. Black-box, over real sockets, against a server subprocess.
+507 Insufficient Storage and the worker lives on. Black-box, over real sockets, against a server subprocess.
 """
 
+import collections
+import errno
+import logging
 import os
 import socket
 import subprocess
@@ -118,7 +121,7 @@ def tiny_tmpfs():
         os.rmdir(path)
 
 
-def test_a_full_disk_while_spooling_a_body_is_a_5xx_and_the_worker_lives_on(tiny_tmpfs):
+def test_a_full_disk_while_spooling_a_body_is_507_and_the_worker_lives_on(tiny_tmpfs):
     body = b"y" * (3 << 20)  # past the 1 MiB spool threshold: it goes to a temp file, which fills
     with serve(APP, env={"TMPDIR": tiny_tmpfs}) as srv:
         pid = int(request(srv.port, b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n")[2])
@@ -128,14 +131,36 @@ def test_a_full_disk_while_spooling_a_body_is_a_5xx_and_the_worker_lives_on(tiny
                 s.sendall(head + body)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the server answered and stopped reading: the answer is still readable
-            status, _, _ = Reader(s).response()
-        assert 500 <= status < 600
+            status, _, body = Reader(s).response()
+        assert status == 507, body  # ENOSPC: Insufficient Storage (any other OSError would be a 500)
         # A body that fits in memory is still fine, on a new connection, from the same worker.
         with connect(srv.port) as s:
             s.sendall(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello")
             assert Reader(s).response()[::2] == (200, b"5")
         assert int(request(srv.port, b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n")[2]) == pid
         assert "cannot store a request body" in srv.errors()
+
+
+@pytest.mark.parametrize("code, status", [(errno.ENOSPC, 507), (errno.EDQUOT, 507), (errno.EIO, 500)])
+def test_which_spooling_errors_are_507(code, status):
+    """Only no room (a full disk, a used-up quota) is 507 Insufficient Storage; any other error
+    while storing a body stays a 500. (In process: an EIO or a quota cannot be staged here.)"""
+    from pronghorn.connection import HttpConnection
+    from pronghorn.http.errors import HTTPError
+
+    class Parser:
+        state = None
+
+        def feed(self, data):
+            raise OSError(code, os.strerror(code))
+
+    conn = HttpConnection.__new__(HttpConnection)
+    conn.phase, conn.prelude, conn.parser = 0, None, Parser()
+    conn.queue, conn.log = collections.deque(), logging.getLogger("test")
+    conn.process_queue = lambda: None  # the answer itself is what the tmpfs test above sees
+    conn.data_received(b"x")
+    [error] = conn.queue
+    assert type(error) is HTTPError and error.status == status
 
 
 def _soft_open_files_limit(pid):
