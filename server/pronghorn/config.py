@@ -777,8 +777,7 @@ class WorkerSettings:
     limit_request_fields: int
     limit_request_field_size: int
     limit_request_body: int | None  # None = no limit
-    forwarded_allow_ips: tuple[str, ...]
-    secure_scheme_headers: dict[str, str]  # upper-case header name -> lower-case value
+    proxy_protocol: str  # off / v1 / v2 / auto (who may send it: environ.proxy, from proxy_allow_ips)
     pre_request: Callable | None  # None when it is the no-op default (skipped on the hot path)
     post_request: Callable | None
 
@@ -795,9 +794,6 @@ def worker_settings(cfg: Any) -> WorkerSettings:
         fn = getattr(cfg, name, None)
         return None if fn is None or fn is _noop else fn
 
-    allow = get("forwarded_allow_ips")
-    if isinstance(allow, str):
-        allow = [a.strip() for a in allow.split(",") if a.strip()]
     body_timeout = float(get("body_timeout"))
     send_timeout = getattr(cfg, "send_timeout", None)
     return WorkerSettings(
@@ -814,9 +810,7 @@ def worker_settings(cfg: Any) -> WorkerSettings:
         limit_request_fields=int(get("limit_request_fields")),
         limit_request_field_size=int(get("limit_request_field_size")),
         limit_request_body=int(get("limit_request_body")) or None,
-        forwarded_allow_ips=tuple(allow),
-        secure_scheme_headers={str(k).upper().replace("_", "-"): str(v).lower()
-                               for k, v in get("secure_scheme_headers").items()},
+        proxy_protocol=proxy_protocol_mode(get("proxy_protocol")),
         pre_request=hook("pre_request"), post_request=hook("post_request"),
     )
 

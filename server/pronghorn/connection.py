@@ -19,6 +19,13 @@ mark), no further request is dispatched (BLOCKED) and reading is paused, so a cl
 pipelines requests and never reads holds at most about the high-water mark plus one response.
 If it reads nothing for send_timeout it is dropped. Reading also pauses when too many requests
 wait (MAX_QUEUED_REQUESTS / MAX_READ_AHEAD) while one is in the app.
+
+PROXY protocol (--proxy-protocol v1/v2/auto): the first bytes of a connection go through a
+`ProxyPrelude` (http/proxy_protocol.py) until it has decided; a header from a peer in
+--proxy-allow-from rebuilds the connection's environ with the client's address, one from any
+other peer is a 403, a malformed one a 400 (then the close). Without a header every byte is HTTP.
+While it waits the connection is NEW, so --header-timeout bounds the wait. With the mode off,
+`self.prelude` is None from the start and costs data_received one `is not None` check.
 """
 
 import asyncio
@@ -34,6 +41,7 @@ from pronghorn.exchange import Exchange
 from pronghorn.http.errors import HTTPError
 from pronghorn.http.parser import BODY, HEAD, RequestParser
 from pronghorn.http.parser import IDLE as IDLE_PARSER
+from pronghorn.http.proxy_protocol import NEED_MORE, ProxyPrelude, ProxyProtocolError
 from pronghorn.spool import ConnectionSpool
 from pronghorn.writer import GATHER_LIMIT, ResponseWriter
 
@@ -98,6 +106,7 @@ class HttpConnection(asyncio.Protocol):
         self.exchange = None  # the request in progress past its app call (body, sendfile, thread)
         self.read_paused = False
         self.peer_eof = False
+        self.prelude = None  # the PROXY protocol header still being read (see connection_made)
 
     @property
     def closed(self):
@@ -109,9 +118,12 @@ class HttpConnection(asyncio.Protocol):
         self.transport = transport
         worker = self.worker
         self.writer = ResponseWriter(transport, worker.loop, self.log, worker.flush_soon)
+        peer = transport.get_extra_info("peername")
         # (Whether the peer is a trusted proxy travels in this environ: see environ.py.)
-        self.env = wsgi.connection_environ(worker.environ, transport.get_extra_info("peername"),
-                                           transport.get_extra_info("sockname"))
+        self.env = wsgi.connection_environ(worker.environ, peer, transport.get_extra_info("sockname"))
+        mode = self.settings.proxy_protocol
+        if mode != "off":
+            self.prelude = ProxyPrelude(mode, worker.environ.proxy.may_send_proxy_protocol(peer))
         worker.connection_opened(self)
 
     def connection_lost(self, exc):
@@ -143,6 +155,10 @@ class HttpConnection(asyncio.Protocol):
         phase = self.phase
         if phase >= CLOSING:
             return
+        if self.prelude is not None:
+            data = self._proxy_prelude(data)
+            if not data:
+                return
         parser = self.parser
         if parser.state is BODY and not self.spool.receiving(len(data)):
             self._refuse_body()
@@ -188,6 +204,28 @@ class HttpConnection(asyncio.Protocol):
             self.process_queue()
         else:
             self._update_waiting_phase()
+
+    def _proxy_prelude(self, data):
+        """The first bytes of a connection while --proxy-protocol is on: the HTTP bytes that follow
+        the PROXY header (all of them when there is none), or None while it is still incomplete or
+        after it was refused (answered 400 or 403, then the close)."""
+        try:
+            result = self.prelude.feed(data)
+        except ProxyProtocolError as exc:
+            self.prelude = None
+            self.log.info("refusing a PROXY protocol header from %s: %s",
+                          self.env.get("REMOTE_ADDR") or "a unix socket peer", exc.reason)
+            self._send_error(exc.status, exc.reason)
+            return None
+        if result is NEED_MORE:
+            return None  # still NEW: header_timeout bounds the wait
+        self.prelude = None
+        header, data = result
+        if header is not None:
+            transport = self.transport
+            self.env = wsgi.connection_environ(self.worker.environ, transport.get_extra_info("peername"),
+                                               transport.get_extra_info("sockname"), header)
+        return data
 
     def _refuse_body(self):
         """The worker's budget for spooled bodies is used up (spool.py): this body is refused,
