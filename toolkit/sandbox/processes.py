@@ -30,7 +30,10 @@ _spawned: dict[int, subprocess.Popen] = {}  # our children, kept so they can be 
 def start_container(name: str) -> tuple[int, int | None]:
     """Boot the host's root filesystem with systemd-nspawn in its namespace; (pid, start time)."""
     argv = ["systemd-nspawn", "-D", str(rootfs(name)), "-b", "--register=no", "--keep-unit",
-            "--console=read-only", "-M", name, f"--network-namespace-path={netns_path(name)}"]
+            "--console=read-only", "-M", name, f"--network-namespace-path={netns_path(name)}",
+            # netfilter inside the host's own network namespace, as on a VM: ufw and fail2ban's
+            # bans really apply there (it cannot touch this machine's namespace).
+            "--capability=CAP_NET_ADMIN"]
     pid = spawn(argv, host_dir(name) / "nspawn.log")
     return pid, start_time(pid)
 
