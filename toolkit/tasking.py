@@ -29,6 +29,12 @@ HOST_HELP = {task_name: f"{what}: {_HOST_FORMS}" for task_name, what in {
     "verify": "the host to check with testinfra",
     "lock.status": "the host whose deploy lock to show",
     "lock.release": "the host whose deploy lock to remove",
+    "run": "the host to run the command on (as the app user, in the live release)",
+    "manage": "the host whose Django manage.py to run (as the app user, in the live release)",
+    "shell": "the host to open the app's shell on (as the app user, in the live release)",
+    "env.list": "the host whose app environment to list (values of secrets masked)",
+    "env.set": "the host to set the variable on (the app restarts and is health-checked)",
+    "env.unset": "the host to remove the variable from (the app restarts and is health-checked)",
 }.items()}
 APP_HELP = "the app's folder, the one with deploy.toml in it (default: the current folder)"
 DRY_HELP = "only show what would change; change nothing on the host"

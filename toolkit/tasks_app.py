@@ -1,0 +1,90 @@
+"""Tasks that run commands in the app's world on a host: `run`, `manage` (Django's manage.py)
+and `shell` (the framework's shell), each as the app user in the live release, its venv and
+environment (toolkit/app_commands.py), on a terminal when you are at one, with the command's
+exit code as the task's.
+
+    invoke run --host H -- python -c 'import sys; print(sys.version)'
+    invoke manage --host H -- createsuperuser
+    invoke shell --host H
+"""
+
+from __future__ import annotations
+
+import sys
+
+from invoke import task
+from invoke.exceptions import Exit
+
+from toolkit import hosts as hosts_mod
+from toolkit.errors import ConfigError, ToolkitError, next_task
+from toolkit.tasking import APP_HELP, HOST_HELP, HelpTask, explain, host_specs, load_config
+
+
+@task(klass=HelpTask, name="run", iterable=["host"], help={"host": HOST_HELP["run"], "app": APP_HELP})
+def run_command(c, host=None, app="."):
+    """Run a command (after --) as the app user in the live release: invoke run --host H -- CMD ..."""
+    from toolkit.app_commands import command_after_dashes
+
+    argv = command_after_dashes(sys.argv)
+
+    def command(cfg):
+        if not argv:
+            raise ConfigError("say what to run after --, e.g. `invoke run --host H -- python --version`",
+                              next_task("run", "--", "python", "--version"))
+        return argv
+
+    _run_in_app(host, app, command)
+
+
+@task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["manage"], "app": APP_HELP})
+def manage(c, host=None, app="."):
+    """Run Django's manage.py (arguments after --) as the app user in the live release, e.g. -- migrate"""
+    from toolkit.app_commands import command_after_dashes, manage_argv
+
+    args = command_after_dashes(sys.argv)
+    _run_in_app(host, app, lambda cfg: manage_argv(cfg, args))
+
+
+@task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["shell"], "app": APP_HELP})
+def shell(c, host=None, app="."):
+    """Open the framework's shell (Django's, Flask's, else Python) in the live release, as the app user."""
+    from toolkit.app_commands import shell_argv
+
+    _run_in_app(host, app, shell_argv)
+
+
+def _run_in_app(host, app, argv_for) -> None:
+    """Run argv_for(cfg) on each host in turn; stop with the first non-zero exit code."""
+    from toolkit.app_commands import as_app_line, live_release, wants_tty
+    from toolkit.remote import as_root
+
+    cfg = load_config(app, check_secrets=False)
+    specs = host_specs(host, cfg)
+    try:
+        argv = argv_for(cfg)
+    except ToolkitError as exc:
+        _stop(exc, specs[0], app)
+    tty = wants_tty(sys.stdin, sys.stdout)
+    for spec in specs:
+        if len(specs) > 1:
+            print(f"== {spec}", flush=True)
+        try:
+            conn = hosts_mod.connect(spec)
+        except hosts_mod.HostError as exc:
+            _stop(exc, spec, app)
+        try:
+            live = live_release(conn, cfg)
+            result = conn.run(as_root(conn, as_app_line(cfg, live, argv)), pty=tty, warn=True, hide=False)
+        except ToolkitError as exc:
+            _stop(exc, spec, app)
+        finally:
+            conn.close()
+        if result.exited != 0:
+            raise Exit(code=result.exited if 0 < result.exited < 256 else 1)
+
+
+def _stop(exc: Exception, spec, app: str):
+    message, next_step, details = explain(exc, spec, app)
+    text = f"error: {message}" + (f"\n{details}" if details else "")
+    code = 2 if isinstance(exc, ConfigError) else 1
+    raise Exit(text + (f"\n  next: {next_step}" if next_step else ""), code=code)
