@@ -9,20 +9,22 @@
    matters: the proxy first (apt needs it), packages, the extra CA (needs ca-certificates),
    the user, the folders, the app's files, the systemd units, then the host's hardening
    (roles/hardening: sshd, ufw, fail2ban, security updates, time sync, swap; their packages
-   come with the base packages), nginx.
+   come with the base packages), the TLS certificate (roles/tls.py: nginx -t needs it before
+   the site naming it is installed), nginx.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from roles import app_env, base, hardening, layout, nginx, proxy, systemd, user
+from roles import app_env, base, hardening, layout, nginx, proxy, systemd, tls, user
 from roles.wanted import Wanted
 from toolkit import executor, facts as facts_api, lock
 from toolkit.errors import HostError
 from toolkit.facts.files import Files
 from toolkit.facts.hardening import HardenedHostFacts, HardeningFact
 from toolkit.facts.names import HostNames
+from toolkit.facts.tls import Certificates
 from toolkit.facts.host import (AptLists, DeployLock, EnvFile, Groups, HostFacts, OsRelease, Packages,
                                 PythonVersion, Units, Users)
 
@@ -39,11 +41,12 @@ def planned(cfg) -> Wanted:
     return Wanted.of(cfg, render_all(cfg, mask_secrets=True))
 
 
-def render_for(cfg, facts: HostFacts, names: tuple | None = None) -> Wanted:
-    """`names`: the host's names and addresses (ALLOWED_HOSTS for domains = ["_"])."""
+def render_for(cfg, facts: HostFacts, names: tuple | None = None, tls_ready: bool = True) -> Wanted:
+    """`names`: the host's names and addresses (ALLOWED_HOSTS for domains = ["_"]); `tls_ready`:
+    nginx can serve https (False: a letsencrypt certificate is not issued yet)."""
     from toolkit.render import render_all
 
-    return Wanted.of(cfg, render_all(cfg, {"env": facts.env, "names": names}))
+    return Wanted.of(cfg, render_all(cfg, {"env": facts.env, "names": names, "tls_ready": tls_ready}))
 
 
 def host_names(c, gathered) -> tuple:
@@ -55,7 +58,7 @@ def host_names(c, gathered) -> tuple:
 
 def fact_paths(wanted: Wanted) -> list[str]:
     paths = [f.path for f in wanted.files] + [d[0] for d in layout.wanted_dirs(wanted)]
-    paths += hardening.fact_paths()
+    paths += hardening.fact_paths() + tls.fact_paths(wanted)
     return list(dict.fromkeys(paths + nginx.fact_paths(wanted)))  # keep the order, drop repeats
 
 
@@ -63,7 +66,8 @@ def facts_to_read(wanted: Wanted) -> list:
     lay = wanted.layout
     return [OsRelease(), AptLists(), Packages(wanted.all_packages), Users([wanted.app]), Groups([wanted.app]),
             Files(fact_paths(wanted)), Units(lay.units + (nginx.UNIT,) + hardening.units()),
-            EnvFile(lay.env_file), PythonVersion(), DeployLock(lay), HardeningFact(), HostNames()]
+            EnvFile(lay.env_file), PythonVersion(), DeployLock(lay), HardeningFact(), HostNames(),
+            Certificates(tls.cert_paths(wanted))]
 
 
 def check(facts: HostFacts, stop_on_lock: bool) -> None:
@@ -115,10 +119,12 @@ class Provisioning:
     the new release goes live (a first deploy builds the venv meanwhile).
     """
 
-    def __init__(self, c, rep, dry, wanted, facts, gathered, changed: int, reread: bool, apt_job=None):
+    def __init__(self, c, rep, dry, wanted, facts, gathered, changed: int, reread: bool, apt_job=None,
+                 with_https=None):
         self.c, self.rep, self.dry = c, rep, dry
         self.wanted, self.facts, self.gathered = wanted, facts, gathered
         self.changed, self.reread, self.apt_job = changed, reread, apt_job
+        self.with_https = with_https  # () -> Wanted rendered with https on (after an ACME issue)
         self.finished = False
 
     @property
@@ -142,8 +148,26 @@ class Provisioning:
             again = facts_api.gather(self.c, [Files(nginx.fact_paths(self.wanted)), Units((nginx.UNIT,))])
             facts = dataclasses.replace(facts, files={**facts.files, **again[Files]},
                                         units={**facts.units, **again[Units]})
+        certs = self.gathered.get(Certificates, {})
+        if tls.enabled(self.wanted):  # no step at all for a site on plain http
+            self.changed += executor.apply(self.c, self.rep, tls.STEP, tls.plan(facts, self.wanted, certs), self.dry)
         self.changed += executor.apply(self.c, self.rep, nginx.STEP, nginx.plan(facts, self.wanted), self.dry)
+        self.issue_certificate(certs)
         return self.changed
+
+    def issue_certificate(self, certs) -> None:
+        """[tls] letsencrypt: certbot through the http site just installed; once issued, the
+        site again, now with https (a failure leaves it on http and says why)."""
+        from toolkit.tls_issue import obtain
+
+        if not obtain(self.c, self.rep, self.wanted, certs, str(getattr(self.c, "host", "HOST")), self.dry):
+            return
+        self.changed += 1
+        self.wanted = self.with_https()
+        again = facts_api.gather(self.c, [Files(nginx.fact_paths(self.wanted)), Units((nginx.UNIT,))])
+        facts = dataclasses.replace(self.facts, files={**self.facts.files, **again[Files]},
+                                    units={**self.facts.units, **again[Units]})
+        executor.apply(self.c, self.rep, nginx.STEP + " (https)", nginx.plan(facts, self.wanted), self.dry)
 
 
 def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_facts=()) -> Provisioning:
@@ -153,13 +177,16 @@ def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_
     to stop). `defer_nginx`: a missing nginx installs in the background and the site waits for
     `.finish()` (a first deploy builds the venv meanwhile); otherwise everything is done here.
     `extra_facts`: more facts to read in the same round trip (in `.gathered`)."""
-    to_read = facts_to_read(planned(cfg)) + list(extra_facts)
+    first = planned(cfg)
+    to_read = facts_to_read(first) + list(extra_facts)
     with rep.step("read the host's state") as st:
         gathered = facts_api.gather(c, to_read)
         facts = HardenedHostFacts.of(gathered)
         check(facts, stop_on_lock=not dry and not lock_held)
         st.info(f"{facts.os_id} {facts.os_version}, python {facts.python_version or 'missing'}")
-    wanted = logged_in(c, render_for(cfg, facts, host_names(c, gathered)), facts)
+    names = host_names(c, gathered)
+    ready = tls.tls_ready(first, gathered.get(Certificates, {}))
+    wanted = logged_in(c, render_for(cfg, facts, names, ready), facts)
     changed = 0
     if proxy.proxy_files(wanted):
         changed += executor.apply(c, rep, proxy.PROXY_STEP, proxy.plan_proxy(facts, wanted), dry)
@@ -171,7 +198,8 @@ def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_
     for name, plan in middle_roles(wanted):
         changed += executor.apply(c, rep, name, plan(facts, wanted), dry)
     done = Provisioning(c, rep, dry, wanted, facts, gathered, changed,
-                        reread=bool(packages_changed) and not dry, apt_job=apt_job)
+                        reread=bool(packages_changed) and not dry, apt_job=apt_job,
+                        with_https=lambda: logged_in(c, render_for(cfg, facts, names), facts))
     if not defer_nginx:
         done.finish()
     return done

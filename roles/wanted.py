@@ -7,11 +7,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from roles import hardening as hardening_roles
-from toolkit.config import Hardening
+from toolkit.config import Hardening, TlsConfig
 from toolkit.layout import HostLayout
 
 # Packages every app host needs. python3-venv brings ensurepip, so each venv gets its own pip.
 BASE_PACKAGES = ("python3", "python3-venv", "nginx", "ca-certificates", "tar", "gzip")
+
+
+def tls_packages(tls) -> tuple:
+    """[tls]: openssl makes the self-signed certificates (ca-certificates pulls it in; said
+    anyway), certbot gets Let's Encrypt's."""
+    if tls is None or not tls.enabled:
+        return ()
+    return ("openssl",) + (("certbot",) if tls.mode == "letsencrypt" else ())
+
+
+def tls_fields(cfg) -> dict:
+    """Wanted's [tls] fields from the config (the files of mode = "files" read here)."""
+    from roles import tls as tls_role
+
+    tls = getattr(cfg, "tls", None)
+    return {"tls": tls, "domains": tuple(getattr(cfg, "domains", ("_",))),
+            "tls_files": tls_role.uploaded_files(cfg) if tls else ()}
 
 
 @dataclass(frozen=True)
@@ -29,16 +46,23 @@ class Wanted:
     login_user: str = "root"
     login_method: str = "publickey"  # paramiko's: publickey, password, keyboard-interactive
     drop_packages: tuple = ()  # not on this host (timesyncd where another time daemon runs)
+    # deploy.toml [tls] (roles/tls.py), the app's domains (the self-signed certificate's names)
+    # and, for mode = "files", the certificate and key to upload; None: no TLS.
+    tls: TlsConfig | None = None
+    domains: tuple = ("_",)
+    tls_files: tuple = ()
 
     @classmethod
     def of(cls, cfg, files=()) -> "Wanted":
         return cls(app=cfg.name, layout=cfg.layout, files=tuple(files),
-                   access_log=getattr(cfg, "access_log", "journal"), hardening=getattr(cfg, "hardening", None))
+                   access_log=getattr(cfg, "access_log", "journal"), hardening=getattr(cfg, "hardening", None),
+                   **tls_fields(cfg))
 
     @property
     def all_packages(self) -> tuple:
         """`packages` and the hardening parts' (one apt-get call installs them all)."""
         extra = hardening_roles.packages(self.hardening) if self.hardening else ()
+        extra += tls_packages(self.tls)
         return tuple(p for p in dict.fromkeys(self.packages + extra) if p not in self.drop_packages)
 
     def select(self, *prefixes) -> list:

@@ -33,6 +33,7 @@ CONFIG_FILE = "deploy.toml"
 
 __all__ = [
     "CONFIG_FILE", "ConfigError", "AppConfig", "Source", "Health", "DjangoConfig", "ProxyConfig", "Hardening",
+    "TlsConfig",
     "SCHEMA", "load_app_config", "slugify", "reference_markdown",
 ]
 
@@ -98,6 +99,30 @@ class Hardening:
 
 
 @dataclass(frozen=True)
+class TlsConfig:
+    """deploy.toml [tls]: how the site gets its certificate (roles/tls.py) and its HSTS header.
+    `cert`/`key` (mode "files") are resolved paths on the deploy machine."""
+    mode: str = "off"
+    email: str = ""
+    acme_directory: str = ""
+    cert: str = ""
+    key: str = ""
+    hsts: int = 0
+    hsts_preload: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+    @property
+    def hsts_header(self) -> str:
+        """The Strict-Transport-Security value ("" when hsts = 0)."""
+        if not self.hsts:
+            return ""
+        return f"max-age={self.hsts}" + ("; includeSubDomains; preload" if self.hsts_preload else "")
+
+
+@dataclass(frozen=True)
 class AppConfig:
     name: str
     source: Source
@@ -127,6 +152,7 @@ class AppConfig:
     django: DjangoConfig | None = None
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     hardening: Hardening = field(default_factory=Hardening)
+    tls: TlsConfig = field(default_factory=TlsConfig)
     config_file: Path | None = None
 
     @property
@@ -294,11 +320,47 @@ def _check_consistency(values: dict, where: str) -> None:
                           f"[app] secrets; add it there too")
     if ("source", "ref") in values and not values.get(("source", "git")):
         raise ConfigError(f"{where}: [source] ref is set but git is not; set git = \"URL\" or remove ref")
+    _check_tls(values, where)
     framework = values.get(("app", "framework"))
     django_keys = [n for (s, n) in values if s == "django"]
     if django_keys and framework and framework != "django":
         raise ConfigError(f"{where}: [django] is set but framework = \"{framework}\"; "
                           f"remove [django] or set framework = \"django\"")
+
+
+def _check_tls(values: dict, where: str) -> None:
+    """What each [tls] mode needs from the other keys."""
+    from toolkit.config_schema import HSTS_PRELOAD_MIN
+
+    mode = _get(values, "tls", "mode")
+    domains = _get(values, "app", "domains")
+    if mode == "letsencrypt":
+        if not _get(values, "tls", "email"):
+            raise ConfigError(f'{where}: [tls] mode = "letsencrypt" needs an e-mail for the ACME account; '
+                              f'add [tls] email = "you@example.com"')
+        fake = [d for d in domains if d == "_" or d.startswith("*.") or _is_address(d)]
+        if fake:
+            raise ConfigError(f'{where}: [tls] mode = "letsencrypt" needs real domain names in [app] domains '
+                              f'(a certificate cannot name {", ".join(fake)}: "_", wildcards and addresses '
+                              f'are not allowed); set domains = ["www.example.com"] pointing at the host, '
+                              f'or use mode = "self-signed"')
+    if mode == "files":
+        missing = [n for n in ("cert", "key") if not _get(values, "tls", n)]
+        if missing:
+            raise ConfigError(f'{where}: [tls] mode = "files" needs {" and ".join(missing)}: the paths of your '
+                              f'certificate chain and private key (PEM) on this machine, e.g. '
+                              f'cert = "tls/fullchain.pem", key = "tls/privkey.pem"')
+    if _get(values, "tls", "hsts_preload") and _get(values, "tls", "hsts") < HSTS_PRELOAD_MIN:
+        raise ConfigError(f"{where}: [tls] hsts_preload = true needs hsts of at least {HSTS_PRELOAD_MIN} "
+                          f"(one year, hstspreload.org's minimum); set hsts = {HSTS_PRELOAD_MIN}")
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+        return True
+    except ValueError:
+        return False
 
 
 def _get(values: dict, section: str, name: str) -> Any:
@@ -346,9 +408,19 @@ def _build(values: dict, app_dir: Path, config_file: Path | None, where: str) ->
         proxy=ProxyConfig(**{n: _get(values, "proxy", n) for n in ("http", "https", "no_proxy", "ca_bundle")}),
         hardening=Hardening(**{k.name: _get(values, "hardening", k.name) for k in SCHEMA
                                if k.section == "hardening"}),
+        tls=_tls(values, app_dir),
         config_file=config_file,
         **fields,
     )
+
+
+def _tls(values: dict, app_dir: Path) -> TlsConfig:
+    """[tls] with its local paths resolved against the app directory."""
+    fields = {k.name: _get(values, "tls", k.name) for k in SCHEMA if k.section == "tls"}
+    for name in ("cert", "key"):
+        if fields[name]:
+            fields[name] = str((app_dir / Path(fields[name]).expanduser()).resolve())
+    return TlsConfig(**fields)
 
 
 def _default_name(app_dir: Path, where: str) -> str:

@@ -23,6 +23,17 @@ PORT_RULE_RE = re.compile(r"^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-
                           r"|6553[0-5])/(tcp|udp)\Z")
 
 
+# [tls]: an e-mail address for the ACME account (Let's Encrypt's expiry notices), an https URL.
+EMAIL_RE = re.compile(r"^(|[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)\Z")
+HTTPS_URL_RE = re.compile(r"^https://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~%/-]*)?\Z")
+LETSENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
+# HSTS max-age: 180 days. Long enough to protect returning visitors, short enough that a site
+# which has to go back to plain HTTP is not locked out for years (Mozilla suggests 2 years once
+# a site is sure; hstspreload.org needs at least one year, so `hsts_preload` asks for that).
+HSTS_DEFAULT = 15552000
+HSTS_PRELOAD_MIN = 31536000
+
+
 @dataclass(frozen=True)
 class Key:
     """One key of deploy.toml: where it lives, how it is checked, its default and its story."""
@@ -178,8 +189,34 @@ SCHEMA: tuple[Key, ...] = (
         "services answer: an SSRF bug cannot leak the instance's credentials. Turn off when the app "
         "uses the instance's own credentials (e.g. boto3 with an EC2 instance role).",
         "block_link_local = false"),
+    # [tls]: roles/tls.py and the nginx site
+    Key("tls", "mode", choice("off", "self-signed", "files", "letsencrypt"), "off",
+        'HTTPS for the site. "letsencrypt": certbot gets a certificate (HTTP-01 through nginx; needs '
+        '`email` and real `domains`) and renews it; "files": your own certificate (`cert`, `key`); '
+        '"self-signed": made on the host (internal hosts, sandboxes; browsers warn); "off": HTTP only. '
+        "With TLS on, http:// redirects to https:// (301) except the ACME challenge path.",
+        'mode = "letsencrypt"'),
+    Key("tls", "email", matching(EMAIL_RE, 'an e-mail address like "ops@example.com"'), "",
+        "The ACME account's e-mail (expiry and policy notices). Needed for letsencrypt.",
+        'email = "ops@example.com"'),
+    Key("tls", "acme_directory", matching(HTTPS_URL_RE, 'an https:// URL'), LETSENCRYPT_DIRECTORY,
+        "The ACME server's directory URL: Let's Encrypt by default; its staging server or a private "
+        "CA instead.", 'acme_directory = "https://acme-staging-v02.api.letsencrypt.org/directory"'),
+    Key("tls", "cert", string, "",
+        'mode = "files": the certificate chain (PEM, the server\'s certificate first) on this machine, '
+        "absolute or relative to the app directory.", 'cert = "/home/me/tls/fullchain.pem"'),
+    Key("tls", "key", string, "",
+        'mode = "files": the private key (PEM) on this machine; uploaded to the host 0600, root\'s '
+        "(add it to .gitignore, never commit it).", 'key = "/home/me/tls/privkey.pem"'),
+    Key("tls", "hsts", int_range(0, 63072000), HSTS_DEFAULT,
+        "Strict-Transport-Security max-age in seconds (180 days by default: browsers then refuse "
+        "plain http for the site that long); 0 sends no HSTS header.", "hsts = 63072000"),
+    Key("tls", "hsts_preload", boolean, False,
+        "Add includeSubDomains; preload to HSTS (for hstspreload.org: every subdomain must serve "
+        "HTTPS too; needs hsts of at least a year). Hard to undo: opt in only when sure.",
+        "hsts_preload = true"),
 )
 
-SECTIONS = ("app", "source", "static", "env", "health", "django", "proxy", "hardening")
+SECTIONS = ("app", "source", "static", "env", "health", "django", "proxy", "hardening", "tls")
 TABLE_SECTIONS = ("static", "env")          # free-form tables: any key, checked as a whole
 KEYS = {(k.section, k.name): k for k in SCHEMA}

@@ -13,6 +13,10 @@ Capistrano's shape, one tree per app:
       deploy.log                 the audit trail: who/when/what/result (toolkit/audit.py)
     /run/APP/pronghorn.sock      the unix socket nginx proxies to (systemd's APP.socket)
     /var/log/APP/                log files, when [app] access_log = "file"
+    /etc/pronghorn/tls/APP/      the site's certificate chain and key ([tls], roles/tls.py);
+                                 /etc/pronghorn/tls/default/ the catch-all's placeholder
+    /var/lib/pronghorn/acme/APP/ the webroot of ACME HTTP-01 challenges (certbot writes there)
+    /etc/letsencrypt/live/APP/   certbot's certificate for [tls] mode = "letsencrypt"
 
 Roles, the release flow, the templates (as `layout`) and the testinfra checks all read paths
 from here; nothing else spells them.
@@ -115,3 +119,72 @@ class HostLayout:
     def units(self) -> tuple[str, str]:
         """The socket first: it is started (and enabled) before the service it activates."""
         return (self.socket_unit_name, self.unit_name)
+
+    # --- TLS ([tls], roles/tls.py): root's, outside the app's tree (the app never reads its key)
+    @property
+    def tls_dir(self) -> str:
+        return f"/etc/pronghorn/tls/{self.app}"
+
+    @property
+    def tls_cert(self) -> str:
+        """The chain nginx serves: the site's certificate first, then intermediates."""
+        return f"{self.tls_dir}/fullchain.pem"
+
+    @property
+    def tls_key(self) -> str:
+        return f"{self.tls_dir}/privkey.pem"
+
+    @property
+    def tls_default_cert(self) -> str:
+        """The catch-all server's self-signed placeholder (nginx needs a certificate on 443 even
+        for a server that only answers 444); shared by every app on the host."""
+        return "/etc/pronghorn/tls/default/cert.pem"
+
+    @property
+    def tls_default_key(self) -> str:
+        return "/etc/pronghorn/tls/default/key.pem"
+
+    @property
+    def acme_webroot(self) -> str:
+        """nginx serves /.well-known/acme-challenge/ from here; certbot's webroot plugin writes there."""
+        return f"/var/lib/pronghorn/acme/{self.app}"
+
+    # --- the database's backups ([database], roles/postgres.py, toolkit/tasks_db.py)
+    @property
+    def backups_dir(self) -> str:
+        """root:root 0700: one folder per backup (backups/TIMESTAMP), files 0600. Root's, so the
+        app (or anyone who takes it over) cannot read old data back or delete the backups."""
+        return f"{self.shared_dir}/backups"
+
+    @property
+    def backup_program(self) -> str:
+        """The backup program the daily timer runs (toolkit/onhost/db_backup.py), root's."""
+        return f"{self.base_dir}/db-backup.py"
+
+    @property
+    def backup_unit(self) -> str:
+        return f"{self.app}-backup.service"
+
+    @property
+    def backup_timer(self) -> str:
+        return f"{self.app}-backup.timer"
+
+    @property
+    def db_name(self) -> str:
+        """The PostgreSQL role and database of the app: its name, as its system user's (so
+        `psql` as that user logs in by peer authentication, no password)."""
+        return self.app
+
+    @property
+    def letsencrypt_cert(self) -> str:
+        """certbot's lineage for this app (`--cert-name APP`): what nginx serves with letsencrypt."""
+        return f"/etc/letsencrypt/live/{self.app}/fullchain.pem"
+
+    @property
+    def letsencrypt_key(self) -> str:
+        return f"/etc/letsencrypt/live/{self.app}/privkey.pem"
+
+    @property
+    def letsencrypt_hook(self) -> str:
+        """certbot runs it after each renewal: nginx reloads to serve the new certificate."""
+        return "/etc/letsencrypt/renewal-hooks/deploy/pronghorn-reload-nginx"

@@ -240,7 +240,18 @@ def health_check_cmd(cfg, timeout: float | None = None, same_limit: int = HEALTH
     timeout = cfg.health.timeout if timeout is None else timeout
     return " ".join(shlex.quote(a) for a in [
         "python3", "-c", onhost.program("health_check"), health_host(cfg), cfg.health.path,
-        str(cfg.health.expect), str(timeout), str(same_limit)])
+        str(cfg.health.expect), str(timeout), str(same_limit)] + health_tls_args(cfg))
+
+
+def health_tls_args(cfg) -> list[str]:
+    """With [tls] on, the check goes through nginx's https listener (SNI and Host: the site's
+    name); a CA's certificate is verified, a self-signed one is not. letsencrypt: https once
+    certbot's certificate exists (until then the site serves http)."""
+    tls = getattr(cfg, "tls", None)
+    if tls is None or not tls.enabled:
+        return []
+    scheme = f"https-if:{cfg.layout.letsencrypt_cert}" if tls.mode == "letsencrypt" else "https"
+    return ["127.0.0.1", "443", scheme, "0" if tls.mode == "self-signed" else "1"]
 
 
 @dataclass

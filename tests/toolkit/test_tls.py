@@ -1,0 +1,270 @@
+"""[tls]: the config's rules, the nginx site it renders (checked by the real `nginx -t` with real
+certificates), the TLS role's plan on plain facts, the certificates fact's parser, and the
+health check over HTTPS (SNI, verified or not) against a local TLS server."""
+
+import http.server
+import ssl
+import subprocess
+import threading
+
+import pytest
+
+from roles import tls
+from roles.wanted import Wanted
+from tests.toolkit.test_onhost import run_program
+from tests.toolkit.test_render import by_path, example, needs_nginx, nginx_test
+from toolkit.config import ConfigError, TlsConfig
+from toolkit.facts.files import FileFact
+from toolkit.facts.host import HostFacts
+from toolkit.facts.tls import CertFact, Certificates
+from toolkit.layout import HostLayout
+from toolkit.release_commands import health_check_cmd
+from toolkit.render import render_all
+
+LAY = HostLayout("flaskapp")
+SITE = "/etc/nginx/sites-available/flaskapp.conf"
+CATCH_ALL = "/etc/nginx/sites-available/pronghorn-default.conf"
+NAMED = {"app.domains": ["shop.example"]}
+MOZILLA_INTERMEDIATE_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-"
+                                "SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-"
+                                "CHACHA20-POLY1305")
+
+
+def make_cert(folder, name="shop.example", days=30):
+    """A self-signed certificate and key made by openssl, as the role makes them on hosts."""
+    cert, key = folder / f"{name}.crt", folder / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-sha256", "-nodes", "-days", str(days),
+                    "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+# --------------------------------------------------------------------------- config
+
+def test_tls_is_off_by_default_with_a_modest_hsts():
+    cfg = example("flask")
+    assert cfg.tls.mode == "off" and not cfg.tls.enabled
+    assert cfg.tls.hsts == 15552000 and cfg.tls.acme_directory.startswith("https://acme-v02.api.letsencrypt.org/")
+
+
+@pytest.mark.parametrize("overrides, says", [
+    ({"tls.mode": "letsencrypt", **NAMED}, "needs an e-mail"),
+    ({"tls.mode": "letsencrypt", "tls.email": "ops@shop.example"}, "needs real domain names"),
+    ({"tls.mode": "letsencrypt", "tls.email": "ops@shop.example", "app.domains": ["*.shop.example"]}, "wildcards"),
+    ({"tls.mode": "files", "tls.cert": "fullchain.pem"}, "needs key"),
+    ({"tls.mode": "files"}, "needs cert and key"),
+    ({"tls.mode": "self-signed", "tls.hsts_preload": True}, "hsts of at least 31536000"),
+    ({"tls.mode": "on"}, 'expected one of "off", "self-signed", "files", "letsencrypt"'),
+    ({"tls.email": "not an address"}, "an e-mail address"),
+    ({"tls.acme_directory": "http://acme.example/dir"}, "https:// URL"),
+])
+def test_tls_config_says_what_is_missing(overrides, says):
+    with pytest.raises(ConfigError) as err:
+        example("flask", overrides)
+    assert says in str(err.value)
+
+
+def test_letsencrypt_with_an_email_and_real_domains_is_valid():
+    cfg = example("flask", {"tls.mode": "letsencrypt", "tls.email": "ops@shop.example", **NAMED,
+                            "tls.acme_directory": "https://10.77.3.1:14000/dir"})
+    assert cfg.tls.enabled and cfg.tls.acme_directory == "https://10.77.3.1:14000/dir"
+
+
+def test_hsts_header_and_preload():
+    assert TlsConfig(mode="files", hsts=600).hsts_header == "max-age=600"
+    assert TlsConfig(mode="files", hsts=31536000, hsts_preload=True).hsts_header == \
+        "max-age=31536000; includeSubDomains; preload"
+    assert TlsConfig(mode="files", hsts=0).hsts_header == ""
+
+
+# --------------------------------------------------------------------------- the nginx site
+
+def test_tls_site_redirects_http_except_acme_and_serves_mozilla_intermediate():
+    files = by_path(render_all(example("flask", {"tls.mode": "self-signed", **NAMED})))
+    site = files[SITE].content
+    http_server, tls_server = site.split("\nserver {")[1:3]
+    assert "listen 80;" in http_server and "return 301 https://$host$request_uri;" in http_server
+    assert f"location ^~ /.well-known/acme-challenge/ {{\n        root {LAY.acme_webroot};" in http_server
+    assert "proxy_pass" not in http_server
+    assert "listen 443 ssl http2;" in tls_server and "listen [::]:443 ssl http2;" in tls_server
+    assert f"ssl_certificate {LAY.tls_cert};" in tls_server and f"ssl_certificate_key {LAY.tls_key};" in tls_server
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in tls_server and "ssl_prefer_server_ciphers off;" in tls_server
+    assert f"ssl_ciphers {MOZILLA_INTERMEDIATE_CIPHERS};" in tls_server
+    assert "ssl_stapling" not in tls_server  # self-signed: no OCSP responder to ask
+    # HSTS wherever the security headers go, the media location (its own add_header) included
+    assert tls_server.count('add_header Strict-Transport-Security "max-age=15552000" always;') == 3
+    assert "proxy_set_header X-Forwarded-Proto $scheme;" in tls_server
+    # the catch-all answers unknown names with 444 on 443 too, with its placeholder certificate
+    catch_all = files[CATCH_ALL].content
+    assert "listen 443 ssl http2 default_server;" in catch_all and "return 444;" in catch_all
+    assert f"ssl_certificate {LAY.tls_default_cert};" in catch_all
+
+
+def test_files_mode_staples_ocsp_and_any_name_app_is_the_default_on_443(tmp_path):
+    cert, key = make_cert(tmp_path)
+    files = by_path(render_all(example("flask", {"tls.mode": "files", "tls.cert": str(cert), "tls.key": str(key)})))
+    site = files[SITE].content
+    assert "listen 443 ssl http2 default_server;" in site and "listen 80 default_server;" in site
+    assert "ssl_stapling on;" in site and f"ssl_trusted_certificate {LAY.tls_cert};" in site
+    assert CATCH_ALL not in files
+
+
+def test_tls_off_renders_plain_http_without_hsts():
+    site = by_path(render_all(example("flask", NAMED)))[SITE].content
+    assert "443" not in site and "Strict-Transport-Security" not in site and "return 301" not in site
+
+
+def with_local_certs(text, tmp_path):
+    """The rendered site with its certificate paths moved to real files made here."""
+    for name, (cert, key) in {"flaskapp": (LAY.tls_cert, LAY.tls_key),
+                              "default": (LAY.tls_default_cert, LAY.tls_default_key)}.items():
+        local_cert, local_key = make_cert(tmp_path, f"{name}.example")
+        text = text.replace(cert, str(local_cert)).replace(key, str(local_key))
+    return text.replace(LAY.acme_webroot, str(tmp_path))
+
+
+@needs_nginx
+@pytest.mark.parametrize("overrides", [{"tls.mode": "self-signed", **NAMED}, {"tls.mode": "self-signed"},
+                                       {"tls.mode": "self-signed", "app.ipv6": False, "tls.hsts": 0}])
+def test_rendered_tls_sites_pass_nginx_t(tmp_path, overrides):
+    files = render_all(example("flask", overrides))
+    sites = [with_local_certs(f.content, tmp_path) for f in files if "/etc/nginx/sites-" in f.path]
+    ok, output = nginx_test(tmp_path, *sites)
+    assert ok, output
+
+
+# --------------------------------------------------------------------------- the role
+
+def wanted(mode="self-signed", domains=("shop.example",), tls_files=()):
+    return Wanted(app="flaskapp", layout=LAY, tls=TlsConfig(mode=mode, hsts=15552000), domains=domains,
+                  tls_files=tls_files)
+
+
+def present(path, kind="file", mode=0o644, owner="root"):
+    return FileFact(path, True, kind, mode, owner, "root")
+
+
+def host_with(key_mode=0o600, names=("DNS:shop.example",), expiring=False):
+    files = {LAY.acme_webroot: present(LAY.acme_webroot, "dir", 0o755), LAY.tls_key: present(LAY.tls_key, mode=key_mode),
+             LAY.tls_default_key: present(LAY.tls_default_key, mode=0o600)}
+    certs = {LAY.tls_cert: CertFact(LAY.tls_cert, True, "Dec 1 2027", expiring, True, names),
+             LAY.tls_default_cert: CertFact(LAY.tls_default_cert, True, "Dec 1 2027", False, True, ("DNS:invalid",))}
+    return HostFacts(files=files), certs
+
+
+def test_fresh_host_gets_the_webroot_the_placeholder_and_the_self_signed_certificate():
+    changes = tls.plan(HostFacts(), wanted(), {})
+    assert [c.what for c in changes] == ["ACME webroot", "placeholder certificate", "self-signed certificate"]
+    script = changes[2].script
+    assert "umask 077" in script and "chmod 600" in script
+    assert script.endswith(f"{LAY.tls_cert} {LAY.tls_key} 397 shop.example DNS:shop.example")
+
+
+def test_certificate_as_wanted_needs_nothing():
+    facts, certs = host_with()
+    assert tls.plan(facts, wanted(), certs) == []
+
+
+@pytest.mark.parametrize("host, why", [
+    (dict(names=("DNS:old.example",)), "names changed"),
+    (dict(expiring=True), "expires Dec 1 2027"),
+])
+def test_self_signed_certificate_is_made_again_when_names_change_or_it_expires(host, why):
+    facts, certs = host_with(**host)
+    [change] = tls.plan(facts, wanted(), certs)
+    assert (change.what, change.why) == ("self-signed certificate", why)
+
+
+def test_a_readable_key_is_made_roots_0600_again():
+    facts, certs = host_with(key_mode=0o644)
+    [change] = tls.plan(facts, wanted(), certs)
+    assert change.script == f"chown root:root {LAY.tls_key} && chmod 600 {LAY.tls_key}"
+
+
+def test_any_name_app_and_addresses_get_matching_names():
+    assert tls.self_signed_names(("_",)) == ("localhost",)
+    assert [tls.san_entry(n) for n in ("shop.example", "10.77.3.2", "[::1]")] == \
+        ["DNS:shop.example", "IP:10.77.3.2", "IP:::1"]
+
+
+def test_files_mode_uploads_the_key_roots_0600_and_reloads_nginx(tmp_path):
+    cert, key = make_cert(tmp_path)
+    cfg = example("flask", {"tls.mode": "files", "tls.cert": str(cert), "tls.key": str(key)})
+    files = tls.uploaded_files(cfg)
+    assert [(f.path, f.mode, f.owner) for f in files] == [(LAY.tls_cert, 0o644, "root"), (LAY.tls_key, 0o600, "root")]
+    facts, certs = host_with()
+    [change] = tls.plan(facts, Wanted.of(cfg, ()), certs)
+    assert change.files == files and "systemctl reload nginx" in change.script
+
+
+def test_files_mode_with_a_wrong_file_says_which(tmp_path):
+    cert, _ = make_cert(tmp_path)
+    cfg = example("flask", {"tls.mode": "files", "tls.cert": str(cert), "tls.key": str(cert)})
+    with pytest.raises(ConfigError, match=r"\[tls\] key = .*not a PEM private key"):
+        tls.uploaded_files(cfg)
+    cfg = example("flask", {"tls.mode": "files", "tls.cert": "missing.pem", "tls.key": str(cert)})
+    with pytest.raises(ConfigError, match=r"\[tls\] cert = .*missing.pem.*cannot read it"):
+        tls.uploaded_files(cfg)
+
+
+def test_tls_off_plans_nothing_and_reads_nothing():
+    assert tls.plan(HostFacts(), wanted(mode="off"), {}) == [] and tls.fact_paths(wanted(mode="off")) == []
+
+
+# --------------------------------------------------------------------------- the certificates fact
+
+def test_certificates_fact_reads_what_openssl_says(tmp_path):
+    cert, _ = make_cert(tmp_path, days=10)
+    fact = Certificates([str(cert), str(tmp_path / "missing.pem")])
+    out = subprocess.run(["sh", "-c", fact.command()], capture_output=True, text=True, timeout=30).stdout
+    found = fact.parse(out.splitlines())
+    assert found[str(cert)].exists and found[str(cert)].self_signed
+    assert found[str(cert)].expiring  # 10 days left: within the 30 days of renewal
+    assert found[str(cert)].names == ("DNS:shop.example",)
+    assert not found[str(tmp_path / "missing.pem")].exists
+
+
+# --------------------------------------------------------------------------- the health check
+
+@pytest.fixture
+def tls_site(tmp_path):
+    """A local HTTPS server with a self-signed certificate for shop.example: 200 for that Host."""
+    cert, key = make_cert(tmp_path)
+    names = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            ok = self.headers["Host"] == "shop.example"
+            self.send_response(200 if ok else 400)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], names
+    server.shutdown()
+    server.server_close()
+
+
+def test_health_check_over_https_sends_the_sites_name_and_skips_only_a_self_signed_check(tls_site):
+    port, names = tls_site
+    done = run_program("health_check", "shop.example", "/", "200", "5", "2", "127.0.0.1", str(port), "https", "0")
+    assert done.returncode == 0 and done.stdout.startswith("OK 200"), done.stdout + done.stderr
+    assert names == ["shop.example"]
+    # verified (a CA's certificate is expected): this self-signed one is refused
+    done = run_program("health_check", "shop.example", "/", "200", "1", "2", "127.0.0.1", str(port), "https", "1")
+    assert done.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in done.stdout
+
+
+def test_health_check_command_goes_through_https_when_tls_is_on():
+    assert health_check_cmd(example("flask")).endswith(" 5")  # plain http: no TLS arguments
+    cmd = health_check_cmd(example("flask", {"tls.mode": "self-signed"}))
+    assert cmd.endswith(" 127.0.0.1 443 https 0")

@@ -1,0 +1,100 @@
+"""Getting a Let's Encrypt (ACME) certificate during provisioning, after nginx serves the
+challenge path on http: runs the TLS role's `issue_plan` (certbot) as its own step.
+
+A certificate that cannot be issued does not fail the deploy: the site keeps serving http, the
+step says why in words (`why_not_issued`: DNS not pointing at the host, port 80 closed, the ACME
+server unreachable, a rate limit) and what to do next. A later deploy or `invoke tls.renew`
+tries again.
+"""
+
+from __future__ import annotations
+
+import re
+
+from roles import tls
+from toolkit import executor
+from toolkit.errors import RemoteError
+
+# certbot's output -> what it means, most specific first.
+REASONS = (
+    (re.compile(r"DNS problem|NXDOMAIN|no valid A records|SERVFAIL", re.I),
+     "the domain's DNS does not point at this host (no A/AAAA record for it, or a wrong one)"),
+    (re.compile(r"Timeout during connect|Connection refused|likely firewall", re.I),
+     "the ACME server could not reach this host on port 80 (a firewall, or the domain points elsewhere)"),
+    (re.compile(r"Invalid response from|unauthorized|404", re.I),
+     "another server answered the challenge: the domain's DNS points somewhere else"),
+    (re.compile(r"rateLimited|too many certificates|too many failed", re.I),
+     "the ACME server's rate limit: wait an hour or more (use the staging acme_directory to test)"),
+    (re.compile(r"Failed to establish|Max retries exceeded|SSLError|certificate verify failed|"
+                r"Name or service not known|Temporary failure in name resolution", re.I),
+     "the host cannot reach the ACME server at [tls] acme_directory"),
+)
+
+
+def why_not_issued(output: str) -> str:
+    for pattern, reason in REASONS:
+        if pattern.search(output):
+            return reason
+    return "certbot failed"
+
+
+def detail(output: str) -> str:
+    """certbot's own words: its `Detail:` line, else its last non-empty line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("Detail:"):
+            return line
+    return lines[-1] if lines else ""
+
+
+def obtain(c, rep, wanted, certs: dict, host: str, dry: bool = False) -> bool:
+    """Run certbot when the role plans it; True when a new certificate is there (nginx can now be
+    given the https site). A failure is reported, never raised: the site stays on http."""
+    changes = tls.issue_plan(wanted, certs)
+    if not changes:
+        return False
+    failure = None
+    with rep.step(tls.ISSUE_STEP) as st:
+        st.changed(executor.describe(changes))
+        if dry:
+            return False
+        try:
+            executor.run(c, changes)
+        except RemoteError as exc:
+            failure = exc.output
+            st.info(f"not issued: {why_not_issued(failure)}; the site serves http until then")
+    if failure is None:
+        return True
+    rep.line(f"{'':13}certbot: {detail(failure)}")
+    rep.line(f"{'':13}next: point the DNS of {', '.join(wanted.domains)} at this host and let port 80 in, "
+             f"then run: invoke tls.renew --host {host}")
+    return False
+
+
+def renew(c, rep, cfg, dry: bool = False) -> None:
+    """`invoke tls.renew`: a certificate that was never issued is got now (provisioning, which
+    then gives nginx the https site); an existing one is renewed at once (`--dry`: certbot's
+    `renew --dry-run`, which changes nothing). certbot's deploy hook reloads nginx."""
+    from roles.provision import provision
+    from toolkit.config import ConfigError
+    from toolkit.errors import next_task
+    from toolkit.facts import gather
+    from toolkit.facts.tls import Certificates
+    from toolkit.remote import q, sh
+
+    if cfg.tls.mode != "letsencrypt":
+        raise ConfigError(f'[tls] mode = "{cfg.tls.mode}": only letsencrypt certificates are renewed by '
+                          f'certbot (self-signed ones are made again by provision 30 days before they expire)',
+                          "set [tls] mode = \"letsencrypt\" and email in deploy.toml, then " + next_task("deploy"))
+    cert = cfg.layout.letsencrypt_cert
+    if not gather(c, [Certificates([cert])])[Certificates][cert].exists:
+        provision(c, cfg, rep, dry=dry)
+        return
+    with rep.step("certbot renew" + (" --dry-run" if dry else "")) as st:
+        flags = "--dry-run" if dry else "--force-renewal"
+        out = sh(c, f"certbot renew --non-interactive --cert-name {q(cfg.name)} {flags} 2>&1",
+                 what="certbot renew", timeout=300).stdout
+        last = [line for line in out.splitlines() if line.strip()]
+        st.info(last[-1].strip() if dry and last else "renewed; nginx reloaded")
+        if not dry:
+            st.changed("renewed; nginx reloaded (certbot's deploy hook)")
