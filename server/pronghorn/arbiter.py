@@ -58,7 +58,7 @@ from collections import deque
 from pronghorn import sockets, systemd
 from pronghorn.balance import Board
 from pronghorn.heartbeat import Heartbeat
-from pronghorn.stats import StatsFile
+from pronghorn.stats import StatsFile, WorkerExits, overdue_requests
 
 __all__ = ["Arbiter", "Pidfile", "HaltServer"]
 
@@ -196,6 +196,8 @@ class Arbiter:
         self.board = Board(max(64, 4 * self.num_workers))
         stats_path = getattr(cfg, "stats_file", None)
         self.stats_file = StatsFile(stats_path, self.log) if stats_path else None
+        self.exits = WorkerExits()      # restarts by cause, what exited workers counted (metrics)
+        self.sideband = None            # --control-socket and --metrics-bind (sideband.py)
 
     # -- public names hooks may use (gunicorn's) ----------------------------------------------------
 
@@ -218,6 +220,7 @@ class Arbiter:
                 self.handle_signals()
                 self.reap_workers()
                 self.murder_workers()
+                self.replace_overdue_workers()
                 self.manage_workers()
                 if self.stats_file is not None:
                     self.stats_file.maybe_write(self)
@@ -259,6 +262,7 @@ class Arbiter:
         self.init_signals()
         self.load_worker_class()
         self.open_listeners()
+        self.open_sideband()
         self.cfg.on_starting(self)
         if getattr(self.cfg, "preload_app", False):
             self.preload_app()
@@ -373,10 +377,13 @@ class Arbiter:
     def sleep(self, timeout=LOOP_TIMEOUT):
         """Wait for a signal, a child's exit, or ``timeout`` seconds."""
         try:
-            ready, _, _ = select.select([self.pipe[0]], [], [], timeout)
-            if ready:
+            waiting = [self.pipe[0]] + (self.sideband.fds() if self.sideband is not None else [])
+            ready, _, _ = select.select(waiting, [], [], timeout)
+            if self.pipe[0] in ready:
                 while os.read(self.pipe[0], 4096):
                     pass
+            if ready and self.sideband is not None:
+                self.sideband.handle(ready)   # control commands and scrapes, in the loop
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.EINTR):
                 raise
@@ -627,6 +634,7 @@ class Arbiter:
             if record is None:
                 continue
             booted = record.booted()
+            self.exits.worker_exited(record, status, self.stopping)
             record.heartbeat.close()
             self.board.release(getattr(record.worker, "board_slot", None))
             self.report_worker_exit(record, status)
@@ -716,6 +724,25 @@ class Arbiter:
                               "killing it", record.pid, int(now - record.heartbeat.last_update()), timeout)
             record.aborted_at = now
             self.kill_worker(record.pid, signal.SIGABRT)
+
+    def replace_overdue_workers(self):
+        """--request-timeout (threaded workers): a worker whose oldest request in progress has run
+        past it is replaced gracefully (TERM: its other requests finish, a new worker starts now)."""
+        limit = getattr(self.cfg, "request_timeout", 0) or 0
+        if not limit:
+            return
+        for record, line, age in overdue_requests(self, limit):
+            self.log.error("REQUEST TIMEOUT (pid:%d): %r has run for %.0fs (--request-timeout %s); "
+                           "replacing the worker gracefully", record.pid, line, age, limit)
+            record.request_timed_out = True
+            self.stop_worker(record, signal.SIGTERM)
+
+    def open_sideband(self):
+        from pronghorn.sideband import open_sideband
+        try:
+            self.sideband = open_sideband(self)
+        except OSError as exc:
+            raise HaltServer(exc.strerror or str(exc))
 
     # -- reload (HUP) -----------------------------------------------------------------------------
 
@@ -926,6 +953,8 @@ class Arbiter:
             self.pidfile.unlink(self.pid)
         if self.stats_file is not None:
             self.stats_file.remove()
+        if self.sideband is not None:
+            self.sideband.close()
         try:
             self.cfg.on_exit(self)
         except Exception:

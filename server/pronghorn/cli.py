@@ -1,5 +1,8 @@
 """`pronghorn` and `python -m pronghorn`: read the settings, then check, print or run.
 
+`pronghorn ctl ...` is the control client instead (ctl.py); an app module named `ctl` is still
+served when spelled `ctl:app`.
+
 Exit statuses: 0 ok (and --help, --version, --print-config, a passing --check-config),
 1 --check-config found a problem (in the settings or loading the app), 2 a bad flag or setting
 otherwise. Every error is one line on stderr: `pronghorn: error: ...`. A running server exits with whatever the arbiter decides.
@@ -23,6 +26,9 @@ def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ctl"]:  # `pronghorn ctl ...`: a client of a running server (ctl.py)
+        from pronghorn.ctl import main as ctl_main
+        return ctl_main(argv[1:])
     try:
         cfg = load_config(argv)
     except InfoRequested as info:

@@ -288,6 +288,34 @@ def proxy_protocol_mode(value: Any) -> str:
                      "--proxy-protocol means auto: put the app before it, or write --proxy-protocol=auto)")
 
 
+def metrics_address(value: Any) -> str | None:
+    """--metrics-bind: HOST:PORT or [V6]:PORT (a port is required: no default to guess)."""
+    text = optional_string(value)
+    if not text:
+        return None
+    if text.startswith(("unix:", "fd://")) or not re.search(r":[0-9]+$", text):
+        raise ValueError(f"{_show(text)}: give HOST:PORT, e.g. 127.0.0.1:9100")
+    return bind_address(text)
+
+
+def socket_mode(value: Any) -> int:
+    """--control-socket-mode, read as gunicorn reads it: a leading 0 means octal (0600), else
+    Python's int literal rules (0o600, or plain decimal: 384)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        mode = value
+    else:
+        text = str(value).strip()
+        if re.fullmatch(r"0[0-9]+", text):
+            text = "0o" + text[1:]
+        try:
+            mode = int(text, 0)
+        except ValueError:
+            raise ValueError(f"{_show(value)} is not a file mode (e.g. 0600)") from None
+    if not 0 <= mode <= 0o777:
+        raise ValueError(f"{_show(value)} is not a file mode (0..0777 octal)")
+    return mode
+
+
 def header_names(value: Any) -> list[str]:
     """'X-Forwarded-For,SCRIPT_NAME' -> ['X-FORWARDED-FOR', 'SCRIPT_NAME'] (names as the parser reports them)."""
     return [name.upper() for name in comma_list(value)]
@@ -575,6 +603,28 @@ SETTINGS: tuple[Setting, ...] = (
       "worker pid, age, requests served, connections open, RSS and last heartbeat age; the "
       "master's pid, start time and workers wanted. A directory means DIR/pronghorn-stats.json. "
       "Removed when the server stops.", "/run/app/stats.json", metavar="PATH", section="Process"),
+    S("control_socket", ("--control-socket",), optional_string, None, "A unix socket where the "
+      "master takes `pronghorn ctl --socket PATH COMMAND` (gunicornc's commands: show workers, "
+      "show stats, worker add, reload, shutdown, ...). Mode 0600, owned by the server's user. "
+      "Default: none (gunicorn 25+ opens one by default under $XDG_RUNTIME_DIR or ~/.gunicorn; "
+      "pronghorn only where asked, e.g. in the service's run directory).", "/run/app/pronghorn.ctl",
+      metavar="PATH", section="Process"),
+    S("control_socket_mode", ("--control-socket-mode",), socket_mode, 0o600, "File mode of the "
+      "control socket: octal with a leading 0, as gunicorn reads it.", "0600", metavar="MODE",
+      section="Process"),
+    S("control_socket_disable", ("--no-control-socket",), boolean, False, "No control socket, "
+      "even when --control-socket is set (gunicorn's switch).", "True", kind="true",
+      section="Process"),
+    S("metrics_bind", ("--metrics-bind",), metrics_address, None, "Serve Prometheus metrics at "
+      "http://HOST:PORT/metrics from the master: requests by status class, a latency histogram, "
+      "requests in flight, open connections, worker restarts by cause, the listen backlog. "
+      "Default: off. Bind it to a private address (it has no authentication).", "127.0.0.1:9100",
+      metavar="HOST:PORT", section="Process"),
+    S("request_timeout", ("--request-timeout",), seconds, 0, "With --threads above 1: a request "
+      "still running after this many seconds gets its worker replaced gracefully (a new worker "
+      "starts, the old one finishes its other requests within --graceful-timeout), logged with the "
+      "request line. 0 = off. With --threads 1 the app blocks the worker's heartbeat, so --timeout "
+      "already covers it.", "60", metavar="SECONDS", section="Workers"),
     S("worker_tmp_dir", ("--worker-tmp-dir",), existing_dir, None, "Directory for the workers' "
       "heartbeat files (default: the system temp dir; /dev/shm avoids disk writes).", "/dev/shm",
       metavar="DIR", section="Process"),
@@ -780,6 +830,8 @@ class WorkerSettings:
     proxy_protocol: str  # off / v1 / v2 / auto (who may send it: environ.proxy, from proxy_allow_ips)
     pre_request: Callable | None  # None when it is the no-op default (skipped on the hot path)
     post_request: Callable | None
+    metrics: bool = False  # --metrics-bind is set: count every response (metrics.WorkerMetrics)
+    request_timeout: float = 0.0  # publish the oldest request in progress for the master
 
 
 def worker_settings(cfg: Any) -> WorkerSettings:
@@ -812,6 +864,8 @@ def worker_settings(cfg: Any) -> WorkerSettings:
         limit_request_body=int(get("limit_request_body")) or None,
         proxy_protocol=proxy_protocol_mode(get("proxy_protocol")),
         pre_request=hook("pre_request"), post_request=hook("post_request"),
+        metrics=bool(getattr(cfg, "metrics_bind", None)),
+        request_timeout=float(getattr(cfg, "request_timeout", 0) or 0),
     )
 
 
@@ -1231,7 +1285,9 @@ def reference_markdown() -> str:
             f"- `{ENV_ARGS}`: extra command-line flags.",
             "- `WEB_CONCURRENCY`: default for `--workers`.",
             "- `FORWARDED_ALLOW_IPS`: default for `--forwarded-allow-ips`.",
-            "- `PORT`: default `--bind 0.0.0.0:$PORT`.", ""]
+            "- `PORT`: default `--bind 0.0.0.0:$PORT`.",
+            "- `PRONGHORN_CONTROL_SOCKET`: default for `pronghorn ctl --socket` (the client of "
+            "`--control-socket`; `pronghorn ctl help` lists its commands).", ""]
     return "\n".join(out)
 
 

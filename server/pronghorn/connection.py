@@ -304,7 +304,7 @@ class HttpConnection(asyncio.Protocol):
             return None
         self.phase = BUSY
         worker = self.worker
-        exchange = Exchange(self, req, env, time.monotonic() if worker.access_enabled else 0.0)
+        exchange = Exchange(self, req, env, time.monotonic() if worker.timed else 0.0)
         self.exchange = exchange
         return exchange
 
@@ -327,7 +327,7 @@ class HttpConnection(asyncio.Protocol):
         exchange.conn = self
         exchange.req = req
         exchange.env = env
-        exchange.started = time.monotonic() if worker.access_enabled else 0.0
+        exchange.started = time.monotonic() if worker.timed else 0.0
         exchange.it = None
         if not worker.app_context:
             # Worker.enter_app_context spelled out (the hot path): the callers gathered, so the
@@ -365,6 +365,9 @@ class HttpConnection(asyncio.Protocol):
                 self.log.access(exchange.env, resp.status, resp.headers, resp.sent, exchange.elapsed())
             except Exception:
                 self.log.exception("access log failed")
+        metrics = worker.metrics
+        if metrics is not None:
+            metrics.observe(resp.code, exchange.started)
         post_request = self.post_request
         if post_request is not None:
             self.call_hook(post_request, worker, exchange.req, exchange.env, _Sent(resp))
@@ -414,6 +417,8 @@ class HttpConnection(asyncio.Protocol):
         else:
             # Headers are out: the only honest signal left is an incomplete response.
             self.close_quietly()
+        if self.worker.metrics is not None:
+            self.worker.metrics.observe(resp.code if resp.headers_sent else 500, exchange.started)
         if self.worker.access_enabled:
             status = resp.status if resp.headers_sent else "500 Internal Server Error"
             try:

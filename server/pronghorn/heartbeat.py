@@ -14,6 +14,13 @@ behaves the same.
 
 ``time.monotonic()`` on Linux is CLOCK_MONOTONIC, shared by all processes of the machine, so
 the values written by the worker compare directly with the arbiter's clock.
+
+The same page carries what the worker publishes once a second for the master to read: its
+request and connection counts (--stats-file, ``pronghorn ctl``), its oldest request in progress
+(start time and request line, for --request-timeout), why it is leaving (max-requests, memory:
+the restart cause in the metrics) and its metrics counters (metrics.py owns that area's layout).
+Each field is written by the worker only and read by the master only: no lock is needed, a
+reader at worst sees a value one second old.
 """
 
 import mmap
@@ -29,7 +36,15 @@ _SLOT = struct.Struct("d")
 # (for --stats-file); the master only reads them.
 _COUNTERS = struct.Struct("qq")
 _COUNTERS_AT = _SLOT.size
-_MAP_SIZE = _SLOT.size + _COUNTERS.size
+# The oldest request in progress: its monotonic start (0: none) and its request line.
+_OLDEST = struct.Struct("d200p")
+_OLDEST_AT = _COUNTERS_AT + _COUNTERS.size
+# Why the worker is leaving on its own (EXIT_REASONS), 0 while it serves.
+_REASON = struct.Struct("q")
+_REASON_AT = _OLDEST_AT + _OLDEST.size
+METRICS_AT = 512  # metrics.py's counters from here to the end of the page
+_MAP_SIZE = mmap.PAGESIZE
+EXIT_REASONS = {"max_requests": 1, "max_worker_memory": 2}
 
 
 class Heartbeat:
@@ -87,6 +102,32 @@ class Heartbeat:
     def counters(self):
         """Called by the master: (requests served, connections open) as last reported."""
         return _COUNTERS.unpack_from(self._map, _COUNTERS_AT)
+
+    def report_oldest_request(self, started, line):
+        """Called by the worker (once a second): the oldest request in progress (started 0: none)."""
+        _OLDEST.pack_into(self._map, _OLDEST_AT, started, line.encode("latin-1", "replace")[:199])
+
+    def oldest_request(self):
+        """Called by the master: (monotonic start, request line) of the oldest request in
+        progress as last reported, or (0.0, "") when there was none."""
+        started, line = _OLDEST.unpack_from(self._map, _OLDEST_AT)
+        return started, line.decode("latin-1")
+
+    def set_exit_reason(self, why):
+        """Called by the worker as it starts to leave on its own: why (a key of EXIT_REASONS)."""
+        code = EXIT_REASONS.get(why)
+        if code is not None:
+            _REASON.pack_into(self._map, _REASON_AT, code)
+
+    def exit_reason(self):
+        """Called by the master once the worker exited: a key of EXIT_REASONS, or None."""
+        code = _REASON.unpack_from(self._map, _REASON_AT)[0]
+        return next((why for why, c in EXIT_REASONS.items() if c == code), None)
+
+    @property
+    def buffer(self):
+        """The shared page itself (metrics.py packs its counters at METRICS_AT)."""
+        return self._map
 
     def last_update(self):
         """Called by the arbiter: the monotonic time of the worker's last beat."""

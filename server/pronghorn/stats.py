@@ -17,9 +17,11 @@ that died without cleaning up.
 
 import json
 import os
+import signal
 import time
 
-__all__ = ["StatsFile", "STATS_INTERVAL", "DEFAULT_NAME"]
+__all__ = ["StatsFile", "STATS_INTERVAL", "DEFAULT_NAME", "WorkerExits", "overdue_requests",
+           "snapshot"]
 
 STATS_INTERVAL = 2.0
 DEFAULT_NAME = "pronghorn-stats.json"
@@ -83,6 +85,7 @@ def snapshot(arbiter):
             "alive_seconds": round(now - record.spawned_at, 3),
             "booted": beat > record.spawned_at,
             "stopping": record.stopping,
+            "generation": record.generation,
             "requests": requests,
             "connections": connections,
             "rss_bytes": process_rss(record.pid),
@@ -90,7 +93,8 @@ def snapshot(arbiter):
         })
     return {
         "master": {"pid": arbiter.pid, "started": arbiter.started_at,
-                   "workers_wanted": arbiter.num_workers, "generation": arbiter.generation},
+                   "workers_wanted": arbiter.num_workers, "generation": arbiter.generation,
+                   "restarts": dict(arbiter.exits.restarts)},
         "written": time.time(),
         "workers": workers,
     }
@@ -103,3 +107,63 @@ def process_rss(pid):
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return None
+
+
+class WorkerExits:
+    """The master's tally of exited workers: restarts by cause (metrics.CAUSES), and what the
+    exited workers had counted (metrics.Retired), so totals survive a worker's replacement."""
+
+    def __init__(self):
+        from pronghorn.metrics import CAUSES, Retired
+        self.restarts = dict.fromkeys(CAUSES, 0)
+        self.retired = Retired()
+
+    def worker_exited(self, record, status, server_stopping):
+        """Called as a worker is reaped, before its heartbeat page is closed."""
+        self.retired.add(record.heartbeat)
+        cause = restart_cause(record, status, server_stopping)
+        if cause is not None:
+            self.restarts[cause] += 1
+        return cause
+
+
+def restart_cause(record, status, server_stopping):
+    """Why a worker had to be replaced, or None when it was asked to go (a reload, fewer workers,
+    pronghorn ctl worker kill, a stop)."""
+    if record.aborted_at is not None:
+        return "timeout"
+    if getattr(record, "request_timed_out", False):
+        return "request_timeout"
+    try:
+        reason = record.heartbeat.exit_reason()
+    except ValueError:
+        reason = None
+    if reason == "max_worker_memory":
+        return "memory"
+    if reason == "max_requests":
+        return "max_requests"
+    if record.stopping or server_stopping:
+        return None
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) not in (signal.SIGTERM, signal.SIGQUIT,
+                                                                signal.SIGINT):
+        return "crash"
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) != 0:
+        return "crash"
+    return None
+
+
+def overdue_requests(arbiter, limit):
+    """[(record, request line, seconds)] for the serving workers whose oldest request in progress
+    (as last reported, see metrics.publish) has run longer than ``limit`` seconds."""
+    now = time.monotonic()
+    found = []
+    for record in list(arbiter.WORKERS.values()):
+        if record.stopping:
+            continue
+        try:
+            started, line = record.heartbeat.oldest_request()
+        except ValueError:
+            continue
+        if started and now - started > limit:
+            found.append((record, line, now - started))
+    return found

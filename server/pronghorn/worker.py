@@ -41,7 +41,7 @@ import signal
 import sys
 import time
 
-from pronghorn import balance, malloc, wsgi
+from pronghorn import balance, malloc, metrics, wsgi
 from pronghorn.appthreads import AppThreads
 from pronghorn.config import worker_settings
 from pronghorn.connection import HttpConnection, Phase
@@ -139,6 +139,10 @@ class Worker:
             body=settings.limit_request_body,
         )
         self.spool_budget = SpoolBudget(settings.limit_request_body)
+        # --metrics-bind: per-response counters, published once a second (metrics.py)
+        self.metrics = metrics.WorkerMetrics() if settings.metrics else None
+        self._publishes = settings.metrics or settings.request_timeout > 0
+        self.timed = self._publishes  # (run() adds the access log's need)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -155,6 +159,8 @@ class Worker:
         multiprocess = self.settings.workers > 1
         self.environ = wsgi.base_environ(self.cfg, self.log, self.threads > 1, multiprocess)
         self.access_enabled = bool(getattr(self.log, "access_enabled", False))
+        # Requests get a start time only when something reads it (one clock call less otherwise).
+        self.timed = self.access_enabled or self._publishes
         self._install_signals()
         hook = getattr(self.cfg, "post_worker_init", None)
         if hook is not None:
@@ -350,6 +356,8 @@ class Worker:
         self.alive = False
         self._stopping_since = time.monotonic()
         self.log.info("worker %s stopping gracefully (%s)", self.pid, why)
+        if self.heartbeat is not None and hasattr(self.heartbeat, "set_exit_reason"):
+            self.heartbeat.set_exit_reason(why)  # the master counts restarts by cause
         self._stop_accepting()
         self._drain_backlog()
         for conn in list(self.connections):
@@ -474,6 +482,8 @@ class Worker:
             report = getattr(heartbeat, "report", None)  # (a test's stand-in may lack it)
             if report is not None:
                 report(self.nr, len(self.connections))
+                if self._publishes:
+                    metrics.publish(self)
 
     def _check_memory(self):
         rss = resident_memory()
@@ -497,6 +507,8 @@ class Worker:
     def _shutdown(self):
         self._shutting_down = True
         self.alive = False
+        if self._publishes and self.heartbeat is not None:
+            metrics.publish(self)  # the last second's counts too, before the master reaps us
         for conn in list(self.connections):
             conn.abort()
         for server in self.servers:

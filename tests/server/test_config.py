@@ -505,10 +505,11 @@ def test_proxy_trust_matches_addresses_and_networks():
 # -- drop-in for gunicorn: checked against the gunicorn installed next to us -------------------
 
 PRONGHORN_ONLY = {"max_worker_memory", "header_timeout", "body_timeout", "send_timeout", "limit_request_body",
-                  "stats_file"}
+                  "stats_file", "metrics_bind", "request_timeout"}
 DIFFERENT_DEFAULTS = {"keepalive", "sendfile", "chdir", "pythonpath", "user", "group",
                       "forwarded_allow_ips", "forwarder_headers", "proxy_allow_ips",
-                      "umask"}  # documented choices, or the same meaning in another type
+                      "umask",
+                      "control_socket"}  # documented choices, or the same meaning in another type
 
 
 def gunicorn_settings():
