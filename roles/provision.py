@@ -18,12 +18,14 @@ from __future__ import annotations
 import dataclasses
 
 from roles import app_env, base, hardening, layout, nginx, proxy, systemd, tls, user
+from roles import postgres
 from roles.wanted import Wanted
 from toolkit import executor, facts as facts_api, lock
 from toolkit.errors import HostError
 from toolkit.facts.files import Files
 from toolkit.facts.hardening import HardenedHostFacts, HardeningFact
 from toolkit.facts.names import HostNames
+from toolkit.facts.postgres import Postgres
 from toolkit.facts.tls import Certificates
 from toolkit.facts.host import (AptLists, DeployLock, EnvFile, Groups, HostFacts, OsRelease, Packages,
                                 PythonVersion, Units, Users)
@@ -59,13 +61,15 @@ def host_names(c, gathered) -> tuple:
 def fact_paths(wanted: Wanted) -> list[str]:
     paths = [f.path for f in wanted.files] + [d[0] for d in layout.wanted_dirs(wanted)]
     paths += hardening.fact_paths() + tls.fact_paths(wanted)
+    paths += postgres.fact_paths(wanted)
     return list(dict.fromkeys(paths + nginx.fact_paths(wanted)))  # keep the order, drop repeats
 
 
 def facts_to_read(wanted: Wanted) -> list:
     lay = wanted.layout
-    return [OsRelease(), AptLists(), Packages(wanted.all_packages), Users([wanted.app]), Groups([wanted.app]),
-            Files(fact_paths(wanted)), Units(lay.units + (nginx.UNIT,) + hardening.units()),
+    database = [Postgres(lay.db_name)] if wanted.database and wanted.database.postgresql else []
+    return database + [OsRelease(), AptLists(), Packages(wanted.all_packages), Users([wanted.app]), Groups([wanted.app]),
+            Files(fact_paths(wanted)), Units(lay.units + postgres.units(wanted) + (nginx.UNIT,) + hardening.units()),
             EnvFile(lay.env_file), PythonVersion(), DeployLock(lay), HardeningFact(), HostNames(),
             Certificates(tls.cert_paths(wanted))]
 
@@ -197,6 +201,8 @@ def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_
         changed += executor.apply(c, rep, proxy.CA_STEP, proxy.plan_extra_ca(facts, wanted), dry)
     for name, plan in middle_roles(wanted):
         changed += executor.apply(c, rep, name, plan(facts, wanted), dry)
+    if postgres.needed(wanted):  # [database]: after the .env (DATABASE_URL) and the units (the backup timer's)
+        changed += executor.apply(c, rep, postgres.STEP, postgres.plan(facts, wanted, gathered.get(Postgres)), dry)
     done = Provisioning(c, rep, dry, wanted, facts, gathered, changed,
                         reread=bool(packages_changed) and not dry, apt_job=apt_job,
                         with_https=lambda: logged_in(c, render_for(cfg, facts, names), facts))

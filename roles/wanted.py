@@ -12,6 +12,15 @@ from toolkit.layout import HostLayout
 
 # Packages every app host needs. python3-venv brings ensurepip, so each venv gets its own pip.
 BASE_PACKAGES = ("python3", "python3-venv", "nginx", "ca-certificates", "tar", "gzip")
+# [database] (roles/postgres.py): the distribution's server, or sqlite's shell for `invoke db.shell`
+# once the app's database matters to deploy.toml (its backups are on).
+DATABASE_PACKAGES = {"postgresql": ("postgresql",), "sqlite": ("sqlite3",)}
+
+
+def database_packages(database) -> tuple:
+    if database is None or not (database.postgresql or database.backups):
+        return ()
+    return DATABASE_PACKAGES[database.engine]
 
 
 def tls_packages(tls) -> tuple:
@@ -46,6 +55,7 @@ class Wanted:
     login_user: str = "root"
     login_method: str = "publickey"  # paramiko's: publickey, password, keyboard-interactive
     drop_packages: tuple = ()  # not on this host (timesyncd where another time daemon runs)
+    database: object = None  # deploy.toml [database] (config.DatabaseConfig); None: nothing to do
     # deploy.toml [tls] (roles/tls.py), the app's domains (the self-signed certificate's names)
     # and, for mode = "files", the certificate and key to upload; None: no TLS.
     tls: TlsConfig | None = None
@@ -56,12 +66,14 @@ class Wanted:
     def of(cls, cfg, files=()) -> "Wanted":
         return cls(app=cfg.name, layout=cfg.layout, files=tuple(files),
                    access_log=getattr(cfg, "access_log", "journal"), hardening=getattr(cfg, "hardening", None),
+                   database=getattr(cfg, "database", None),
                    **tls_fields(cfg))
 
     @property
     def all_packages(self) -> tuple:
         """`packages` and the hardening parts' (one apt-get call installs them all)."""
         extra = hardening_roles.packages(self.hardening) if self.hardening else ()
+        extra += database_packages(self.database)
         extra += tls_packages(self.tls)
         return tuple(p for p in dict.fromkeys(self.packages + extra) if p not in self.drop_packages)
 

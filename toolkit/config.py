@@ -35,6 +35,7 @@ __all__ = [
     "CONFIG_FILE", "ConfigError", "AppConfig", "Source", "Health", "DjangoConfig", "ProxyConfig", "Hardening",
     "TlsConfig",
     "SCHEMA", "load_app_config", "slugify", "reference_markdown",
+    "DatabaseConfig",
 ]
 
 
@@ -123,6 +124,18 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class DatabaseConfig:
+    """deploy.toml [database] (roles/postgres.py, toolkit/tasks_db.py)."""
+    engine: str = "sqlite"
+    backups: bool = False  # the daily backup timer
+    backup_days: int = 14
+
+    @property
+    def postgresql(self) -> bool:
+        return self.engine == "postgresql"
+
+
+@dataclass(frozen=True)
 class AppConfig:
     name: str
     source: Source
@@ -152,6 +165,7 @@ class AppConfig:
     django: DjangoConfig | None = None
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     hardening: Hardening = field(default_factory=Hardening)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     config_file: Path | None = None
 
@@ -318,6 +332,7 @@ def _check_consistency(values: dict, where: str) -> None:
     if missing:
         raise ConfigError(f"{where}: [app] generate_secrets lists {', '.join(missing)} which is not in "
                           f"[app] secrets; add it there too")
+    _check_database(values, where)
     if ("source", "ref") in values and not values.get(("source", "git")):
         raise ConfigError(f"{where}: [source] ref is set but git is not; set git = \"URL\" or remove ref")
     _check_tls(values, where)
@@ -361,6 +376,20 @@ def _is_address(name: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def _check_database(values: dict, where: str) -> None:
+    """With engine = "postgresql" the toolkit makes DATABASE_URL; the daily backup is the unit
+    APP-backup, so no [schedule] may take that name."""
+    if _get(values, "database", "engine") == "postgresql":
+        for section, names in (("[app] secrets", values.get(("app", "secrets"), ())),
+                               ("[env]", values.get(("env", "*"), {}))):
+            if "DATABASE_URL" in names:
+                raise ConfigError(f'{where}: DATABASE_URL is in {section}, but [database] engine = "postgresql" '
+                                  f"makes it (a generated password, kept on the host); remove it from {section}")
+    if "backup" in values.get(("schedule", "*"), {}):
+        raise ConfigError(f"{where}: [schedule] backup would be the unit APP-backup.service, which the "
+                          f"database backups use; rename the schedule")
 
 
 def _get(values: dict, section: str, name: str) -> Any:
@@ -408,6 +437,7 @@ def _build(values: dict, app_dir: Path, config_file: Path | None, where: str) ->
         proxy=ProxyConfig(**{n: _get(values, "proxy", n) for n in ("http", "https", "no_proxy", "ca_bundle")}),
         hardening=Hardening(**{k.name: _get(values, "hardening", k.name) for k in SCHEMA
                                if k.section == "hardening"}),
+        database=_database(values),
         tls=_tls(values, app_dir),
         config_file=config_file,
         **fields,
@@ -421,6 +451,14 @@ def _tls(values: dict, app_dir: Path) -> TlsConfig:
         if fields[name]:
             fields[name] = str((app_dir / Path(fields[name]).expanduser()).resolve())
     return TlsConfig(**fields)
+
+
+def _database(values: dict) -> DatabaseConfig:
+    """[database]; backups default to on for PostgreSQL (an app on sqlite may have no database)."""
+    engine = _get(values, "database", "engine")
+    backups = _get(values, "database", "backups")
+    return DatabaseConfig(engine=engine, backups=engine == "postgresql" if backups is None else backups,
+                          backup_days=_get(values, "database", "backup_days"))
 
 
 def _default_name(app_dir: Path, where: str) -> str:

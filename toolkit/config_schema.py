@@ -148,6 +148,17 @@ SCHEMA: tuple[Key, ...] = (
     Key("django", "migrate", boolean, True, "Run `manage.py migrate` for each release.", "migrate = false"),
     Key("django", "collectstatic", boolean, True, "Run `manage.py collectstatic` for each release.",
         "collectstatic = false"),
+    # [database]: roles/postgres.py, toolkit/tasks_db.py
+    Key("database", "engine", choice("sqlite", "postgresql"), "sqlite",
+        '"sqlite": the app keeps its database file(s) in /srv/NAME/shared/data. "postgresql": the '
+        "distribution's PostgreSQL server on the host (localhost only), a role and a database named NAME "
+        "with a generated password, DATABASE_URL in shared/.env.", 'engine = "postgresql"'),
+    Key("database", "backups", boolean, None,
+        "A daily backup (systemd timer NAME-backup.timer, missed runs caught up) into "
+        "/srv/NAME/shared/backups, as `invoke db.backup` makes.", "backups = true",
+        default_text='true with engine = "postgresql", false with "sqlite"'),
+    Key("database", "backup_days", int_range(1, 3650), 14,
+        "Days a backup is kept (the newest one is always kept).", "backup_days = 30"),
     # [proxy]
     Key("proxy", "http", matching(PROXY_URL_RE, 'a proxy URL like "http://proxy.example:3128" or ""'), "",
         "HTTP proxy the host's apt and pip use (for hosts behind a corporate proxy).",
@@ -217,6 +228,6 @@ SCHEMA: tuple[Key, ...] = (
         "hsts_preload = true"),
 )
 
-SECTIONS = ("app", "source", "static", "env", "health", "django", "proxy", "hardening", "tls")
+SECTIONS = ("app", "source", "static", "env", "health", "django", "database", "proxy", "hardening", "tls")
 TABLE_SECTIONS = ("static", "env")          # free-form tables: any key, checked as a whole
 KEYS = {(k.section, k.name): k for k in SCHEMA}

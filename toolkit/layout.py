@@ -13,6 +13,7 @@ Capistrano's shape, one tree per app:
       deploy.log                 the audit trail: who/when/what/result (toolkit/audit.py)
     /run/APP/pronghorn.sock      the unix socket nginx proxies to (systemd's APP.socket)
     /var/log/APP/                log files, when [app] access_log = "file"
+    /srv/APP/shared/backups/TS/  database backups (root's, 0700), `invoke db.backup` and APP-backup.timer
     /etc/pronghorn/tls/APP/      the site's certificate chain and key ([tls], roles/tls.py);
                                  /etc/pronghorn/tls/default/ the catch-all's placeholder
     /var/lib/pronghorn/acme/APP/ the webroot of ACME HTTP-01 challenges (certbot writes there)
@@ -119,6 +120,32 @@ class HostLayout:
     def units(self) -> tuple[str, str]:
         """The socket first: it is started (and enabled) before the service it activates."""
         return (self.socket_unit_name, self.unit_name)
+
+    # --- the database's backups ([database], roles/postgres.py, toolkit/tasks_db.py)
+    @property
+    def backups_dir(self) -> str:
+        """root:root 0700: one folder per backup (backups/TIMESTAMP), files 0600. Root's, so the
+        app (or anyone who takes it over) cannot read old data back or delete the backups."""
+        return f"{self.shared_dir}/backups"
+
+    @property
+    def backup_program(self) -> str:
+        """The backup program the daily timer runs (toolkit/onhost/db_backup.py), root's."""
+        return f"{self.base_dir}/db-backup.py"
+
+    @property
+    def backup_unit(self) -> str:
+        return f"{self.app}-backup.service"
+
+    @property
+    def backup_timer(self) -> str:
+        return f"{self.app}-backup.timer"
+
+    @property
+    def db_name(self) -> str:
+        """The PostgreSQL role and database of the app: its name, as its system user's (so
+        `psql` as that user logs in by peer authentication, no password)."""
+        return self.app
 
     # --- TLS ([tls], roles/tls.py): root's, outside the app's tree (the app never reads its key)
     @property

@@ -69,6 +69,8 @@ def _wanted(template: str, cfg: AppConfig) -> bool:
         return not cfg.any_domain
     if template in PROXY_TEMPLATES:
         return cfg.proxy.enabled or (template == "etc/pip.conf.j2" and bool(cfg.proxy.ca_bundle))
+    if template in BACKUP_TEMPLATES:
+        return cfg.database.backups
     return True
 
 
@@ -76,7 +78,7 @@ def _target_path(template: str, cfg: AppConfig) -> str:
     """templates/etc/systemd/system/APP.service.j2 -> /etc/systemd/system/NAME.service"""
     parts = []
     for part in template[:-len(".j2")].split("/"):
-        if part == "APP" or part.startswith("APP."):
+        if part == "APP" or part.startswith(("APP.", "APP-")):  # APP-backup.timer too
             part = cfg.name + part[len("APP"):]
         parts.append(part)
     return "/" + "/".join(parts)
@@ -185,6 +187,7 @@ def render_all(cfg: AppConfig, host: dict | None = None, mask_secrets: bool = Fa
         secret_values = {name: MASK for name in cfg.secrets}
     else:
         secret_values = resolve_secrets(cfg, host_env=host.get("env"))
+    secret_values.update(database_secrets(cfg, host.get("env"), mask_secrets))
     context = {
         "app": cfg,
         "layout": cfg.layout,
@@ -209,6 +212,35 @@ def render_all(cfg: AppConfig, host: dict | None = None, mask_secrets: bool = Fa
         files.append(RenderedFile(target, content, mode, owner, group))
     files.extend(_extra_ca(cfg))
     return files
+
+
+# [database] (roles/postgres.py): the daily backup's units, and DATABASE_URL's password, made of
+# characters that need no escaping in a URL.
+BACKUP_TEMPLATES = ("etc/systemd/system/APP-backup.service.j2", "etc/systemd/system/APP-backup.timer.j2")
+DB_PASSWORD_ALPHABET = string.ascii_letters + string.digits
+DB_PASSWORD_LENGTH = 40
+
+
+def database_url(cfg: AppConfig, password: str) -> str:
+    """The app's PostgreSQL on this host: its role and database are its name, over TCP to
+    localhost (the server listens there only)."""
+    name = cfg.layout.db_name
+    return f"postgresql://{name}:{password}@localhost:5432/{name}"
+
+
+def database_secrets(cfg: AppConfig, host_env: dict | None, mask: bool) -> dict[str, str]:
+    """DATABASE_URL with engine = "postgresql": the one already in the host's .env (the password
+    is generated once and kept), else a new one. roles/postgres.py sets the role's password from
+    it; it is never printed (masked in a render for review)."""
+    if not cfg.database.postgresql:
+        return {}
+    if mask:
+        return {"DATABASE_URL": MASK}
+    kept = (host_env or {}).get("DATABASE_URL", "")
+    if kept.startswith(database_url(cfg, "")[:len("postgresql://") + len(cfg.layout.db_name) + 1]):
+        return {"DATABASE_URL": kept}
+    password = "".join(secrets_module.choice(DB_PASSWORD_ALPHABET) for _ in range(DB_PASSWORD_LENGTH))
+    return {"DATABASE_URL": database_url(cfg, password)}
 
 
 def unavailable_page(cfg: AppConfig) -> str:

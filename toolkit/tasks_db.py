@@ -1,0 +1,209 @@
+"""The database tasks ([database] in deploy.toml): db.backup, db.backups, db.restore, db.shell.
+
+Backups and restores run on the host as root through toolkit/onhost/db_backup.py (the same
+program the daily APP-backup.timer runs): pg_dump -Fc / pg_restore for PostgreSQL, SQLite's
+online backup API for the sqlite files in shared/data. They land in shared/backups/TIMESTAMP,
+root's (0700, files 0600). db.shell opens psql as the app's role (peer authentication: no
+password anywhere) or sqlite3 on the app's database, as the app user, on a terminal when this
+is one.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from invoke import task
+from invoke.exceptions import Exit
+
+from toolkit import hosts as hosts_mod
+from toolkit.errors import DeployError, ToolkitError, next_task
+from toolkit.remote import q
+from toolkit.report import Reporter
+from toolkit.tasking import APP_HELP, HOST_HELP, HelpTask, explain, host_specs, load_config, run_on_hosts
+
+RESTORE_TIMEOUT = 3600  # seconds: a big database takes a while to load
+
+
+def backup_argv(cfg, command: str, **extra) -> list[str]:
+    """`python3 -c <db_backup.py> COMMAND --engine ... ` for this app."""
+    from toolkit import onhost
+
+    lay, db = cfg.layout, cfg.database
+    args = {"engine": db.engine, "db": lay.db_name, "app": cfg.name, "data": lay.data_dir,
+            "to": lay.backups_dir, "keep-days": str(db.backup_days), **extra}
+    return ["python3", "-c", onhost.program("db_backup"), command] + [a for k, v in args.items()
+                                                                        for a in (f"--{k}", str(v))]
+
+
+def on_host(conn, cfg, command: str, what: str, timeout: float = RESTORE_TIMEOUT, **extra) -> str:
+    """Run db_backup.py COMMAND on the host; its stdout, or a DeployError with its message."""
+    from toolkit.remote import sh
+
+    line = " ".join(q(a) for a in backup_argv(cfg, command, **extra))
+    result = sh(conn, line, what=what, check=False, timeout=timeout)
+    if result.exited != 0:
+        message = (result.stderr.strip() or result.stdout.strip() or "failed").splitlines()[-1]
+        raise DeployError(f"{what}: {message.removeprefix('error: ')}", next_task("db.backups"),
+                          result.stdout + result.stderr)
+    return result.stdout
+
+
+def take_backup(conn, cfg, st) -> str:
+    name, _, size = on_host(conn, cfg, "backup", "the backup").strip().partition(" ")
+    st.changed(f"{name} ({_size(size)})")
+    return name
+
+
+def _size(text: str) -> str:
+    n = int(text) if text.strip().isdigit() else 0
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["db.backup"], "app": APP_HELP})
+def backup(c, host=None, app="."):
+    """Back up the app's database now (into /srv/APP/shared/backups; old ones pruned)."""
+    cfg = load_config(app, check_secrets=False)
+    rep = Reporter()
+
+    def work(conn, spec):
+        with rep.step(f"back up the {cfg.database.engine} database") as st:
+            take_backup(conn, cfg, st)
+        return ""
+
+    run_on_hosts(host_specs(host, cfg), rep, work, app)
+
+
+@task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["db.backups"], "app": APP_HELP})
+def backups(c, host=None, app="."):
+    """List the app's database backups (the names db.restore --from takes), oldest first."""
+    cfg = load_config(app, check_secrets=False)
+    for spec in host_specs(host, cfg):
+        conn = _connect(spec, app)
+        try:
+            out = on_host(conn, cfg, "list", "listing the backups", timeout=60)
+        except ToolkitError as exc:
+            _stop(exc, spec, app)
+        finally:
+            conn.close()
+        lines = [line.split(" ", 2) for line in out.splitlines() if line.strip()]
+        print(f"{spec}: {len(lines)} backup(s) in {cfg.layout.backups_dir}")
+        for name, size, files in lines:
+            print(f"  {name}  {_size(size):>10}  {files}")
+
+
+@task(klass=HelpTask, iterable=["host"], name="restore", help={
+    "host": HOST_HELP["db.restore"], "app": APP_HELP,
+    "from": "the backup to restore: a name `invoke db.backups` lists (e.g. 20261202T024500Z)",
+})
+def restore(c, host=None, app=".", from_=None):
+    """Put a backup back: the app stops, a backup of the current data is taken, the backup is
+    restored, the app starts and is health-checked."""
+    cfg = load_config(app, check_secrets=False)
+    if not from_:
+        raise Exit("error: say which backup to restore with --from NAME\n"
+                   "  next: " + next_task("db.backups"), code=2)
+    rep = Reporter()
+    run_on_hosts(host_specs(host, cfg), rep, lambda conn, spec: _restore(conn, cfg, rep, from_), app)
+
+
+def _restore(conn, cfg, rep, name: str) -> str:
+    from toolkit import audit, lock
+    from toolkit.release_commands import health_check, journal, restart_script
+    from toolkit.remote import sh
+    from toolkit.tasking import site_url
+
+    held = lock.take(conn, cfg)
+    try:
+        with rep.step("back up the current data first") as st:
+            before = take_backup(conn, cfg, st)
+        with rep.step(f"stop {cfg.layout.unit_name}") as st:
+            sh(conn, f"systemctl stop {q(cfg.layout.socket_unit_name)} {q(cfg.layout.unit_name)}",
+               what="stopping the app", timeout=120)
+            st.changed()
+        try:
+            with rep.step(f"restore {name}") as st:
+                on_host(conn, cfg, "restore", f"restoring {name}", name=name)
+                st.changed(f"(the data before it: {before})")
+        finally:
+            with rep.step(f"start {cfg.layout.unit_name}") as st:
+                sh(conn, restart_script(cfg), what="starting the app", timeout=300)
+                st.changed()
+        with rep.step("health check") as st:
+            health = health_check(conn, cfg)
+            audit.record(conn, cfg, "db.restore", name, "ok" if health.ok else f"answers {health.status or 'nothing'}")
+            if not health.ok:
+                raise DeployError(f"the app answers {health.status or 'nothing'} after the restore of {name}; "
+                                  f"the data before it is backup {before}",
+                                  next_task("db.restore", "--from", before), health.body + "\n" + journal(conn, cfg))
+            st.info(f"{health.status} from {cfg.health.path}")
+    finally:
+        lock.release_if_ours(conn, cfg, held)
+    return site_url(cfg, conn)
+
+
+@task(klass=HelpTask, iterable=["host"], name="shell", help={
+    "host": HOST_HELP["db.shell"], "app": APP_HELP,
+    "sql": "run this SQL and exit instead of opening the interactive shell",
+    "file": "sqlite: the database file under shared/data (default: the first one found)",
+})
+def shell(c, host=None, app=".", sql=None, file=None):
+    """Open the database's shell as the app: psql (the app's role) or sqlite3."""
+    from toolkit.remote import as_root
+
+    cfg = load_config(app, check_secrets=False)
+    specs = host_specs(host, cfg)
+    tty = _isatty(sys.stdin) and _isatty(sys.stdout) and not sql
+    for spec in specs:
+        conn = _connect(spec, app)
+        try:
+            line = shell_line(conn, cfg, sql, file)
+            result = conn.run(as_root(conn, line), pty=tty, warn=True, hide=False)
+        except ToolkitError as exc:
+            _stop(exc, spec, app)
+        finally:
+            conn.close()
+        if result.exited != 0:
+            raise Exit(code=result.exited if 0 < result.exited < 256 else 1)
+
+
+def shell_line(conn, cfg, sql: str | None, file: str | None) -> str:
+    """The line opening psql or sqlite3 as the app user (the SQL, if any, as its argument)."""
+    app = q(cfg.name)
+    if cfg.database.postgresql:
+        argv = ["psql", "-X", "-d", cfg.layout.db_name] + (["-v", "ON_ERROR_STOP=1", "-c", sql] if sql else [])
+    else:
+        argv = ["sqlite3", "-bail", f"{cfg.layout.data_dir}/{file or first_sqlite(conn, cfg)}"] + ([sql] if sql else [])
+    # cd /: runuser keeps root's folder, which the app user may not enter
+    return f"cd / && exec runuser -u {app} -- " + " ".join(q(a) for a in argv)
+
+
+def first_sqlite(conn, cfg) -> str:
+    found = [f for f in on_host(conn, cfg, "files", "finding the sqlite databases", timeout=60).splitlines() if f]
+    if not found:
+        raise DeployError(f"no sqlite database in {cfg.layout.data_dir} yet (the app makes it there, or "
+                          f"[app] shared links it there)", next_task("status"))
+    return found[0]
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream and stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _connect(spec, app):
+    try:
+        return hosts_mod.connect(spec)
+    except hosts_mod.HostError as exc:
+        _stop(exc, spec, app)
+
+
+def _stop(exc: Exception, spec, app: str):
+    message, next_step, details = explain(exc, spec, app)
+    text = f"error: {message}" + (f"\n{details}" if details else "")
+    raise Exit(text + (f"\n  next: {next_step}" if next_step else ""), code=1)
