@@ -71,8 +71,18 @@ def test_show_add_reload_and_config_through_the_control_socket(tmp_path):
 
         stats = show(sock, "show", "stats")
         assert stats["pid"] == srv.pid and stats["workers_wanted"] == 2 and stats["generation"] == 1
+        assert stats["restarts"]["crash"] == 0
         listeners = show(sock, "show", "listeners")["listeners"]
         assert [entry["address"] for entry in listeners] == [f"http://127.0.0.1:{srv.port}"]
+
+        victim = renewed[0]
+        assert show(sock, "worker", "kill", str(victim)) == {"killed": victim}
+        after_kill = wait_for(lambda: (lambda p: p if p and victim not in p else None)(
+            serving_pids(sock, 2)), timeout=60)  # stopped gracefully, and replaced
+        assert set(after_kill) - {victim} >= {renewed[1]}
+        assert show(sock, "worker", "remove") == {"removed": 1, "previous": 2, "total": 1}
+        wait_for(lambda: serving_pids(sock, 1), timeout=60)
+        assert show(sock, "worker", "remove")["removed"] == 0  # never fewer than one
 
         status, _, err = ctl(sock, "worker", "kill", "1")
         assert status == 1 and "no worker with pid 1" in err
