@@ -91,10 +91,13 @@ def main(argv=None):
     except CtlError as exc:
         sys.stderr.write(f"pronghorn ctl: error: {exc}\n")
         raise SystemExit(1)
-    if args.json:
-        print(json.dumps(result, indent=2, sort_keys=True))
-    else:
-        print(render(args.command, result))
+    text = json.dumps(result, indent=2, sort_keys=True) if args.json else render(args.command, result)
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `pronghorn ctl show config | head`: the reader left, which is no error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 # -- readable output ---------------------------------------------------------------------------
