@@ -10,20 +10,22 @@
    the user, the folders, the app's files, the systemd units, then the host's hardening
    (roles/hardening: sshd, ufw, fail2ban, security updates, time sync, swap; their packages
    come with the base packages), the TLS certificate (roles/tls.py: nginx -t needs it before
-   the site naming it is installed), nginx.
+   the site naming it is installed), nginx. Redis, the app's processes and its scheduled jobs
+   (roles/redis.py, processes.py, schedule.py) follow the units, for apps that use them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from roles import app_env, base, hardening, layout, nginx, proxy, systemd, tls, user
+from roles import app_env, base, hardening, layout, nginx, processes, proxy, redis, schedule, systemd, tls, user
 from roles import postgres
 from roles.wanted import Wanted
 from toolkit import executor, facts as facts_api, lock
 from toolkit.errors import HostError
+from toolkit.facts.extra_units import AppUnitsFacts, ExtraUnits
 from toolkit.facts.files import Files
-from toolkit.facts.hardening import HardenedHostFacts, HardeningFact
+from toolkit.facts.hardening import HardeningFact
 from toolkit.facts.names import HostNames
 from toolkit.facts.postgres import Postgres
 from toolkit.facts.tls import Certificates
@@ -59,7 +61,8 @@ def host_names(c, gathered) -> tuple:
 
 
 def fact_paths(wanted: Wanted) -> list[str]:
-    paths = [f.path for f in wanted.files] + [d[0] for d in layout.wanted_dirs(wanted)]
+    paths = [f.path for f in wanted.files + wanted.extra_unit_files] + [d[0] for d in layout.wanted_dirs(wanted)]
+    paths += processes.fact_paths(wanted)
     paths += hardening.fact_paths() + tls.fact_paths(wanted)
     paths += postgres.fact_paths(wanted)
     return list(dict.fromkeys(paths + nginx.fact_paths(wanted)))  # keep the order, drop repeats
@@ -69,7 +72,9 @@ def facts_to_read(wanted: Wanted) -> list:
     lay = wanted.layout
     database = [Postgres(lay.db_name)] if wanted.database and wanted.database.postgresql else []
     return database + [OsRelease(), AptLists(), Packages(wanted.all_packages), Users([wanted.app]), Groups([wanted.app]),
-            Files(fact_paths(wanted)), Units(lay.units + postgres.units(wanted) + (nginx.UNIT,) + hardening.units()),
+            Files(fact_paths(wanted)), Units(lay.units + postgres.units(wanted) + (nginx.UNIT,) + hardening.units()
+                                           + processes.units(wanted) + schedule.units(wanted) + redis.units(wanted)),
+            ExtraUnits(wanted.app),
             EnvFile(lay.env_file), PythonVersion(), DeployLock(lay), HardeningFact(), HostNames(),
             Certificates(tls.cert_paths(wanted))]
 
@@ -90,6 +95,19 @@ def middle_roles(wanted: Wanted) -> list:
         (app_env.STEP, app_env.plan),
         (systemd.STEP, systemd.plan),
     ]
+
+
+def app_service_roles(wanted: Wanted, facts) -> list:
+    """(step name, plan) of redis, the processes and the scheduled jobs, after the middle roles:
+    each only for an app that uses it or, for the cleanup, still has such units on the host.
+    Redis first: a worker starts with redis ready."""
+    on_host = getattr(facts, "extra_units", frozenset())
+    steps = [(redis.STEP, redis.plan)] if wanted.redis else []
+    if wanted.processes or any(u.endswith(".service") for u in on_host):
+        steps.append((processes.STEP, processes.plan))
+    if wanted.schedules or any(u.endswith(".timer") for u in on_host):
+        steps.append((schedule.STEP, schedule.plan))
+    return steps
 
 
 def logged_in(c, wanted: Wanted, facts) -> Wanted:
@@ -185,7 +203,7 @@ def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_
     to_read = facts_to_read(first) + list(extra_facts)
     with rep.step("read the host's state") as st:
         gathered = facts_api.gather(c, to_read)
-        facts = HardenedHostFacts.of(gathered)
+        facts = AppUnitsFacts.of(gathered)
         check(facts, stop_on_lock=not dry and not lock_held)
         st.info(f"{facts.os_id} {facts.os_version}, python {facts.python_version or 'missing'}")
     names = host_names(c, gathered)
@@ -199,7 +217,7 @@ def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_
     changed += packages_changed
     if proxy.ca_files(wanted):
         changed += executor.apply(c, rep, proxy.CA_STEP, proxy.plan_extra_ca(facts, wanted), dry)
-    for name, plan in middle_roles(wanted):
+    for name, plan in middle_roles(wanted) + app_service_roles(wanted, facts):
         changed += executor.apply(c, rep, name, plan(facts, wanted), dry)
     if postgres.needed(wanted):  # [database]: after the .env (DATABASE_URL) and the units (the backup timer's)
         changed += executor.apply(c, rep, postgres.STEP, postgres.plan(facts, wanted, gathered.get(Postgres)), dry)

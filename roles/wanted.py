@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from roles import hardening as hardening_roles
 from toolkit.config import Hardening, TlsConfig
+from toolkit import process_units, redis_service
 from toolkit.layout import HostLayout
 
 # Packages every app host needs. python3-venv brings ensurepip, so each venv gets its own pip.
@@ -55,6 +56,12 @@ class Wanted:
     login_user: str = "root"
     login_method: str = "publickey"  # paramiko's: publickey, password, keyboard-interactive
     drop_packages: tuple = ()  # not on this host (timesyncd where another time daemon runs)
+    processes: tuple = ()  # [processes] names (roles/processes.py)
+    schedules: tuple = ()  # [schedule] names (roles/schedule.py)
+    # Their rendered unit files (and redis's drop-in): apart from `files`, so the systemd role
+    # (every file under /etc/systemd/system) leaves them to those roles.
+    extra_unit_files: tuple = ()
+    redis: bool = False  # [services] redis (roles/redis.py)
     database: object = None  # deploy.toml [database] (config.DatabaseConfig); None: nothing to do
     # deploy.toml [tls] (roles/tls.py), the app's domains (the self-signed certificate's names)
     # and, for mode = "files", the certificate and key to upload; None: no TLS.
@@ -64,8 +71,13 @@ class Wanted:
 
     @classmethod
     def of(cls, cfg, files=()) -> "Wanted":
-        return cls(app=cfg.name, layout=cfg.layout, files=tuple(files),
+        extra = set(process_units.unit_paths(cfg)) | set(redis_service.paths(cfg))
+        return cls(app=cfg.name, layout=cfg.layout, files=tuple(f for f in files if f.path not in extra),
+                   extra_unit_files=tuple(f for f in files if f.path in extra),
                    access_log=getattr(cfg, "access_log", "journal"), hardening=getattr(cfg, "hardening", None),
+                   processes=tuple(sorted(getattr(cfg, "processes", {}) or {})),
+                   schedules=tuple(sorted(getattr(cfg, "schedules", {}) or {})),
+                   redis=redis_service.enabled(cfg), packages=BASE_PACKAGES + redis_service.packages(cfg),
                    database=getattr(cfg, "database", None),
                    **tls_fields(cfg))
 

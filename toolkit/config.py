@@ -165,6 +165,10 @@ class AppConfig:
     django: DjangoConfig | None = None
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     hardening: Hardening = field(default_factory=Hardening)
+    # [processes] NAME -> command; [schedule] NAME -> {"command", "on"} (roles/processes.py, schedule.py)
+    processes: dict[str, str] = field(default_factory=dict)
+    schedules: dict[str, dict] = field(default_factory=dict)
+    redis: bool = False  # [services] redis (roles/redis.py)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     config_file: Path | None = None
@@ -333,6 +337,10 @@ def _check_consistency(values: dict, where: str) -> None:
         raise ConfigError(f"{where}: [app] generate_secrets lists {', '.join(missing)} which is not in "
                           f"[app] secrets; add it there too")
     _check_database(values, where)
+    same = sorted(set(values.get(("processes", "*"), {})) & set(values.get(("schedule", "*"), {})))
+    if same:
+        raise ConfigError(f"{where}: {', '.join(same)} is both in [processes] and [schedule] (each becomes "
+                          f"the unit APP-NAME.service); rename one of them")
     if ("source", "ref") in values and not values.get(("source", "git")):
         raise ConfigError(f"{where}: [source] ref is set but git is not; set git = \"URL\" or remove ref")
     _check_tls(values, where)
@@ -439,6 +447,9 @@ def _build(values: dict, app_dir: Path, config_file: Path | None, where: str) ->
                                if k.section == "hardening"}),
         database=_database(values),
         tls=_tls(values, app_dir),
+        processes=dict(values.get(("processes", "*"), {})),
+        schedules=dict(values.get(("schedule", "*"), {})),
+        redis=_get(values, "services", "redis"),
         config_file=config_file,
         **fields,
     )

@@ -17,6 +17,7 @@ from toolkit.config_checks import (
     absolute_path, app_name, boolean, choice, domains, env_table, health_path, int_range, list_of,
     matching, relative_path, static_table, string, url_path, workers,
 )
+from toolkit.config_processes import processes_table, schedule_table
 
 # "PORT/PROTOCOL", the port 1-65535 (ufw's syntax for one port).
 PORT_RULE_RE = re.compile(r"^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]"
@@ -132,6 +133,21 @@ SCHEMA: tuple[Key, ...] = (
         "Non-secret environment variables for the app, written to shared/.env. The toolkit adds "
         "APP_NAME, APP_DATA_DIR, APP_MEDIA_DIR, ALLOWED_HOSTS (and DJANGO_SETTINGS_MODULE for Django).",
         'DEBUG = "false"', default_text="{}"),
+    # [processes], [schedule], [services]: roles/processes.py, roles/schedule.py, roles/redis.py
+    Key("processes", "*", processes_table, None,
+        "Processes besides the web server (Procfile-like): each NAME runs its command as the systemd "
+        "unit APP-NAME.service in the live release's folder, venv and environment, restarted with "
+        "every release and rolled back with it. The command is a shell command line.",
+        'worker = "celery -A mysite worker"', default_text="{}"),
+    Key("schedule", "*", schedule_table, None,
+        "Commands run by systemd timers (APP-NAME.timer) in the live release's environment; `on` is a "
+        "systemd OnCalendar= expression (\"daily\", \"hourly\", \"*-*-* 03:30:00\"); a run missed while "
+        "the host was down is caught up.",
+        'clearsessions = { command = "python manage.py clearsessions", on = "daily" }', default_text="{}"),
+    Key("services", "redis", boolean, False,
+        "Redis on the app host (the distribution's redis-server), bound to localhost, with a password "
+        "generated once and kept; the app gets REDIS_URL in shared/.env. Turning it off later leaves "
+        "redis installed.", "redis = true"),
     # [health]
     Key("health", "path", health_path, "/",
         "Path requested (with the real Host header) to decide that a new release works.",
@@ -228,6 +244,7 @@ SCHEMA: tuple[Key, ...] = (
         "hsts_preload = true"),
 )
 
-SECTIONS = ("app", "source", "static", "env", "health", "django", "database", "proxy", "hardening", "tls")
-TABLE_SECTIONS = ("static", "env")          # free-form tables: any key, checked as a whole
+SECTIONS = ("app", "source", "static", "env", "processes", "schedule", "services", "health",
+            "django", "database", "proxy", "hardening", "tls")
+TABLE_SECTIONS = ("static", "env", "processes", "schedule")          # free-form tables: any key, checked as a whole
 KEYS = {(k.section, k.name): k for k in SCHEMA}

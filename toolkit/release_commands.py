@@ -12,7 +12,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from toolkit import audit, lock, onhost, privilege
+from toolkit import audit, lock, onhost, privilege, process_units
 from toolkit.errors import DeployError
 from toolkit.remote import q, sh
 
@@ -226,6 +226,17 @@ def restart_script(cfg) -> str:
     svc, sock = q(cfg.layout.unit_name), q(cfg.layout.socket_unit_name)
     return (f"systemctl reset-failed {svc} {sock} 2>/dev/null; systemctl start {sock} && "
             f"systemctl restart {svc}")
+
+
+def processes_restart_script(cfg) -> str:
+    """Restart the app's [processes] units onto the release `current` points to now (a worker
+    gets TERM and finishes its task within TimeoutStopSec) and start the [schedule] timers (a
+    no-op once they run; a first release has them enabled only); "" when the app has neither.
+    reset-failed first, as for the web unit: a crash-looping old release must not block it."""
+    units = " ".join(q(u) for u in process_units.process_units(cfg))
+    timers = " ".join(q(u) for u in process_units.timer_units(cfg))
+    script = [f"systemctl reset-failed {units} 2>/dev/null; systemctl restart {units}"] if units else []
+    return " && ".join(script + ([f"systemctl start {timers}"] if timers else []))
 
 
 def health_host(cfg) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 import jinja2
 
 from toolkit.config import AppConfig, ConfigError
+from toolkit import process_units, redis_service
 from toolkit.onhost import envfile
 
 __all__ = ["RenderedFile", "TEMPLATE_DIR", "render_all", "render_to_dir", "resolve_secrets",
@@ -58,6 +59,8 @@ def _ownership(target: str, cfg: AppConfig) -> tuple[int, str, str]:
         return 0o600, cfg.name, cfg.name            # secrets: the app user only
     if target == cfg.layout.pronghorn_conf:
         return 0o640, "root", cfg.name              # the app reads its config but cannot change it
+    if target == redis_service.CONF:
+        return 0o640, "root", "redis"               # the password: redis reads it, the app does not
     return 0o644, "root", "root"
 
 
@@ -67,6 +70,8 @@ def _wanted(template: str, cfg: AppConfig) -> bool:
         return cfg.access_log == "file"
     if template == "etc/nginx/sites-available/pronghorn-default.conf.j2":
         return not cfg.any_domain
+    if template in redis_service.TEMPLATES:
+        return cfg.redis
     if template in PROXY_TEMPLATES:
         return cfg.proxy.enabled or (template == "etc/pip.conf.j2" and bool(cfg.proxy.ca_bundle))
     if template in BACKUP_TEMPLATES:
@@ -95,6 +100,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["py"] = repr            # a Python literal, for pronghorn.conf.py
     env.filters["envquote"] = envfile.quote
+    env.filters["redis_password"] = redis_service.password_of
     return env
 
 
@@ -187,6 +193,7 @@ def render_all(cfg: AppConfig, host: dict | None = None, mask_secrets: bool = Fa
         secret_values = {name: MASK for name in cfg.secrets}
     else:
         secret_values = resolve_secrets(cfg, host_env=host.get("env"))
+    secret_values.update(redis_service.secrets(cfg, host.get("env"), MASK if mask_secrets else None))
     secret_values.update(database_secrets(cfg, host.get("env"), mask_secrets))
     context = {
         "app": cfg,
@@ -202,14 +209,16 @@ def render_all(cfg: AppConfig, host: dict | None = None, mask_secrets: bool = Fa
     for template in sorted(_template_names()):
         if not _wanted(template, cfg):
             continue
-        target = _target_path(template, cfg)
-        try:
-            content = jinja.get_template(template).render(context)
-        except jinja2.UndefinedError as exc:
-            raise ConfigError(f"templates/{template}: {exc} (a template names a setting that does not "
-                              f"exist; this is a bug in the template)") from None
-        mode, owner, group = _ownership(target, cfg)
-        files.append(RenderedFile(target, content, mode, owner, group))
+        # APP-PROCESS/APP-SCHEDULE templates: once per [processes]/[schedule] entry, with `unit`.
+        each = process_units.instances(template, cfg)
+        for target, unit in each if each is not None else [(_target_path(template, cfg), None)]:
+            try:
+                content = jinja.get_template(template).render(context, unit=unit)
+            except jinja2.UndefinedError as exc:
+                raise ConfigError(f"templates/{template}: {exc} (a template names a setting that does not "
+                                  f"exist; this is a bug in the template)") from None
+            mode, owner, group = _ownership(target, cfg)
+            files.append(RenderedFile(target, content, mode, owner, group))
     files.extend(_extra_ca(cfg))
     return files
 

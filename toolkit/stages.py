@@ -9,7 +9,8 @@
                 this requirements hash; check the app imports; Django: migrate, collectstatic
     publishing  note the live release in the lock, switch `current` atomically, restart the
                 service, health-check through nginx
-                from the host itself with the real Host header
+                from the host itself with the real Host header, then restart the [processes]
+                units (a rollback restarts them too)
     finishing   mark the release good, prune old releases and venvs, log (toolkit/audit.py), unlock
 
 Hooks run before and after each stage (`ctx.hooks.after("starting", fn)`, `fn(ctx)`): the deploy
@@ -99,6 +100,7 @@ class DeployContext:
     wheel: object = None  # Path of the server wheel
     vhash: str = ""
     switched: float = 0.0  # when `current` was switched to the new release (0: not yet)
+    processes_restarted: bool = False  # the [processes] units run the new release
     unchanged: bool = False  # the host already runs this exact code
     finished: bool = False  # stop after this stage or hook
     stage: str = ""  # the stage running
@@ -290,6 +292,25 @@ def publishing(ctx: DeployContext) -> None:
                               "see the reason shown above; fix it, then deploy again",
                               "response body (first lines):\n" + _tail(health.body, 10))
         st.info(f"{health.status} from {cfg.health.path}")
+    restart_processes(ctx.c, cfg, ctx.rep)
+    ctx.processes_restarted = True
+
+
+def restart_processes(c, cfg, rep) -> None:
+    """The [processes] units onto the live release, once it answered its health check (a deploy,
+    a rollback): a worker never runs code the web process refused."""
+    script = cmds.processes_restart_script(cfg)
+    if not script:
+        return
+    names = sorted(cfg.processes) + sorted(cfg.schedules)
+    with rep.step("restart the processes") as st:
+        result = sh(c, script, check=False, timeout=RESTART_TIMEOUT, what="restarting the app's processes")
+        if not result.ok:
+            raise DeployError("the app's processes or timers did not start on the new release",
+                              "see why with " + next_task("logs", "--process", names[0])
+                              + "; fix it, then deploy again", _tail(result.stdout + result.stderr, 10))
+        st.changed(", ".join(sorted(cfg.processes)) + (f" (timers: {', '.join(sorted(cfg.schedules))})"
+                                                        if cfg.schedules else ""))
 
 
 def finishing(ctx: DeployContext) -> None:
@@ -346,6 +367,9 @@ def _recover(ctx: DeployContext, exc: BaseException) -> list[str]:
                     sh(c, cmds.switch_script(cfg, previous.name) + " && " + cmds.restart_script(cfg),
                        what="rolling back", timeout=RESTART_TIMEOUT)
                     st.changed(f"current -> releases/{previous.name}")
+                    if ctx.processes_restarted:  # back onto the old release with the web process
+                        sh(c, cmds.processes_restart_script(cfg), check=False, timeout=RESTART_TIMEOUT,
+                           what="restarting the app's processes")
                     health = cmds.health_check(c, cfg, timeout=min(cfg.health.timeout, 30))
                     notes.append(f"rolled back to {previous.name}: "
                                  + ("it answers again" if health.ok else
@@ -393,6 +417,7 @@ def rollback(c, cfg, rep, to: str | None = None) -> str:
                 raise DeployError(f"{target.name} answers {health.status or 'nothing'} after the rollback",
                                   next_task("logs"), health.body + "\n" + _tail(cmds.journal(c, cfg)))
             st.info(f"{health.status} from {cfg.health.path}")
+        restart_processes(c, cfg, rep)
         rep.stage("finishing")
         with rep.step("log, unlock"):
             sh(c, audit.append_script(cfg.layout, "rollback", target.name, f"ok, from {state.current or '-'}")

@@ -219,6 +219,7 @@ def status(c, host=None, app="."):
         rep.line(f"  live release: {state.current or 'none yet'}")
         if state.holder:
             rep.line(f"  deploy lock: held by {state.holder.describe()}")
+        troubled = _process_status(conn, cfg, rep)
         with rep.step("health check") as st:
             health = health_check(conn, cfg, timeout=5)
             st.info(f"{health.status or 'no answer'} from {cfg.health.path} "
@@ -226,21 +227,58 @@ def status(c, host=None, app="."):
             if not health.ok:
                 raise DeployError(f"the site does not answer as expected: {health.body[:300]}",
                                   next_task("logs"))
+        if troubled:
+            raise DeployError(f"{', '.join(troubled)}: not running, or its last run failed (see above)",
+                              next_task("logs", "--process", troubled[0]))
         return site_url(cfg, conn)
 
     run_on_hosts(host_specs(host, cfg), rep, work, app)
+
+
+def _process_status(conn, cfg, rep) -> list[str]:
+    """The [processes] and [schedule] units' lines (toolkit/process_status.py); returns the names
+    that need looking at."""
+    from toolkit import process_status
+    from toolkit.remote import sh
+
+    command = process_status.show_command(cfg)
+    if not command:
+        return []
+    shown = process_status.parse(sh(conn, command, check=False, timeout=60).stdout)
+    lines = process_status.describe(cfg, shown)
+    for line in lines:
+        rep.line(f"  {line.text}")
+    return [line.problem for line in lines if line.problem]
+
+
+def _log_unit(cfg, process, app, host) -> str:
+    """The unit whose journal `logs` shows: the web service, or a [processes]/[schedule] one."""
+    from toolkit.process_units import process_unit, schedule_unit
+
+    if not process:
+        return cfg.layout.unit_name
+    if process in cfg.processes:
+        return process_unit(cfg.name, process)
+    if process in cfg.schedules:
+        return schedule_unit(cfg.name, process)
+    known = sorted(cfg.processes) + sorted(cfg.schedules)
+    hint = next_task("logs", "--process", known[0]) if known else next_task("logs")
+    raise Exit(f"error: no process or scheduled job named {process!r} in deploy.toml ([processes] and "
+               f"[schedule]: {', '.join(known) or 'none'})\n  next: " + fill_next(hint, str(host), app), code=1)
 
 
 @task(klass=HelpTask, iterable=["host"], help={
     "host": HOST_HELP["logs"], "app": APP_HELP,
     "n": "how many recent lines to show (default 50)",
     "follow": "keep showing new lines as they come (stop with Ctrl-C)",
+    "process": "a [processes] or [schedule] name from deploy.toml: show its journal instead of the web server's",
 })
-def logs(c, host=None, app=".", n=50, follow=False):
-    """Show the app's log (journalctl -u APP) from the host."""
+def logs(c, host=None, app=".", n=50, follow=False, process=None):
+    """Show the app's log (journalctl -u APP, or a process's with --process NAME) from the host."""
     from toolkit.remote import as_root, q
 
     cfg = load_config(app, check_secrets=False)
+    unit = _log_unit(cfg, process, app, (list(host or ()) + list(cfg.hosts) + ["HOST"])[0])
     specs = host_specs(host, cfg)
     for spec in specs:
         try:
@@ -249,7 +287,7 @@ def logs(c, host=None, app=".", n=50, follow=False):
             raise Exit(f"error: {exc}\n  next: {fill_next(exc.next_step, str(spec), app)}", code=1)
         if len(specs) > 1:
             print(f"== {spec}")
-        cmd = f"journalctl -u {q(cfg.layout.unit_name)} -n {int(n)} --no-pager" + (" -f" if follow else "")
+        cmd = f"journalctl -u {q(unit)} -n {int(n)} --no-pager" + (" -f" if follow else "")
         try:
             conn.run(as_root(conn, cmd), warn=True, pty=follow)
         except KeyboardInterrupt:

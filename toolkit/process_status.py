@@ -1,0 +1,87 @@
+"""`invoke status` for the app's [processes] and [schedule] units: each process's state, each
+job's timer with its last run (and how it ended) and its next run, read with one
+`systemctl show` (`show_command`) and turned into lines (`describe`).
+
+A process that is not running, or a job whose last run failed, is a `problem`: status says so
+and ends with the `invoke logs --process NAME` that shows why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from toolkit.process_units import process_unit, schedule_unit, timer_unit
+from toolkit.remote import q
+
+PROPERTIES = ("Id", "LoadState", "UnitFileState", "ActiveState", "SubState", "Result", "ExecMainStatus",
+              "LastTriggerUSec", "NextElapseUSecRealtime")
+
+
+def units(cfg) -> list[str]:
+    names = [process_unit(cfg.name, n) for n in sorted(cfg.processes)]
+    for name in sorted(cfg.schedules):
+        names += [timer_unit(cfg.name, name), schedule_unit(cfg.name, name)]
+    return names
+
+
+def show_command(cfg) -> str:
+    """One `systemctl show` for every extra unit ("" when the app has none)."""
+    names = units(cfg)
+    if not names:
+        return ""
+    props = " ".join(f"-p {p}" for p in PROPERTIES)
+    return f"systemctl show {props} " + " ".join(q(u) for u in names) + " 2>/dev/null; true"
+
+
+def parse(output: str) -> dict[str, dict[str, str]]:
+    """`systemctl show` of several units (blocks separated by blank lines) -> {unit: {prop: value}}."""
+    found, block = {}, {}
+    for line in output.splitlines() + [""]:
+        if not line.strip():
+            if block.get("Id"):
+                found[block["Id"]] = block
+            block = {}
+            continue
+        key, _, value = line.partition("=")
+        block[key] = value.strip()
+    return found
+
+
+@dataclass(frozen=True)
+class Line:
+    text: str
+    problem: str = ""  # the process or job's name when it needs looking at
+
+
+def _state(props: dict) -> str:
+    if not props or props.get("LoadState") == "not-found":
+        return "not installed"
+    active = props.get("ActiveState", "?")
+    sub = props.get("SubState", "")
+    return f"{props.get('UnitFileState') or '?'} / {active}" + (f" ({sub})" if sub and sub != "running" else "")
+
+
+def _when(value: str) -> str:
+    return "" if not value or value == "n/a" else value
+
+
+def describe(cfg, shown: dict[str, dict[str, str]]) -> list[Line]:
+    out = []
+    for name in sorted(cfg.processes):
+        unit = process_unit(cfg.name, name)
+        props = shown.get(unit, {})
+        running = props.get("ActiveState") == "active"
+        out.append(Line(f"{unit:<28} {_state(props)}", "" if running else name))
+    for name in sorted(cfg.schedules):
+        timer, service = timer_unit(cfg.name, name), schedule_unit(cfg.name, name)
+        tprops, sprops = shown.get(timer, {}), shown.get(service, {})
+        last = _when(tprops.get("LastTriggerUSec", ""))
+        result = sprops.get("Result", "")
+        failed = bool(last) and (result not in ("", "success") or sprops.get("ExecMainStatus", "0") != "0")
+        ended = (f"failed: {result}, exit {sprops.get('ExecMainStatus', '?')}" if failed
+                 else "running" if sprops.get("ActiveState") == "activating" else "ok")
+        out.append(Line(f"{timer:<28} {_state(tprops)}; last run: "
+                        + (f"{last} ({ended})" if last else "never")
+                        + f"; next: {_when(tprops.get('NextElapseUSecRealtime', '')) or '-'}",
+                        name if failed or tprops.get("ActiveState") != "active" else ""))
+    return out
