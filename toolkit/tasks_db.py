@@ -36,15 +36,17 @@ def backup_argv(cfg, command: str, **extra) -> list[str]:
 
 
 def on_host(conn, cfg, command: str, what: str, timeout: float = RESTORE_TIMEOUT, **extra) -> str:
-    """Run db_backup.py COMMAND on the host; its stdout, or a DeployError with its message."""
+    """Run db_backup.py COMMAND on the host; its stdout, or a DeployError with its message (and,
+    for a host the app is not on yet, the deploy to type)."""
     from toolkit.remote import sh
 
     line = " ".join(q(a) for a in backup_argv(cfg, command, **extra))
     result = sh(conn, line, what=what, check=False, timeout=timeout)
     if result.exited != 0:
         message = (result.stderr.strip() or result.stdout.strip() or "failed").splitlines()[-1]
-        raise DeployError(f"{what}: {message.removeprefix('error: ')}", next_task("db.backups"),
-                          result.stdout + result.stderr)
+        undeployed = "not deployed here yet" in message
+        raise DeployError(f"{what}: {message.removeprefix('error: ')}",
+                          next_task("deploy" if undeployed else "db.backups"), result.stdout + result.stderr)
     return result.stdout
 
 
@@ -176,10 +178,16 @@ def shell_line(conn, cfg, sql: str | None, file: str | None) -> str:
     app = q(cfg.name)
     if cfg.database.postgresql:
         argv = ["psql", "-X", "-d", cfg.layout.db_name] + (["-v", "ON_ERROR_STOP=1", "-c", sql] if sql else [])
+        shell = "psql"
     else:
         argv = ["sqlite3", "-bail", f"{cfg.layout.data_dir}/{file or first_sqlite(conn, cfg)}"] + ([sql] if sql else [])
+        shell = "sqlite3"
+    hint = ("provision the host (invoke provision)" if cfg.database.postgresql else
+            "set [database] backups = true in deploy.toml (it installs sqlite3), then invoke provision")
+    error = f"error: {shell} is not on the host: {hint}"
+    check = f"command -v {shell} >/dev/null || {{ echo {q(error)} >&2; exit 127; }}"
     # cd /: runuser keeps root's folder, which the app user may not enter
-    return f"cd / && exec runuser -u {app} -- " + " ".join(q(a) for a in argv)
+    return f"{check}; cd / && exec runuser -u {app} -- " + " ".join(q(a) for a in argv)
 
 
 def first_sqlite(conn, cfg) -> str:

@@ -247,3 +247,24 @@ def test_the_program_runs_as_python3_c_and_lists_backups(tmp_path):
     assert files.stdout.strip() == "db.sqlite3"
     bad = subprocess.run(base + ["restore", *common, "--name", "nope"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and bad.stderr.startswith("error: no backup named 'nope'")
+
+
+# -- the tasks' command lines ------------------------------------------------------------------
+
+def test_db_shell_is_psql_as_the_app_by_peer_authentication(tmp_path):
+    from toolkit.tasks_db import shell_line
+
+    cfg = config(tmp_path, '[database]\nengine = "postgresql"\n')
+    line = shell_line(None, cfg, "select 1", None)
+    assert line.endswith("exec runuser -u shop -- psql -X -d shop -v ON_ERROR_STOP=1 -c 'select 1'")
+    assert "DATABASE_URL" not in line and "PGPASSWORD" not in line
+    sqlite = shell_line(None, config(tmp_path / "2", ""), None, "db.sqlite3")
+    assert sqlite.endswith("runuser -u shop -- sqlite3 -bail /srv/shop/shared/data/db.sqlite3")
+    missing = subprocess.run(["sh", "-c", sqlite.replace("command -v sqlite3", "command -v no-such-program-x")],
+                             capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 127 and "set [database] backups = true" in missing.stderr
+
+
+def test_a_backup_for_an_app_not_on_the_host_says_so(tmp_path):
+    with pytest.raises(db_backup.Failed, match="not deployed here yet"):
+        db_backup.as_app("no-such-user-xyz", lambda: b"")

@@ -100,7 +100,10 @@ def load(path: str, data: bytes) -> None:
 
 def as_app(app: str, work, *args):
     """Run `work(*args)` in a child that is the app user; its result (bytes or None) back."""
-    user = pwd.getpwnam(app) if app else None
+    try:
+        user = pwd.getpwnam(app) if app else None
+    except KeyError:
+        raise Failed(f"no user {app} on this host: the app is not deployed here yet") from None
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: drop to the app user, work, send the result, exit
