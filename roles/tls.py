@@ -69,7 +69,7 @@ def issue_plan(wanted, certs: dict) -> list:
     why = "missing" if not (fact and fact.exists) else "names changed" if set(fact.names) != wanted_names else ""
     if not why:
         return []
-    args = [wanted.app, lay.acme_webroot, tls.email, tls.acme_directory]
+    args = [wanted.app, lay.acme_webroot, tls.email, tls.acme_directory, ",".join(wanted.no_proxy)]
     args += [a for d in wanted.domains for a in ("-d", d)]
     script = f"sh -c {q(CERTBOT_SCRIPT.read_text())} tls_certbot.sh " + " ".join(q(a) for a in args)
     return [Change(f"certificate for {', '.join(wanted.domains)}", why, script=script, label="certbot")]

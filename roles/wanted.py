@@ -37,8 +37,10 @@ def tls_fields(cfg) -> dict:
     from roles import tls as tls_role
 
     tls = getattr(cfg, "tls", None)
+    proxy = getattr(cfg, "proxy", None)
     return {"tls": tls, "domains": tuple(getattr(cfg, "domains", ("_",))),
-            "tls_files": tls_role.uploaded_files(cfg) if tls else ()}
+            "tls_files": tls_role.uploaded_files(cfg) if tls else (),
+            "no_proxy": tuple(proxy.no_proxy) if proxy is not None and (proxy.http or proxy.https) else ()}
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Wanted:
     tls: TlsConfig | None = None
     domains: tuple = ("_",)
     tls_files: tuple = ()
+    no_proxy: tuple = ()  # [proxy] no_proxy when a proxy is set: certbot reaches these directly
 
     @classmethod
     def of(cls, cfg, files=()) -> "Wanted":

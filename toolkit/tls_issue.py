@@ -32,18 +32,20 @@ REASONS = (
 
 
 def why_not_issued(output: str) -> str:
-    for pattern, reason in REASONS:
-        if pattern.search(output):
-            return reason
-    return "certbot failed"
+    return next((reason for pattern, reason in REASONS if pattern.search(output)), "certbot failed")
 
 
 def detail(output: str) -> str:
-    """certbot's own words: its `Detail:` line, else its last non-empty line."""
+    """certbot's own words: its `Detail:` line, else the line that told the reason, else its
+    last non-empty line."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     for line in lines:
         if line.startswith("Detail:"):
             return line
+    for pattern, _ in REASONS:
+        for line in lines:
+            if pattern.search(line):
+                return line[:400]
     return lines[-1] if lines else ""
 
 

@@ -2,6 +2,7 @@
 certificates), the TLS role's plan on plain facts, the certificates fact's parser, and the
 health check over HTTPS (SNI, verified or not) against a local TLS server."""
 
+import dataclasses
 import http.server
 import ssl
 import subprocess
@@ -268,3 +269,49 @@ def test_health_check_command_goes_through_https_when_tls_is_on():
     assert health_check_cmd(example("flask")).endswith(" 5")  # plain http: no TLS arguments
     cmd = health_check_cmd(example("flask", {"tls.mode": "self-signed"}))
     assert cmd.endswith(" 127.0.0.1 443 https 0")
+
+
+# --------------------------------------------------------------------------- certbot's failures in words
+
+CERTBOT_DNS = """Certbot failed to authenticate some domains (authenticator: webroot). The Certificate Authority reported these problems:
+  Domain: shop.example.org
+  Type:   dns
+  Detail: DNS problem: NXDOMAIN looking up A for shop.example.org - check that a DNS record exists for this domain
+
+Hint: The Certificate Authority failed to download the temporary challenge files created by Certbot.
+Ask for help or search for solutions at https://community.letsencrypt.org. See the logfile /var/log/letsencrypt/letsencrypt.log or re-run Certbot with -v for more details.
+"""
+CERTBOT_PORT_80 = CERTBOT_DNS.replace("Type:   dns", "Type:   connection").replace(
+    "DNS problem: NXDOMAIN looking up A for shop.example.org - check that a DNS record exists for this domain",
+    "203.0.113.10: Fetching http://shop.example.org/.well-known/acme-challenge/x: Timeout during connect "
+    "(likely firewall problem)")
+CERTBOT_NO_ACME = """An unexpected error occurred:
+requests.exceptions.SSLError: HTTPSConnectionPool(host='10.77.3.1', port=14000): Max retries exceeded with url: /dir (Caused by SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed')))
+Ask for help or search for solutions at https://community.letsencrypt.org. See the logfile /var/log/letsencrypt/letsencrypt.log or re-run Certbot with -v for more details.
+"""
+
+
+@pytest.mark.parametrize("output, reason, said", [
+    (CERTBOT_DNS, "DNS does not point at this host", "Detail: DNS problem: NXDOMAIN"),
+    (CERTBOT_PORT_80, "could not reach this host on port 80", "Detail: 203.0.113.10: Fetching"),
+    (CERTBOT_NO_ACME, "cannot reach the ACME server", "requests.exceptions.SSLError"),
+])
+def test_a_failed_issuance_is_said_in_words_with_certbots_own_line(output, reason, said):
+    from toolkit.tls_issue import detail, why_not_issued
+
+    assert reason in why_not_issued(output)
+    assert detail(output).startswith(said)
+
+
+def test_letsencrypt_issues_only_without_a_certificate_for_these_names():
+    le = Wanted(app="flaskapp", layout=LAY, domains=("shop.example",),
+                tls=TlsConfig(mode="letsencrypt", email="ops@shop.example", acme_directory="https://acme.test/dir"))
+    [change] = tls.issue_plan(le, {})
+    assert change.why == "missing" and "--webroot" in change.script
+    assert change.script.endswith(f"flaskapp {LAY.acme_webroot} ops@shop.example https://acme.test/dir '' -d shop.example")
+    assert not tls.tls_ready(le, {})
+    issued = {LAY.letsencrypt_cert: CertFact(LAY.letsencrypt_cert, True, "Mar 1 2027", False, False,
+                                             ("DNS:shop.example",))}
+    assert tls.issue_plan(le, issued) == [] and tls.tls_ready(le, issued)
+    assert tls.issue_plan(dataclasses.replace(le, domains=("shop.example", "www.shop.example")), issued)[0].why == \
+        "names changed"
