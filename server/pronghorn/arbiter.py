@@ -213,6 +213,9 @@ class Arbiter:
 
     def run(self):
         """Start, then loop until a stop signal or a fatal worker exit; exits the process."""
+        if getattr(self.cfg, "daemon", False):
+            from pronghorn.daemon import daemonize
+            daemonize(getattr(self.cfg, "enable_stdio_inheritance", False))
         try:
             self.start()
             while True:
@@ -240,6 +243,9 @@ class Arbiter:
     def start(self):
         self.pid = os.getpid()
         self.log.info("Starting pronghorn %s", _version())
+        from pronghorn.config import no_effect_warnings
+        for line in no_effect_warnings(self.cfg):
+            self.log.warning("%s", line)
         self.set_proc_title("master")
         self.detect_old_master()
         pidfile = getattr(self.cfg, "pidfile", None)
@@ -973,8 +979,12 @@ class Arbiter:
 
     @staticmethod
     def _make_logger(cfg):
-        from pronghorn.logs import Logger
-        return Logger(cfg)
+        from pronghorn.logs import Logger, LogConfigError
+        try:
+            return Logger(cfg)
+        except LogConfigError as err:  # a bad --log-config file: one line, as any bad setting
+            sys.stderr.write(f"pronghorn: error: {err}\n")
+            raise SystemExit(EXIT_ERROR) from None
 
 
 def drop_privileges(uid, gid):

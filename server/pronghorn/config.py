@@ -412,6 +412,97 @@ def loglevel(value: Any) -> str:
     return choice("debug", "info", "warning", "error", "critical")(value)
 
 
+def existing_file(value: Any) -> str | None:
+    """None, or a path to a readable file (checked now so a typo stops the start, not a worker)."""
+    if value is None:
+        return None
+    path = string(value)
+    if not os.path.isfile(path):
+        raise ValueError(f"'{path}' is not a file")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"'{path}' is not readable by this user")
+    return path
+
+
+def a_dict(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"{_show(value)} is not a dict")
+    return value
+
+
+def syslog_address(value: Any) -> str:
+    from pronghorn.logs import parse_syslog_address  # logs.py needs nothing from here
+
+    parse_syslog_address(string(value))
+    return value
+
+
+def syslog_facility(value: Any) -> str:
+    from logging.handlers import SysLogHandler
+
+    return choice(*SysLogHandler.facility_names)(value)
+
+
+def statsd_address(value: Any) -> str | None:
+    from pronghorn.statsd import parse_address
+
+    if value is None:
+        return None
+    parse_address(string(value))
+    return value
+
+
+def root_path(value: Any) -> str:
+    """'' or '/mount/point' (a trailing '/' dropped): the SCRIPT_NAME every request gets."""
+    text = string(value).strip().rstrip("/")
+    if text and not text.startswith("/"):
+        raise ValueError(f"{_show(value)} does not start with '/' (e.g. /api)")
+    return text
+
+
+def ssl_version(value: Any) -> int:
+    """gunicorn's --ssl-version: a PROTOCOL_* number or name (TLS, TLSv1_2, TLS_SERVER...)."""
+    import ssl
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    method = getattr(ssl, "PROTOCOL_" + text, None) if text.replace("_", "").isalnum() else None
+    if method is None:
+        raise ValueError(f"{_show(value)} is not an ssl protocol (e.g. TLS, TLSv1_2, TLS_SERVER)")
+    return int(method)
+
+
+def cert_reqs(value: Any) -> int:
+    """0 (CERT_NONE), 1 (CERT_OPTIONAL) or 2 (CERT_REQUIRED); the names are accepted too."""
+    import ssl
+
+    if isinstance(value, str) and value.strip().upper() in ("CERT_NONE", "CERT_OPTIONAL", "CERT_REQUIRED"):
+        return int(getattr(ssl, value.strip().upper()))
+    return int_range(0, 2)(value)
+
+
+def ciphers(value: Any) -> str | None:
+    """None, or an OpenSSL cipher list this machine's OpenSSL understands."""
+    import ssl
+
+    if value is None:
+        return None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(string(value))
+    except ssl.SSLError:
+        raise ValueError(f"{_show(value)} selects no cipher OpenSSL knows (see `openssl ciphers`)") from None
+    return value
+
+
+def wire_protocol(value: Any) -> str:
+    """gunicorn's --protocol: pronghorn speaks HTTP only; uwsgi's binary protocol is refused."""
+    if str(value).strip().lower() == "http":
+        return "http"
+    raise ValueError(f"{_show(value)} is not supported: pronghorn speaks HTTP only (allowed: http; "
+                     "put nginx's proxy_pass in front instead of uwsgi_pass)")
+
+
 # --------------------------------------------------------------------------------------------
 # The settings table.
 # --------------------------------------------------------------------------------------------
@@ -649,6 +740,127 @@ SETTINGS: tuple[Setting, ...] = (
       "error, critical.", "info", metavar="LEVEL", section="Logging"),
     S("capture_output", ("--capture-output",), boolean, False, "Send the app's stdout and stderr "
       "to the error log file (when it is a file).", "True", kind="true", section="Logging"),
+    # -- gunicorn's other logging: stdlib logging config, syslog, statsd
+    S("logconfig", ("--log-config",), existing_file, None, "A logging config file in the ini format "
+      "of logging.config.fileConfig. As gunicorn, its loggers `gunicorn.error` and `gunicorn.access` "
+      "get the error log and the access lines (an existing gunicorn file works unchanged).",
+      "/etc/app/logging.ini", metavar="FILE", section="Logging"),
+    S("logconfig_dict", (), a_dict, {}, "Config file only: a dict for logging.config.dictConfig "
+      "(same loggers as --log-config).", "{'version': 1}", section="Logging"),
+    S("logconfig_json", ("--log-config-json",), existing_file, None, "A JSON file holding a "
+      "logging.config.dictConfig dict (same loggers as --log-config).", "/etc/app/logging.json",
+      metavar="FILE", section="Logging"),
+    S("syslog", ("--log-syslog",), boolean, False, "Also send the error log (and the access log, "
+      "unless --disable-redirect-access-to-syslog) to syslog at --log-syslog-to.", "True",
+      kind="true", section="Logging"),
+    S("syslog_addr", ("--log-syslog-to",), syslog_address, "udp://localhost:514", "Syslog address: "
+      "udp://HOST:PORT, tcp://HOST:PORT or unix://PATH[#dgram|#stream].", "unix:///dev/log#dgram",
+      metavar="ADDRESS", section="Logging"),
+    S("syslog_prefix", ("--log-syslog-prefix",), optional_string, None, "Program name in syslog "
+      "lines (default: the process name).", "myapp", metavar="NAME", section="Logging"),
+    S("syslog_facility", ("--log-syslog-facility",), syslog_facility, "user", "Syslog facility "
+      "name.", "daemon", metavar="FACILITY", section="Logging"),
+    S("disable_redirect_access_to_syslog", ("--disable-redirect-access-to-syslog",), boolean, False,
+      "With --log-syslog, keep access lines out of syslog.", "True", kind="true", section="Logging"),
+    S("enable_stdio_inheritance", ("-R", "--enable-stdio-inheritance"), boolean, False, "With "
+      "--daemon, keep stdout and stderr (else they go to /dev/null, as gunicorn). Without "
+      "--daemon they are always inherited.", "True", kind="true", section="Logging"),
+    S("logger_class", ("--logger-class",), string, "gunicorn.glogging.Logger", "Accepted for "
+      "gunicorn compatibility; another class has no effect (a warning says so): pronghorn has its "
+      "own logger, configure it with --log-config.", "gunicorn.glogging.Logger", metavar="CLASS",
+      section="Logging"),
+    S("statsd_host", ("--statsd-host",), statsd_address, None, "Send metrics over UDP to this "
+      "statsd, HOST:PORT (or unix:PATH): per request `request` (counter), `request.duration` (ms "
+      "timer) and `request.status.2xx`... (counters), batched once per event-loop pass; nothing "
+      "is done for them when unset.", "127.0.0.1:8125", metavar="ADDRESS", section="Logging"),
+    S("statsd_prefix", ("--statsd-prefix",), string, "", "Prefix of every statsd metric name "
+      "(a '.' is added).", "myapp", metavar="PREFIX", section="Logging"),
+    S("dogstatsd_tags", ("--dogstatsd-tags",), string, "", "Comma-separated dogstatsd tags added "
+      "to every metric, e.g. env:prod,app:shop.", "env:prod", metavar="TAGS", section="Logging"),
+    S("enable_backlog_metric", ("--enable-backlog-metric",), boolean, False, "Accepted for gunicorn "
+      "compatibility; no effect (a warning says so): pronghorn's stats file carries the backlog.",
+      "True", kind="true", section="Logging"),
+    # -- TLS (on the worker's event loop)
+    S("certfile", ("--certfile",), existing_file, None, "Serve HTTPS: the certificate chain (PEM). "
+      "Needs --keyfile. sendfile is off under TLS (the kernel cannot encrypt).", "/etc/app/cert.pem",
+      metavar="FILE", section="TLS"),
+    S("keyfile", ("--keyfile",), existing_file, None, "The private key (PEM) of --certfile.",
+      "/etc/app/key.pem", metavar="FILE", section="TLS"),
+    S("ca_certs", ("--ca-certs",), existing_file, None, "CA certificates (PEM) to verify client "
+      "certificates with (see --cert-reqs).", "/etc/app/ca.pem", metavar="FILE", section="TLS"),
+    S("cert_reqs", ("--cert-reqs",), cert_reqs, 0, "Client certificates: 0 not asked, 1 optional, "
+      "2 required (verified with --ca-certs).", "2", metavar="INT", section="TLS"),
+    S("ssl_version", ("--ssl-version",), ssl_version, 2, "gunicorn's protocol choice: TLS / "
+      "TLS_SERVER (2, the default) negotiates the best version; TLSv1_2 sets TLS 1.2 as the "
+      "minimum. TLS 1.0 and 1.1 are refused when the handshake starts if OpenSSL disabled them.",
+      "TLS_SERVER", metavar="VERSION", section="TLS"),
+    S("ciphers", ("--ciphers",), ciphers, None, "OpenSSL cipher list (default: Python's).",
+      "ECDHE+AESGCM", metavar="CIPHERS", section="TLS"),
+    S("suppress_ragged_eofs", ("--suppress-ragged-eofs",), boolean, True, "Accepted for gunicorn "
+      "compatibility: a client closing without TLS close_notify is treated as a close.", "True",
+      kind="true", section="TLS"),
+    S("do_handshake_on_connect", ("--do-handshake-on-connect",), boolean, False, "Accepted for "
+      "gunicorn compatibility: the event loop always does the handshake as the connection opens.",
+      "True", kind="true", section="TLS"),
+    # -- gunicorn's mount point, header and parsing switches
+    S("root_path", ("--root-path",), root_path, "", "The app's mount point behind a proxy, e.g. "
+      "/api: SCRIPT_NAME of every request, taken off the front of PATH_INFO when there (as the "
+      "SCRIPT_NAME environment variable, which it overrides).", "/api", metavar="PATH",
+      section="HTTP"),
+    S("header_map", ("--header-map",), choice("drop", "refuse", "dangerous"), "drop", "Request "
+      "headers whose name has '_' (X_Forwarded_For would land on the same environ key as "
+      "X-Forwarded-For): drop them (default), refuse the request with 400, or (dangerous) pass them "
+      "as HTTP_X_FORWARDED_FOR... Trusted --forwarder-headers are passed either way.", "refuse",
+      metavar="MODE", section="HTTP"),
+    S("permit_obsolete_folding", ("--permit-obsolete-folding",), boolean, False, "Accepted for "
+      "gunicorn compatibility; has no effect (a warning says so): folded header lines stay a 400, "
+      "as RFC 9112 §5.2 allows, because proxies disagree on them (request smuggling).", "True",
+      kind="true", section="HTTP"),
+    S("strip_header_spaces", ("--strip-header-spaces",), boolean, False, "Accepted for gunicorn "
+      "compatibility; has no effect (a warning says so): a space before a header's colon stays a "
+      "400 (RFC 9112 §5.1: smuggling).", "True", kind="true", section="HTTP"),
+    S("permit_unconventional_http_method", ("--permit-unconventional-http-method",), boolean,
+      False, "Accepted for gunicorn compatibility; any RFC 9110 token is already a method here "
+      "(a warning says the switch changes nothing).", "True", kind="true", section="HTTP"),
+    S("permit_unconventional_http_version", ("--permit-unconventional-http-version",), boolean,
+      False, "Accepted for gunicorn compatibility; has no effect (a warning says so): only "
+      "HTTP/1.0 and HTTP/1.1 are served.", "True", kind="true", section="HTTP"),
+    S("casefold_http_method", ("--casefold-http-method",), boolean, False, "Accepted for gunicorn "
+      "compatibility; has no effect (a warning says so): methods are case-sensitive (RFC 9110 "
+      "§9.1), a lower-case one is passed on as sent.", "True", kind="true", section="HTTP"),
+    S("protocol", ("--protocol",), wire_protocol, "http", "gunicorn's wire protocol: http only "
+      "(uwsgi is refused).", "http", metavar="PROTOCOL", section="HTTP"),
+    S("uwsgi_allow_ips", ("--uwsgi-allow-from",), allowed_ips, ["127.0.0.1", "::1"], "Accepted "
+      "for gunicorn compatibility; no effect (a warning says so): there is no uwsgi protocol here.",
+      "127.0.0.1", metavar="IPS", section="HTTP"),
+    S("http_parser", ("--http-parser",), choice("auto", "fast", "python"), "auto", "Accepted for "
+      "gunicorn compatibility; no effect (a warning says so): pronghorn has one parser.", "auto",
+      metavar="PARSER", section="HTTP"),
+    # -- gunicorn's other process settings
+    S("paste", ("--paste", "--paster"), optional_string, None, "A PasteDeploy ini file (config:FILE "
+      "or FILE[#name]) to load the app from instead of MODULE:APP; needs the PasteDeploy package.",
+      "production.ini", metavar="FILE", section="Process"),
+    S("raw_paste_global_conf", ("--paste-global",), raw_env_list, [], "KEY=VALUE given to the "
+      "paste app as a global_conf value (repeatable).", "FOO=1", kind="append",
+      metavar="KEY=VALUE", section="Process"),
+    S("daemon", ("-D", "--daemon"), boolean, False, "Detach from the terminal (two forks, a new "
+      "session, stdio to /dev/null): the command returns and the server runs on; use --pid to find "
+      "it. Not under systemd (Type=notify and socket activation need the process it started).",
+      "True", kind="true", section="Process"),
+    S("initgroups", ("--initgroups",), boolean, False, "Accepted for gunicorn compatibility: with "
+      "--user, workers always get the user's supplementary groups (initgroups), as this asks.",
+      "True", kind="true", section="Process"),
+    S("tmp_upload_dir", (), existing_dir, None, "Config file only. Accepted for gunicorn "
+      "compatibility; no effect (a warning says so): request bodies spool to the system temp dir "
+      "($TMPDIR).", "/var/tmp", section="Process"),
+    S("default_proc_name", (), string, "gunicorn", "Config file only; accepted for gunicorn "
+      "compatibility (--name sets the title).", "myapp", section="Process"),
+    S("reload_engine", ("--reload-engine",), choice("auto", "poll", "inotify"), "auto", "Accepted "
+      "for gunicorn compatibility; no effect (a warning says so): --reload has one engine.",
+      "auto", metavar="ENGINE", section="Process"),
+    S("spew", ("--spew",), boolean, False, "Accepted for gunicorn compatibility; no effect (a "
+      "warning says so): trace with `python -X importtime` or a debugger instead.", "True",
+      kind="true", section="Process"),
     # -- actions
     S("check_config", ("--check-config",), boolean, False, "Check the configuration and import the "
       "app, print 'config ok' or the error, exit 0 or 1.", "True", kind="true", section="Actions"),
@@ -693,6 +905,9 @@ HOOKS: tuple[Hook, ...] = (
     Hook("worker_exit", ("server", "worker"), "In the worker, just before it exits."),
     Hook("nworkers_changed", ("server", "new_value", "old_value"), "In the master, when the number of workers changes (TTIN/TTOU)."),
     Hook("on_exit", ("server",), "In the master, just before pronghorn exits."),
+    Hook("ssl_context", ("config", "default_ssl_context_factory"), "In each worker, with TLS on: "
+         "return the ssl.SSLContext to serve with; call default_ssl_context_factory() for the one "
+         "the TLS settings make."),
 )
 HOOKS_BY_NAME: dict[str, Hook] = {h.name: h for h in HOOKS}
 
@@ -724,15 +939,34 @@ def check_hook(hook: Hook, func: Any) -> Callable:
 # config file, they stop the start with this message rather than being silently ignored.
 REFUSED: dict[str, tuple[tuple[str, ...], int, str]] = {
     # name: (flags, nargs, why)
-    "daemon": (("-D", "--daemon"), 0, "is not supported: run pronghorn under systemd (or any supervisor) instead"),
-    "paste": (("--paste", "--paster"), 1, "is not supported: give the WSGI app as module:attr"),
-    "certfile": (("--certfile",), 1, "is not supported: terminate TLS in nginx (or another proxy) in front of pronghorn"),
-    "keyfile": (("--keyfile",), 1, "is not supported: terminate TLS in nginx (or another proxy) in front of pronghorn"),
-    "ca_certs": (("--ca-certs",), 1, "is not supported: terminate TLS in nginx (or another proxy) in front of pronghorn"),
-    "logconfig": (("--log-config",), 1, "is not supported: use --error-logfile, --access-logfile and --log-level"),
-    "syslog": (("--log-syslog",), 0, "is not supported: log to stderr/stdout and let journald collect it"),
-    "statsd_host": (("--statsd-host",), 1, "is not supported"),
 }
+
+# gunicorn settings accepted for compatibility that change nothing here: a value other than the
+# default gets one warning line at start (never a silent ignore), saying why.
+NO_EFFECT: dict[str, str] = {
+    "logger_class": "pronghorn has its own logger (configure it with --log-config)",
+    "enable_backlog_metric": "the backlog is in --stats-file, not in statsd",
+    "permit_obsolete_folding": "folded header lines stay a 400 (request smuggling, RFC 9112 5.2)",
+    "strip_header_spaces": "a space before a header's colon stays a 400 (request smuggling, RFC 9112 5.1)",
+    "permit_unconventional_http_method": "any RFC 9110 token is already accepted as a method",
+    "permit_unconventional_http_version": "only HTTP/1.0 and HTTP/1.1 are served",
+    "casefold_http_method": "methods are case-sensitive (RFC 9110 9.1) and passed on as sent",
+    "uwsgi_allow_ips": "pronghorn speaks HTTP only, there is no uwsgi protocol",
+    "http_parser": "pronghorn has one HTTP parser",
+    "tmp_upload_dir": "request bodies spool to the system temp dir ($TMPDIR)",
+    "reload_engine": "--reload has one engine",
+    "spew": "use `python -X importtime` or a debugger to trace",
+}
+
+
+def no_effect_warnings(cfg: Any) -> list[str]:
+    """One line per NO_EFFECT setting given a non-default value, for the error log at start."""
+    lines = []
+    for name, why in NO_EFFECT.items():
+        default = SETTINGS_BY_NAME[name].default_value()
+        if getattr(cfg, name, default) != default:
+            lines.append(f"{name} has no effect in pronghorn: {why}")
+    return lines
 
 
 # --------------------------------------------------------------------------------------------
@@ -785,7 +1019,8 @@ class Config:
 
     @property
     def app_uri(self) -> str | None:
-        return self.wsgi_app
+        """The app as named: wsgi_app, or 'paste:FILE' for --paste (loader.py tells them apart)."""
+        return self.wsgi_app or (f"paste:{self.paste}" if self.paste else None)
 
     @property
     def env(self) -> dict[str, str]:
@@ -857,7 +1092,8 @@ def worker_settings(cfg: Any) -> WorkerSettings:
         worker_connections=int(get("worker_connections")),
         max_requests=int(get("max_requests")), max_requests_jitter=int(get("max_requests_jitter")),
         max_worker_memory=int(get("max_worker_memory")) * 1024 * 1024,
-        sendfile=get("sendfile") is not False,
+        # Under TLS the bytes must go through OpenSSL: the kernel's sendfile would send plaintext.
+        sendfile=get("sendfile") is not False and not getattr(cfg, "certfile", None),
         limit_request_line=int(get("limit_request_line")),
         limit_request_fields=int(get("limit_request_fields")),
         limit_request_field_size=int(get("limit_request_field_size")),
@@ -1135,7 +1371,11 @@ def load_config(argv: list[str] | None = None, environ: Mapping[str, str] | None
     _apply_flags(cfg, env_args, f"{ENV_ARGS}: ")
     _apply_flags(cfg, cli, "")
 
-    if cfg.wsgi_app is None and not (cfg.check_config or cfg.print_config):
+    if bool(cfg.certfile) != bool(cfg.keyfile):
+        given, missing = ("--certfile", "--keyfile") if cfg.certfile else ("--keyfile", "--certfile")
+        raise ConfigError(f"{given} needs {missing} too (the certificate and its private key), "
+                          "e.g. --certfile cert.pem --keyfile key.pem")
+    if cfg.wsgi_app is None and cfg.paste is None and not (cfg.check_config or cfg.print_config):
         raise ConfigError(
             "no application given: name the WSGI app, e.g. pronghorn myproject.wsgi:application "
             "(or set wsgi_app in the config file)"
@@ -1269,11 +1509,17 @@ def reference_markdown() -> str:
                    + (f"; environment `{setting.env}`" if setting.env else "")
                    + ("; repeatable" if setting.kind == "append" else ""))
         out.append(f"  {setting.help}")
-    out += ["", "Other flags: `-c/--config FILE`, `-h/--help`, `-v/--version`.", "",
-            "## gunicorn settings pronghorn refuses", "",
-            "These stop the start with a one-line message rather than being silently ignored:", ""]
-    for name, (flags, _, why) in REFUSED.items():
-        out.append(f"- `{name}` ({', '.join(flags)}): {why}.")
+    out += ["", "Other flags: `-c/--config FILE`, `-h/--help`, `-v/--version`.", ""]
+    if REFUSED:
+        out += ["## gunicorn settings pronghorn refuses", "",
+                "These stop the start with a one-line message rather than being silently ignored:", ""]
+        for name, (flags, _, why) in REFUSED.items():
+            out.append(f"- `{name}` ({', '.join(flags)}): {why}.")
+    out += ["", "## gunicorn settings accepted without effect", "",
+            "Each is accepted so a gunicorn command line starts; a value other than the default "
+            "logs one warning line at start saying why it changes nothing here:", ""]
+    for name, why in NO_EFFECT.items():
+        out.append(f"- `{name}`: {why}.")
     out += ["", "`-k/--worker-class` accepts `sync` and `gthread` (both are pronghorn's worker; "
             "`--threads N` gives gthread's thread pool) and refuses every other class.", "",
             "## Server hooks", "",

@@ -10,6 +10,7 @@ import os
 
 from pronghorn import SERVER_SOFTWARE
 from pronghorn.filewrapper import FileWrapper
+from pronghorn.http.errors import HTTPError
 from pronghorn.proxy_trust import ProxyTrust, apply_proxy_header
 
 _KEYS_MAX = 2048  # distinct header names remembered (a client inventing names cannot grow it)
@@ -59,10 +60,11 @@ def base_environ(cfg, log, multithread, multiprocess):
     """The keys every request of this worker shares (copied per request, then completed)."""
     env = _WorkerEnviron({
         "SERVER_SOFTWARE": SERVER_SOFTWARE,
-        # As gunicorn: the mount point comes from the process environment, not from the client.
-        "SCRIPT_NAME": os.environ.get("SCRIPT_NAME", ""),
+        # As gunicorn: the mount point comes from the configuration (--root-path) or the process
+        # environment, never from an untrusted client.
+        "SCRIPT_NAME": getattr(cfg, "root_path", "") or os.environ.get("SCRIPT_NAME", ""),
         "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
+        "wsgi.url_scheme": "https" if getattr(cfg, "certfile", None) else "http",
         "wsgi.errors": ErrorStream(log),
         "wsgi.multithread": multithread,
         "wsgi.multiprocess": multiprocess,
@@ -71,6 +73,8 @@ def base_environ(cfg, log, multithread, multiprocess):
         "wsgi.file_wrapper": FileWrapper,
     })
     env.proxy = ProxyTrust.from_cfg(cfg)
+    global _header_map
+    _header_map = getattr(cfg, "header_map", "drop") or "drop"
     return env
 
 
@@ -99,6 +103,10 @@ def connection_environ(base, peername, sockname, proxy_header=None):
         apply_proxy_header(env, proxy_header)
     return env
 
+
+# --header-map of this process (a worker has one configuration), set by base_environ: kept out of
+# the per-connection environ so it costs nothing until a header name with '_' arrives.
+_header_map = "drop"
 
 # "USER-AGENT" -> "HTTP_USER_AGENT", computed once per distinct name.
 _environ_keys = {"CONTENT-TYPE": "CONTENT_TYPE", "CONTENT-LENGTH": "CONTENT_LENGTH"}
@@ -139,7 +147,9 @@ def request_environ(conn_env, req, _unused=None):
     for name, value in req.headers:
         key = _environ_key(name)
         if key is None:
-            continue
+            key = _underscore_header(conn_env, name)
+            if key is None:
+                continue
         if key in env:
             if key == "CONTENT_LENGTH" or key == "CONTENT_TYPE":
                 continue  # the parser refuses duplicate Content-Length; keep the first of either
@@ -154,6 +164,20 @@ def request_environ(conn_env, req, _unused=None):
     if trust is not None:
         trust.apply(env, req)
     return env
+
+
+def _underscore_header(conn_env, name):
+    """--header-map for a name with '_': None to drop it (the default), a 400 to refuse the
+    request, or (dangerous) its HTTP_ key, shared with the '-' spelling."""
+    mode = _header_map
+    if mode == "drop" or "_" not in name:
+        return None
+    trust = getattr(conn_env, "trust", None)
+    if trust is not None and name in trust.wanted:
+        return None  # a trusted proxy's forwarder header (SCRIPT_NAME...): PeerTrust.apply passes it
+    if mode == "refuse":
+        raise HTTPError(400, f"header name with '_' refused (--header-map refuse): {name[:64]}")
+    return "HTTP_" + name.replace("-", "_")
 
 
 def _body_size(body):

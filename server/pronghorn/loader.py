@@ -50,11 +50,36 @@ def apply_paths(chdir: str | None, pythonpath: list[str]) -> None:
 
 
 def load_app(cfg: Any) -> Callable:
-    """cfg.app_uri -> the WSGI callable, after applying cfg.chdir and cfg.pythonpath."""
+    """cfg.app_uri (or cfg.paste) -> the WSGI callable, after applying cfg.chdir and cfg.pythonpath."""
+    if getattr(cfg, "paste", None) and not getattr(cfg, "wsgi_app", None):
+        apply_paths(cfg.chdir, cfg.pythonpath)
+        return load_paste_app(cfg.paste, getattr(cfg, "raw_paste_global_conf", []))
     if not cfg.app_uri:
         raise AppImportError("no application given: name it, e.g. pronghorn myproject.wsgi:application")
     apply_paths(cfg.chdir, cfg.pythonpath)
     return import_app(cfg.app_uri)
+
+
+def load_paste_app(spec: str, global_conf: list[str]) -> Callable:
+    """--paste FILE[#name] (or config:FILE#name): the app of a PasteDeploy ini file, as gunicorn.
+
+    PasteDeploy is optional: without it the error names the package to install.
+    """
+    try:
+        from paste.deploy import loadapp
+    except ImportError:
+        raise AppImportError(f"--paste {spec}: the PasteDeploy package is not installed in this "
+                             "Python (pip install PasteDeploy), or give the app as module:attr") from None
+    path = spec[len("config:"):] if spec.startswith("config:") else spec
+    path, _, name = path.partition("#")
+    if not os.path.isfile(path):
+        raise AppImportError(f"--paste {spec}: no such file {os.path.abspath(path)}")
+    uri = "config:" + os.path.abspath(path) + ("#" + name if name else "")
+    defaults = dict(item.split("=", 1) for item in global_conf)
+    try:
+        return loadapp(uri, global_conf=defaults)
+    except Exception as err:
+        raise AppImportError(f"--paste {spec}: {_last_line(err)}") from None
 
 
 def import_app(uri: str) -> Callable:

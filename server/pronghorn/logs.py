@@ -8,6 +8,11 @@ gunicorn's format language (`%(h)s %(l)s ... %({x-request-id}i)s`) or, with
 The access log sits on the request path, so the format is compiled once into a list of small
 functions (one per atom) and a disabled access log costs one attribute check (`access_enabled`).
 Both logs are reopened by reopen_files() (USR1, after logrotate renamed them).
+
+gunicorn's other outlets: `--log-config` / `--log-config-json` / `logconfig_dict` hand the error
+and access lines to the stdlib loggers `gunicorn.error` and `gunicorn.access` configured by
+logging.config (so a gunicorn logging file works unchanged); `--log-syslog` adds a SysLogHandler;
+`--statsd-host` counts each response in statsd.py. None of them costs anything when off.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import binascii
 import json
 import json.encoder
 import logging
+import logging.config
+import logging.handlers
 import os
+import socket
 import re
 import sys
 import time
@@ -258,11 +266,25 @@ class Logger:
         # makes a new one on reload) owns its handlers, and none leak into the app's logging.
         self._error_logger = logging.Logger("pronghorn.error")
         self._error_logger.propagate = False
-        self._error_logger.setLevel(LEVELS.get(cfg.loglevel, logging.INFO))
         self._error_handler: logging.Handler | None = None
         self._access_stream: TextIO | None = None
         self._access_owned = False
-        self.access_enabled = bool(cfg.accesslog)
+        # The stdlib logger the access lines also go to (log config, syslog), or None.
+        self._access_logger: logging.Logger | None = None
+        self._configured = _apply_logging_config(cfg)
+        if self._configured:
+            self._error_logger = logging.getLogger("gunicorn.error")
+            self._access_logger = logging.getLogger("gunicorn.access")
+        if self._error_logger.level == logging.NOTSET or not self._configured:
+            self._error_logger.setLevel(LEVELS.get(cfg.loglevel, logging.INFO))
+        if getattr(cfg, "syslog", False):
+            self._add_syslog(cfg)
+        self.statsd = None
+        if getattr(cfg, "statsd_host", None):
+            from pronghorn.statsd import Statsd
+            self.statsd = Statsd(cfg, self)
+        self._lines_wanted = bool(cfg.accesslog) or self._access_logger is not None
+        self.access_enabled = self._lines_wanted or self.statsd is not None
         if cfg.access_log_format.strip().lower() == "json":
             self._render = json_line
         else:
@@ -301,6 +323,8 @@ class Logger:
         self._error_logger.log(level, msg, *args)
 
     def _open_error_log(self) -> None:
+        if self._configured and self._error_handler is None and self._error_logger.handlers:
+            return  # the logging config gave the error log its handlers (else ours, as gunicorn)
         if self.cfg.errorlog in (None, "-"):
             handler: logging.Handler = logging.StreamHandler(sys.stderr)
         else:
@@ -325,8 +349,8 @@ class Logger:
     # -- access log
 
     def _open_access_log(self) -> None:
-        if not self.access_enabled:
-            return
+        if not self.cfg.accesslog:
+            return  # (statsd or a logging config may want access() without a file)
         if self.cfg.accesslog == "-":
             self._access_stream, self._access_owned = sys.stdout, False
         else:
@@ -339,11 +363,19 @@ class Logger:
         """Write one access log line. request_time is in seconds."""
         if not self.access_enabled:
             return
+        if self.statsd is not None:
+            self.statsd.request(status, request_time)
+            if not self._lines_wanted:
+                return
         entry = _Entry(environ, status, resp_headers, response_length, request_time, time.time())
         try:
             line = self._render(entry)
+            if self._access_logger is not None:
+                self._access_logger.info(line)
             stream = self._access_stream
-            stream.write(line + "\n")  # type: ignore[union-attr]
+            if stream is None:
+                return
+            stream.write(line + "\n")
             if not self._access_owned:
                 # stdout is block-buffered when it is a pipe (journald): flush so each line
                 # shows up when its request ends, as gunicorn's does.
@@ -360,8 +392,22 @@ class Logger:
 
     # -- files
 
+    def bind_loop(self, loop: Any) -> None:
+        """The worker's event loop: statsd sends from it once per pass."""
+        if self.statsd is not None:
+            self.statsd.bind_loop(loop)
+
     def reopen_files(self) -> None:
         """Reopen the log files by name (after logrotate moved them); USR1 calls this."""
+        if self._configured:
+            for logger in (self._error_logger, self._access_logger):
+                for handler in logger.handlers if logger is not None else ():
+                    if isinstance(handler, logging.FileHandler):
+                        handler.acquire()
+                        try:
+                            handler.close()  # the next record reopens it by name
+                        finally:
+                            handler.release()
         if self.cfg.errorlog not in (None, "-"):
             self._open_error_log()
             if self.cfg.capture_output:
@@ -381,7 +427,27 @@ class Logger:
         for stream in streams:
             os.set_inheritable(stream.fileno(), False)
 
+    def _add_syslog(self, cfg: Any) -> None:
+        address, socktype = parse_syslog_address(cfg.syslog_addr)
+        facility = logging.handlers.SysLogHandler.facility_names[cfg.syslog_facility]
+        try:
+            handler = logging.handlers.SysLogHandler(address, facility, socktype)
+        except OSError as exc:
+            self._error_logger.error("--log-syslog-to %s: %s; not logging to syslog", cfg.syslog_addr, exc)
+            return
+        program = cfg.syslog_prefix or cfg.proc_name or "pronghorn"
+        handler.setFormatter(logging.Formatter(program + ": [%(process)d] [%(levelname)s] %(message)s"))
+        self._error_logger.addHandler(handler)
+        if not cfg.disable_redirect_access_to_syslog:
+            if self._access_logger is None:
+                self._access_logger = logging.Logger("pronghorn.access")
+                self._access_logger.propagate = False
+                self._access_logger.setLevel(logging.INFO)
+            self._access_logger.addHandler(handler)
+
     def close(self) -> None:
+        if self.statsd is not None:
+            self.statsd.close()
         if self._error_handler is not None:
             self._error_logger.removeHandler(self._error_handler)
             self._error_handler.close()
@@ -389,3 +455,62 @@ class Logger:
         if self._access_owned and self._access_stream is not None:
             self._access_stream.close()
             self._access_stream = None
+
+
+def parse_syslog_address(text: str) -> tuple[Any, int]:
+    """gunicorn's syslog address: udp://HOST:PORT, tcp://HOST:PORT, unix://PATH[#dgram|#stream]
+    -> (address for SysLogHandler, socket type). Raises ValueError saying what was wrong."""
+    scheme, sep, rest = text.partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in ("udp", "tcp", "unix") or not rest:
+        raise ValueError(f"'{text}' is not udp://HOST:PORT, tcp://HOST:PORT or unix://PATH")
+    if scheme == "unix":
+        path, _, kind = rest.partition("#")
+        if kind not in ("", "stream", "dgram"):
+            raise ValueError(f"'{text}': #{kind} is not #stream or #dgram")
+        return path, socket.SOCK_DGRAM if kind == "dgram" else socket.SOCK_STREAM
+    host, _, port = rest.rpartition(":")
+    if not host or not port.isdigit():
+        host, port = rest, "514"
+    return (host.strip("[]"), int(port)), socket.SOCK_DGRAM if scheme == "udp" else socket.SOCK_STREAM
+
+
+def _apply_logging_config(cfg: Any) -> bool:
+    """Apply --log-config / --log-config-json / logconfig_dict (the first given); True if one was.
+
+    Existing loggers are kept (disable_existing_loggers=False): the app's loggers set up before
+    a reload must not go quiet.
+    """
+    try:
+        return _apply_logging_config_unchecked(cfg)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ImportError, RuntimeError) as exc:
+        which = ("logconfig_dict" if getattr(cfg, "logconfig_dict", None) else
+                 f"--log-config-json {cfg.logconfig_json}" if getattr(cfg, "logconfig_json", None)
+                 else f"--log-config {cfg.logconfig}")
+        raise LogConfigError(f"{which}: cannot apply the logging config: {type(exc).__name__}: {exc}") from None
+
+
+class LogConfigError(ValueError):
+    """The logging config could not be applied; str(err) is one line naming the setting."""
+
+
+def _apply_logging_config_unchecked(cfg: Any) -> bool:
+    if not (getattr(cfg, "logconfig_dict", None) or getattr(cfg, "logconfig_json", None)
+            or getattr(cfg, "logconfig", None)):
+        return False
+    # As gunicorn: the server's loggers do not propagate unless the config says so, so a root
+    # handler does not get every access line twice.
+    for name in ("gunicorn.error", "gunicorn.access"):
+        logging.getLogger(name).propagate = False
+    if getattr(cfg, "logconfig", None) and not (getattr(cfg, "logconfig_dict", None)
+                                                 or getattr(cfg, "logconfig_json", None)):
+        logging.config.fileConfig(cfg.logconfig, disable_existing_loggers=False)
+        return True
+    if getattr(cfg, "logconfig_dict", None):
+        config = dict(cfg.logconfig_dict)
+    else:
+        with open(cfg.logconfig_json, encoding="utf-8") as handle:
+            config = json.load(handle)
+    config.setdefault("disable_existing_loggers", False)
+    logging.config.dictConfig(config)
+    return True

@@ -41,7 +41,7 @@ import signal
 import sys
 import time
 
-from pronghorn import balance, malloc, metrics, wsgi
+from pronghorn import balance, malloc, metrics, tls, wsgi
 from pronghorn.appthreads import AppThreads
 from pronghorn.config import worker_settings
 from pronghorn.connection import HttpConnection, Phase
@@ -100,6 +100,7 @@ class Worker:
         self._shutting_down = False
         self.connections = set()
         self.loop = None
+        self.tls_args = {}  # create_server's ssl arguments, set in run() with --certfile (tls.py)
         self.servers = []
         self.accepting = False
         self.app_threads = None
@@ -161,6 +162,14 @@ class Worker:
         self.access_enabled = bool(getattr(self.log, "access_enabled", False))
         # Requests get a start time only when something reads it (one clock call less otherwise).
         self.timed = self.access_enabled or self._publishes
+        bind_loop = getattr(self.log, "bind_loop", None)
+        if bind_loop is not None:
+            bind_loop(loop)  # statsd sends once per loop pass
+        try:
+            self.tls_args = tls.server_args(self.cfg, self.settings.header_timeout)
+        except (OSError, ValueError, TypeError) as exc:  # ssl.SSLError is an OSError
+            self.log.error("worker %s cannot set up TLS (--certfile/--keyfile): %s", self.pid, exc)
+            sys.exit(self.EXIT_BOOT_ERROR)
         self._install_signals()
         hook = getattr(self.cfg, "post_worker_init", None)
         if hook is not None:
@@ -298,7 +307,7 @@ class Worker:
             sock = listener.dup()
             sock.setblocking(False)
             server = await self.loop.create_server(
-                self._protocol_factory, sock=sock, backlog=self.settings.backlog
+                self._protocol_factory, sock=sock, backlog=self.settings.backlog, **self.tls_args
             )
             if not self.alive:
                 # TERM arrived while this (re)start was under way (a resume after a balance or
@@ -447,7 +456,7 @@ class Worker:
 
     async def _adopt(self, sock):
         try:
-            await self.loop.connect_accepted_socket(self._protocol_factory, sock)
+            await self.loop.connect_accepted_socket(self._protocol_factory, sock, **self.tls_args)
         except OSError:
             sock.close()
         finally:

@@ -243,11 +243,15 @@ def test_other_worker_classes_are_refused_naming_what_is_allowed():
     assert "(allowed: sync, gthread)" in message
 
 
-@pytest.mark.parametrize("argv, flag", [(["-D"], "--daemon"), (["--paste", "x.ini"], "--paster"),
-                                        (["--certfile", "c.pem"], "--certfile")])
-def test_unimplemented_gunicorn_flags_are_refused(argv, flag):
-    message = error_of(argv + ["a:b"])
-    assert message.startswith(f"{flag} is not supported")
+@pytest.mark.parametrize("argv, complaint", [
+    (["--certfile", "c.pem", "--keyfile", "k.pem"], "--certfile: 'c.pem' is not a file"),
+    (["--log-config", "nope.ini"], "--log-config: 'nope.ini' is not a file"),
+    (["--statsd-host", "localhost"], "--statsd-host: 'localhost' is not HOST:PORT"),
+    (["--log-syslog-to", "syslog.example"], "--log-syslog-to: 'syslog.example' is not udp://HOST:PORT"),
+    (["--root-path", "api"], "--root-path: 'api' does not start with '/'"),
+])
+def test_gunicorn_flags_naming_files_or_addresses_check_them_up_front(argv, complaint):
+    assert error_of(argv + ["a:b"]).startswith(complaint)
 
 
 # -- help and version ----------------------------------------------------------------------------
@@ -397,9 +401,10 @@ def test_hook_that_is_not_a_function(tmp_path):
     assert error_of(["-c", path, "a:b"]).startswith(f"{path}: hook on_starting 3 is not a function")
 
 
-def test_refused_gunicorn_setting_in_config_file(tmp_path):
-    path = write_conf(tmp_path / "c.py", "daemon = True\n")
-    assert error_of(["-c", path, "a:b"]).startswith(f"{path}: daemon is not supported")
+def test_gunicorn_setting_with_a_bad_value_in_config_file(tmp_path):
+    path = write_conf(tmp_path / "c.py", "header_map = 'keep'\n")
+    assert error_of(["-c", path, "a:b"]).startswith(
+        f"{path}: header_map: 'keep' is not one of: drop, refuse, dangerous")
 
 
 def test_config_file_errors(tmp_path):
@@ -508,7 +513,7 @@ PRONGHORN_ONLY = {"max_worker_memory", "header_timeout", "body_timeout", "send_t
                   "stats_file", "metrics_bind", "request_timeout"}
 DIFFERENT_DEFAULTS = {"keepalive", "sendfile", "chdir", "pythonpath", "user", "group",
                       "forwarded_allow_ips", "forwarder_headers", "proxy_allow_ips",
-                      "umask",
+                      "umask", "uwsgi_allow_ips",
                       "control_socket"}  # documented choices, or the same meaning in another type
 
 
