@@ -314,3 +314,19 @@ def test_redis_role_restarts_redis_when_its_files_change_and_starts_it_otherwise
     stopped = AppUnitsFacts(files=written(redis.files(w)), units={"redis-server.service": UnitState("enabled", "failed")})
     assert "systemctl start redis-server.service" in scripts(redis.plan(stopped, w))
     assert redis.plan(fresh, wanted_for(config(tmp_path / "off"))) == []
+
+
+def test_logs_of_an_unknown_process_names_the_known_ones_and_what_to_type(tmp_path):
+    from invoke.exceptions import Exit
+
+    from toolkit.tasks_deploy import _log_unit
+
+    cfg = config(tmp_path)
+    assert _log_unit(cfg, "worker", ".", "h") == "flaskapp-worker.service"
+    assert _log_unit(cfg, "clearsessions", ".", "h") == "flaskapp-clearsessions.service"
+    assert _log_unit(cfg, None, ".", "h") == "flaskapp.service"
+    with pytest.raises(Exit) as err:
+        _log_unit(cfg, "wrker", ".", "deploy@host")
+    message = str(err.value.message)
+    assert "no process or scheduled job named 'wrker'" in message and "rq, worker, clearsessions" in message
+    assert "--host deploy@host --process rq" in message
