@@ -112,6 +112,14 @@ def restore(c, host=None, app=".", from_=None):
     run_on_hosts(host_specs(host, cfg), rep, lambda conn, spec: _restore(conn, cfg, rep, from_), app)
 
 
+def side_units(cfg) -> tuple:
+    """The app's [processes] services and [schedule] timers: stopped with the web process
+    during a restore, so a worker or a job never writes into a half-restored database."""
+    from toolkit.process_units import process_units, timer_units
+
+    return process_units(cfg) + timer_units(cfg)
+
+
 def _restore(conn, cfg, rep, name: str) -> str:
     from toolkit import audit, lock
     from toolkit.release_commands import health_check, journal, restart_script
@@ -122,17 +130,19 @@ def _restore(conn, cfg, rep, name: str) -> str:
     try:
         with rep.step("back up the current data first") as st:
             before = take_backup(conn, cfg, st)
-        with rep.step(f"stop {cfg.layout.unit_name}") as st:
-            sh(conn, f"systemctl stop {q(cfg.layout.socket_unit_name)} {q(cfg.layout.unit_name)}",
+        others = side_units(cfg)
+        with rep.step("stop the app") as st:
+            sh(conn, "systemctl stop " + " ".join(q(u) for u in cfg.layout.units + others),
                what="stopping the app", timeout=120)
-            st.changed()
+            st.changed(", ".join(cfg.layout.units + others))
         try:
             with rep.step(f"restore {name}") as st:
                 on_host(conn, cfg, "restore", f"restoring {name}", name=name)
                 st.changed(f"(the data before it: {before})")
         finally:
-            with rep.step(f"start {cfg.layout.unit_name}") as st:
-                sh(conn, restart_script(cfg), what="starting the app", timeout=300)
+            with rep.step("start the app") as st:
+                sh(conn, restart_script(cfg) + "".join(f" && systemctl start {q(u)}" for u in others),
+                   what="starting the app", timeout=300)
                 st.changed()
         with rep.step("health check") as st:
             health = health_check(conn, cfg)

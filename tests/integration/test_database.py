@@ -107,7 +107,8 @@ def test_postgresql_backup_and_restore(fresh_sandbox, tmp_path):
 
 def test_sqlite_backup_and_restore(fresh_sandbox, tmp_path):
     box, name = fresh_sandbox, "notes"
-    app = make_app(tmp_path / name, name, "backups = true\n")
+    # A worker besides the web process: stopped during the restore, running again after it.
+    app = make_app(tmp_path / name, name, 'backups = true\n\n[processes]\nworker = "sleep 100000"\n')
     host = ["--host", box.ssh_alias, "--app", str(app)]
     run_ok("deploy", *host)
     base = f"http://{box.address}/"
@@ -117,8 +118,13 @@ def test_sqlite_backup_and_restore(fresh_sandbox, tmp_path):
     assert requests.post(base, params={"note": "after"}, timeout=20).text == "before,after"
     assert "before,after" in run_ok("db.shell", *host, "--sql", "select group_concat(note) from notes")
 
-    run_ok("db.restore", *host, "--from", name_before)
+    worker_pid = on_host(box, f"systemctl show -p MainPID --value {name}-worker.service").stdout.strip()
+    restored = run_ok("db.restore", *host, "--from", name_before)
+    assert f"{name}-worker.service" in restored
     assert requests.get(base, timeout=20).text == "before"
+    worker = on_host(box, f"systemctl is-active {name}-worker.service; "
+                          f"systemctl show -p MainPID --value {name}-worker.service").stdout.split()
+    assert worker[0] == "active" and worker[1] not in ("0", worker_pid), (worker, worker_pid)
     # The file is still the app's: it writes again after the restore.
     assert requests.post(base, params={"note": "again"}, timeout=20).text == "before,again"
     assert on_host(box, f"stat -c %U /srv/{name}/shared/data/notes.db").stdout.strip() == name
