@@ -765,7 +765,10 @@ class Arbiter:
             return self._reload_refused(f"the configuration is invalid: {exc}")
         self.cfg = new_cfg
         self.cfg.on_reload(self)
-        self._reload_logger(old_cfg)
+        error = self._reload_logger(old_cfg)
+        if error:
+            self.cfg = old_cfg
+            return self._reload_refused(error)
         self.change_directory_for_reload()
         if getattr(self.cfg, "preload_app", False):
             self.forget_app_modules()
@@ -800,12 +803,23 @@ class Arbiter:
         if new != self.num_workers:
             self.set_num_workers(new)
 
+    _LOGGER_KEYS = ("errorlog", "accesslog", "loglevel", "access_log_format", "capture_output",
+                    "logconfig", "logconfig_json", "logconfig_dict", "syslog", "syslog_addr",
+                    "syslog_prefix", "syslog_facility", "disable_redirect_access_to_syslog",
+                    "statsd_host", "statsd_prefix", "dogstatsd_tags")
+
     def _reload_logger(self, old_cfg):
-        keys = ("errorlog", "accesslog", "loglevel", "access_log_format", "capture_output")
-        if any(getattr(old_cfg, k, None) != getattr(self.cfg, k, None) for k in keys):
-            self.log = self._make_logger(self.cfg)
-        else:
+        """A new logger when a logging setting changed, else the files reopened. Returns why the
+        reload must be refused (a logging config that cannot be applied), or None."""
+        if not any(getattr(old_cfg, k, None) != getattr(self.cfg, k, None) for k in self._LOGGER_KEYS):
             self.log.reopen_files()
+            return None
+        from pronghorn.logs import Logger, LogConfigError
+        try:
+            self.log = Logger(self.cfg)
+        except LogConfigError as err:  # the running server keeps its logs, as its config
+            return str(err)
+        return None
 
     def change_directory_for_reload(self):
         """Enter the app directory again *by name*, following a re-pointed ``current`` symlink."""
