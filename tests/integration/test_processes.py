@@ -150,6 +150,18 @@ def test_redis_answers_with_the_apps_password_only_and_on_localhost(ticker_app):
     assert host_out(box, "stat -c '%U:%G %a' /etc/redis/pronghorn.conf") == "root:redis 640"
 
 
+def test_a_crashing_process_makes_status_say_so(ticker_app):
+    box = ticker_app.box
+    (ticker_app.path / "deploy.toml").write_text(DEPLOY_TOML + EXTRAS.replace(
+        'ticker = "python ticker.py"', "ticker = \"python -c 'raise SystemExit(3)'\""))
+    deploy(ticker_app)
+    status = invoke("status", "--host", box.ssh_alias, "--app", str(ticker_app.path))
+    assert status.returncode == 1, status.stdout + status.stderr
+    line = next(line for line in status.stdout.splitlines() if f"{APP}-ticker.service" in line)
+    assert "enabled / active" not in line, line
+    assert "ticker: not running" in status.stdout and "--process ticker" in status.stdout
+
+
 def test_removed_from_deploy_toml_they_are_stopped_and_removed(ticker_app):
     box = ticker_app.box
     (ticker_app.path / "deploy.toml").write_text(DEPLOY_TOML)
