@@ -118,3 +118,19 @@ def test_a_metrics_address_in_use_stops_the_start_with_a_clear_error(tmp_path):
             raise AssertionError("the server started on a taken metrics address")
     finally:
         taken.close()
+
+
+def test_each_response_lands_in_its_status_class_and_latency_bucket():
+    import time
+    from pronghorn.metrics import BUCKETS, CLASSES, WorkerMetrics
+    m = WorkerMetrics()
+    now = time.monotonic()
+    m.observe(200, now)          # fast: the first bucket
+    m.observe(503, now - 0.3)    # 0.3 s: le="0.5"
+    m.observe(404, now - 60)     # past every bound: le="+Inf" only
+    m.observe(0, now)            # the app failed before any status: "other"
+    classes = dict(zip(CLASSES, m.counts))
+    assert classes == {"other": 1, "1xx": 0, "2xx": 1, "3xx": 0, "4xx": 1, "5xx": 1}
+    buckets = m.counts[len(CLASSES):]
+    assert buckets[0] == 2 and buckets[BUCKETS.index(0.5)] == 1 and buckets[-1] == 1
+    assert sum(buckets) == 4 and 60.3 < m.latency_sum < 61
