@@ -115,6 +115,13 @@ def test_the_process_runs_the_live_release_as_the_app_user(ticker_app):
     assert logs.returncode == 0 and "ticker started: v1" in logs.stdout, logs.stdout + logs.stderr
 
 
+def test_provisioning_again_changes_nothing(ticker_app):
+    """Processes, timers and redis as wanted: their steps are ok (nothing restarted, no new password)."""
+    run = invoke("provision", "--host", ticker_app.box.ssh_alias, "--app", str(ticker_app.path))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "0 changed, 0 failed" in run.stdout, run.stdout
+
+
 def test_a_new_release_restarts_the_process_and_a_rollback_takes_it_back(ticker_app):
     box = ticker_app.box
     ticker_app.set_marker("v2")
