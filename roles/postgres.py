@@ -51,13 +51,14 @@ def needed(wanted) -> bool:
 
 
 def fact_paths(wanted) -> list[str]:
-    if not needed(wanted):
+    if wanted.database is None:
         return []
     return [wanted.layout.backups_dir, wanted.layout.backup_program]
 
 
 def units(wanted) -> tuple:
-    return (wanted.layout.backup_timer,) if needed(wanted) else ()
+    """The backup timer, read for every app: one whose backups were turned off is retired."""
+    return (wanted.layout.backup_timer,) if wanted.database is not None else ()
 
 
 def database_password(wanted) -> str:
@@ -136,7 +137,7 @@ def backup_changes(facts, wanted) -> list:
                               script=f"install -d -m 700 -o root -g root {q(lay.backups_dir)}",
                               label="making the backups folder"))
     if not wanted.database.backups:
-        return changes
+        return changes + retire_timer(facts, wanted)
     changes += file_changes(facts, [_File(lay.backup_program, onhost.program("db_backup"))])
     timer = facts.unit(lay.backup_timer)
     if timer.enabled != "enabled" or timer.active != "active":
@@ -145,10 +146,26 @@ def backup_changes(facts, wanted) -> list:
     return changes
 
 
+def retire_timer(facts, wanted) -> list:
+    """Backups turned off: the timer stops and goes with its units and program (the backups
+    already made stay)."""
+    lay = wanted.layout
+    timer = facts.unit(lay.backup_timer)
+    if timer.enabled in ("", "not-found") and timer.active != "active" and not facts.fact(lay.backup_program).exists:
+        return []
+    units = " ".join(q(f"/etc/systemd/system/{u}") for u in (lay.backup_timer, lay.backup_unit))
+    return [Change(lay.backup_timer, "backups are off",
+                   script=f"systemctl disable --quiet --now {q(lay.backup_timer)} 2>/dev/null; "
+                          f"rm -f {units} {q(lay.backup_program)} && systemctl daemon-reload",
+                   label="retiring the backup timer")]
+
+
 def plan(facts, wanted, pg: PostgresState | None = None) -> list:
     """Everything [database] wants that the host lacks, in order: server, role and database,
-    backups folder, backup program, timer."""
-    if not needed(wanted):
+    backups folder, backup program, timer (or its removal once backups are off)."""
+    if wanted.database is None:
         return []
+    if not needed(wanted):
+        return retire_timer(facts, wanted)
     changes = server_change(pg or PostgresState(), wanted) if wanted.database.postgresql else []
     return changes + backup_changes(facts, wanted)

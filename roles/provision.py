@@ -219,8 +219,11 @@ def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_
         changed += executor.apply(c, rep, proxy.CA_STEP, proxy.plan_extra_ca(facts, wanted), dry)
     for name, plan in middle_roles(wanted) + app_service_roles(wanted, facts):
         changed += executor.apply(c, rep, name, plan(facts, wanted), dry)
-    if postgres.needed(wanted):  # [database]: after the .env (DATABASE_URL) and the units (the backup timer's)
-        changed += executor.apply(c, rep, postgres.STEP, postgres.plan(facts, wanted, gathered.get(Postgres)), dry)
+    # [database]: after the .env (DATABASE_URL) and the units (the backup timer's); a step only
+    # for apps that use it, or to retire a backup timer that was turned off.
+    database = postgres.plan(facts, wanted, gathered.get(Postgres))
+    if database or postgres.needed(wanted):
+        changed += executor.apply(c, rep, postgres.STEP, database, dry)
     done = Provisioning(c, rep, dry, wanted, facts, gathered, changed,
                         reread=bool(packages_changed) and not dry, apt_job=apt_job,
                         with_https=lambda: logged_in(c, render_for(cfg, facts, names), facts))

@@ -268,3 +268,14 @@ def test_db_shell_is_psql_as_the_app_by_peer_authentication(tmp_path):
 def test_a_backup_for_an_app_not_on_the_host_says_so(tmp_path):
     with pytest.raises(db_backup.Failed, match="not deployed here yet"):
         db_backup.as_app("no-such-user-xyz", lambda: b"")
+
+
+def test_backups_turned_off_retire_the_timer_but_keep_the_backups(tmp_path):
+    on = config(tmp_path, '[database]\nbackups = true\n')
+    facts = provisioned(on, render_all(on))
+    off = config(tmp_path / "off", "")
+    changes = postgres.plan(facts, Wanted.of(off, render_all(off)), None)
+    assert [c.what for c in changes] == ["shop-backup.timer"]
+    assert "systemctl disable" in changes[0].script and "shop-backup.timer" in changes[0].script
+    assert off.layout.backups_dir not in changes[0].script
+    assert postgres.plan(HostFacts(), Wanted.of(off, render_all(off)), None) == []  # never had one
