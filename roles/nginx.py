@@ -2,7 +2,8 @@
 Debian's `default` site removed. Apps with real domains also get the catch-all
 pronghorn-default.conf (unknown Host: 444), enabled like the site; an app with domains = ["_"]
 is the default server itself, so the catch-all's link is removed (two default servers on one
-port would fail `nginx -t`).
+port would fail `nginx -t`). When another app on the host already uses domains = ["_"], that
+app answers unknown names, and the catch-all stays off.
 
 The new config is checked with `nginx -t` before nginx reloads; when the check fails the
 previous files are put back, so a bad template never takes the running site down.
@@ -42,8 +43,16 @@ def fact_paths(wanted) -> list[str]:
     return [f.path for f in files] + enabled_links(files) + [DEFAULT_SITE, CATCH_ALL]
 
 
-def differences(facts, files) -> tuple[list, list[str], list[str]]:
+def other_default(files, default_servers) -> str:
+    """Another app's enabled site that is the default server already ("" when none)."""
+    ours = set(enabled_links(files)) | {CATCH_ALL, DEFAULT_SITE}
+    return next((path for path in sorted(default_servers) if path not in ours), "")
+
+
+def differences(facts, files, default_servers=()) -> tuple[list, list[str], list[str]]:
     """(files to write, links to make, enabled sites to remove)"""
+    if other_default(files, default_servers):
+        files = [f for f in files if f.path != AVAILABLE + basename(CATCH_ALL)]
     to_write = [f for f, _ in differing(facts, files)]
     enabled = enabled_links(files)
     links = [link for link in enabled if facts.fact(link).kind != "link"]
@@ -52,9 +61,10 @@ def differences(facts, files) -> tuple[list, list[str], list[str]]:
     return to_write, links, [path for path in unwanted if facts.fact(path).exists]
 
 
-def plan(facts, wanted) -> list:
-    """One change: write, link, unlink, `nginx -t`, reload (or start) nginx."""
-    to_write, links, removals = differences(facts, nginx_files(wanted))
+def plan(facts, wanted, default_servers=()) -> list:
+    """One change: write, link, unlink, `nginx -t`, reload (or start) nginx. `default_servers`:
+    the DefaultServers fact (toolkit/facts/nginx.py)."""
+    to_write, links, removals = differences(facts, nginx_files(wanted), default_servers)
     active = facts.unit(UNIT).active == "active"
     if not (to_write or links or removals or not active):
         return []

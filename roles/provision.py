@@ -28,6 +28,7 @@ from toolkit.facts.files import Files
 from toolkit.facts.hardening import HardeningFact
 from toolkit.facts.names import HostNames
 from toolkit.facts.postgres import Postgres
+from toolkit.facts.nginx import DefaultServers
 from toolkit.facts.tls import Certificates
 from toolkit.facts.host import (AptLists, DeployLock, EnvFile, Groups, HostFacts, OsRelease, Packages,
                                 PythonVersion, Units, Users)
@@ -76,7 +77,7 @@ def facts_to_read(wanted: Wanted) -> list:
                                            + processes.units(wanted) + schedule.units(wanted) + redis.units(wanted)),
             ExtraUnits(wanted.app),
             EnvFile(lay.env_file), PythonVersion(), DeployLock(lay), HardeningFact(), HostNames(),
-            Certificates(tls.cert_paths(wanted))]
+            Certificates(tls.cert_paths(wanted)), DefaultServers()]
 
 
 def check(facts: HostFacts, stop_on_lock: bool) -> None:
@@ -173,7 +174,7 @@ class Provisioning:
         certs = self.gathered.get(Certificates, {})
         if tls.enabled(self.wanted):  # no step at all for a site on plain http
             self.changed += executor.apply(self.c, self.rep, tls.STEP, tls.plan(facts, self.wanted, certs), self.dry)
-        self.changed += executor.apply(self.c, self.rep, nginx.STEP, nginx.plan(facts, self.wanted), self.dry)
+        self.changed += executor.apply(self.c, self.rep, nginx.STEP, self.nginx_plan(facts), self.dry)
         self.issue_certificate(certs)
         return self.changed
 
@@ -189,7 +190,10 @@ class Provisioning:
         again = facts_api.gather(self.c, [Files(nginx.fact_paths(self.wanted)), Units((nginx.UNIT,))])
         facts = dataclasses.replace(self.facts, files={**self.facts.files, **again[Files]},
                                     units={**self.facts.units, **again[Units]})
-        executor.apply(self.c, self.rep, nginx.STEP + " (https)", nginx.plan(facts, self.wanted), self.dry)
+        executor.apply(self.c, self.rep, nginx.STEP + " (https)", self.nginx_plan(facts), self.dry)
+
+    def nginx_plan(self, facts) -> list:
+        return nginx.plan(facts, self.wanted, self.gathered.get(DefaultServers, set()))
 
 
 def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_facts=()) -> Provisioning:

@@ -322,6 +322,18 @@ def test_catch_all_is_disabled_when_the_app_answers_every_name():
     assert change.script.endswith(f" nginx_site.sh reload r:{nginx.CATCH_ALL}")  # no w:, so no tar is read
 
 
+def test_catch_all_stays_off_when_another_app_answers_every_name():
+    # Another app on the host has domains = ["_"] and is the default server: a second default
+    # (our catch-all) would fail `nginx -t`; that app answers unknown names instead.
+    other = "/etc/nginx/sites-enabled/blog.conf"
+    f = matching_facts([SITE], units=RUNNING)
+    to_write, links, removals = nginx.differences(f, [SITE, CATCH_ALL], default_servers={other})
+    assert nginx.CATCH_ALL not in links and CATCH_ALL not in to_write
+    # our own sites (Debian's default, the catch-all itself) are no reason to leave it off
+    _, links, _ = nginx.differences(f, [SITE, CATCH_ALL], default_servers={nginx.DEFAULT_SITE, nginx.CATCH_ALL})
+    assert nginx.CATCH_ALL in links
+
+
 def test_stopped_nginx_is_started():
     f = matching_facts([SITE], units={"nginx.service": UnitState("disabled", "inactive")})
     f.files["/etc/nginx/sites-enabled/shop.conf"] = fact("/etc/nginx/sites-enabled/shop.conf", "link")
