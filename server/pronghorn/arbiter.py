@@ -59,6 +59,7 @@ from pronghorn import sockets, systemd
 from pronghorn.balance import Board
 from pronghorn.heartbeat import Heartbeat
 from pronghorn.stats import StatsFile, WorkerExits, overdue_requests
+from pronghorn.statsd import Statsd
 
 __all__ = ["Arbiter", "Pidfile", "HaltServer"]
 
@@ -479,6 +480,9 @@ class Arbiter:
                 self.stop_worker(record, signal.SIGTERM)
         current = self.current_workers()
         self.board.set_serving(len(current))
+        statsd = getattr(self.log, "statsd", None)
+        if isinstance(statsd, Statsd):  # (tests hand the arbiter stand-in loggers)
+            statsd.gauge("gunicorn.workers", len(current))  # gunicorn's gauge, each master pass
         if self.boot_failures and any(r.booted() for r in current):
             self.boot_failures = 0
         self.forward_pending_reopens()

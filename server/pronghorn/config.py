@@ -770,9 +770,11 @@ SETTINGS: tuple[Setting, ...] = (
       "own logger, configure it with --log-config.", "gunicorn.glogging.Logger", metavar="CLASS",
       section="Logging"),
     S("statsd_host", ("--statsd-host",), statsd_address, None, "Send metrics over UDP to this "
-      "statsd, HOST:PORT (or unix:PATH): per request `request` (counter), `request.duration` (ms "
-      "timer) and `request.status.2xx`... (counters), batched once per event-loop pass; nothing "
-      "is done for them when unset.", "127.0.0.1:8125", metavar="ADDRESS", section="Logging"),
+      "statsd, HOST:PORT (or unix:PATH), named as gunicorn's: per request `gunicorn.requests`, "
+      "`gunicorn.request.duration` (ms) and `gunicorn.request.status.200` (plus the class, "
+      "`gunicorn.request.status.2xx`); `gunicorn.log.error`... per error line; the master's "
+      "`gunicorn.workers` gauge. Batched once per event-loop pass; nothing is done for them when "
+      "unset.", "127.0.0.1:8125", metavar="ADDRESS", section="Logging"),
     S("statsd_prefix", ("--statsd-prefix",), string, "", "Prefix of every statsd metric name "
       "(a '.' is added).", "myapp", metavar="PREFIX", section="Logging"),
     S("dogstatsd_tags", ("--dogstatsd-tags",), string, "", "Comma-separated dogstatsd tags added "

@@ -262,6 +262,7 @@ class Logger:
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
+        self.statsd = None  # a statsd.Statsd with --statsd-host (set below; error() reads it)
         # A private logging.Logger, not one from logging.getLogger(): each Logger (the arbiter
         # makes a new one on reload) owns its handlers, and none leak into the app's logging.
         self._error_logger = logging.Logger("pronghorn.error")
@@ -279,7 +280,6 @@ class Logger:
             self._error_logger.setLevel(LEVELS.get(cfg.loglevel, logging.INFO))
         if getattr(cfg, "syslog", False):
             self._add_syslog(cfg)
-        self.statsd = None
         if getattr(cfg, "statsd_host", None):
             from pronghorn.statsd import Statsd
             self.statsd = Statsd(cfg, self)
@@ -305,17 +305,25 @@ class Logger:
 
     def warning(self, msg: str, *args: Any) -> None:
         self._error_logger.warning(msg, *args)
+        if self.statsd is not None:
+            self.statsd.increment("gunicorn.log.warning")
 
     warn = warning
 
     def error(self, msg: str, *args: Any) -> None:
         self._error_logger.error(msg, *args)
+        if self.statsd is not None:
+            self.statsd.increment("gunicorn.log.error")
 
     def exception(self, msg: str, *args: Any) -> None:
         self._error_logger.exception(msg, *args)
+        if self.statsd is not None:
+            self.statsd.increment("gunicorn.log.exception")
 
     def critical(self, msg: str, *args: Any) -> None:
         self._error_logger.critical(msg, *args)
+        if self.statsd is not None:
+            self.statsd.increment("gunicorn.log.critical")
 
     def log(self, level: str | int, msg: str, *args: Any) -> None:
         if isinstance(level, str):

@@ -1,8 +1,10 @@
 """statsd metrics over UDP (`--statsd-host`, `--statsd-prefix`, `--dogstatsd-tags`), as gunicorn's.
 
-Per request the worker counts `request`, times `request.duration` (milliseconds) and counts
-`request.status.2xx` (the status class, plus the exact code as gunicorn: `request.status.200`).
-Lines are collected in a list and sent once per event-loop pass, packed into datagrams of at
+The metric names are gunicorn's, so dashboards built on them keep working: per request
+`gunicorn.requests` (counter), `gunicorn.request.duration` (ms timer) and
+`gunicorn.request.status.200` (counter), plus the status class `gunicorn.request.status.2xx`;
+`gunicorn.log.error` (and critical, warning, exception) per error-log line; the master's
+`gunicorn.workers` gauge. Lines are collected in a list and sent once per event-loop pass, packed into datagrams of at
 most MAX_DATAGRAM bytes, from a non-blocking socket: a statsd that is down or slow costs a
 dropped datagram, never a blocked worker. The logger creates a Statsd only when --statsd-host is
 set, so nothing here runs otherwise.
@@ -65,8 +67,15 @@ class Statsd:
         """One finished request: status is '200 OK', duration in seconds."""
         code = status[:3]
         p, s = self.prefix, self.suffix
-        self._lines += (f"{p}request:1|c{s}", f"{p}request.duration:{duration * 1000.0:.3f}|ms{s}",
-                        f"{p}request.status.{code[:1]}xx:1|c{s}", f"{p}request.status.{code}:1|c{s}")
+        self._lines += (f"{p}gunicorn.requests:1|c{s}",
+                        f"{p}gunicorn.request.duration:{duration * 1000.0:.3f}|ms{s}",
+                        f"{p}gunicorn.request.status.{code}:1|c{s}",
+                        f"{p}gunicorn.request.status.{code[:1]}xx:1|c{s}")
+        if not self._scheduled:
+            self._schedule()
+
+    def increment(self, name: str) -> None:
+        self._lines.append(f"{self.prefix}{name}:1|c{self.suffix}")
         if not self._scheduled:
             self._schedule()
 

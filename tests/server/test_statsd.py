@@ -1,5 +1,6 @@
-"""--statsd-host: a UDP socket on loopback receives gunicorn-style request metrics, with the
-prefix and dogstatsd tags; and the batching/packing of statsd.py on its own."""
+"""--statsd-host: a UDP socket on loopback receives request metrics named as gunicorn's (so its
+dashboards keep working), with the prefix and dogstatsd tags, and the master's workers gauge;
+and the batching/packing of statsd.py on its own."""
 
 import socket
 
@@ -26,14 +27,16 @@ def test_a_running_server_sends_count_duration_and_status_class():
         status, _, _ = request(srv.port, raw)
         for _ in range(50):  # bounded: the harness's readiness probe is counted too
             lines += receiver.recv(65536).decode().split("\n")
-            if any(line.startswith(f"shop.request.status.{status}:") for line in lines):
+            if any(line.startswith(f"shop.gunicorn.request.status.{status}:") for line in lines) \
+                    and any(line.startswith("shop.gunicorn.workers:") for line in lines):
                 break
     tags = "|#env:test,team:web"
-    assert f"shop.request:1|c{tags}" in lines
-    assert f"shop.request.status.{str(status)[0]}xx:1|c{tags}" in lines
-    assert f"shop.request.status.{status}:1|c{tags}" in lines
-    timers = [line for line in lines if line.startswith("shop.request.duration:")]
+    assert f"shop.gunicorn.requests:1|c{tags}" in lines
+    assert f"shop.gunicorn.request.status.{str(status)[0]}xx:1|c{tags}" in lines
+    assert f"shop.gunicorn.request.status.{status}:1|c{tags}" in lines
+    timers = [line for line in lines if line.startswith("shop.gunicorn.request.duration:")]
     assert timers and all(line.endswith("|ms" + tags) for line in timers)
+    assert f"shop.gunicorn.workers:1|g{tags}" in lines
 
 
 def test_metrics_are_packed_into_datagrams_that_fit_and_none_is_lost():
@@ -48,11 +51,11 @@ def test_metrics_are_packed_into_datagrams_that_fit_and_none_is_lost():
     statsd.flush()
     got = []
     with receiver:
-        while sum(1 for line in got if line.startswith("request.status.404")) < 100:
+        while sum(1 for line in got if line.startswith("gunicorn.request.status.404")) < 100:
             datagram = receiver.recv(65536)
             assert len(datagram) <= MAX_DATAGRAM
             got += datagram.decode().split("\n")
-    assert sum(1 for line in got if line == "request.status.4xx:1|c") == 100
+    assert sum(1 for line in got if line == "gunicorn.request.status.4xx:1|c") == 100
 
 
 def test_a_statsd_that_is_not_there_costs_a_warning_not_an_error():
@@ -66,6 +69,18 @@ def test_a_statsd_that_is_not_there_costs_a_warning_not_an_error():
     statsd.request("200 OK", 0.01)
     statsd.request("200 OK", 0.01)
     assert len(warnings) == 1  # said once
+
+
+def test_error_log_lines_are_counted_as_gunicorn_does():
+    receiver = udp_receiver()
+    from pronghorn.logs import Logger
+
+    log = Logger(Config(statsd_host="127.0.0.1:%d" % receiver.getsockname()[1], errorlog=None))
+    log.error("boom %s", 1)
+    log.critical("worse")
+    with receiver:
+        got = [receiver.recv(4096).decode() for _ in range(2)]
+    assert got == ["gunicorn.log.error:1|c", "gunicorn.log.critical:1|c"]
 
 
 def test_addresses():
