@@ -176,32 +176,6 @@ class HostLayout:
         """nginx serves /.well-known/acme-challenge/ from here; certbot's webroot plugin writes there."""
         return f"/var/lib/pronghorn/acme/{self.app}"
 
-    # --- the database's backups ([database], roles/postgres.py, toolkit/tasks_db.py)
-    @property
-    def backups_dir(self) -> str:
-        """root:root 0700: one folder per backup (backups/TIMESTAMP), files 0600. Root's, so the
-        app (or anyone who takes it over) cannot read old data back or delete the backups."""
-        return f"{self.shared_dir}/backups"
-
-    @property
-    def backup_program(self) -> str:
-        """The backup program the daily timer runs (toolkit/onhost/db_backup.py), root's."""
-        return f"{self.base_dir}/db-backup.py"
-
-    @property
-    def backup_unit(self) -> str:
-        return f"{self.app}-backup.service"
-
-    @property
-    def backup_timer(self) -> str:
-        return f"{self.app}-backup.timer"
-
-    @property
-    def db_name(self) -> str:
-        """The PostgreSQL role and database of the app: its name, as its system user's (so
-        `psql` as that user logs in by peer authentication, no password)."""
-        return self.app
-
     @property
     def letsencrypt_cert(self) -> str:
         """certbot's lineage for this app (`--cert-name APP`): what nginx serves with letsencrypt."""
