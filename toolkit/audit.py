@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from toolkit import lock
 from toolkit.remote import q, sh
 
-ACTIONS = ("deploy", "rollback", "recover", "restart", "provision", "lock")
+ACTIONS = ("deploy", "rollback", "recover", "restart", "provision", "lock", "env", "db.restore")
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,10 @@ def restore_unverified(c, cfg, rep, state: HostReleases, recorded: str = "") -> 
                                   next_task("logs"), health.body)
             st.changed(f"{unverified} was never verified (an interrupted deploy): "
                        f"current -> releases/{target.name}, answers {health.status}")
+        # The workers and timers follow the web process back ([processes], [schedule]).
+        processes = cmds.processes_restart_script(cfg)
+        if processes:
+            sh(c, processes, what="restarting the app's processes", timeout=RESTART_TIMEOUT)
         state.current = target.name
     if state.get(unverified):
         state.get(unverified).state = "failed"

@@ -296,6 +296,24 @@ def publishing(ctx: DeployContext) -> None:
     ctx.processes_restarted = True
 
 
+def restart_checked(c, cfg, rep, failure: str, next_step: str) -> cmds.Health:
+    """Restart the web unit (requests wait in its socket), health-check it, then move the
+    [processes] onto the same environment (`invoke restart`, `env.set`). A failed check raises
+    DeployError(`failure` + what it answered, `next_step`) with the journal."""
+    with rep.step(f"restart {cfg.layout.unit_name}") as st:
+        sh(c, cmds.restart_script(cfg), what=f"systemctl restart {cfg.layout.unit_name}", check=False,
+           timeout=RESTART_TIMEOUT)
+        st.changed()
+    with rep.step("health check") as st:
+        health = cmds.health_check(c, cfg)
+        if not health.ok:
+            raise DeployError(f"{failure}: the app answers {health.status or 'nothing'}", next_step,
+                              health.body + "\n" + cmds.journal(c, cfg))
+        st.info(f"{health.status} from {cfg.health.path}")
+    restart_processes(c, cfg, rep)
+    return health
+
+
 def restart_processes(c, cfg, rep) -> None:
     """The [processes] units onto the live release, once it answered its health check (a deploy,
     a rollback): a worker never runs code the web process refused."""

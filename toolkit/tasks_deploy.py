@@ -299,26 +299,18 @@ def logs(c, host=None, app=".", n=50, follow=False, process=None):
 @task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["restart"], "app": APP_HELP})
 def restart(c, host=None, app="."):
     """Restart the app's server (requests wait in the socket meanwhile), then health-check it."""
-    from toolkit import audit
-    from toolkit.interrupted import RESTART_TIMEOUT
-    from toolkit.release_commands import health_check, journal, restart_script
-    from toolkit.remote import sh
+    from toolkit import audit, stages
 
     cfg = load_config(app, check_secrets=False)
     rep = Reporter()
 
     def work(conn, spec):
-        with rep.step(f"restart {cfg.layout.unit_name}") as st:
-            sh(conn, restart_script(cfg), what=f"systemctl restart {cfg.layout.unit_name}", check=False,
-               timeout=RESTART_TIMEOUT)
-            st.changed()
-        with rep.step("health check") as st:
-            health = health_check(conn, cfg)
-            audit.record(conn, cfg, "restart", "-", "ok" if health.ok else f"answers {health.status or 'nothing'}")
-            if not health.ok:
-                raise DeployError(f"the app answers {health.status or 'nothing'} after the restart",
-                                  next_task("logs"), health.body + "\n" + journal(conn, cfg))
-            st.info(f"{health.status} from {cfg.health.path}")
+        try:
+            health = stages.restart_checked(conn, cfg, rep, "after the restart", next_task("logs"))
+        except DeployError:
+            audit.record(conn, cfg, "restart", "-", "failed")
+            raise
+        audit.record(conn, cfg, "restart", "-", "ok" if health.ok else "failed")
         return site_url(cfg, conn)
 
     run_on_hosts(host_specs(host, cfg), rep, work, app)

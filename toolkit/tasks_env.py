@@ -17,7 +17,7 @@ import sys
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
-from toolkit.errors import ConfigError, DeployError, fill_next, next_task
+from toolkit.errors import ConfigError, fill_next, next_task
 from toolkit.report import Reporter
 from toolkit.tasking import APP_HELP, HOST_HELP, HelpTask, host_specs, load_config, run_on_hosts, site_url
 
@@ -114,8 +114,7 @@ def _changing(conn, cfg, rep, what: str, change, hint: str) -> str:
         with rep.step(what) as st:
             changed = change(st)
         if changed:
-            # The trail's actions are fixed (toolkit/audit.ACTIONS): this is a restart, and why.
-            audit.record(conn, cfg, "restart", "-", f"env.{what}")
+            audit.record(conn, cfg, "env", "-", what)  # the name, never the value
             _restart_checked(conn, cfg, rep, hint)
     finally:
         deploy_lock.release_if_ours(conn, cfg, taken)
@@ -123,21 +122,10 @@ def _changing(conn, cfg, rep, what: str, change, hint: str) -> str:
 
 
 def _restart_checked(conn, cfg, rep, hint: str) -> None:
-    from toolkit.interrupted import RESTART_TIMEOUT
-    from toolkit.release_commands import health_check, journal, restart_script
-    from toolkit.remote import sh
+    from toolkit import stages
 
-    with rep.step(f"restart {cfg.layout.unit_name}") as st:
-        sh(conn, restart_script(cfg), what=f"systemctl restart {cfg.layout.unit_name}", check=False,
-           timeout=RESTART_TIMEOUT)
-        st.changed()
-    with rep.step("health check") as st:
-        health = health_check(conn, cfg)
-        if not health.ok:
-            raise DeployError(f"the app answers {health.status or 'nothing'} with the new environment",
-                              f"see its log: {next_task('logs')}; or undo the change: {hint}",
-                              health.body + "\n" + journal(conn, cfg))
-        st.info(f"{health.status} from {cfg.health.path}")
+    stages.restart_checked(conn, cfg, rep, "with the new environment",
+                           f"see its log: {next_task('logs')}; or undo the change: {hint}")
 
 
 def _read_value(name: str) -> str:
