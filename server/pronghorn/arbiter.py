@@ -483,6 +483,9 @@ class Arbiter:
         statsd = getattr(self.log, "statsd", None)
         if isinstance(statsd, Statsd):  # (tests hand the arbiter stand-in loggers)
             statsd.gauge("gunicorn.workers", len(current))  # gunicorn's gauge, each master pass
+            if getattr(self.cfg, "enable_backlog_metric", False):
+                from pronghorn.metrics import listen_backlogs
+                statsd.histogram("gunicorn.backlog", sum(q for _, (q, _) in listen_backlogs(self)))
         if self.boot_failures and any(r.booted() for r in current):
             self.boot_failures = 0
         self.forward_pending_reopens()

@@ -779,9 +779,9 @@ SETTINGS: tuple[Setting, ...] = (
       "(a '.' is added).", "myapp", metavar="PREFIX", section="Logging"),
     S("dogstatsd_tags", ("--dogstatsd-tags",), string, "", "Comma-separated dogstatsd tags added "
       "to every metric, e.g. env:prod,app:shop.", "env:prod", metavar="TAGS", section="Logging"),
-    S("enable_backlog_metric", ("--enable-backlog-metric",), boolean, False, "Accepted for gunicorn "
-      "compatibility; no effect (a warning says so): pronghorn's stats file carries the backlog.",
-      "True", kind="true", section="Logging"),
+    S("enable_backlog_metric", ("--enable-backlog-metric",), boolean, False, "With --statsd-host, "
+      "the master also sends `gunicorn.backlog` (a histogram: connections waiting in the TCP "
+      "listeners' accept queues, Linux), as gunicorn.", "True", kind="true", section="Logging"),
     # -- TLS (on the worker's event loop)
     S("certfile", ("--certfile",), existing_file, None, "Serve HTTPS: the certificate chain (PEM). "
       "Needs --keyfile. sendfile is off under TLS (the kernel cannot encrypt).", "/etc/app/cert.pem",
@@ -947,7 +947,6 @@ REFUSED: dict[str, tuple[tuple[str, ...], int, str]] = {
 # default gets one warning line at start (never a silent ignore), saying why.
 NO_EFFECT: dict[str, str] = {
     "logger_class": "pronghorn has its own logger (configure it with --log-config)",
-    "enable_backlog_metric": "the backlog is in --stats-file, not in statsd",
     "permit_obsolete_folding": "folded header lines stay a 400 (request smuggling, RFC 9112 5.2)",
     "strip_header_spaces": "a space before a header's colon stays a 400 (request smuggling, RFC 9112 5.1)",
     "permit_unconventional_http_method": "any RFC 9110 token is already accepted as a method",

@@ -4,7 +4,8 @@ The metric names are gunicorn's, so dashboards built on them keep working: per r
 `gunicorn.requests` (counter), `gunicorn.request.duration` (ms timer) and
 `gunicorn.request.status.200` (counter), plus the status class `gunicorn.request.status.2xx`;
 `gunicorn.log.error` (and critical, warning, exception) per error-log line; the master's
-`gunicorn.workers` gauge. Lines are collected in a list and sent once per event-loop pass, packed into datagrams of at
+`gunicorn.workers` gauge, and with --enable-backlog-metric its `gunicorn.backlog` histogram
+(connections waiting in the TCP listeners' accept queues). Lines are collected in a list and sent once per event-loop pass, packed into datagrams of at
 most MAX_DATAGRAM bytes, from a non-blocking socket: a statsd that is down or slow costs a
 dropped datagram, never a blocked worker. The logger creates a Statsd only when --statsd-host is
 set, so nothing here runs otherwise.
@@ -81,6 +82,11 @@ class Statsd:
 
     def gauge(self, name: str, value: float) -> None:
         self._lines.append(f"{self.prefix}{name}:{value}|g{self.suffix}")
+        if not self._scheduled:
+            self._schedule()
+
+    def histogram(self, name: str, value: float) -> None:
+        self._lines.append(f"{self.prefix}{name}:{value}|h{self.suffix}")
         if not self._scheduled:
             self._schedule()
 

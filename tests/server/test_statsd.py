@@ -22,13 +22,14 @@ def test_a_running_server_sends_count_duration_and_status_class():
     lines = []
     with receiver, serve("tests.server.apps:app", "--statsd-host", f"127.0.0.1:{port}",
                          "--statsd-prefix", "shop", "--dogstatsd-tags", "env:test,team:web",
-                         "--access-logfile", "-") as srv:
+                         "--enable-backlog-metric", "--access-logfile", "-") as srv:
         raw = b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         status, _, _ = request(srv.port, raw)
         for _ in range(50):  # bounded: the harness's readiness probe is counted too
             lines += receiver.recv(65536).decode().split("\n")
             if any(line.startswith(f"shop.gunicorn.request.status.{status}:") for line in lines) \
-                    and any(line.startswith("shop.gunicorn.workers:") for line in lines):
+                    and any(line.startswith("shop.gunicorn.workers:") for line in lines) \
+                    and any(line.startswith("shop.gunicorn.backlog:") for line in lines):
                 break
     tags = "|#env:test,team:web"
     assert f"shop.gunicorn.requests:1|c{tags}" in lines
@@ -37,6 +38,8 @@ def test_a_running_server_sends_count_duration_and_status_class():
     timers = [line for line in lines if line.startswith("shop.gunicorn.request.duration:")]
     assert timers and all(line.endswith("|ms" + tags) for line in timers)
     assert f"shop.gunicorn.workers:1|g{tags}" in lines
+    backlog = [line for line in lines if line.startswith("shop.gunicorn.backlog:")]
+    assert backlog and backlog[0].endswith("|h" + tags)
 
 
 def test_metrics_are_packed_into_datagrams_that_fit_and_none_is_lost():
