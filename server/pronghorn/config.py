@@ -907,7 +907,8 @@ HOOKS: tuple[Hook, ...] = (
     Hook("worker_exit", ("server", "worker"), "In the worker, just before it exits."),
     Hook("nworkers_changed", ("server", "new_value", "old_value"), "In the master, when the number of workers changes (TTIN/TTOU)."),
     Hook("on_exit", ("server",), "In the master, just before pronghorn exits."),
-    Hook("ssl_context", ("config", "default_ssl_context_factory"), "In each worker, with TLS on: "
+    Hook("ssl_context", ("config", "default_ssl_context_factory"), "In the master before each "
+         "worker is forked, with TLS on: "
          "return the ssl.SSLContext to serve with; call default_ssl_context_factory() for the one "
          "the TLS settings make."),
 )

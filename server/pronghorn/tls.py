@@ -1,10 +1,11 @@
 """TLS on the worker's event loop (`--certfile --keyfile --ca-certs --cert-reqs --ciphers
 --ssl-version`, and gunicorn's `ssl_context(config, default_ssl_context_factory)` hook).
 
-Each worker builds its SSLContext after the fork and hands it to the event loop's
-create_server, which does the handshake as a connection opens; the connection code sees
-plaintext as always. sendfile is turned off under TLS (config.worker_settings), since the
-kernel would send the file unencrypted. `ssl` is imported only when TLS is on: a plain-HTTP
+Each worker's SSLContext is built by the master just before the worker is forked (so a key
+readable by root only works, and a renewed certificate is read by every new worker); the worker
+hands it to the event loop's create_server, which does the handshake as a connection opens, so
+the connection code sees plaintext as always. sendfile is turned off under TLS
+(config.worker_settings), since the kernel would send the file unencrypted. `ssl` is imported only when TLS is on: a plain-HTTP
 worker does not load OpenSSL at all.
 """
 

@@ -100,7 +100,8 @@ class Worker:
         self._shutting_down = False
         self.connections = set()
         self.loop = None
-        self.tls_args = {}  # create_server's ssl arguments, set in run() with --certfile (tls.py)
+        self.tls_args = {}  # create_server's ssl arguments with --certfile (tls.py)
+        self.tls_error = None
         self.servers = []
         self.accepting = False
         self.app_threads = None
@@ -118,6 +119,12 @@ class Worker:
         # until the end of the loop's pass (_flush_gathered).
         self.app_context = False
         self._read_settings(cfg)
+        # Built here, in the master before the fork: the key may be readable by root only (as
+        # /etc/ssl/private is), and each new worker reads renewed certificate files.
+        try:
+            self.tls_args = tls.server_args(cfg, self.settings.header_timeout)
+        except (OSError, ValueError, TypeError) as exc:  # ssl.SSLError is an OSError
+            self.tls_error = str(exc)
 
     def __repr__(self):
         return "<Worker %s>" % self.pid
@@ -165,10 +172,8 @@ class Worker:
         bind_loop = getattr(self.log, "bind_loop", None)
         if bind_loop is not None:
             bind_loop(loop)  # statsd sends once per loop pass
-        try:
-            self.tls_args = tls.server_args(self.cfg, self.settings.header_timeout)
-        except (OSError, ValueError, TypeError) as exc:  # ssl.SSLError is an OSError
-            self.log.error("worker %s cannot set up TLS (--certfile/--keyfile): %s", self.pid, exc)
+        if self.tls_error is not None:
+            self.log.error("worker %s cannot set up TLS (--certfile/--keyfile): %s", self.pid, self.tls_error)
             sys.exit(self.EXIT_BOOT_ERROR)
         self._install_signals()
         hook = getattr(self.cfg, "post_worker_init", None)

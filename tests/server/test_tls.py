@@ -121,3 +121,24 @@ def test_a_key_that_does_not_match_stops_the_server_with_a_message(tmp_path, cer
                           cwd=REPO, env=_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "cannot set up TLS (--certfile/--keyfile)" in proc.stderr
+
+
+def test_the_ssl_context_hook_shapes_the_context(tmp_path, certificate):
+    conf = tmp_path / "tls13.conf.py"
+    conf.write_text(
+        "def ssl_context(config, default_ssl_context_factory):\n"
+        "    import ssl\n"
+        "    context = default_ssl_context_factory()\n"
+        "    context.minimum_version = ssl.TLSVersion.TLSv1_3\n"
+        "    return context\n")
+    server = start_tls("tests.server.apps:app", *certificate, "-c", str(conf))
+    try:
+        old = client_context(certificate[0])
+        old.maximum_version = ssl.TLSVersion.TLSv1_2
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as plain:
+            with pytest.raises(ssl.SSLError):
+                old.wrap_socket(plain, server_hostname="localhost")
+        status, _, _ = tls_request(server.port, certificate[0], b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert status == 200
+    finally:
+        server.stop()
