@@ -431,7 +431,7 @@ def a_dict(value: Any) -> dict:
 
 
 def syslog_address(value: Any) -> str:
-    from pronghorn.logs import parse_syslog_address  # logs.py needs nothing from here
+    from pronghorn.logconfig import parse_syslog_address
 
     parse_syslog_address(string(value))
     return value

@@ -11,7 +11,7 @@ Both logs are reopened by reopen_files() (USR1, after logrotate renamed them).
 
 gunicorn's other outlets: `--log-config` / `--log-config-json` / `logconfig_dict` hand the error
 and access lines to the stdlib loggers `gunicorn.error` and `gunicorn.access` configured by
-logging.config (so a gunicorn logging file works unchanged); `--log-syslog` adds a SysLogHandler;
+logging.config (logconfig.py; a gunicorn logging file works unchanged); `--log-syslog` adds a SysLogHandler;
 `--statsd-host` counts each response in statsd.py. None of them costs anything when off.
 """
 
@@ -22,14 +22,16 @@ import binascii
 import json
 import json.encoder
 import logging
-import logging.config
 import logging.handlers
 import os
-import socket
 import re
 import sys
 import time
 from typing import Any, Callable, TextIO
+
+from pronghorn.logconfig import LogConfigError, apply_logging_config, parse_syslog_address
+
+__all__ = ["Logger", "LogConfigError", "compile_format", "json_line", "parse_syslog_address"]
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -272,7 +274,7 @@ class Logger:
         self._access_owned = False
         # The stdlib logger the access lines also go to (log config, syslog), or None.
         self._access_logger: logging.Logger | None = None
-        self._configured = _apply_logging_config(cfg)
+        self._configured = apply_logging_config(cfg)
         if self._configured:
             self._error_logger = logging.getLogger("gunicorn.error")
             self._access_logger = logging.getLogger("gunicorn.access")
@@ -464,61 +466,3 @@ class Logger:
             self._access_stream.close()
             self._access_stream = None
 
-
-def parse_syslog_address(text: str) -> tuple[Any, int]:
-    """gunicorn's syslog address: udp://HOST:PORT, tcp://HOST:PORT, unix://PATH[#dgram|#stream]
-    -> (address for SysLogHandler, socket type). Raises ValueError saying what was wrong."""
-    scheme, sep, rest = text.partition("://")
-    scheme = scheme.lower()
-    if not sep or scheme not in ("udp", "tcp", "unix") or not rest:
-        raise ValueError(f"'{text}' is not udp://HOST:PORT, tcp://HOST:PORT or unix://PATH")
-    if scheme == "unix":
-        path, _, kind = rest.partition("#")
-        if kind not in ("", "stream", "dgram"):
-            raise ValueError(f"'{text}': #{kind} is not #stream or #dgram")
-        return path, socket.SOCK_DGRAM if kind == "dgram" else socket.SOCK_STREAM
-    host, _, port = rest.rpartition(":")
-    if not host or not port.isdigit():
-        host, port = rest, "514"
-    return (host.strip("[]"), int(port)), socket.SOCK_DGRAM if scheme == "udp" else socket.SOCK_STREAM
-
-
-def _apply_logging_config(cfg: Any) -> bool:
-    """Apply --log-config / --log-config-json / logconfig_dict (the first given); True if one was.
-
-    Existing loggers are kept (disable_existing_loggers=False): the app's loggers set up before
-    a reload must not go quiet.
-    """
-    try:
-        return _apply_logging_config_unchecked(cfg)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, ImportError, RuntimeError) as exc:
-        which = ("logconfig_dict" if getattr(cfg, "logconfig_dict", None) else
-                 f"--log-config-json {cfg.logconfig_json}" if getattr(cfg, "logconfig_json", None)
-                 else f"--log-config {cfg.logconfig}")
-        raise LogConfigError(f"{which}: cannot apply the logging config: {type(exc).__name__}: {exc}") from None
-
-
-class LogConfigError(ValueError):
-    """The logging config could not be applied; str(err) is one line naming the setting."""
-
-
-def _apply_logging_config_unchecked(cfg: Any) -> bool:
-    if not (getattr(cfg, "logconfig_dict", None) or getattr(cfg, "logconfig_json", None)
-            or getattr(cfg, "logconfig", None)):
-        return False
-    # As gunicorn: the server's loggers do not propagate unless the config says so, so a root
-    # handler does not get every access line twice.
-    for name in ("gunicorn.error", "gunicorn.access"):
-        logging.getLogger(name).propagate = False
-    if getattr(cfg, "logconfig", None) and not (getattr(cfg, "logconfig_dict", None)
-                                                 or getattr(cfg, "logconfig_json", None)):
-        logging.config.fileConfig(cfg.logconfig, disable_existing_loggers=False)
-        return True
-    if getattr(cfg, "logconfig_dict", None):
-        config = dict(cfg.logconfig_dict)
-    else:
-        with open(cfg.logconfig_json, encoding="utf-8") as handle:
-            config = json.load(handle)
-    config.setdefault("disable_existing_loggers", False)
-    logging.config.dictConfig(config)
-    return True
