@@ -17,7 +17,7 @@ from toolkit.errors import RemoteError
 
 # certbot's output -> what it means, most specific first.
 REASONS = (
-    (re.compile(r"DNS problem|NXDOMAIN|no valid A records|SERVFAIL", re.I),
+    (re.compile(r"DNS problem|NXDOMAIN|no valid A records|SERVFAIL|could not resolve|no such host", re.I),
      "the domain's DNS does not point at this host (no A/AAAA record for it, or a wrong one)"),
     (re.compile(r"Timeout during connect|Connection refused|likely firewall", re.I),
      "the ACME server could not reach this host on port 80 (a firewall, or the domain points elsewhere)"),
@@ -93,8 +93,16 @@ def renew(c, rep, cfg, dry: bool = False) -> None:
         provision(c, cfg, rep, dry=dry)
         return
     with rep.step("certbot renew" + (" --dry-run" if dry else "")) as st:
+        # --no-random-sleep-on-renew: without a terminal certbot first sleeps up to 8 minutes (so
+        # that cron jobs everywhere do not hit the CA at once); a person is waiting here.
+        # --server: a dry run against this directory (certbot's own default would be Let's Encrypt's
+        # staging server, which stays so for Let's Encrypt's directory). [proxy] no_proxy as for
+        # the first certificate (roles/tls_certbot.sh).
         flags = "--dry-run" if dry else "--force-renewal"
-        out = sh(c, f"certbot renew --non-interactive --cert-name {q(cfg.name)} {flags} 2>&1",
+        direct = ",".join(cfg.proxy.no_proxy) if (cfg.proxy.http or cfg.proxy.https) else ""
+        env = f"export no_proxy={q(direct)} NO_PROXY={q(direct)}; " if direct else ""
+        out = sh(c, f"{env}certbot renew --non-interactive --no-random-sleep-on-renew --cert-name {q(cfg.name)} "
+                    f"--server {q(cfg.tls.acme_directory)} {flags} 2>&1",
                  what="certbot renew", timeout=300).stdout
         last = [line for line in out.splitlines() if line.strip()]
         st.info(last[-1].strip() if dry and last else "renewed; nginx reloaded")

@@ -295,6 +295,9 @@ Ask for help or search for solutions at https://community.letsencrypt.org. See t
     (CERTBOT_DNS, "DNS does not point at this host", "Detail: DNS problem: NXDOMAIN"),
     (CERTBOT_PORT_80, "could not reach this host on port 80", "Detail: 203.0.113.10: Fetching"),
     (CERTBOT_NO_ACME, "cannot reach the ACME server", "requests.exceptions.SSLError"),
+    (CERTBOT_DNS.replace("DNS problem: NXDOMAIN looking up A for shop.example.org - check that a DNS record "
+                         "exists for this domain", 'Get "http://shop.example.org:80/x": could not resolve URL'),
+     "DNS does not point at this host", "Detail: Get"),  # pebble's words
 ])
 def test_a_failed_issuance_is_said_in_words_with_certbots_own_line(output, reason, said):
     from toolkit.tls_issue import detail, why_not_issued

@@ -1,0 +1,233 @@
+"""HTTPS on fresh sandbox hosts, through the real `invoke deploy`.
+
+Self-signed: https answers (the app sees the https scheme), http redirects with 301 except the
+ACME challenge path, HSTS is sent, TLS 1.1 is refused while 1.2 and 1.3 are accepted, an unknown
+name gets no answer on 443, the key is root's 0600, and a second provision changes nothing.
+
+Let's Encrypt, against a real ACME server (pebble, tests/integration/pebble.py): while the
+domain's DNS points nowhere the first deploy serves http and says why and what next;
+`invoke tls.renew` then gets the certificate and https answers with it, verified against
+pebble's root; a renewal dry run succeeds; a forced renewal reloads nginx with no failed request
+in a bounded loop of requests, each on a new connection.
+"""
+
+import hashlib
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests.integration import pebble as pebble_mod
+from tests.integration.helpers import invoke, on_host
+from toolkit.onhost.health_check import ServerNameConnection
+
+pytestmark = pytest.mark.integration
+
+DOMAIN = "shop.example"
+
+APP = '''
+def app(environ, start_response):
+    """Says which scheme the request came with, as the app sees it."""
+    body = f"scheme={environ['wsgi.url_scheme']}\\n".encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+DEPLOY_TOML = f'''[app]
+name = "tlsshop"
+framework = "wsgi"
+wsgi = "app:app"
+domains = ["{DOMAIN}"]
+
+[tls]
+mode = "self-signed"
+'''
+
+
+def curl(box, url, *args, name=DOMAIN):
+    """curl through the sandbox's address with `name` resolved to it: (exit code, headers + body)."""
+    port = "443" if url.startswith("https") else "80"
+    done = subprocess.run(["curl", "-sS", "-i", "--max-time", "10", "--resolve", f"{name}:{port}:{box.address}",
+                           *args, url], capture_output=True, text=True, timeout=30)
+    return done.returncode, done.stdout + done.stderr
+
+
+def s_client(box, *args):
+    done = subprocess.run(["openssl", "s_client", "-connect", f"{box.address}:443", "-servername", DOMAIN, *args],
+                          input="", capture_output=True, text=True, timeout=30)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_self_signed_https_site(fresh_sandbox, tmp_path):
+    box = fresh_sandbox
+    (tmp_path / "app.py").write_text(APP)
+    (tmp_path / "requirements.txt").write_text("")
+    (tmp_path / "deploy.toml").write_text(DEPLOY_TOML)
+    first = invoke("deploy", "--host", box.ssh_alias, "--app", str(tmp_path))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "self-signed certificate (missing)" in first.stdout
+
+    code, page = curl(box, f"https://{DOMAIN}/", "-k")
+    assert code == 0 and page.startswith("HTTP/2 200"), page
+    assert "scheme=https" in page  # nginx's X-Forwarded-Proto, trusted by pronghorn
+    assert "strict-transport-security: max-age=15552000" in page.lower()
+
+    code, redirect = curl(box, f"http://{DOMAIN}/some/page?q=1")
+    assert redirect.startswith("HTTP/1.1 301"), redirect
+    assert f"location: https://{DOMAIN}/some/page?q=1" in redirect.lower()
+    code, challenge = curl(box, f"http://{DOMAIN}/.well-known/acme-challenge/no-such-token")
+    assert challenge.startswith("HTTP/1.1 404"), challenge  # served from the webroot, not redirected
+
+    code, unknown = curl(box, "https://other.example/", "-k", name="other.example")
+    assert code != 0 and "200" not in unknown  # the catch-all: no answer (444) on 443 too
+
+    old, said = s_client(box, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
+    assert old != 0 and "protocol version" in said, said
+    for version in ("-tls1_2", "-tls1_3"):
+        code, said = s_client(box, version)
+        assert code == 0 and "Cipher is" in said, said
+
+    key = on_host(box, "stat -c '%a %U' /etc/pronghorn/tls/tlsshop/privkey.pem /etc/pronghorn/tls/default/key.pem")
+    assert key.stdout.split("\n")[:2] == ["600 root", "600 root"], key.stdout + key.stderr
+
+    again = invoke("provision", "--host", box.ssh_alias, "--app", str(tmp_path))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "0 changed, 0 failed" in again.stdout
+
+
+# --------------------------------------------------------------------------- letsencrypt (pebble)
+
+LE_DOMAIN = "shop.example.org"
+
+LE_TOML = """[app]
+name = "leshop"
+framework = "wsgi"
+wsgi = "app:app"
+domains = ["{domain}"]
+
+[tls]
+mode = "letsencrypt"
+email = "ops@example.org"
+acme_directory = "{directory}"
+
+[proxy]
+# The sandbox's own proxy (a [proxy] replaces its pip.conf), and pebble's listener CA and root,
+# trusted for this test only.
+http = "{proxy}"
+https = "{proxy}"
+no_proxy = ["localhost", "127.0.0.1", "::1", "{acme_address}"]
+ca_bundle = "{bundle}"
+"""
+
+
+@pytest.fixture
+def acme(fresh_sandbox, tmp_path_factory):
+    if not pebble_mod.available():
+        pytest.skip("pebble, pebble-challtestsrv or openssl missing (scripts/bootstrap installs them)")
+    server = pebble_mod.start(fresh_sandbox.host_address, tmp_path_factory.mktemp("pebble"))
+    yield server
+    server.stop()
+
+
+def https_get(box, root_file, path="/"):
+    """(status, body, sha256 of the served certificate), verified against pebble's root, SNI the domain."""
+    context = ssl.create_default_context(cafile=str(root_file))
+    conn = ServerNameConnection(box.address, 443, LE_DOMAIN, context, 10)
+    try:
+        conn.request("GET", path, headers={"Host": LE_DOMAIN})
+        resp = conn.getresponse()
+        served = hashlib.sha256(conn.sock.getpeercert(binary_form=True)).hexdigest()
+        return resp.status, resp.read().decode(), served
+    finally:
+        conn.close()
+
+
+class NewConnectionLoop:
+    """GETs over https, each on a new connection, until stopped (at most `limit` or `seconds`)."""
+
+    def __init__(self, box, root_file, limit=3000, seconds=120):
+        self.box, self.root_file, self.limit, self.seconds = box, root_file, limit, seconds
+        self.done, self.failures = 0, []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        deadline = time.monotonic() + self.seconds
+        while not self.stop.is_set() and self.done < self.limit and time.monotonic() < deadline:
+            self.done += 1
+            try:
+                status = https_get(self.box, self.root_file)[0]
+                if status != 200:
+                    self.failures.append(status)
+            except Exception as exc:  # a reset or a refused handshake is a failed request
+                self.failures.append(repr(exc))
+
+
+def reloaded(ask, expected: str, seconds: float = 15):
+    """`ask()`'s answer once it starts with `expected`, or the last one after `seconds`: `nginx -s
+    reload` returns before the old workers stop taking connections, so an answer right after it
+    may still come from the previous config."""
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = ask()
+        if answer.startswith(expected) or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.2)
+
+
+def test_letsencrypt_against_pebble(fresh_sandbox, acme, tmp_path):
+    box = fresh_sandbox
+    bundle = acme.folder / "trusted.pem"
+    root = acme.folder / "root.pem"
+    root.write_text(acme.root())
+    bundle.write_text((acme.folder / "ca.pem").read_text() + root.read_text())
+    (tmp_path / "app.py").write_text(APP)
+    (tmp_path / "requirements.txt").write_text("")
+    (tmp_path / "deploy.toml").write_text(LE_TOML.format(domain=LE_DOMAIN, directory=acme.directory,
+                                                                   proxy=box.proxy_url, bundle=bundle,
+                                                                   acme_address=acme.address))
+
+    # The domain's DNS answers nothing yet: the site is deployed on http, and says why and what next.
+    first = invoke("deploy", "--host", box.ssh_alias, "--app", str(tmp_path))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "not issued: the domain's DNS does not point at this host" in first.stdout, first.stdout
+    assert "invoke tls.renew --host" in first.stdout
+    code, page = curl(box, f"http://{LE_DOMAIN}/", name=LE_DOMAIN)
+    assert page.startswith("HTTP/1.1 200") and "scheme=http" in page, page
+
+    acme.point(LE_DOMAIN, box.address)
+    issued = invoke("tls.renew", "--host", box.ssh_alias, "--app", str(tmp_path))
+    assert issued.returncode == 0, issued.stdout + issued.stderr
+    status, body, served = https_get(box, root)
+    assert (status, body) == (200, "scheme=https\n")
+    code, page = curl(box, f"https://{LE_DOMAIN}/", "--cacert", str(root), name=LE_DOMAIN)
+    assert code == 0 and page.startswith("HTTP/2 200"), page
+    redirect = reloaded(lambda: curl(box, f"http://{LE_DOMAIN}/", name=LE_DOMAIN)[1], "HTTP/1.1 301")
+    assert redirect.startswith("HTTP/1.1 301"), redirect
+
+    dry = invoke("tls.renew", "--dry", "--host", box.ssh_alias, "--app", str(tmp_path))
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    timer = on_host(box, "systemctl is-enabled certbot.timer; stat -c '%a' "
+                         "/etc/letsencrypt/renewal-hooks/deploy/pronghorn-reload-nginx")
+    assert timer.stdout.split() == ["enabled", "755"], timer.stdout + timer.stderr
+
+    loop = NewConnectionLoop(box, root)
+    loop.thread.start()
+    try:
+        renewed = invoke("tls.renew", "--host", box.ssh_alias, "--app", str(tmp_path))
+        after, deadline = loop.done + 20, time.monotonic() + 60
+        while loop.done < after and time.monotonic() < deadline and loop.thread.is_alive():
+            time.sleep(0.1)  # some requests after the reload too
+    finally:
+        loop.stop.set()
+        loop.thread.join(timeout=60)
+    assert renewed.returncode == 0, renewed.stdout + renewed.stderr
+    assert loop.done > 10 and loop.failures == [], (loop.done, loop.failures[:5])
+    renewed_cert = https_get(box, root)[2]
+    deadline = time.monotonic() + 15
+    while renewed_cert == served and time.monotonic() < deadline:  # the reload takes effect
+        time.sleep(0.2)
+        renewed_cert = https_get(box, root)[2]
+    assert renewed_cert != served  # nginx serves the renewed certificate
