@@ -29,8 +29,10 @@ DEBUG = os.environ.get("DEBUG", "false") == "true"
 ALLOWED_HOSTS = os.environ["ALLOWED_HOSTS"].split(",")
 '''
 
+# A name of its own: the shared sandbox host already has an app answering every name ("_").
 DEPLOY_TOML = f'''[app]
 name = "{APP}"
+domains = ["{APP}.test"]
 secrets = ["SECRET_KEY"]
 generate_secrets = ["SECRET_KEY"]
 
