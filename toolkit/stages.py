@@ -287,7 +287,8 @@ def publishing(ctx: DeployContext) -> None:
     with rep.step("health check") as st:
         health = cmds.health_check(c, cfg)
         if not health.ok:
-            raise DeployError(f"health check of http://{cmds.health_host(cfg)}{cfg.health.path} failed: "
+            raise DeployError(f"health check of {'https' if cfg.tls.enabled else 'http'}://"
+                              f"{cmds.health_host(cfg)}{cfg.health.path} failed: "
                               f"got {health.status or 'no answer'}, expected {cfg.health.expect}",
                               "see the reason shown above; fix it, then deploy again",
                               "response body (first lines):\n" + _tail(health.body, 10))

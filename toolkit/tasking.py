@@ -94,10 +94,11 @@ def host_specs(host, cfg) -> list:
 
 
 def site_url(cfg, conn) -> str:
+    scheme = "https" if cfg.tls.enabled else "http"
     domain = cfg.domains[0] if cfg.domains else "_"
     if domain == "_" or domain.startswith("*."):
-        return f"http://{hosts_mod.display_address(conn)}/"
-    return f"http://{domain}/"
+        return f"{scheme}://{hosts_mod.display_address(conn)}/"
+    return f"{scheme}://{domain}/"
 
 
 def explain(exc: BaseException, spec, app: str = ".") -> tuple[str, str, str]:
