@@ -151,3 +151,38 @@ def run_on_hosts(specs, rep: Reporter, work, app: str = ".") -> None:
         rep.summary()
     if failed:
         raise Exit(code=1)
+
+
+def stop(exc: Exception, spec, app: str):
+    """End a task that talks to one host directly (not through run_on_hosts) with the error's
+    message, details and `next:` step; exit 2 for a config mistake, else 1."""
+    message, next_step, details = explain(exc, spec, app)
+    text = f"error: {message}" + (f"\n{details}" if details else "")
+    code = 2 if isinstance(exc, ConfigError) else 1
+    raise Exit(text + (f"\n  next: {next_step}" if next_step else ""), code=code)
+
+
+def connect_or_stop(spec, app: str):
+    try:
+        return hosts_mod.connect(spec)
+    except hosts_mod.HostError as exc:
+        stop(exc, spec, app)
+
+
+def run_attached(specs, app: str, line_for, tty: bool) -> None:
+    """Run `line_for(conn)` as root on each host in turn, attached to this terminal (a pty on the
+    host when `tty`); the first non-zero exit code becomes the task's (`invoke run`, `db.shell`)."""
+    from toolkit.remote import as_root
+
+    for spec in specs:
+        if len(specs) > 1:
+            print(f"== {spec}", flush=True)
+        conn = connect_or_stop(spec, app)
+        try:
+            result = conn.run(as_root(conn, line_for(conn)), pty=tty, warn=True, hide=False)
+        except ToolkitError as exc:
+            stop(exc, spec, app)
+        finally:
+            conn.close()
+        if result.exited != 0:
+            raise Exit(code=result.exited if 0 < result.exited < 256 else 1)

@@ -13,11 +13,9 @@ from __future__ import annotations
 import sys
 
 from invoke import task
-from invoke.exceptions import Exit
 
-from toolkit import hosts as hosts_mod
 from toolkit.errors import ConfigError, ToolkitError, next_task
-from toolkit.tasking import APP_HELP, HOST_HELP, HelpTask, explain, host_specs, load_config
+from toolkit.tasking import APP_HELP, HOST_HELP, HelpTask, host_specs, load_config, run_attached, stop
 
 
 @task(klass=HelpTask, name="run", iterable=["host"], help={"host": HOST_HELP["run"], "app": APP_HELP})
@@ -56,35 +54,12 @@ def shell(c, host=None, app="."):
 def _run_in_app(host, app, argv_for) -> None:
     """Run argv_for(cfg) on each host in turn; stop with the first non-zero exit code."""
     from toolkit.app_commands import as_app_line, live_release, wants_tty
-    from toolkit.remote import as_root
 
     cfg = load_config(app, check_secrets=False)
     specs = host_specs(host, cfg)
     try:
         argv = argv_for(cfg)
     except ToolkitError as exc:
-        _stop(exc, specs[0], app)
-    tty = wants_tty(sys.stdin, sys.stdout)
-    for spec in specs:
-        if len(specs) > 1:
-            print(f"== {spec}", flush=True)
-        try:
-            conn = hosts_mod.connect(spec)
-        except hosts_mod.HostError as exc:
-            _stop(exc, spec, app)
-        try:
-            live = live_release(conn, cfg)
-            result = conn.run(as_root(conn, as_app_line(cfg, live, argv)), pty=tty, warn=True, hide=False)
-        except ToolkitError as exc:
-            _stop(exc, spec, app)
-        finally:
-            conn.close()
-        if result.exited != 0:
-            raise Exit(code=result.exited if 0 < result.exited < 256 else 1)
-
-
-def _stop(exc: Exception, spec, app: str):
-    message, next_step, details = explain(exc, spec, app)
-    text = f"error: {message}" + (f"\n{details}" if details else "")
-    code = 2 if isinstance(exc, ConfigError) else 1
-    raise Exit(text + (f"\n  next: {next_step}" if next_step else ""), code=code)
+        stop(exc, specs[0], app)
+    run_attached(specs, app, lambda conn: as_app_line(cfg, live_release(conn, cfg), argv),
+                 wants_tty(sys.stdin, sys.stdout))

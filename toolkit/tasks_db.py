@@ -15,11 +15,11 @@ import sys
 from invoke import task
 from invoke.exceptions import Exit
 
-from toolkit import hosts as hosts_mod
 from toolkit.errors import DeployError, ToolkitError, next_task
 from toolkit.remote import q
 from toolkit.report import Reporter
-from toolkit.tasking import APP_HELP, HOST_HELP, HelpTask, explain, host_specs, load_config, run_on_hosts
+from toolkit.tasking import (APP_HELP, HOST_HELP, HelpTask, connect_or_stop, host_specs, load_config,
+                             run_attached, run_on_hosts, stop)
 
 RESTORE_TIMEOUT = 3600  # seconds: a big database takes a while to load
 
@@ -84,11 +84,11 @@ def backups(c, host=None, app="."):
     """List the app's database backups (the names db.restore --from takes), oldest first."""
     cfg = load_config(app, check_secrets=False)
     for spec in host_specs(host, cfg):
-        conn = _connect(spec, app)
+        conn = connect_or_stop(spec, app)
         try:
             out = on_host(conn, cfg, "list", "listing the backups", timeout=60)
         except ToolkitError as exc:
-            _stop(exc, spec, app)
+            stop(exc, spec, app)
         finally:
             conn.close()
         lines = [line.split(" ", 2) for line in out.splitlines() if line.strip()]
@@ -164,22 +164,11 @@ def _restore(conn, cfg, rep, name: str) -> str:
 })
 def shell(c, host=None, app=".", sql=None, file=None):
     """Open the database's shell as the app: psql (the app's role) or sqlite3."""
-    from toolkit.remote import as_root
+    from toolkit.app_commands import wants_tty
 
     cfg = load_config(app, check_secrets=False)
-    specs = host_specs(host, cfg)
-    tty = _isatty(sys.stdin) and _isatty(sys.stdout) and not sql
-    for spec in specs:
-        conn = _connect(spec, app)
-        try:
-            line = shell_line(conn, cfg, sql, file)
-            result = conn.run(as_root(conn, line), pty=tty, warn=True, hide=False)
-        except ToolkitError as exc:
-            _stop(exc, spec, app)
-        finally:
-            conn.close()
-        if result.exited != 0:
-            raise Exit(code=result.exited if 0 < result.exited < 256 else 1)
+    run_attached(host_specs(host, cfg), app, lambda conn: shell_line(conn, cfg, sql, file),
+                 wants_tty(sys.stdin, sys.stdout) and not sql)
 
 
 def shell_line(conn, cfg, sql: str | None, file: str | None) -> str:
@@ -205,23 +194,3 @@ def first_sqlite(conn, cfg) -> str:
         raise DeployError(f"no sqlite database in {cfg.layout.data_dir} yet (the app makes it there, or "
                           f"[app] shared links it there)", next_task("status"))
     return found[0]
-
-
-def _isatty(stream) -> bool:
-    try:
-        return bool(stream and stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
-def _connect(spec, app):
-    try:
-        return hosts_mod.connect(spec)
-    except hosts_mod.HostError as exc:
-        _stop(exc, spec, app)
-
-
-def _stop(exc: Exception, spec, app: str):
-    message, next_step, details = explain(exc, spec, app)
-    text = f"error: {message}" + (f"\n{details}" if details else "")
-    raise Exit(text + (f"\n  next: {next_step}" if next_step else ""), code=1)
