@@ -26,6 +26,7 @@ from toolkit import detect
 from toolkit.config_checks import RESERVED_NAMES, Invalid
 from toolkit.config_schema import KEYS as _KEYS, SCHEMA, SECTIONS, TABLE_SECTIONS, Key
 from toolkit.errors import ConfigError
+from toolkit.inventory import Inventory, check_roles
 from toolkit.layout import HostLayout
 from toolkit.names import NAME_RE, did_you_mean
 
@@ -171,6 +172,8 @@ class AppConfig:
     redis: bool = False  # [services] redis (roles/redis.py)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
+    # [hosts] and [network] (toolkit/inventory.py); without [hosts]: [app] hosts, one host each
+    inventory: Inventory = field(default_factory=Inventory)
     config_file: Path | None = None
 
     @property
@@ -301,6 +304,8 @@ def _validate(raw: dict, at) -> dict[tuple[str, str], Any]:
                                   "then run the same command again")
             values[(section, name)] = _check(_KEYS[(section, name)], value, at(section, name))
     _check_consistency(values, at.where)
+    _check_hosts(values, at)
+    _check_tls(values, at)
     return values
 
 
@@ -343,7 +348,6 @@ def _check_consistency(values: dict, where: str) -> None:
                           f"the unit APP-NAME.service); rename one of them")
     if ("source", "ref") in values and not values.get(("source", "git")):
         raise ConfigError(f"{where}: [source] ref is set but git is not; set git = \"URL\" or remove ref")
-    _check_tls(values, where)
     framework = values.get(("app", "framework"))
     django_keys = [n for (s, n) in values if s == "django"]
     if django_keys and framework and framework != "django":
@@ -351,31 +355,92 @@ def _check_consistency(values: dict, where: str) -> None:
                           f"remove [django] or set framework = \"django\"")
 
 
-def _check_tls(values: dict, where: str) -> None:
-    """What each [tls] mode needs from the other keys."""
+def _check_hosts(values: dict, at) -> None:
+    """[hosts] is the several-host form of [app] hosts (one or the other); [network] and the
+    database host only make sense with it."""
+    roles = {n: v for (s, n), v in values.items() if s == "hosts"}
+    if roles and ("app", "hosts") in values:
+        line = at("hosts").rpartition(":")[2]
+        raise ConfigError(f"{at('app', 'hosts')}: [app] hosts and [hosts] (line {line}) both say where the "
+                          f"app goes; keep one: [hosts] with roles for several hosts (lb, app, worker, db), "
+                          f"or [app] hosts for hosts that each run everything")
+    if not roles:
+        if values.get(("network", "private")):
+            raise ConfigError(f"{at('network', 'private')}: [network] private is set but there is no [hosts]; "
+                              f"it says how hosts of [hosts] reach each other: add [hosts] or remove [network]")
+        return
+    for problem in check_roles(roles):
+        raise ConfigError(f"{at('hosts')}: {problem}")
+    postgresql = _get(values, "database", "engine") == "postgresql"
+    if roles.get("db") and not postgresql:
+        raise ConfigError(f'{at("hosts", "db")}: [hosts] db is set but [database] engine is not "postgresql"; '
+                          f'set [database] engine = "postgresql" or remove db')
+    if postgresql and not roles.get("db"):
+        raise ConfigError(f'{at("hosts")}: [database] engine = "postgresql" with [hosts] needs the database '
+                          f'host: add db = ["HOST"] to [hosts] (it may be one of the app hosts)')
+
+
+def _check_tls(values: dict, at) -> None:
+    """What each [tls] mode needs from the other keys. `at(section, key)`: where a key is written.
+    A mode nobody wrote comes from the domains (`tls_mode`): the message then names the domains'
+    line and says how to choose another mode."""
     from toolkit.config_schema import HSTS_PRELOAD_MIN
 
-    mode = _get(values, "tls", "mode")
+    mode = tls_mode(values)
     domains = _get(values, "app", "domains")
+    chosen = ("tls", "mode") in values
     if mode == "letsencrypt":
+        line = at("tls", "mode") if chosen else at("app", "domains")
+        why = ('[tls] mode = "letsencrypt"' if chosen else
+               f'[app] domains = {_toml_repr(list(domains))} holds public names, so the site gets HTTPS from '
+               f'Let\'s Encrypt by default ([tls] mode = "letsencrypt"), which')
+        other = ('' if chosen else
+                 '; or choose yourself: [tls] mode = "self-signed" (a certificate made on the host) or '
+                 'mode = "off" (http only)')
         if not _get(values, "tls", "email"):
-            raise ConfigError(f'{where}: [tls] mode = "letsencrypt" needs an e-mail for the ACME account; '
-                              f'add [tls] email = "you@example.com"')
+            raise ConfigError(f'{line}: {why} needs an e-mail for the ACME account (Let\'s Encrypt writes '
+                              f'there before a certificate expires)',
+                              f'add to deploy.toml a section [tls] with email = "you@example.com" (your address), '
+                              f'then run the same command again{other}')
         fake = [d for d in domains if d == "_" or d.startswith("*.") or _is_address(d)]
         if fake:
-            raise ConfigError(f'{where}: [tls] mode = "letsencrypt" needs real domain names in [app] domains '
+            raise ConfigError(f'{line}: {why} needs real domain names in [app] domains '
                               f'(a certificate cannot name {", ".join(fake)}: "_", wildcards and addresses '
-                              f'are not allowed); set domains = ["www.example.com"] pointing at the host, '
-                              f'or use mode = "self-signed"')
+                              f'are not allowed)',
+                              f'set domains = ["www.example.com"] pointing at the host, or [tls] '
+                              f'mode = "self-signed"; then run the same command again')
     if mode == "files":
         missing = [n for n in ("cert", "key") if not _get(values, "tls", n)]
         if missing:
-            raise ConfigError(f'{where}: [tls] mode = "files" needs {" and ".join(missing)}: the paths of your '
-                              f'certificate chain and private key (PEM) on this machine, e.g. '
+            raise ConfigError(f'{at("tls", "mode")}: [tls] mode = "files" needs {" and ".join(missing)}: the paths '
+                              f'of your certificate chain and private key (PEM) on this machine, e.g. '
                               f'cert = "tls/fullchain.pem", key = "tls/privkey.pem"')
     if _get(values, "tls", "hsts_preload") and _get(values, "tls", "hsts") < HSTS_PRELOAD_MIN:
-        raise ConfigError(f"{where}: [tls] hsts_preload = true needs hsts of at least {HSTS_PRELOAD_MIN} "
-                          f"(one year, hstspreload.org's minimum); set hsts = {HSTS_PRELOAD_MIN}")
+        raise ConfigError(f"{at('tls', 'hsts_preload')}: [tls] hsts_preload = true needs hsts of at least "
+                          f"{HSTS_PRELOAD_MIN} (one year, hstspreload.org's minimum); set hsts = {HSTS_PRELOAD_MIN}")
+
+
+# Names no public CA issues for: RFC 2606/6761/6762 and ICANN's reserved or private-use names,
+# and the example domains (Let's Encrypt refuses them by policy).
+RESERVED_SUFFIXES = ("test", "example", "invalid", "localhost", "local", "internal", "lan", "home.arpa",
+                     "example.com", "example.net", "example.org")
+
+
+def public_name(name: str) -> bool:
+    """Whether a public CA could issue a certificate for `name` over HTTP-01: a dotted DNS name
+    outside the reserved and private-use names (not "_", an address, a wildcard or one label)."""
+    if name == "_" or name.startswith("*.") or _is_address(name) or "." not in name.strip("."):
+        return False
+    name = name.strip(".")
+    return not any(name == s or name.endswith("." + s) for s in RESERVED_SUFFIXES)
+
+
+def tls_mode(values: dict) -> str:
+    """[tls] mode as written, else "letsencrypt" when a domain is a public name (a site on the
+    internet gets HTTPS unless told otherwise), else "off" ("_", addresses, .test and the like)."""
+    if ("tls", "mode") in values:
+        return values[("tls", "mode")]
+    return "letsencrypt" if any(public_name(d) for d in _get(values, "app", "domains")) else "off"
 
 
 def _is_address(name: str) -> bool:
@@ -450,6 +515,7 @@ def _build(values: dict, app_dir: Path, config_file: Path | None, where: str) ->
         processes=dict(values.get(("processes", "*"), {})),
         schedules=dict(values.get(("schedule", "*"), {})),
         redis=_get(values, "services", "redis"),
+        inventory=_inventory(values),
         config_file=config_file,
         **fields,
     )
@@ -458,10 +524,18 @@ def _build(values: dict, app_dir: Path, config_file: Path | None, where: str) ->
 def _tls(values: dict, app_dir: Path) -> TlsConfig:
     """[tls] with its local paths resolved against the app directory."""
     fields = {k.name: _get(values, "tls", k.name) for k in SCHEMA if k.section == "tls"}
+    fields["mode"] = tls_mode(values)
     for name in ("cert", "key"):
         if fields[name]:
             fields[name] = str((app_dir / Path(fields[name]).expanduser()).resolve())
     return TlsConfig(**fields)
+
+
+def _inventory(values: dict) -> Inventory:
+    roles = {n: v for (s, n), v in values.items() if s == "hosts" and v is not None}
+    if not roles:
+        return Inventory.single(_get(values, "app", "hosts"))
+    return Inventory.of(roles, _get(values, "network", "private"))
 
 
 def _database(values: dict) -> DatabaseConfig:

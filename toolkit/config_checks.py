@@ -115,6 +115,41 @@ def list_of(item_check, expected, allow_empty=True):
     return check
 
 
+def host_list(value):
+    """[hosts] ROLE = ["user@host", ...]: --host strings, each once."""
+    hosts = list_of(string, "--host strings")(value)
+    for host in hosts:
+        if not host.strip() or any(ch.isspace() or ch == "," for ch in host):
+            raise Invalid(f"{host!r} in the list: expected a host like \"deploy@203.0.113.10\", "
+                          f"an ssh-config name or sandbox-NAME (no spaces or commas)")
+    repeated = sorted({h for h in hosts if hosts.count(h) > 1})
+    if repeated:
+        raise Invalid(f"{', '.join(repeated)} is listed twice")
+    return hosts
+
+
+host_list.allowed = 'a list of hosts ("user@host[:port]", an ssh-config name, sandbox-NAME)'
+
+
+def ipv4_network(value):
+    """[network] private: an IPv4 network in CIDR notation, a private range."""
+    if not isinstance(value, str):
+        raise Invalid('expected a network in quotes, like "10.78.0.0/16"')
+    if value == "":
+        return value
+    try:
+        network = ipaddress.IPv4Network(value)
+    except ValueError as exc:
+        raise Invalid(f'expected an IPv4 network like "10.78.0.0/16" ({exc})') from None
+    if not network.is_private:
+        raise Invalid(f"{value} is not a private network (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, ...): "
+                      "the hosts' traffic to each other must not go over public addresses")
+    return str(network)
+
+
+ipv4_network.allowed = 'a private IPv4 network like "10.78.0.0/16", or ""'
+
+
 def domain(value):
     """One server name nginx will answer for: a hostname, *.wildcard, an IP, or "_" (any)."""
     if not isinstance(value, str):

@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 from toolkit.config_checks import (
     DURATION_RE, ENV_NAME_RE, MODULE_RE, PROXY_URL_RE, SIZE_RE, WSGI_RE,
-    absolute_path, app_name, boolean, choice, domains, env_table, health_path, int_range, list_of,
+    absolute_path, app_name, boolean, choice, domains, env_table, health_path, host_list, int_range,
+    ipv4_network, list_of,
     matching, relative_path, static_table, string, url_path, workers,
 )
 from toolkit.config_processes import processes_table, schedule_table
@@ -188,6 +189,25 @@ SCHEMA: tuple[Key, ...] = (
         "A CA certificate file on the deploy machine that the host must trust too (a TLS-inspecting "
         "proxy's CA). Installed into the host's trust store; pip uses it.",
         'ca_bundle = "/usr/local/share/ca-certificates/corp.crt"'),
+    # [hosts], [network]: several hosts (toolkit/inventory.py; docs/several-hosts.md)
+    Key("hosts", "lb", host_list, (),
+        "Load balancers: nginx on each, the site's public address, proxying to the app hosts over the "
+        "private network. Without [hosts], [app] hosts (or --host) run everything, one host each.",
+        'lb = ["deploy@203.0.113.10"]'),
+    Key("hosts", "app", host_list, (),
+        "App hosts: the app under pronghorn behind their own nginx; with lb hosts they listen on the "
+        "private address only and a deploy rolls through them a batch at a time. Needed with [hosts].",
+        'app = ["deploy@10.0.0.11", "deploy@10.0.0.12"]'),
+    Key("hosts", "worker", host_list, None,
+        "Hosts that run [processes] and [schedule] (they get the release as the app hosts do).",
+        'worker = ["deploy@10.0.0.11"]', default_text="the app hosts"),
+    Key("hosts", "db", host_list, (),
+        'The PostgreSQL host for [database] engine = "postgresql" (one), reachable from the app and '
+        "worker hosts only.", 'db = ["deploy@10.0.0.20"]'),
+    Key("network", "private", ipv4_network, "",
+        "The private network the hosts reach each other on: each host's address in it is read from the "
+        "host (the upstream addresses, what nginx and PostgreSQL listen on). \"\": the address ssh uses.",
+        'private = "10.0.0.0/16"'),
     # [hardening]: roles/hardening; every part on unless turned off here
     Key("hardening", "firewall", boolean, True,
         "ufw: deny incoming except ssh (every port sshd listens on and the one the toolkit uses), "
@@ -222,7 +242,10 @@ SCHEMA: tuple[Key, ...] = (
         '`email` and real `domains`) and renews it; "files": your own certificate (`cert`, `key`); '
         '"self-signed": made on the host (internal hosts, sandboxes; browsers warn); "off": HTTP only. '
         "With TLS on, http:// redirects to https:// (301) except the ACME challenge path.",
-        'mode = "letsencrypt"'),
+        'mode = "letsencrypt"',
+        default_text='"letsencrypt" when `domains` holds a public name (then `email` is needed); "off" for '
+                     '"_", addresses and names no public CA issues for (.test, .example, .invalid, .localhost, '
+                     '.local, .internal, .lan, .home.arpa, example.com/.net/.org, one-label names)'),
     Key("tls", "email", matching(EMAIL_RE, 'an e-mail address like "ops@example.com"'), "",
         "The ACME account's e-mail (expiry and policy notices). Needed for letsencrypt.",
         'email = "ops@example.com"'),
@@ -245,6 +268,6 @@ SCHEMA: tuple[Key, ...] = (
 )
 
 SECTIONS = ("app", "source", "static", "env", "processes", "schedule", "services", "health",
-            "django", "database", "proxy", "hardening", "tls")
+            "django", "database", "hosts", "network", "proxy", "hardening", "tls")
 TABLE_SECTIONS = ("static", "env", "processes", "schedule")          # free-form tables: any key, checked as a whole
 KEYS = {(k.section, k.name): k for k in SCHEMA}
