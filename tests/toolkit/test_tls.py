@@ -14,7 +14,7 @@ from roles import tls
 from roles.wanted import Wanted
 from tests.toolkit.test_onhost import run_program
 from tests.toolkit.test_render import by_path, example, needs_nginx, nginx_test
-from toolkit.config import ConfigError, TlsConfig
+from toolkit.config import ConfigError, TlsConfig, load_app_config
 from toolkit.facts.files import FileFact
 from toolkit.facts.host import HostFacts
 from toolkit.facts.tls import CertFact, Certificates
@@ -69,6 +69,59 @@ def test_letsencrypt_with_an_email_and_real_domains_is_valid():
     cfg = example("flask", {"tls.mode": "letsencrypt", "tls.email": "ops@shop.example", **NAMED,
                             "tls.acme_directory": "https://10.77.3.1:14000/dir"})
     assert cfg.tls.enabled and cfg.tls.acme_directory == "https://10.77.3.1:14000/dir"
+
+
+@pytest.mark.parametrize("domains, mode", [
+    (["shop.com"], "letsencrypt"),
+    (["www.shop.co.uk", "shop.co.uk"], "letsencrypt"),
+    (["_"], "off"),
+    (["203.0.113.10"], "off"),
+    (["2001:db8::1"], "off"),
+    (["intranet"], "off"),                    # one label: no public CA issues for it
+    (["*.shop.com"], "off"),                  # a wildcard needs DNS-01, not HTTP-01
+    (["shop.example", "app.test", "x.invalid", "a.localhost", "nas.local", "db.internal", "pi.lan",
+      "box.home.arpa", "example.com", "www.example.org", "example.net"], "off"),
+])
+def test_default_mode_is_letsencrypt_only_for_public_names(domains, mode):
+    cfg = example("flask", {"app.domains": domains, "tls.email": "ops@shop.com"})
+    assert cfg.tls.mode == mode
+
+
+def test_default_letsencrypt_without_an_email_names_the_domains_line_and_the_choices(tmp_path):
+    (tmp_path / "app.py").write_text("app = None\n")
+    (tmp_path / "deploy.toml").write_text('[app]\nname = "shop"\nframework = "wsgi"\nwsgi = "app:app"\n'
+                                          'domains = ["shop.com", "www.shop.com"]\n')
+    with pytest.raises(ConfigError) as err:
+        load_app_config(tmp_path)
+    said = str(err.value)
+    assert said.startswith(f"{tmp_path / 'deploy.toml'}:5: ") and '[tls] mode = "letsencrypt"' in said
+    assert "needs an e-mail" in said
+    assert 'email = "you@example.com"' in err.value.next_step
+    assert 'mode = "self-signed"' in err.value.next_step and 'mode = "off"' in err.value.next_step
+
+
+@pytest.mark.parametrize("tls", ['[tls]\nemail = "ops@shop.com"\n', '[tls]\nmode = "off"\n',
+                                 '[tls]\nmode = "self-signed"\n'])
+def test_each_next_step_of_the_default_makes_the_config_valid(tmp_path, tls):
+    (tmp_path / "app.py").write_text("app = None\n")
+    (tmp_path / "deploy.toml").write_text('[app]\nname = "shop"\nframework = "wsgi"\nwsgi = "app:app"\n'
+                                          f'domains = ["shop.com"]\n\n{tls}')
+    cfg = load_app_config(tmp_path)
+    assert cfg.tls.mode == ("letsencrypt" if "email" in tls else tls.split('"')[1])
+
+
+def test_a_written_mode_is_named_at_its_own_line(tmp_path):
+    (tmp_path / "app.py").write_text("app = None\n")
+    (tmp_path / "deploy.toml").write_text('[app]\nname = "shop"\nframework = "wsgi"\nwsgi = "app:app"\n'
+                                          'domains = ["_"]\n\n[tls]\nmode = "letsencrypt"\nemail = "a@shop.com"\n')
+    with pytest.raises(ConfigError) as err:
+        load_app_config(tmp_path)
+    assert str(err.value).startswith(f"{tmp_path / 'deploy.toml'}:8: ") and "needs real domain names" in str(err.value)
+
+
+@pytest.mark.parametrize("example_name", ["flask", "django", "bottle"])
+def test_every_example_config_still_validates_with_its_own_domains(example_name):
+    assert example(example_name).tls.mode == "off"  # no domains: "_", any name
 
 
 def test_hsts_header_and_preload():
