@@ -199,6 +199,7 @@ def status(c, host=None, app="."):
     from toolkit.interrupted import recover_interrupted
     from toolkit.release_commands import health_check
     from toolkit.releases import read_releases
+    from toolkit import tls_status
     from toolkit.remote import q, sh
 
     cfg = load_config(app, check_secrets=False)
@@ -219,6 +220,7 @@ def status(c, host=None, app="."):
         rep.line(f"  live release: {state.current or 'none yet'}")
         if state.holder:
             rep.line(f"  deploy lock: held by {state.holder.describe()}")
+        tls_status.show(conn, cfg, rep, str(spec), app)  # [tls]: the certificate's expiry
         troubled = _process_status(conn, cfg, rep)
         with rep.step("health check") as st:
             health = health_check(conn, cfg, timeout=5)

@@ -371,3 +371,35 @@ def test_letsencrypt_issues_only_without_a_certificate_for_these_names():
     assert tls.issue_plan(le, issued) == [] and tls.tls_ready(le, issued)
     assert tls.issue_plan(dataclasses.replace(le, domains=("shop.example", "www.shop.example")), issued)[0].why == \
         "names changed"
+
+
+# --------------------------------------------------------------------------- invoke status
+
+from datetime import datetime, timezone  # noqa: E402
+
+from toolkit import tls_status  # noqa: E402
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("mode, not_after, says, warns", [
+    ("letsencrypt", "Mar  2 11:00:00 2027 GMT", "certificate (letsencrypt): expires 2027-03-02 11:00 UTC, 89 days left", ""),
+    ("letsencrypt", "Dec 12 12:00:00 2026 GMT", "10 days left - WARNING: under 14 days; certbot's timer", "tls.renew"),
+    ("files", "Dec 15 11:59:00 2026 GMT", "12 days left - WARNING: under 14 days; put a new certificate", "deploy"),
+    ("self-signed", "Dec  1 00:00:00 2026 GMT", "EXPIRED - WARNING", "provision"),
+    ("self-signed", "Dec 16 12:00:00 2026 GMT", "14 days left", ""),
+])
+def test_status_shows_the_certificates_expiry_and_warns_under_14_days(mode, not_after, says, warns):
+    cfg = dataclasses.replace(example("flask", {**NAMED, "tls.mode": "self-signed"}),
+                              tls=TlsConfig(mode=mode, email="a@b.cd"))
+    path = tls.served_cert(cfg)
+    [line] = tls_status.describe(cfg, {path: CertFact(path, True, not_after)}, NOW)
+    assert says in line.text
+    assert line.warning == bool(warns) and (warns in line.next_step if warns else not line.next_step)
+
+
+def test_status_says_a_letsencrypt_certificate_is_not_issued_yet_and_nothing_with_tls_off():
+    cfg = example("flask", {**NAMED, "tls.mode": "letsencrypt", "tls.email": "ops@shop.example"})
+    [line] = tls_status.describe(cfg, {}, NOW)
+    assert "not issued yet" in line.text and "invoke tls.renew" in line.next_step
+    assert tls_status.describe(example("flask"), {}, NOW) == []
