@@ -3,7 +3,7 @@
 `pronghorn ctl ...` is the control client instead (ctl.py); an app module named `ctl` is still
 served when spelled `ctl:app`.
 
-Exit statuses: 0 ok (and --help, --version, --print-config, a passing --check-config),
+Exit statuses: 0 ok (and --help, --version, --print-config, a passing --check-config, warnings or not),
 1 --check-config found a problem (in the settings or loading the app), 2 a bad flag or setting
 otherwise. Every error is one line on stderr: `pronghorn: error: ...`. A running server exits with whatever the arbiter decides.
 """
@@ -13,7 +13,8 @@ from __future__ import annotations
 import sys
 from typing import NoReturn
 
-from pronghorn.config import Config, ConfigError, InfoRequested, load_config, print_config_lines
+from pronghorn.config import (Config, ConfigError, InfoRequested, load_config, no_effect_warnings,
+                              print_config_lines)
 
 EXIT_USAGE = 2
 
@@ -47,7 +48,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def check_config(cfg: Config) -> int:
-    """Import the app (when one is named); print 'config ok' or the error. Returns the status."""
+    """Import the app (when one is named); print 'config ok' or the error. Returns the status.
+
+    The warnings the server would log at start (a gunicorn setting accepted but without effect
+    here, and why) go to stderr first: a gunicorn user switching over sees them before starting.
+    They do not fail the check."""
+    for line in no_effect_warnings(cfg):
+        sys.stderr.write(f"pronghorn: warning: {line}\n")
     if cfg.app_uri:
         from pronghorn.loader import AppImportError, load_app
 

@@ -865,7 +865,8 @@ SETTINGS: tuple[Setting, ...] = (
       kind="true", section="Process"),
     # -- actions
     S("check_config", ("--check-config",), boolean, False, "Check the configuration and import the "
-      "app, print 'config ok' or the error, exit 0 or 1.", "True", kind="true", section="Actions"),
+      "app, print 'config ok' or the error, exit 0 or 1. Warnings the server would log at start "
+      "(a gunicorn setting with no effect here, and why) are printed too.", "True", kind="true", section="Actions"),
     S("print_config", ("--print-config",), boolean, False, "Print every setting and its value, "
       "sorted, then exit.", "True", kind="true", section="Actions"),
 )

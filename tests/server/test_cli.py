@@ -78,6 +78,18 @@ def test_check_config_without_an_app_checks_only_the_settings(capsys):
     assert run_main(["--check-config", "-w", "2"], capsys)[:2] == (0, "config ok\n")
 
 
+def test_check_config_prints_why_an_accepted_gunicorn_flag_has_no_effect(tmp_path, capsys):
+    """A gunicorn user sees, before starting, what the server would warn about at start."""
+    (tmp_path / "pronghorn.conf.py").write_text("http_parser = 'python'\n")
+    status, out, err = run_main(["--check-config", "--permit-obsolete-folding", "-w", "2"], capsys)
+    assert (status, out) == (0, "config ok\n")  # a warning, not a failed check
+    assert err.splitlines() == [
+        "pronghorn: warning: permit_obsolete_folding has no effect in pronghorn: folded header "
+        "lines stay a 400 (request smuggling, RFC 9112 5.2)",
+        "pronghorn: warning: http_parser has no effect in pronghorn: pronghorn has one HTTP parser",
+    ]
+
+
 def test_check_config_with_a_bad_setting_reports_it_and_exits_1(capsys):
     status, _, err = run_main(["--check-config", "-t", "soon", "app:app"], capsys)
     assert status == 1 and err.startswith("pronghorn: error: --timeout: 'soon' is not a number of seconds")
