@@ -8,7 +8,9 @@
 - "letsencrypt": certbot (roles/tls_certbot.sh, HTTP-01 through nginx's webroot) once nginx
   serves the challenge path on http (`issue_plan`, run after the nginx role by
   toolkit/tls_issue.py); certbot's timer renews, and its deploy hook (roles/tls_renew_hook.sh)
-  reloads nginx. Until a certificate exists the site stays on http (`tls_ready`).
+  reloads nginx. Until a certificate exists the site stays on http (`tls_ready`). With a
+  [proxy], certbot reads it from a root-only environment file: the first issuance and
+  `tls.renew` source it, certbot.service (the timer's renewals) gets it through a drop-in.
 - every mode but "off": the catch-all server's self-signed placeholder (nginx needs a
   certificate on 443 even to answer 444) and the ACME challenge webroot nginx serves on http.
 
@@ -69,7 +71,7 @@ def issue_plan(wanted, certs: dict) -> list:
     why = "missing" if not (fact and fact.exists) else "names changed" if set(fact.names) != wanted_names else ""
     if not why:
         return []
-    args = [wanted.app, lay.acme_webroot, tls.email, tls.acme_directory, ",".join(wanted.no_proxy)]
+    args = [wanted.app, lay.acme_webroot, tls.email, tls.acme_directory, lay.certbot_proxy_env]
     args += [a for d in wanted.domains for a in ("-d", d)]
     script = f"sh -c {q(CERTBOT_SCRIPT.read_text())} tls_certbot.sh " + " ".join(q(a) for a in args)
     return [Change(f"certificate for {', '.join(wanted.domains)}", why, script=script, label="certbot")]
@@ -81,7 +83,7 @@ def fact_paths(wanted) -> list[str]:
     if not enabled(wanted):
         return []
     return [lay.tls_cert, lay.tls_key, lay.tls_default_cert, lay.tls_default_key, lay.acme_webroot,
-            lay.letsencrypt_hook]
+            lay.letsencrypt_hook, lay.certbot_proxy_env, lay.certbot_proxy_dropin]
 
 
 def san_entry(name: str) -> str:
@@ -110,12 +112,32 @@ def plan(facts, wanted, certs: dict) -> list:
         changes += self_signed(facts, certs, lay.tls_cert, lay.tls_key, self_signed_names(wanted.domains),
                                "self-signed certificate")
     else:  # "files": the certificate and key; "letsencrypt": certbot's deploy hook
-        todo = differing(facts, wanted.tls_files)
+        proxy = {lay.certbot_proxy_env, lay.certbot_proxy_dropin}
+        todo = differing(facts, [f for f in wanted.tls_files if f.path not in proxy])
         if todo:
             what = "certificate files" if wanted.tls.mode == "files" else "certbot's nginx reload hook"
             changes.append(Change(what, ", ".join(sorted({why for _, why in todo})),
                                   files=tuple(f for f, _ in todo), script=RELOAD, label="uploading the certificate"))
-    return changes
+    return changes + certbot_proxy(facts, wanted)
+
+
+def certbot_proxy(facts, wanted) -> list:
+    """[proxy] for certbot's timer: the environment file and certbot.service's drop-in naming
+    it, written when they differ and removed when the proxy (or letsencrypt) is gone; systemd
+    re-reads its units either way."""
+    lay = wanted.layout
+    paths = (lay.certbot_proxy_env, lay.certbot_proxy_dropin)
+    todo = differing(facts, [f for f in wanted.tls_files if f.path in paths])
+    if todo:
+        return [Change("certbot's [proxy] environment", ", ".join(sorted({why for _, why in todo})),
+                       files=tuple(f for f, _ in todo), script="systemctl daemon-reload",
+                       label="giving certbot the proxy")]
+    wanted_paths = {f.path for f in wanted.tls_files}
+    stale = [p for p in paths if p not in wanted_paths and facts.fact(p).exists]
+    if stale:
+        return [Change("certbot's [proxy] environment", "no [proxy] any more",
+                       script=f"rm -f {' '.join(q(p) for p in stale)} && systemctl daemon-reload")]
+    return []
 
 
 def self_signed(facts, certs, cert: str, key: str, names, what: str) -> list:
@@ -143,13 +165,35 @@ def uploaded_files(cfg) -> tuple:
 
     tls, lay = cfg.tls, cfg.layout
     if tls.mode == "letsencrypt":
-        return (RenderedFile(lay.letsencrypt_hook, RENEW_HOOK.read_text(), 0o755, "root", "root"),)
+        return (RenderedFile(lay.letsencrypt_hook, RENEW_HOOK.read_text(), 0o755, "root", "root"),
+                *certbot_proxy_files(cfg))
     if tls.mode != "files":
         return ()
     cert = _read_pem("cert", tls.cert, "CERTIFICATE")
     key = _read_pem("key", tls.key, "PRIVATE KEY")
     return (RenderedFile(lay.tls_cert, cert, 0o644, "root", "root"),
             RenderedFile(lay.tls_key, key, 0o600, "root", "root"))
+
+
+def certbot_proxy_files(cfg) -> tuple:
+    """With a [proxy]: its settings as an environment file (root's, 0600; both spellings of each
+    variable, read by sh and by systemd alike) and certbot.service's drop-in that loads it."""
+    from toolkit.render import RenderedFile
+
+    proxy, lay = cfg.proxy, cfg.layout
+    if not (proxy.http or proxy.https):
+        return ()
+    values = {"http_proxy": proxy.http, "https_proxy": proxy.https or proxy.http,
+              "no_proxy": ",".join(proxy.no_proxy)}
+    bad = [v for v in values.values() if "'" in v or "\n" in v or "\\" in v]
+    if bad:
+        raise ConfigError(f"[proxy]: {bad[0]!r} cannot be passed to certbot (no quotes, backslashes or line breaks)")
+    lines = [f"{name}='{value}'" for key, value in values.items() for name in (key, key.upper()) if value]
+    env = "# [proxy] for certbot (deploy.toml; written by the deploy toolkit, roles/tls.py)\n" + "\n".join(lines) + "\n"
+    dropin = ("# certbot's renewals (certbot.timer) go through deploy.toml's [proxy] (roles/tls.py)\n"
+              f"[Service]\nEnvironmentFile={lay.certbot_proxy_env}\n")
+    return (RenderedFile(lay.certbot_proxy_env, env, 0o600, "root", "root"),
+            RenderedFile(lay.certbot_proxy_dropin, dropin, 0o644, "root", "root"))
 
 
 def _read_pem(name: str, path: str, kind: str) -> str:

@@ -37,10 +37,8 @@ def tls_fields(cfg) -> dict:
     from roles import tls as tls_role
 
     tls = getattr(cfg, "tls", None)
-    proxy = getattr(cfg, "proxy", None)
     return {"tls": tls, "domains": tuple(getattr(cfg, "domains", ("_",))),
-            "tls_files": tls_role.uploaded_files(cfg) if tls else (),
-            "no_proxy": tuple(proxy.no_proxy) if proxy is not None and (proxy.http or proxy.https) else ()}
+            "tls_files": tls_role.uploaded_files(cfg) if tls else ()}
 
 
 @dataclass(frozen=True)
@@ -69,8 +67,7 @@ class Wanted:
     # and, for mode = "files", the certificate and key to upload; None: no TLS.
     tls: TlsConfig | None = None
     domains: tuple = ("_",)
-    tls_files: tuple = ()
-    no_proxy: tuple = ()  # [proxy] no_proxy when a proxy is set: certbot reaches these directly
+    tls_files: tuple = ()  # and certbot's hook and [proxy] environment (roles/tls.py)
 
     @classmethod
     def of(cls, cfg, files=()) -> "Wanted":

@@ -189,3 +189,13 @@ class HostLayout:
     def letsencrypt_hook(self) -> str:
         """certbot runs it after each renewal: nginx reloads to serve the new certificate."""
         return "/etc/letsencrypt/renewal-hooks/deploy/pronghorn-reload-nginx"
+
+    @property
+    def certbot_proxy_env(self) -> str:
+        """[proxy] for certbot (root's, 0600: a proxy URL may hold a password), read by the
+        first issuance, `invoke tls.renew` and certbot's timer (through the drop-in below)."""
+        return "/etc/pronghorn/certbot-proxy.env"
+
+    @property
+    def certbot_proxy_dropin(self) -> str:
+        return "/etc/systemd/system/certbot.service.d/pronghorn-proxy.conf"

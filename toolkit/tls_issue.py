@@ -96,11 +96,11 @@ def renew(c, rep, cfg, dry: bool = False) -> None:
         # --no-random-sleep-on-renew: without a terminal certbot first sleeps up to 8 minutes (so
         # that cron jobs everywhere do not hit the CA at once); a person is waiting here.
         # --server: a dry run against this directory (certbot's own default would be Let's Encrypt's
-        # staging server, which stays so for Let's Encrypt's directory). [proxy] no_proxy as for
-        # the first certificate (roles/tls_certbot.sh).
+        # staging server, which stays so for Let's Encrypt's directory). [proxy] from the file
+        # the first certificate and certbot's timer use too (roles/tls.py).
         flags = "--dry-run" if dry else "--force-renewal"
-        direct = ",".join(cfg.proxy.no_proxy) if (cfg.proxy.http or cfg.proxy.https) else ""
-        env = f"export no_proxy={q(direct)} NO_PROXY={q(direct)}; " if direct else ""
+        proxy_env = q(cfg.layout.certbot_proxy_env)
+        env = f"if [ -f {proxy_env} ]; then set -a; . {proxy_env}; set +a; fi; "
         out = sh(c, f"{env}certbot renew --non-interactive --no-random-sleep-on-renew --cert-name {q(cfg.name)} "
                     f"--server {q(cfg.tls.acme_directory)} {flags} 2>&1",
                  what="certbot renew", timeout=300).stdout

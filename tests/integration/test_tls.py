@@ -12,6 +12,7 @@ in a bounded loop of requests, each on a new connection.
 """
 
 import hashlib
+import re
 import ssl
 import subprocess
 import threading
@@ -212,6 +213,16 @@ def test_letsencrypt_against_pebble(fresh_sandbox, acme, tmp_path):
     timer = on_host(box, "systemctl is-enabled certbot.timer; stat -c '%a' "
                          "/etc/letsencrypt/renewal-hooks/deploy/pronghorn-reload-nginx")
     assert timer.stdout.split() == ["enabled", "755"], timer.stdout + timer.stderr
+    # The timer's renewals go through [proxy] as the deploy's did: certbot.service loads it.
+    unit = on_host(box, "systemctl cat certbot.service; stat -c '%a %U' /etc/pronghorn/certbot-proxy.env; "
+                        "grep -c '^https_proxy=' /etc/pronghorn/certbot-proxy.env")
+    assert "EnvironmentFile=/etc/pronghorn/certbot-proxy.env" in unit.stdout, unit.stdout + unit.stderr
+    assert unit.stdout.split("\n")[-3:-1] == ["600 root", "1"], unit.stdout
+
+    status = invoke("status", "--host", box.ssh_alias, "--app", str(tmp_path))
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert re.search(r"certificate \(letsencrypt\): expires \d{4}-\d\d-\d\d \d\d:\d\d UTC, \d+ days left",
+                     status.stdout), status.stdout
 
     loop = NewConnectionLoop(box, root)
     loop.thread.start()

@@ -364,13 +364,49 @@ def test_letsencrypt_issues_only_without_a_certificate_for_these_names():
                 tls=TlsConfig(mode="letsencrypt", email="ops@shop.example", acme_directory="https://acme.test/dir"))
     [change] = tls.issue_plan(le, {})
     assert change.why == "missing" and "--webroot" in change.script
-    assert change.script.endswith(f"flaskapp {LAY.acme_webroot} ops@shop.example https://acme.test/dir '' -d shop.example")
+    assert change.script.endswith(f"flaskapp {LAY.acme_webroot} ops@shop.example https://acme.test/dir {LAY.certbot_proxy_env} -d shop.example")
     assert not tls.tls_ready(le, {})
     issued = {LAY.letsencrypt_cert: CertFact(LAY.letsencrypt_cert, True, "Mar 1 2027", False, False,
                                              ("DNS:shop.example",))}
     assert tls.issue_plan(le, issued) == [] and tls.tls_ready(le, issued)
     assert tls.issue_plan(dataclasses.replace(le, domains=("shop.example", "www.shop.example")), issued)[0].why == \
         "names changed"
+
+
+LE = {**NAMED, "tls.mode": "letsencrypt", "tls.email": "ops@shop.example"}
+PROXIED = {**LE, "proxy.http": "http://user:pw@proxy.lan:3128", "proxy.no_proxy": ["localhost", "acme.lan"]}
+
+
+def test_certbots_timer_gets_the_proxy_through_a_drop_in_and_a_root_only_environment_file(tmp_path):
+    cfg = example("flask", PROXIED)
+    files = {f.path: f for f in tls.uploaded_files(cfg)}
+    env, dropin = files[LAY.certbot_proxy_env], files[LAY.certbot_proxy_dropin]
+    assert (env.mode, env.owner) == (0o600, "root") and dropin.mode == 0o644
+    assert dropin.path == "/etc/systemd/system/certbot.service.d/pronghorn-proxy.conf"
+    assert f"[Service]\nEnvironmentFile={LAY.certbot_proxy_env}\n" in dropin.content
+    # sh reads it as systemd does (quoted values): what certbot's environment then holds
+    (tmp_path / "env").write_text(env.content)
+    seen = subprocess.run(["sh", "-c", f"set -a; . {tmp_path / 'env'}; set +a; env"], capture_output=True,
+                          text=True, env={}, timeout=10).stdout.splitlines()
+    for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        assert f"{name}=http://user:pw@proxy.lan:3128" in seen
+    assert "no_proxy=localhost,acme.lan" in seen and "NO_PROXY=localhost,acme.lan" in seen
+
+    facts = HostFacts(files={LAY.acme_webroot: present(LAY.acme_webroot, "dir", 0o755)})
+    wanted_le = Wanted.of(cfg)
+    proxy_change = [c for c in tls.plan(facts, wanted_le, {}) if c.what == "certbot's [proxy] environment"]
+    assert proxy_change and proxy_change[0].script == "systemctl daemon-reload"
+    assert {f.path for f in proxy_change[0].files} == {LAY.certbot_proxy_env, LAY.certbot_proxy_dropin}
+
+
+def test_the_proxy_environment_goes_when_the_proxy_does_and_nothing_without_one():
+    assert all("proxy" not in f.path for f in tls.uploaded_files(example("flask", LE)))
+    facts = HostFacts(files={LAY.acme_webroot: present(LAY.acme_webroot, "dir", 0o755),
+                             LAY.certbot_proxy_env: present(LAY.certbot_proxy_env, mode=0o600),
+                             LAY.certbot_proxy_dropin: present(LAY.certbot_proxy_dropin)})
+    [gone] = [c for c in tls.plan(facts, Wanted.of(example("flask", LE)), {}) if "proxy" in c.what]
+    assert gone.why == "no [proxy] any more" and gone.script.endswith("&& systemctl daemon-reload")
+    assert LAY.certbot_proxy_dropin in gone.script and LAY.certbot_proxy_env in gone.script
 
 
 # --------------------------------------------------------------------------- invoke status
