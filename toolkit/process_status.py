@@ -4,6 +4,10 @@ job's timer with its last run (and how it ended) and its next run, read with one
 
 A process that is not running, or a job whose last run failed, is a `problem`: status says so
 and ends with the `invoke logs --process NAME` that shows why.
+
+A deploy (and a rollback, a restart) also asks, right after restarting the processes, whether
+they stay up (`settle_command`, `not_staying_up`): a process that exits or that systemd had to
+restart within SETTLE_SECONDS fails the release, with its journal (`journal_command`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,13 @@ from toolkit.remote import q
 
 PROPERTIES = ("Id", "LoadState", "UnitFileState", "ActiveState", "SubState", "Result", "ExecMainStatus",
               "LastTriggerUSec", "NextElapseUSecRealtime")
+
+
+# How long a restarted process must stay up to count as started: long enough for a Python
+# program to import its code and reach its main loop (where a bad import or a missing setting
+# ends it), short enough not to slow every deploy much.
+SETTLE_SECONDS = 5
+SETTLE_PROPERTIES = ("Id", "ActiveState", "SubState", "Result", "ExecMainStatus", "NRestarts")
 
 
 def units(cfg) -> list[str]:
@@ -31,6 +42,45 @@ def show_command(cfg) -> str:
         return ""
     props = " ".join(f"-p {p}" for p in PROPERTIES)
     return f"systemctl show {props} " + " ".join(q(u) for u in names) + " 2>/dev/null; true"
+
+
+def settle_command(cfg, seconds: int = SETTLE_SECONDS) -> str:
+    """Watch the [processes] units for `seconds` (a look each half second) and print their
+    `systemctl show` as soon as one is not active or was restarted by systemd (Restart=always
+    brings a crashing process back, so "active" alone would hide a crash loop), else at the end.
+    "" when the app has no processes."""
+    names = " ".join(q(process_unit(cfg.name, n)) for n in sorted(cfg.processes))
+    if not names:
+        return ""
+    show = "systemctl show " + " ".join(f"-p {p}" for p in SETTLE_PROPERTIES) + " " + names
+    # A line other than ActiveState=active or NRestarts=0 among those two: someone is not up.
+    down = "grep -E '^(ActiveState|NRestarts)=' | grep -qvxE 'ActiveState=active|NRestarts=0'"
+    return (f"i=0; while [ $i -lt {seconds * 2} ]; do {show} | {down} && break; "
+            f"sleep 0.5; i=$((i+1)); done; {show}")
+
+
+def not_staying_up(cfg, shown: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
+    """[(process name, what happened)] for each process `settle_command` saw down or restarted."""
+    out = []
+    for name in sorted(cfg.processes):
+        props = shown.get(process_unit(cfg.name, name), {})
+        restarts = props.get("NRestarts", "0")
+        if props.get("ActiveState") == "active" and restarts in ("0", ""):
+            continue
+        status = props.get("ExecMainStatus", "")
+        what = [f"{props.get('ActiveState', '?')} ({props.get('SubState', '?')})"]
+        if status and status != "0":
+            what.append(f"last exit status {status}")
+        if restarts not in ("0", ""):
+            what.append(f"restarted {restarts} time(s) by systemd")
+        out.append((name, ", ".join(what)))
+    return out
+
+
+def journal_command(cfg, name: str, lines: int = 20) -> str:
+    """The last lines a process wrote (its traceback, when it crashed)."""
+    return (f"journalctl -u {q(process_unit(cfg.name, name))} -n {int(lines)} --no-pager -o short-iso 2>&1"
+            " || true")
 
 
 def parse(output: str) -> dict[str, dict[str, str]]:

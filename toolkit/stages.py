@@ -10,7 +10,8 @@
     publishing  note the live release in the lock, switch `current` atomically, restart the
                 service, health-check through nginx
                 from the host itself with the real Host header, then restart the [processes]
-                units (a rollback restarts them too)
+                units (a rollback restarts them too) and check they stay up: one that exits
+                or crash-loops fails the release like a failed health check
     finishing   mark the release good, prune old releases and venvs, log (toolkit/audit.py), unlock
 
 Hooks run before and after each stage (`ctx.hooks.after("starting", fn)`, `fn(ctx)`): the deploy
@@ -159,12 +160,13 @@ def updating(ctx: DeployContext) -> None:
     with rep.step("server wheel") as st:
         ctx.wheel = ctx.wheel_future.result() if ctx.wheel_future is not None else packaging.server_wheel()
         st.info(ctx.wheel.name)
-    requirements = packaging.read_requirements(cfg)
+    reqs = packaging.requirements(cfg)
     if not state.python_version:
         raise DeployError(f"{cfg.python} ([app] python in deploy.toml) is missing on the host",
                           f"install it there (apt-get install {cfg.python} {cfg.python}-venv) "
                           'or set [app] python = "python3"')
-    ctx.vhash = packaging.venv_hash(requirements, ctx.wheel.read_bytes(), state.python_version, cfg.python)
+    ctx.vhash = packaging.venv_hash(reqs.text, ctx.wheel.read_bytes(), state.python_version, cfg.python,
+                                    cfg.app_path)
     current = state.get(state.current)
     if (not ctx.force and current and current.good and current.source_sha == ctx.package.sha256
             and current.venv == ctx.vhash and ctx.vhash in state.venvs):
@@ -172,7 +174,7 @@ def updating(ctx: DeployContext) -> None:
         ctx.release = state.current
         return
     _upload(ctx)
-    _virtualenv(ctx, bool(requirements))
+    _virtualenv(ctx, reqs)
     if not ctx.dry:
         _check_the_app(ctx)
 
@@ -196,7 +198,7 @@ def _upload(ctx: DeployContext) -> None:
                what="uploading the release", timeout=600)
 
 
-def _virtualenv(ctx: DeployContext, has_requirements: bool) -> None:
+def _virtualenv(ctx: DeployContext, reqs) -> None:
     cfg = ctx.cfg
     with ctx.rep.step("virtualenv") as st:
         if ctx.vhash in ctx.releases.venvs:
@@ -205,8 +207,8 @@ def _virtualenv(ctx: DeployContext, has_requirements: bool) -> None:
         st.changed(f"new venvs/{ctx.vhash} (requirements or server changed)")
         if ctx.dry:
             return
-        script = cmds.venv_script(cfg, ctx.vhash, ctx.release, packaging.wheel_key(ctx.wheel), has_requirements,
-                                  hashed=cmds.requirements_hashed(packaging.read_requirements(cfg)))
+        script = cmds.venv_script(cfg, ctx.vhash, ctx.release, packaging.wheel_key(ctx.wheel), bool(reqs.text),
+                                  hashed=reqs.hashed, pip_file=reqs.pip_file)
         result = sh(ctx.c, script, check=False, timeout=900, stoppable=True,
                     what="installing the requirements (pip)")
         if not result.ok:
@@ -293,8 +295,9 @@ def publishing(ctx: DeployContext) -> None:
                               "see the reason shown above; fix it, then deploy again",
                               "response body (first lines):\n" + _tail(health.body, 10))
         st.info(f"{health.status} from {cfg.health.path}")
-    restart_processes(ctx.c, cfg, ctx.rep)
+    # Set first: a process that fails to start or to stay up is put back with the web process.
     ctx.processes_restarted = True
+    restart_processes(ctx.c, cfg, ctx.rep)
 
 
 def restart_checked(c, cfg, rep, failure: str, next_step: str) -> cmds.Health:
@@ -330,6 +333,29 @@ def restart_processes(c, cfg, rep) -> None:
                               + "; fix it, then deploy again", _tail(result.stdout + result.stderr, 10))
         st.changed(", ".join(sorted(cfg.processes)) + (f" (timers: {', '.join(sorted(cfg.schedules))})"
                                                         if cfg.schedules else ""))
+    check_processes_stay_up(c, cfg, rep)
+
+
+def check_processes_stay_up(c, cfg, rep) -> None:
+    """A process that exits, or that systemd restarts (Restart=always), within SETTLE_SECONDS of
+    its restart fails the deploy with its journal: `active` alone would hide a crash loop."""
+    from toolkit import process_status
+
+    command = process_status.settle_command(cfg)
+    if not command:
+        return
+    with rep.step("processes stay up") as st:
+        shown = process_status.parse(sh(c, command, check=False, timeout=60 + process_status.SETTLE_SECONDS,
+                                        what="watching the app's processes").stdout)
+        failing = process_status.not_staying_up(cfg, shown)
+        if failing:
+            name = failing[0][0]
+            log = sh(c, process_status.journal_command(cfg, name), check=False, timeout=60,
+                     what="reading the process's journal").stdout
+            raise DeployError("the app's process " + ", ".join(f"{n} did not stay up: {what}" for n, what in failing),
+                              "see why with " + next_task("logs", "--process", name) + "; fix it, then deploy again",
+                              f"journalctl -u {process_status.process_unit(cfg.name, name)}:\n" + _tail(log, 20))
+        st.info(f"{', '.join(sorted(cfg.processes))}: up for {process_status.SETTLE_SECONDS} s")
 
 
 def finishing(ctx: DeployContext) -> None:

@@ -2,7 +2,8 @@
 process that appends its release's marker to shared/data every second, and a job every 10 s.
 
 deploy -> the ticker runs the release's code as the app user; a changed release -> the ticker
-restarts onto it; `invoke rollback` -> back on the old code; the timer's job runs and writes;
+restarts onto it; `invoke rollback` -> back on the old code; a release whose ticker crashes at
+once fails its deploy with the crash shown and is rolled back, web and ticker; the timer's job runs and writes;
 `invoke status` and `invoke logs --process` show them; removed from deploy.toml -> stopped and
 their units gone. Every wait is a bounded poll of the host.
 """
@@ -46,12 +47,16 @@ import time
 
 marker = open("marker.txt").read().strip()
 data = os.environ["APP_DATA_DIR"]
+if marker == "crash":
+    raise SystemExit("ticker: this release crashes at start")
 if sys.argv[1:] == ["once"]:
     with open(os.path.join(data, "stamps.log"), "a") as out:
         out.write(marker + "\\n")
     sys.exit(0)
 print(f"ticker started: {marker}", flush=True)
 while True:
+    if os.path.exists(os.path.join(data, "crash")):  # the test breaks it on the host
+        raise SystemExit("ticker: crash file found")
     with open(os.path.join(data, "ticks.log"), "a") as out:
         out.write(marker + "\\n")
     time.sleep(1)
@@ -133,6 +138,24 @@ def test_a_new_release_restarts_the_process_and_a_rollback_takes_it_back(ticker_
     assert wait_for(box, last_tick(box), "v1") == "v1"
 
 
+def test_a_process_crashing_in_the_new_release_fails_the_deploy_and_both_are_rolled_back(ticker_app):
+    box = ticker_app.box
+    ticker_app.set_marker("crash")
+    run = invoke("deploy", "--host", box.ssh_alias, "--app", str(ticker_app.path))
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert "ticker did not stay up" in out and "ticker: this release crashes at start" in out, out
+    assert "rolled back to" in out and "it answers again" in out, out
+    next_line = next(line for line in out.splitlines() if line.strip().startswith("next:"))
+    assert "logs" in next_line and "--process ticker" in next_line, out
+    assert wait_for(box, last_tick(box), "v1") == "v1"          # the ticker is back on the old code
+    assert host_out(box, f"systemctl show -p NRestarts --value {APP}-ticker.service") == "0"
+    assert host_out(box, f"readlink -f /srv/{APP}/current/marker.txt | xargs cat") == "v1"
+    logs = invoke("logs", "--host", box.ssh_alias, "--app", str(ticker_app.path), "--process", "ticker")
+    assert "this release crashes at start" in logs.stdout, logs.stdout + logs.stderr
+    ticker_app.set_marker("v1")
+
+
 def test_the_scheduled_job_runs_and_status_shows_it(ticker_app):
     box = ticker_app.box
     assert wait_for(box, f"test -s {DATA}/stamps.log && echo ran", "ran", seconds=40) == "ran"
@@ -157,16 +180,20 @@ def test_redis_answers_with_the_apps_password_only_and_on_localhost(ticker_app):
     assert host_out(box, "stat -c '%U:%G %a' /etc/redis/pronghorn.conf") == "root:redis 640"
 
 
-def test_a_crashing_process_makes_status_say_so(ticker_app):
+def test_a_process_crashing_after_its_deploy_makes_status_say_so(ticker_app):
     box = ticker_app.box
-    (ticker_app.path / "deploy.toml").write_text(DEPLOY_TOML + EXTRAS.replace(
-        'ticker = "python ticker.py"', "ticker = \"python -c 'raise SystemExit(3)'\""))
-    deploy(ticker_app)
-    status = invoke("status", "--host", box.ssh_alias, "--app", str(ticker_app.path))
-    assert status.returncode == 1, status.stdout + status.stderr
-    line = next(line for line in status.stdout.splitlines() if f"{APP}-ticker.service" in line)
-    assert "enabled / active" not in line, line
-    assert "ticker: not running" in status.stdout and "--process ticker" in status.stdout
+    host_out(box, f"touch {DATA}/crash")
+    try:
+        # Restart=always brings it back every 2 s and it ends again: never "active" for long.
+        assert wait_for(box, f"systemctl show -p NRestarts --value {APP}-ticker.service | grep -qv '^0$' "
+                             "&& echo crashing", "crashing") == "crashing"
+        status = invoke("status", "--host", box.ssh_alias, "--app", str(ticker_app.path))
+        assert status.returncode == 1, status.stdout + status.stderr
+        line = next(line for line in status.stdout.splitlines() if f"{APP}-ticker.service" in line)
+        assert "enabled / active" not in line, line
+        assert "ticker: not running" in status.stdout and "--process ticker" in status.stdout
+    finally:
+        host_out(box, f"rm -f {DATA}/crash")
 
 
 def test_removed_from_deploy_toml_they_are_stopped_and_removed(ticker_app):

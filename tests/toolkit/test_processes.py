@@ -279,6 +279,56 @@ def test_status_lines_say_which_process_or_job_needs_looking_at(tmp_path):
     assert [line.problem for line in lines if line.problem] == ["worker", "clearsessions"]
 
 
+# --------------------------------------------------------------------------- staying up after a restart
+
+STAYING = """Id=flaskapp-rq.service
+ActiveState=active
+SubState=running
+NRestarts=0
+
+Id=flaskapp-worker.service
+ActiveState=active
+SubState=running
+ExecMainStatus=0
+NRestarts=2
+"""
+
+
+def test_a_process_systemd_restarted_is_not_up_although_it_is_active(tmp_path):
+    """Restart=always brings a crashing process back: `active` with NRestarts > 0 is a crash loop."""
+    cfg = config(tmp_path)
+    assert process_status.not_staying_up(cfg, process_status.parse(STAYING)) == [
+        ("worker", "active (running), restarted 2 time(s) by systemd")]
+    exited = STAYING.replace("ActiveState=active\nSubState=running\nExecMainStatus=0",
+                             "ActiveState=activating\nSubState=auto-restart\nExecMainStatus=3")
+    assert process_status.not_staying_up(cfg, process_status.parse(exited)) == [
+        ("worker", "activating (auto-restart), last exit status 3, restarted 2 time(s) by systemd")]
+    up = STAYING.replace("NRestarts=2", "NRestarts=0")
+    assert process_status.not_staying_up(cfg, process_status.parse(up)) == []
+    assert process_status.settle_command(load_app_config(REPO / "examples" / "flask")) == ""
+
+
+def _settle_with_fake_systemctl(tmp_path, cfg, shown):
+    """Run settle_command with a `systemctl` that prints `shown` and counts its calls."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True)
+    (tmp_path / "shown").write_text(shown)
+    fake = bin_dir / "systemctl"
+    fake.write_text(f"#!/bin/sh\necho x >> {tmp_path}/calls\ncat {tmp_path}/shown\n")
+    fake.chmod(0o755)
+    done = subprocess.run(["sh", "-c", process_status.settle_command(cfg, seconds=1)], capture_output=True,
+                          text=True, timeout=60, env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    return done.stdout, len((tmp_path / "calls").read_text().split())
+
+
+def test_the_watch_stops_at_the_first_look_that_finds_a_process_down(tmp_path):
+    cfg = config(tmp_path)
+    out, calls = _settle_with_fake_systemctl(tmp_path / "down", cfg, STAYING)
+    assert calls == 2 and "NRestarts=2" in out  # one look found it, then the state is printed
+    out, calls = _settle_with_fake_systemctl(tmp_path / "up", cfg, STAYING.replace("NRestarts=2", "NRestarts=0"))
+    assert calls == 3 and process_status.not_staying_up(cfg, process_status.parse(out)) == []  # 2 looks in 1 s
+
+
 # --------------------------------------------------------------------------- redis
 
 def test_redis_gets_a_password_kept_across_deploys_and_only_in_a_root_redis_file(tmp_path):
