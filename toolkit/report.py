@@ -14,11 +14,18 @@ Usage:
 
 A step that raises is marked `failed` and the exception goes on up; the caller decides what to
 print next (`rep.fail_host(...)`). Colours are used only when the output is a terminal.
+
+Several hosts at once (`tasking.run_on_hosts(..., parallel=N)`): each thread's `begin_host` makes
+that host the thread's own current host, and with `parallel` set every line a host's thread
+prints starts with the host's name (`sandbox-app1 | ...`), whole lines under one lock, so the
+hosts' steps interleave but each line says whose it is; the summary lists the hosts in the order
+they were given, not the order they finished.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -98,7 +105,17 @@ class Reporter:
         self.colour = colour
         self.dry = dry
         self.hosts: list[HostResult] = []
-        self.current: HostResult | None = None
+        self.parallel = False  # lines carry their host's name (several hosts at once)
+        self._local = threading.local()  # each thread's current host
+        self._print_lock = threading.Lock()
+
+    @property
+    def current(self) -> HostResult | None:
+        return getattr(self._local, "host", None)
+
+    @current.setter
+    def current(self, host: HostResult | None) -> None:
+        self._local.host = host
 
     # -- printing -------------------------------------------------------------------------------
 
@@ -109,7 +126,11 @@ class Reporter:
         return f"\033[{code}m{text}\033[0m"
 
     def line(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+        host = self.current if self.parallel else None
+        if host is not None:
+            text = "\n".join(f"{host.host} | {part}" for part in text.split("\n"))
+        with self._print_lock:
+            print(text, file=self.out, flush=True)
 
     def stage(self, name: str) -> None:
         """A heading for a group of steps (the release stages: starting, updating, ...)."""
@@ -117,9 +138,14 @@ class Reporter:
 
     # -- hosts ----------------------------------------------------------------------------------
 
-    def begin_host(self, host: str) -> HostResult:
+    def begin_host(self, host: str, slot: int | None = None) -> HostResult:
+        """Start reporting on `host` (in this thread). `slot`: its place in the summary, for hosts
+        run at once (`reserve`)."""
         self.current = HostResult(host)
-        self.hosts.append(self.current)
+        if slot is None:
+            self.hosts.append(self.current)
+        else:
+            self.hosts[slot] = self.current
         title = f"{host} (dry run: nothing will be changed)" if self.dry else host
         self.line(f"== {title}")
         return self.current
@@ -145,6 +171,13 @@ class Reporter:
         self.line(self._paint(f"  error: {error}", FAILED))
         if next_step:
             self.line(f"  next: {next_step}")
+
+    def reserve(self, hosts) -> int:
+        """Places in the summary for hosts about to run at once, in the order given; returns the
+        first one's index (begin_host(host, slot=index + i))."""
+        first = len(self.hosts)
+        self.hosts.extend(HostResult(h, skipped=True) for h in hosts)
+        return first
 
     def skip_host(self, host: str) -> None:
         """A host not attempted because an earlier one failed."""

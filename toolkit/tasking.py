@@ -80,8 +80,35 @@ def load_config(app: str, check_secrets: bool = True):
     return cfg
 
 
-def host_specs(host, cfg) -> list:
-    values = hosts_mod.split_hosts(host) or list(cfg.hosts)
+LIMIT_HELP = ("with deploy.toml [hosts]: only these roles or hosts, e.g. --limit app, --limit lb,sandbox-app1 "
+              "(--host works the same way there); default: every host")
+# Hosts worked on at once by the tasks that may (provisioning, the build before a rolling deploy):
+# each is mostly waiting on its host, but the deploy machine runs an ssh session per host.
+PARALLEL_HOSTS = 4
+
+
+def host_specs(host, cfg, limit=None) -> list:
+    """The hosts a task works on: --host, else deploy.toml's hosts. With [hosts] (several hosts
+    with roles) --host and --limit pick roles or hosts of the inventory, in its order."""
+    inventory = getattr(cfg, "inventory", None)
+    picked = hosts_mod.split_hosts(host) + hosts_mod.split_hosts(limit)
+    if inventory is not None and inventory.multi:
+        from toolkit.inventory import InventoryError
+
+        try:
+            values = list(inventory.select(picked) if picked else inventory.all_hosts)
+        except InventoryError as exc:
+            raise Exit(f"error: {exc}\n  next: pick roles or hosts from deploy.toml, e.g. --limit app "
+                       f"(or leave --limit out for every host)", code=2)
+    else:
+        values = hosts_mod.split_hosts(host) or list(cfg.hosts)
+        if limit:
+            from toolkit.inventory import Inventory, InventoryError
+
+            try:
+                values = list(Inventory.single(values).select(hosts_mod.split_hosts(limit)))
+            except InventoryError as exc:
+                raise Exit(f"error: {exc}\n  next: leave --limit out, or name one of the hosts", code=2)
     if not values:
         raise Exit("error: no host given. Say where to deploy with --host, e.g.\n"
                    "  invoke deploy --host root@203.0.113.10\n"
@@ -115,42 +142,73 @@ def explain(exc: BaseException, spec, app: str = ".") -> tuple[str, str, str]:
     return f"{type(exc).__name__}: {exc}", "", ""
 
 
-def run_on_hosts(specs, rep: Reporter, work, app: str = ".") -> None:
-    """Run `work(conn, spec)` on each host in turn; stop at the first failure; summarise.
+def run_on_hosts(specs, rep: Reporter, work, app: str = ".", parallel: int = 1) -> None:
+    """Run `work(conn, spec)` on each host; summarise; exit non-zero when a host failed.
 
-    `work` returns the site URL to show (or ""). Exits non-zero when a host failed. `app` (the
-    --app given) goes into the `next:` hints.
+    One host after another, stopping at the first failure; or with `parallel` > 1 that many
+    hosts at once (each in its own thread, its lines marked with its name: toolkit/report.py),
+    every host run to its end whatever the others do (provisioning: one host's failure says
+    nothing about the next one). `work` returns the site URL to show (or ""). `app` (the --app
+    given) goes into the `next:` hints.
     """
-    failed = False
-    for i, spec in enumerate(specs):
-        rep.begin_host(str(spec))
-        try:
-            conn = hosts_mod.connect(spec)
-            try:
-                url = work(conn, spec)
-            finally:
-                conn.close()
-            rep.end_host(url or "")
-        except KeyboardInterrupt:
-            # A deploy or rollback has put the site back and released its lock by now
-            # (toolkit/stages.recover); status shows what is live.
-            rep.fail_host("interrupted (Ctrl-C)", "see what is live: "
-                          + fill_next(next_task("status"), str(spec), app))
-            failed = True
-        except Exception as exc:  # every error becomes a message with a next step
-            message, next_step, details = explain(exc, spec, app)
-            if details:
-                rep.line("    " + details.replace("\n", "\n    "))
-            rep.fail_host(message, next_step)
-            failed = True
-        if failed:
-            for rest in specs[i + 1:]:
-                rep.skip_host(str(rest))
-            break
+    if parallel > 1 and len(specs) > 1:
+        failed = _run_parallel(specs, rep, work, app, parallel)
+    else:
+        failed = False
+        for i, spec in enumerate(specs):
+            rep.begin_host(str(spec))
+            failed = not _run_one(spec, rep, work, app)
+            if failed:
+                for rest in specs[i + 1:]:
+                    rep.skip_host(str(rest))
+                break
     if len(specs) > 1 or rep.hosts and rep.hosts[0].steps:
         rep.summary()
     if failed:
         raise Exit(code=1)
+
+
+def _run_one(spec, rep: Reporter, work, app: str) -> bool:
+    """`work` on one host begun in `rep`; False when it failed (the reason reported)."""
+    try:
+        conn = hosts_mod.connect(spec)
+        try:
+            url = work(conn, spec)
+        finally:
+            conn.close()
+        rep.end_host(url or "")
+        return True
+    except KeyboardInterrupt:
+        # A deploy or rollback has put the site back and released its lock by now
+        # (toolkit/stages.recover); status shows what is live.
+        rep.fail_host("interrupted (Ctrl-C)", "see what is live: "
+                      + fill_next(next_task("status"), str(spec), app))
+    except Exception as exc:  # every error becomes a message with a next step
+        message, next_step, details = explain(exc, spec, app)
+        if details:
+            rep.line("    " + details.replace("\n", "\n    "))
+        rep.fail_host(message, next_step)
+    return False
+
+
+def _run_parallel(specs, rep: Reporter, work, app: str, parallel: int) -> bool:
+    """Up to `parallel` hosts at once; True when any failed. Ctrl-C reaches the main thread
+    only: the hosts under way finish their step and their own recovery."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    first = rep.reserve([str(s) for s in specs])
+    rep.parallel = True
+
+    def one(i, spec):
+        rep.begin_host(str(spec), slot=first + i)
+        return _run_one(spec, rep, work, app)
+
+    try:
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="host") as pool:
+            results = list(pool.map(one, range(len(specs)), specs))
+    finally:
+        rep.parallel = False
+    return not all(results)
 
 
 def stop(exc: Exception, spec, app: str):

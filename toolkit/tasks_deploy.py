@@ -23,8 +23,8 @@ from invoke.exceptions import Exit
 from toolkit import hosts as hosts_mod
 from toolkit.errors import DeployError, fill_next, next_task
 from toolkit.report import Reporter
-from toolkit.tasking import (APP_HELP, DRY_HELP, HOST_HELP, HelpTask, host_specs, load_config,
-                             run_on_hosts, site_url)
+from toolkit.tasking import (APP_HELP, DRY_HELP, HOST_HELP, LIMIT_HELP, PARALLEL_HOSTS, HelpTask, host_specs,
+                             load_config, run_on_hosts, site_url)
 
 CHECKS = Path(__file__).resolve().parent / "checks" / "test_site.py"
 
@@ -33,9 +33,9 @@ CHECKS = Path(__file__).resolve().parent / "checks" / "test_site.py"
 # The tasks
 # ----------------------------------------------------------------------------------------------
 
-@task(klass=HelpTask, iterable=["host"],
-      help={"host": HOST_HELP["provision"], "app": APP_HELP, "dry": DRY_HELP})
-def provision(c, host=None, app=".", dry=False):
+@task(klass=HelpTask, iterable=["host", "limit"],
+      help={"host": HOST_HELP["provision"], "limit": LIMIT_HELP, "app": APP_HELP, "dry": DRY_HELP})
+def provision(c, host=None, limit=None, app=".", dry=False):
     """Prepare hosts for the app: packages, user, folders, systemd units, nginx (safe to re-run)."""
     from roles.provision import provision as provision_host
     from toolkit import audit
@@ -58,14 +58,14 @@ def provision(c, host=None, app=".", dry=False):
                 unlock_if_ours(conn, cfg, lock)
         return site_url(cfg, conn)
 
-    run_on_hosts(host_specs(host, cfg), rep, work, app)
+    run_on_hosts(host_specs(host, cfg, limit), rep, work, app, parallel=PARALLEL_HOSTS)
 
 
-@task(klass=HelpTask, iterable=["host"], help={
-    "host": HOST_HELP["deploy"], "app": APP_HELP, "dry": DRY_HELP,
+@task(klass=HelpTask, iterable=["host", "limit"], help={
+    "host": HOST_HELP["deploy"], "limit": LIMIT_HELP, "app": APP_HELP, "dry": DRY_HELP,
     "force": "make a new release even when the host already runs exactly this code",
 })
-def deploy(c, host=None, app=".", dry=False, force=False):
+def deploy(c, host=None, limit=None, app=".", dry=False, force=False):
     """Provision, then release the app: upload, install, switch, health check (rolls back on failure)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -118,7 +118,7 @@ def deploy(c, host=None, app=".", dry=False, force=False):
             rep.line(f"  live: releases/{outcome.release}")
         return site_url(cfg, conn)
 
-    run_on_hosts(host_specs(host, cfg), rep, work, app)
+    run_on_hosts(host_specs(host, cfg, limit), rep, work, app)
 
 
 def _finish_quietly(provisioned) -> None:
@@ -148,12 +148,12 @@ def _provisioned(conn, cfg) -> bool:
     return sh(conn, f"test -d {q(cfg.layout.releases_dir)}", check=False, timeout=30).ok
 
 
-@task(klass=HelpTask, iterable=["host"], help={
-    "host": HOST_HELP["rollback"], "app": APP_HELP,
+@task(klass=HelpTask, iterable=["host", "limit"], help={
+    "host": HOST_HELP["rollback"], "limit": LIMIT_HELP, "app": APP_HELP,
     "to": "the release to go back to, e.g. 20250101120000 (see `invoke releases`); "
           "default: the good release before the current one",
 })
-def rollback(c, host=None, app=".", to=None):
+def rollback(c, host=None, limit=None, app=".", to=None):
     """Go back to an earlier good release (the one before the current one, or --to RELEASE)."""
     from toolkit.stages import rollback as rollback_host
 
@@ -165,11 +165,11 @@ def rollback(c, host=None, app=".", to=None):
         rep.line(f"  live: releases/{name}")
         return site_url(cfg, conn)
 
-    run_on_hosts(host_specs(host, cfg), rep, work, app)
+    run_on_hosts(host_specs(host, cfg, limit), rep, work, app)
 
 
-@task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["releases"], "app": APP_HELP})
-def releases(c, host=None, app="."):
+@task(klass=HelpTask, iterable=["host", "limit"], help={"host": HOST_HELP["releases"], "limit": LIMIT_HELP, "app": APP_HELP})
+def releases(c, host=None, limit=None, app="."):
     """List the releases on the host: which is live, which are good, which failed."""
     from toolkit.releases import read_releases
 
@@ -190,12 +190,12 @@ def releases(c, host=None, app="."):
                  + " [--to RELEASE])")
         return ""
 
-    run_on_hosts(host_specs(host, cfg), rep, work, app)
+    run_on_hosts(host_specs(host, cfg, limit), rep, work, app)
 
 
-@task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["status"], "app": APP_HELP})
-def status(c, host=None, app="."):
-    """Show whether the app runs: its units, the live release, and a health check through nginx."""
+@task(klass=HelpTask, iterable=["host", "limit"], help={"host": HOST_HELP["status"], "limit": LIMIT_HELP, "app": APP_HELP})
+def status(c, host=None, limit=None, app="."):
+    """Show whether the app runs: its units, the live release, and a health check through nginx (every host of every role)."""
     from toolkit.interrupted import recover_interrupted
     from toolkit.release_commands import health_check
     from toolkit.releases import read_releases
@@ -206,12 +206,26 @@ def status(c, host=None, app="."):
     rep = Reporter()
 
     def work(conn, spec):
-        units = " ".join(q(u) for u in (cfg.layout.socket_unit_name, cfg.layout.unit_name, "nginx.service"))
+        roles = cfg.inventory.roles_of(str(spec)) if cfg.inventory.multi else ()
+        if roles:
+            rep.line(f"  roles: {', '.join(roles)}")
+        runs_app = not roles or "app" in roles or "worker" in roles
+        units = ((cfg.layout.socket_unit_name, cfg.layout.unit_name) if runs_app else ()) + ("nginx.service",)
+        if "db" in roles:
+            units += ("postgresql.service",)
+        units = " ".join(q(u) for u in units)
         out = sh(conn, f"for u in {units}; do echo \"$u $(systemctl is-enabled $u 2>/dev/null) "
                        f"$(systemctl is-active $u 2>/dev/null)\"; done", check=False, timeout=60).stdout
+        down = []
         for line in out.splitlines():
             unit, *states = line.split()
             rep.line(f"  {unit:<28} {' / '.join(states) or 'not installed'}")
+            if not runs_app and (not states or states[-1] != "active"):
+                down.append(unit)
+        if not runs_app:  # a load balancer or the database host: no release of the app here
+            if down:
+                raise DeployError(f"{', '.join(down)} is not running", next_task("provision"))
+            return site_url(cfg, conn) if "lb" in roles else ""
         state = read_releases(conn, cfg)
         recovered = recover_interrupted(conn, cfg, rep, state)  # a deploy killed after its switch
         if recovered:
@@ -234,7 +248,7 @@ def status(c, host=None, app="."):
                               next_task("logs", "--process", troubled[0]))
         return site_url(cfg, conn)
 
-    run_on_hosts(host_specs(host, cfg), rep, work, app)
+    run_on_hosts(host_specs(host, cfg, limit), rep, work, app, parallel=PARALLEL_HOSTS)
 
 
 def _process_status(conn, cfg, rep) -> list[str]:
@@ -269,19 +283,19 @@ def _log_unit(cfg, process, app, host) -> str:
                f"[schedule]: {', '.join(known) or 'none'})\n  next: " + fill_next(hint, str(host), app), code=1)
 
 
-@task(klass=HelpTask, iterable=["host"], help={
-    "host": HOST_HELP["logs"], "app": APP_HELP,
+@task(klass=HelpTask, iterable=["host", "limit"], help={
+    "host": HOST_HELP["logs"], "limit": LIMIT_HELP, "app": APP_HELP,
     "n": "how many recent lines to show (default 50)",
     "follow": "keep showing new lines as they come (stop with Ctrl-C)",
     "process": "a [processes] or [schedule] name from deploy.toml: show its journal instead of the web server's",
 })
-def logs(c, host=None, app=".", n=50, follow=False, process=None):
+def logs(c, host=None, limit=None, app=".", n=50, follow=False, process=None):
     """Show the app's log (journalctl -u APP, or a process's with --process NAME) from the host."""
     from toolkit.remote import as_root, q
 
     cfg = load_config(app, check_secrets=False)
     unit = _log_unit(cfg, process, app, (list(host or ()) + list(cfg.hosts) + ["HOST"])[0])
-    specs = host_specs(host, cfg)
+    specs = host_specs(host, cfg, limit)
     for spec in specs:
         try:
             conn = hosts_mod.connect(spec)
@@ -298,8 +312,8 @@ def logs(c, host=None, app=".", n=50, follow=False, process=None):
             conn.close()
 
 
-@task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["restart"], "app": APP_HELP})
-def restart(c, host=None, app="."):
+@task(klass=HelpTask, iterable=["host", "limit"], help={"host": HOST_HELP["restart"], "limit": LIMIT_HELP, "app": APP_HELP})
+def restart(c, host=None, limit=None, app="."):
     """Restart the app's server (requests wait in the socket meanwhile), then health-check it."""
     from toolkit import audit, stages
 
@@ -315,14 +329,14 @@ def restart(c, host=None, app="."):
         audit.record(conn, cfg, "restart", "-", "ok" if health.ok else "failed")
         return site_url(cfg, conn)
 
-    run_on_hosts(host_specs(host, cfg), rep, work, app)
+    run_on_hosts(host_specs(host, cfg, limit), rep, work, app)
 
 
-@task(klass=HelpTask, iterable=["host"], help={
-    "host": HOST_HELP["history"], "app": APP_HELP,
+@task(klass=HelpTask, iterable=["host", "limit"], help={
+    "host": HOST_HELP["history"], "limit": LIMIT_HELP, "app": APP_HELP,
     "n": "how many of the latest entries to show (default 20)",
 })
-def history(c, host=None, app=".", n=20):
+def history(c, host=None, limit=None, app=".", n=20):
     """Show the host's audit trail: who deployed, rolled back, restarted or provisioned, when, how it went."""
     from toolkit import audit
 
@@ -337,7 +351,7 @@ def history(c, host=None, app=".", n=20):
             rep.line("  nothing recorded yet: " + fill_next(next_task("deploy"), str(spec), app))
         return ""
 
-    run_on_hosts(host_specs(host, cfg), rep, work, app)
+    run_on_hosts(host_specs(host, cfg, limit), rep, work, app)
 
 
 @task(klass=HelpTask, help={
@@ -355,12 +369,12 @@ def render(c, app=".", out="rendered"):
     print(f"wrote {len(written)} files for {cfg.name} under {out}/ (secret values masked)")
 
 
-@task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["verify"], "app": APP_HELP})
-def verify(c, host=None, app="."):
+@task(klass=HelpTask, iterable=["host", "limit"], help={"host": HOST_HELP["verify"], "limit": LIMIT_HELP, "app": APP_HELP})
+def verify(c, host=None, limit=None, app="."):
     """Check a deployed host with testinfra: user, file modes, units, socket, nginx, the site."""
     cfg = load_config(app, check_secrets=False)
     failed = []
-    for spec in host_specs(host, cfg):
+    for spec in host_specs(host, cfg, limit):
         try:  # an unknown or changed host key stops here with its own message, not as 9 failed checks
             hosts_mod.connect(spec).close()
         except hosts_mod.HostError as exc:
@@ -398,9 +412,9 @@ def _under_cwd(path: Path) -> bool:
 # lock.status, lock.release
 # ----------------------------------------------------------------------------------------------
 
-@task(klass=HelpTask, name="status", iterable=["host"],
-      help={"host": HOST_HELP["lock.status"], "app": APP_HELP})
-def lock_status(c, host=None, app="."):
+@task(klass=HelpTask, name="status", iterable=["host", "limit"],
+      help={"host": HOST_HELP["lock.status"], "limit": LIMIT_HELP, "app": APP_HELP})
+def lock_status(c, host=None, limit=None, app="."):
     """Show who holds the deploy lock on the host, if anyone."""
     from toolkit.releases import read_releases
 
@@ -420,12 +434,12 @@ def lock_status(c, host=None, app="."):
             rep.line(f"  held by {holder.text}")
         return ""
 
-    run_on_hosts(host_specs(host, cfg), rep, work, app)
+    run_on_hosts(host_specs(host, cfg, limit), rep, work, app)
 
 
-@task(klass=HelpTask, name="release", iterable=["host"],
-      help={"host": HOST_HELP["lock.release"], "app": APP_HELP})
-def lock_release(c, host=None, app="."):
+@task(klass=HelpTask, name="release", iterable=["host", "limit"],
+      help={"host": HOST_HELP["lock.release"], "limit": LIMIT_HELP, "app": APP_HELP})
+def lock_release(c, host=None, limit=None, app="."):
     """Remove a deploy lock left behind by a deploy that crashed or was interrupted."""
     from toolkit import audit
     from toolkit import lock as deploy_lock
@@ -447,7 +461,7 @@ def lock_release(c, host=None, app="."):
                                   "see who holds it now: " + next_task("lock.status"))
         return ""
 
-    run_on_hosts(host_specs(host, cfg), rep, work, app)
+    run_on_hosts(host_specs(host, cfg, limit), rep, work, app)
 
 
 lock = Collection("lock", lock_status, lock_release)
