@@ -5,6 +5,11 @@ is the default server itself, so the catch-all's link is removed (two default se
 port would fail `nginx -t`). When another app on the host already uses domains = ["_"], that
 app answers unknown names, and the catch-all stays off.
 
+The catch-all is one file for the whole host, so every app renders it alike (`host_vars`): it
+listens wherever any enabled site does (443 when one serves https, IPv6 when one listens
+there), whichever app deploys. It goes only when an app becomes the default server itself.
+`http2 on;` replaces `listen ... http2` on nginx 1.25.1 and later (the old form warns there).
+
 The new config is checked with `nginx -t` before nginx reloads; when the check fails the
 previous files are put back, so a bad template never takes the running site down.
 nginx reloads only when something changed.
@@ -29,6 +34,21 @@ CATCH_ALL = ENABLED + "pronghorn-default.conf"
 SITE_SCRIPT = Path(__file__).with_name("nginx_site.sh")
 
 
+HTTP2_DIRECTIVE = (1, 25, 1)  # nginx with `http2 on;` (the `listen ... http2` parameter is deprecated)
+
+
+def host_vars(app: str, listeners: dict, version: tuple, placeholder: bool) -> dict:
+    """What the nginx templates take from the host (the `host` of the render): `http2_on`, and
+    where the other enabled sites listen (`others_tls`: one serves https and the catch-all's
+    placeholder certificate is there; `others_ipv6`). `listeners`: the SiteListeners fact;
+    `version`: NginxVersion; `placeholder`: roles/tls.py's placeholder certificate exists."""
+    ours = {ENABLED + f"{app}.conf", CATCH_ALL, DEFAULT_SITE}
+    others = [args.split() for path, found in listeners.items() if path not in ours for args in found]
+    return {"http2_on": bool(version) and tuple(version) >= HTTP2_DIRECTIVE,
+            "others_tls": placeholder and any("ssl" in args for args in others),
+            "others_ipv6": any(args and args[0].startswith("[") for args in others)}
+
+
 def nginx_files(wanted) -> list:
     return wanted.select(NGINX_DIR)
 
@@ -40,7 +60,7 @@ def enabled_links(files) -> list[str]:
 
 def fact_paths(wanted) -> list[str]:
     files = nginx_files(wanted)
-    return [f.path for f in files] + enabled_links(files) + [DEFAULT_SITE, CATCH_ALL]
+    return [f.path for f in files] + enabled_links(files) + [DEFAULT_SITE, CATCH_ALL, wanted.layout.tls_default_cert]
 
 
 def other_default(files, default_servers) -> str:
