@@ -28,7 +28,7 @@ from toolkit.facts.files import Files
 from toolkit.facts.hardening import HardeningFact
 from toolkit.facts.names import HostNames
 from toolkit.facts.postgres import Postgres
-from toolkit.facts.nginx import DefaultServers
+from toolkit.facts.nginx import DefaultServers, NginxVersion, SiteListeners
 from toolkit.facts.tls import Certificates
 from toolkit.facts.host import (AptLists, DeployLock, EnvFile, Groups, HostFacts, OsRelease, Packages,
                                 PythonVersion, Units, Users)
@@ -46,12 +46,20 @@ def planned(cfg) -> Wanted:
     return Wanted.of(cfg, render_all(cfg, mask_secrets=True))
 
 
-def render_for(cfg, facts: HostFacts, names: tuple | None = None, tls_ready: bool = True) -> Wanted:
+def render_for(cfg, facts: HostFacts, names: tuple | None = None, tls_ready: bool = True,
+               nginx_host: dict | None = None) -> Wanted:
     """`names`: the host's names and addresses (ALLOWED_HOSTS for domains = ["_"]); `tls_ready`:
-    nginx can serve https (False: a letsencrypt certificate is not issued yet)."""
+    nginx can serve https (False: a letsencrypt certificate is not issued yet); `nginx_host`:
+    roles/nginx.py's host_vars (the nginx version's http2 syntax, the other sites' listeners)."""
     from toolkit.render import render_all
 
-    return Wanted.of(cfg, render_all(cfg, {"env": facts.env, "names": names, "tls_ready": tls_ready}))
+    return Wanted.of(cfg, render_all(cfg, {"env": facts.env, "names": names, "tls_ready": tls_ready,
+                                           **(nginx_host or {})}))
+
+
+def nginx_host(cfg, facts: HostFacts, gathered) -> dict:
+    return nginx.host_vars(cfg.name, gathered.get(SiteListeners, {}), gathered.get(NginxVersion, ()),
+                           facts.fact(cfg.layout.tls_default_cert).exists)
 
 
 def host_names(c, gathered) -> tuple:
@@ -77,7 +85,7 @@ def facts_to_read(wanted: Wanted) -> list:
                                            + processes.units(wanted) + schedule.units(wanted) + redis.units(wanted)),
             ExtraUnits(wanted.app),
             EnvFile(lay.env_file), PythonVersion(), DeployLock(lay), HardeningFact(), HostNames(),
-            Certificates(tls.cert_paths(wanted)), DefaultServers()]
+            Certificates(tls.cert_paths(wanted)), DefaultServers(), SiteListeners(), NginxVersion()]
 
 
 def check(facts: HostFacts, stop_on_lock: bool) -> None:
@@ -212,7 +220,8 @@ def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_
         st.info(f"{facts.os_id} {facts.os_version}, python {facts.python_version or 'missing'}")
     names = host_names(c, gathered)
     ready = tls.tls_ready(first, gathered.get(Certificates, {}))
-    wanted = logged_in(c, render_for(cfg, facts, names, ready), facts)
+    on_host = nginx_host(cfg, facts, gathered)
+    wanted = logged_in(c, render_for(cfg, facts, names, ready, on_host), facts)
     changed = 0
     if proxy.proxy_files(wanted):
         changed += executor.apply(c, rep, proxy.PROXY_STEP, proxy.plan_proxy(facts, wanted), dry)
@@ -230,7 +239,7 @@ def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_
         changed += executor.apply(c, rep, postgres.STEP, database, dry)
     done = Provisioning(c, rep, dry, wanted, facts, gathered, changed,
                         reread=bool(packages_changed) and not dry, apt_job=apt_job,
-                        with_https=lambda: logged_in(c, render_for(cfg, facts, names), facts))
+                        with_https=lambda: logged_in(c, render_for(cfg, facts, names, True, on_host), facts))
     if not defer_nginx:
         done.finish()
     return done

@@ -138,8 +138,10 @@ def https_get(box, root_file, path="/"):
     conn = ServerNameConnection(box.address, 443, LE_DOMAIN, context, 10)
     try:
         conn.request("GET", path, headers={"Host": LE_DOMAIN})
-        resp = conn.getresponse()
+        # Read before the answer: on "Connection: close" (an old worker after a reload) the
+        # response takes the socket over and conn.sock is None.
         served = hashlib.sha256(conn.sock.getpeercert(binary_form=True)).hexdigest()
+        resp = conn.getresponse()
         return resp.status, resp.read().decode(), served
     finally:
         conn.close()

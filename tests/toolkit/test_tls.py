@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from roles import nginx as nginx_role
 from roles import tls
 from roles.wanted import Wanted
 from tests.toolkit.test_onhost import run_program
@@ -17,6 +18,7 @@ from tests.toolkit.test_render import by_path, example, needs_nginx, nginx_test
 from toolkit.config import ConfigError, TlsConfig, load_app_config
 from toolkit.facts.files import FileFact
 from toolkit.facts.host import HostFacts
+from toolkit.facts.nginx import NginxVersion, SiteListeners
 from toolkit.facts.tls import CertFact, Certificates
 from toolkit.layout import HostLayout
 from toolkit.release_commands import health_check_cmd
@@ -185,6 +187,61 @@ def test_rendered_tls_sites_pass_nginx_t(tmp_path, overrides):
     sites = [with_local_certs(f.content, tmp_path) for f in files if "/etc/nginx/sites-" in f.path]
     ok, output = nginx_test(tmp_path, *sites)
     assert ok, output
+
+
+def listeners_of(app, site_text):
+    """The SiteListeners fact as grep prints it for one enabled site."""
+    return SiteListeners().parse([f"/etc/nginx/sites-enabled/{app}.conf:{line}" for line in site_text.splitlines()
+                                  if line.strip().startswith("listen")])
+
+
+@needs_nginx
+def test_two_apps_render_the_one_catch_all_alike_whichever_deploys(tmp_path):
+    """An app on plain http and one on https, each deployed after the other: the catch-all each
+    renders (pronghorn-default.conf, one file per host) is the same, on 443 too, and nginx
+    takes both sites with it."""
+    plain = example("flask", {"app.name": "blog", "app.domains": ["blog.example"]})
+    secure = example("flask", {"app.name": "shop", "tls.mode": "self-signed", **NAMED})
+    plain_site = by_path(render_all(plain))["/etc/nginx/sites-available/blog.conf"].content
+    secure_site = by_path(render_all(secure))["/etc/nginx/sites-available/shop.conf"].content
+
+    def catch_all(cfg, other, other_site, placeholder=True):
+        host = nginx_role.host_vars(cfg.name, listeners_of(other, other_site), (1, 22, 1), placeholder)
+        return by_path(render_all(cfg, {"tls_ready": True, **host}))[CATCH_ALL].content
+
+    by_plain, by_secure = catch_all(plain, "shop", secure_site), catch_all(secure, "blog", plain_site)
+    assert by_plain == by_secure and "listen 443 ssl http2 default_server;" in by_plain
+    # the https site left (or the placeholder is missing): the catch-all leaves 443 too
+    assert "443" not in catch_all(plain, "shop", secure_site, placeholder=False)
+    assert "443" not in catch_all(plain, "other", plain_site.replace("blog", "other"))
+    sites = [with_local_certs(text, tmp_path) for text in (plain_site, secure_site.replace("/tls/shop/", "/tls/flaskapp/"), by_plain)]
+    ok, output = nginx_test(tmp_path, *sites)
+    assert ok, output
+
+
+def test_nginx_from_1_25_1_gets_http2_on_and_older_the_listen_parameter():
+    cfg = example("flask", {"tls.mode": "self-signed", **NAMED})
+    for version, new in (((1, 26, 3), True), ((1, 25, 1), True), ((1, 24, 0), False), ((1, 22, 1), False), ((), False)):
+        host = nginx_role.host_vars(cfg.name, {}, version, False)
+        files = by_path(render_all(cfg, {"tls_ready": True, **host}))
+        for text in (files[SITE].content, files[CATCH_ALL].content):
+            assert ("http2 on;" in text) == new and ("ssl http2" in text) == (not new), version
+            assert "listen 443 ssl" in text
+
+
+def test_nginx_facts_parse_what_the_host_prints():
+    found = SiteListeners().parse(["/etc/nginx/sites-enabled/shop.conf:    listen 443 ssl http2;",
+                                   "/etc/nginx/sites-enabled/shop.conf:    listen [::]:443 ssl http2;",
+                                   "/etc/nginx/sites-enabled/blog.conf:listen 80;"])
+    assert found == {"/etc/nginx/sites-enabled/shop.conf": ["443 ssl http2", "[::]:443 ssl http2"],
+                     "/etc/nginx/sites-enabled/blog.conf": ["80"]}
+    host = nginx_role.host_vars("blog", found, (1, 22, 1), True)
+    assert host == {"http2_on": False, "others_tls": True, "others_ipv6": True}
+    assert nginx_role.host_vars("shop", found, (), True) == {"http2_on": False, "others_tls": False,
+                                                             "others_ipv6": False}
+    assert NginxVersion().parse(["1.26.3"]) == (1, 26, 3)
+    assert NginxVersion().parse(["", "1.22.1-9+deb12u11"]) == (1, 22, 1)  # apt's candidate
+    assert NginxVersion().parse(["(none)"]) == ()
 
 
 # --------------------------------------------------------------------------- the role
