@@ -68,6 +68,15 @@ class Wanted:
     tls: TlsConfig | None = None
     domains: tuple = ("_",)
     tls_files: tuple = ()  # and certbot's hook and [proxy] environment (roles/tls.py)
+    # deploy.toml [hosts] (toolkit/fleet.py): this host's roles (None: the single-host case, the
+    # app and everything it needs) and, behind a load balancer, the addresses http may come from.
+    roles: tuple | None = None
+    web_from: tuple = ()
+
+    @property
+    def runs_app(self) -> bool:
+        """The app's release, units and environment belong here (not a bare load balancer)."""
+        return self.roles is None or bool({"app", "worker"} & set(self.roles))
 
     @classmethod
     def of(cls, cfg, files=()) -> "Wanted":

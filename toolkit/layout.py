@@ -177,6 +177,17 @@ class HostLayout:
         return f"/var/lib/pronghorn/acme/{self.app}"
 
     @property
+    def lb_static_cache(self) -> str:
+        """A load balancer's cache of the app's static files ([hosts] lb): nginx makes it (one
+        level) and gives it to its workers' user; what is in it is a copy, safe to delete."""
+        return f"/var/cache/pronghorn-{self.app}-static"
+
+    @property
+    def lb_site(self) -> str:
+        """The load balancer's nginx site for the app (templates/etc/nginx/sites-available/APP-lb.conf.j2)."""
+        return f"/etc/nginx/sites-available/{self.app}-lb.conf"
+
+    @property
     def letsencrypt_cert(self) -> str:
         """certbot's lineage for this app (`--cert-name APP`): what nginx serves with letsencrypt."""
         return f"/etc/letsencrypt/live/{self.app}/fullchain.pem"

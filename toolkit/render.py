@@ -64,8 +64,21 @@ def _ownership(target: str, cfg: AppConfig) -> tuple[int, str, str]:
     return 0o644, "root", "root"
 
 
-def _wanted(template: str, cfg: AppConfig) -> bool:
-    """Whether this app gets the file rendered from ``template`` (a path relative to templates/)."""
+# [hosts]: what a host gets by its roles (toolkit/fleet.py host_vars gives `roles`). A load balancer
+# gets its site, the 503 page and the catch-all; the app's own files go to app and worker hosts.
+LB_TEMPLATE = "etc/nginx/sites-available/APP-lb.conf.j2"
+EDGE_TEMPLATES = (LB_TEMPLATE, "etc/nginx/pronghorn/APP.unavailable.html.j2",
+                  "etc/nginx/sites-available/pronghorn-default.conf.j2")
+
+
+def _wanted(template: str, cfg: AppConfig, host: dict | None = None) -> bool:
+    """Whether this app gets the file rendered from ``template`` (a path relative to templates/)
+    on a host with `host` ["roles"] (deploy.toml [hosts]; without them: the single-host case)."""
+    roles = (host or {}).get("roles")
+    if template == LB_TEMPLATE:
+        return roles is not None and "lb" in roles
+    if roles is not None and template not in PROXY_TEMPLATES and not {"app", "worker"} & set(roles):
+        return template in EDGE_TEMPLATES and "lb" in roles and _wanted(template, cfg)
     if template == "etc/logrotate.d/APP.j2":
         return cfg.access_log == "file"
     if template == "etc/nginx/sites-available/pronghorn-default.conf.j2":
@@ -199,7 +212,7 @@ def render_all(cfg: AppConfig, host: dict | None = None, mask_secrets: bool = Fa
         "app": cfg,
         "layout": cfg.layout,
         "host": host,
-        "env": base_env(cfg, host.get("names")),
+        "env": base_env(cfg, _names(host)),
         "secrets": secret_values,
         "upstream": cfg.name.replace("-", "_") + "_pronghorn",
         "unavailable_page": unavailable_page(cfg),
@@ -207,7 +220,7 @@ def render_all(cfg: AppConfig, host: dict | None = None, mask_secrets: bool = Fa
     jinja = _environment()
     files = []
     for template in sorted(_template_names()):
-        if not _wanted(template, cfg):
+        if not _wanted(template, cfg, host):
             continue
         # APP-PROCESS/APP-SCHEDULE templates: once per [processes]/[schedule] entry, with `unit`.
         each = process_units.instances(template, cfg)
@@ -221,6 +234,15 @@ def render_all(cfg: AppConfig, host: dict | None = None, mask_secrets: bool = Fa
             files.append(RenderedFile(target, content, mode, owner, group))
     files.extend(_extra_ca(cfg))
     return files
+
+
+def _names(host: dict):
+    """The names requests reach this host's app by: its own, and behind a load balancer the
+    load balancers' (the Host a client sends is the balancer's name or address)."""
+    names = host.get("names")
+    if host.get("lb_names"):
+        names = tuple(dict.fromkeys(tuple(names or ()) + tuple(host["lb_names"])))
+    return names
 
 
 # [database] (roles/postgres.py): the daily backup's units, and DATABASE_URL's password, made of

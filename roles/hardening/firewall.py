@@ -1,5 +1,9 @@
 """ufw: incoming connections denied except ssh, http, https (and [hardening] firewall_allow).
 
+An app host behind a load balancer (deploy.toml [hosts] lb; `wanted.web_from`, toolkit/fleet.py)
+lets http in from the load balancers' addresses only, and an earlier rule open to everyone
+(the host served the site itself before) is deleted.
+
 The deploy connection is never cut: every port sshd listens on (`sshd -T`) and the port the
 toolkit connected to are allowed BEFORE the default policy turns to deny and before ufw is
 enabled (enabling keeps established connections, ours included). Rules someone added by hand
@@ -32,16 +36,40 @@ def ssh_rules(facts, wanted) -> list[str]:
     return [f"{port}/tcp" for port in ports]
 
 
+def web_rules(wanted) -> list[str]:
+    """http and https from everyone; behind a load balancer, http from its addresses only."""
+    sources = getattr(wanted, "web_from", ())
+    if not sources:
+        return list(WEB)
+    return [f"80/tcp from {source}" for source in sources]
+
+
 def wanted_rules(facts, wanted) -> list[str]:
-    """ssh first: the order the rules are added in."""
-    rules = ssh_rules(facts, wanted) + list(WEB) + list(wanted.hardening.firewall_allow)
+    """ssh first: the order the rules are added in. "PORT/PROTO" or "PORT/PROTO from SOURCE"."""
+    rules = ssh_rules(facts, wanted) + web_rules(wanted) + list(wanted.hardening.firewall_allow)
     return list(dict.fromkeys(rules))
 
 
 def allowed(facts) -> set[str]:
-    """"PORT/PROTO" of every saved rule letting connections in (allow or limit)."""
-    return {f"{r.port}/{r.proto}" for r in facts.hardening.ufw_rules
-            if r.action in ("allow", "limit") and r.direction == "in"}
+    """Every saved rule letting connections in (allow or limit), as wanted_rules spells them."""
+    return {f"{r.port}/{r.proto}" + ("" if r.source == "any" else f" from {r.source}")
+            for r in facts.hardening.ufw_rules if r.action in ("allow", "limit") and r.direction == "in"}
+
+
+def ufw_allow(rule: str) -> str:
+    port_proto, _, source = rule.partition(" from ")
+    if not source:
+        return f"ufw allow {q(port_proto)} >/dev/null"
+    port, _, proto = port_proto.partition("/")
+    return f"ufw allow from {q(source)} to any port {q(port)} proto {q(proto)} >/dev/null"
+
+
+def open_web_to_close(facts, wanted) -> list[str]:
+    """Web ports open to everyone on a host that only the load balancers may reach."""
+    if not getattr(wanted, "web_from", ()):
+        return []
+    keep = set(ssh_rules(facts, wanted)) | set(wanted.hardening.firewall_allow)
+    return [rule for rule in WEB if rule in allowed(facts) and rule not in keep]
 
 
 def can_enable(facts) -> bool:
@@ -52,8 +80,11 @@ def plan(facts, wanted) -> list:
     """Allow what is missing (ssh first), deny the rest by default, then enable ufw."""
     hard = facts.hardening
     missing = [rule for rule in wanted_rules(facts, wanted) if rule not in allowed(facts)]
-    script = [f"ufw allow {q(rule)} >/dev/null" for rule in missing]
+    script = [ufw_allow(rule) for rule in missing]
     notes = [f"allow {', '.join(missing)}"] if missing else []
+    closing = open_web_to_close(facts, wanted)
+    script += [f"ufw delete allow {q(rule)} >/dev/null" for rule in closing]
+    notes += [f"closed {', '.join(closing)} to everyone else"] if closing else []
     if hard.ufw_default_input != "DROP":
         script.append("ufw default deny incoming >/dev/null")
         notes.append("deny other incoming")

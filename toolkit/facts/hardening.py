@@ -35,6 +35,7 @@ class UfwRule:
     proto: str  # tcp, udp, any
     port: str  # "22", "80", "any"
     direction: str = "in"
+    source: str = "any"  # an address or network the rule is limited to ("any": everyone)
 
 
 @dataclass
@@ -140,7 +141,8 @@ def parse_ufw(lines) -> tuple[tuple[UfwRule, ...], str, bool]:
         if line.startswith("### tuple ###"):
             parts = line[len("### tuple ###"):].split()
             if len(parts) >= 7:
-                rules.append(UfwRule(parts[0], parts[1], parts[2], parts[-1]))
+                source = "any" if parts[5] in ("0.0.0.0/0", "::/0") else parts[5]
+                rules.append(UfwRule(parts[0], parts[1], parts[2], parts[-1], source))
         elif line.startswith("DEFAULT_INPUT_POLICY="):
             policy = line.split("=", 1)[1].strip('"')
         elif line.startswith("ENABLED="):

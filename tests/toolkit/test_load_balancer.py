@@ -1,0 +1,94 @@
+"""The load balancer and the app hosts behind it, as rendered and planned (deploy.toml [hosts]):
+what each host gets by its roles, the upstream, the app hosts' listen/real-IP settings and
+their firewall letting http in from the load balancers only."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from roles.hardening import firewall
+from roles.wanted import Wanted
+from toolkit import fleet
+from toolkit.config import Hardening, load_app_config
+from toolkit.facts.hardening import HardenedHostFacts, HostHardening, UfwRule, parse_ufw
+from toolkit.layout import HostLayout
+from toolkit.render import render_all
+
+ADDRESSES = {"lb1": fleet.Address("10.78.0.1", "203.0.113.10"), "a1": fleet.Address("10.78.0.2", "a1"),
+             "a2": fleet.Address("10.78.0.3", "a2")}
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    app = tmp_path / "shop"
+    (app / "static").mkdir(parents=True)
+    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    (app / "deploy.toml").write_text('[hosts]\nlb = ["lb1"]\napp = ["a1", "a2"]\n'
+                                     '[network]\nprivate = "10.78.0.0/16"\n')
+    return load_app_config(app)
+
+
+def files_for(cfg, host, down=()):
+    return {f.path: f.content for f in render_all(cfg, fleet.host_vars(cfg, host, ADDRESSES, down),
+                                                  mask_secrets=True)}
+
+
+def test_the_load_balancer_gets_its_site_and_none_of_the_app(cfg):
+    files = files_for(cfg, "lb1")
+    assert sorted(files) == ["/etc/nginx/pronghorn/shop.unavailable.html", cfg.layout.lb_site]
+
+
+def test_upstream_lists_the_app_hosts_private_addresses_and_marks_down(cfg):
+    site = files_for(cfg, "lb1", down=("a2",))[cfg.layout.lb_site]
+    assert "server 10.78.0.2:80 max_fails=1 fail_timeout=10s;  # a1" in site
+    assert "server 10.78.0.3:80 max_fails=1 fail_timeout=10s down;  # a2" in site
+    assert "keepalive 16;" in site and 'proxy_set_header Connection "";' in site
+    assert "proxy_next_upstream error timeout http_502 http_503;" in site
+    assert "non_idempotent" not in site.split("proxy_next_upstream error")[1].split(";")[0]
+    assert "proxy_set_header X-Real-IP $remote_addr;" in site and "proxy_set_header Host $host;" in site
+    # the static files are cached at the edge
+    assert "location /static/ {" in site and f"proxy_cache_path {cfg.layout.lb_static_cache} " in site
+
+
+def test_app_hosts_listen_privately_and_believe_only_the_load_balancer(cfg):
+    files = files_for(cfg, "a1")
+    assert cfg.layout.lb_site not in files
+    site = files["/etc/nginx/sites-available/shop.conf"]
+    listens = [line.strip() for line in site.splitlines() if line.strip().startswith("listen")]
+    assert listens == ["listen 10.78.0.2:80 default_server;", "listen 127.0.0.1:80 default_server;"]
+    assert "set_real_ip_from 10.78.0.1;" in site and "real_ip_header X-Real-IP;" in site
+    env = files[cfg.layout.env_file]
+    assert "203.0.113.10" in env.split("ALLOWED_HOSTS=")[1].splitlines()[0]
+
+
+def test_the_single_host_case_renders_as_before(tmp_path):
+    app = tmp_path / "one"
+    app.mkdir()
+    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    cfg = load_app_config(app)
+    files = {f.path: f.content for f in render_all(cfg, mask_secrets=True)}
+    assert not any(p.endswith("-lb.conf") for p in files)
+    assert "listen 80 default_server;" in files["/etc/nginx/sites-available/one.conf"]
+    assert "set_real_ip_from" not in files["/etc/nginx/sites-available/one.conf"]
+
+
+def hardened(rules):
+    return HardenedHostFacts(os_id="debian", os_version="12",
+                             hardening=HostHardening(sshd={"port": ("22",)}, ufw_rules=rules,
+                                                     ufw_default_input="DROP", ufw_enabled=True))
+
+
+def test_firewall_lets_http_in_from_the_load_balancers_only():
+    wanted = Wanted(app="shop", layout=HostLayout("shop"), hardening=Hardening(), web_from=("10.78.0.1",))
+    was_alone = hardened((UfwRule("allow", "tcp", "22"), UfwRule("allow", "tcp", "80"), UfwRule("allow", "tcp", "443")))
+    [change] = firewall.plan(was_alone, wanted)
+    assert change.script.split(" && ") == [
+        "ufw allow from 10.78.0.1 to any port 80 proto tcp >/dev/null",
+        "ufw delete allow 80/tcp >/dev/null", "ufw delete allow 443/tcp >/dev/null"]
+    # as ufw saves it, the rule reads back as wanted: a second provision changes nothing
+    saved, _, _ = parse_ufw(["### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in",
+                             "### tuple ### allow tcp 80 0.0.0.0/0 any 10.78.0.1 in"])
+    assert firewall.plan(hardened(saved), wanted) == []
