@@ -171,6 +171,7 @@ def uploaded_files(cfg) -> tuple:
         return ()
     cert = _read_pem("cert", tls.cert, "CERTIFICATE")
     key = _read_pem("key", tls.key, "PRIVATE KEY")
+    _check_pair(tls, cert, key)
     return (RenderedFile(lay.tls_cert, cert, 0o644, "root", "root"),
             RenderedFile(lay.tls_key, key, 0o600, "root", "root"))
 
@@ -194,6 +195,29 @@ def certbot_proxy_files(cfg) -> tuple:
               f"[Service]\nEnvironmentFile={lay.certbot_proxy_env}\n")
     return (RenderedFile(lay.certbot_proxy_env, env, 0o600, "root", "root"),
             RenderedFile(lay.certbot_proxy_dropin, dropin, 0o644, "root", "root"))
+
+
+def _check_pair(tls, cert: str, key: str) -> None:
+    """The key must be the certificate's (the first in the chain): nginx would refuse the pair
+    on the host, so a mismatch stops here, before anything is sent."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        served = x509.load_pem_x509_certificate(cert.encode())
+    except ValueError as exc:
+        raise ConfigError(f'[tls] cert = "{tls.cert}": not a readable PEM certificate ({exc})') from None
+    try:
+        private = serialization.load_pem_private_key(key.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f'[tls] key = "{tls.key}": not a readable private key without a passphrase ({exc}); '
+                          f"nginx needs it unencrypted (openssl pkey -in KEY -out KEY.plain)") from None
+    form = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if served.public_key().public_bytes(*form) != private.public_key().public_bytes(*form):
+        raise ConfigError(f'[tls] key = "{tls.key}" is not the key of the certificate in [tls] cert = "{tls.cert}" '
+                          f"(their public keys differ); nothing was changed on the host",
+                          "give the key the certificate was made with (the first certificate in cert is the "
+                          "site's), then run the same command again")
 
 
 def _read_pem(name: str, path: str, kind: str) -> str:

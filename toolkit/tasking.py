@@ -64,6 +64,7 @@ class HelpTask(Task):
 
 def load_config(app: str, check_secrets: bool = True):
     """deploy.toml of `app`, validated; any mistake stops here, before a host is contacted."""
+    from roles import tls as tls_role
     from toolkit.config import load_app_config
     from toolkit.render import render_all
 
@@ -74,6 +75,7 @@ def load_config(app: str, check_secrets: bool = True):
             # checked once the host's shared/.env is read (a value may already be there), still
             # before anything on the host changes.
             render_all(cfg, mask_secrets=True)
+            tls_role.uploaded_files(cfg)  # [tls] mode = "files": the certificate and its key, a pair
     except ConfigError as exc:
         next_step = exc.next_step or "correct deploy.toml as the error says, then run the same command again"
         raise Exit(f"error: {exc}\n  next: {next_step}", code=2)

@@ -318,6 +318,16 @@ def test_files_mode_with_a_wrong_file_says_which(tmp_path):
         tls.uploaded_files(cfg)
 
 
+def test_files_mode_refuses_a_key_that_is_not_the_certificates(tmp_path):
+    cert, _ = make_cert(tmp_path)
+    _, other_key = make_cert(tmp_path, "other.example")
+    cfg = example("flask", {"tls.mode": "files", "tls.cert": str(cert), "tls.key": str(other_key)})
+    with pytest.raises(ConfigError) as err:
+        tls.uploaded_files(cfg)
+    assert "is not the key of the certificate" in str(err.value) and str(other_key) in str(err.value)
+    assert "the key the certificate was made with" in err.value.next_step
+
+
 def test_tls_off_plans_nothing_and_reads_nothing():
     assert tls.plan(HostFacts(), wanted(mode="off"), {}) == [] and tls.fact_paths(wanted(mode="off")) == []
 
