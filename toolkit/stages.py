@@ -106,12 +106,17 @@ class DeployContext:
     finished: bool = False  # stop after this stage or hook
     stage: str = ""  # the stage running
     outcome: Outcome | None = None
+    # Django's migrate in updating: off on every app host of a rolling deploy but the first
+    # (toolkit/rolling.py: migrations run once, before any host is switched)
+    migrate: bool = True
 
 
-def run(ctx: DeployContext) -> Outcome | None:
+def run(ctx: DeployContext, stages: tuple = STAGES) -> Outcome | None:
     """Run the stages with their hooks. A failure once the release is under way (updating and
-    after) is recovered from (`recover`) before it goes on up."""
-    for stage in STAGES:
+    after) is recovered from (`recover`) before it goes on up. `stages`: some of them, in order,
+    for a rolling deploy that runs each stage across the hosts before the next (toolkit/rolling.py);
+    the context carries what the earlier ones found."""
+    for stage in stages:
         ctx.stage = stage
         try:
             ctx.hooks.run("before", stage, ctx)
@@ -235,7 +240,7 @@ def _check_the_app(ctx: DeployContext) -> None:
                               _tail(result.stdout + result.stderr))
         st.info(cfg.wsgi)
     if cfg.framework == "django" and cfg.django:
-        if cfg.django.migrate:
+        if cfg.django.migrate and ctx.migrate:
             with rep.step("django migrate") as st:
                 out = sh(c, cmds.django_cmd(cfg, release_dir, "migrate", "--noinput"),
                          what="manage.py migrate", timeout=900, stoppable=True).stdout
