@@ -256,13 +256,15 @@ def health_check_cmd(cfg, timeout: float | None = None, same_limit: int = HEALTH
 
 def health_tls_args(cfg) -> list[str]:
     """With [tls] on, the check goes through nginx's https listener (SNI and Host: the site's
-    name); a CA's certificate is verified, a self-signed one is not. letsencrypt: https once
-    certbot's certificate exists (until then the site serves http)."""
+    name); a Let's Encrypt (ACME) certificate is verified, a self-signed one is not, nor the
+    user's own (mode = "files": often from a private CA the host itself does not trust; its key
+    was matched to it before the upload). letsencrypt: https once certbot's certificate exists
+    (until then the site serves http)."""
     tls = getattr(cfg, "tls", None)
     if tls is None or not tls.enabled:
         return []
     scheme = f"https-if:{cfg.layout.letsencrypt_cert}" if tls.mode == "letsencrypt" else "https"
-    return ["127.0.0.1", "443", scheme, "0" if tls.mode == "self-signed" else "1"]
+    return ["127.0.0.1", "443", scheme, "1" if tls.mode == "letsencrypt" else "0"]
 
 
 @dataclass

@@ -244,3 +244,98 @@ def test_letsencrypt_against_pebble(fresh_sandbox, acme, tmp_path):
         time.sleep(0.2)
         renewed_cert = https_get(box, root)[2]
     assert renewed_cert != served  # nginx serves the renewed certificate
+
+
+# --------------------------------------------------------------------------- files mode, two apps
+
+FILES_DOMAIN, PLAIN_DOMAIN = "files.test", "plain.test"
+
+FILES_TOML = f'''[app]
+name = "filesapp"
+framework = "wsgi"
+wsgi = "app:app"
+domains = ["{FILES_DOMAIN}"]
+
+[tls]
+mode = "files"
+cert = "tls/fullchain.pem"
+key = "tls/privkey.pem"
+'''
+
+PLAIN_TOML = f'''[app]
+name = "plainapp"
+framework = "wsgi"
+wsgi = "app:app"
+domains = ["{PLAIN_DOMAIN}"]
+'''
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+def local_ca_certificate(folder, domain):
+    """A CA made here, and a certificate for `domain` it signed: (CA file, chain, key)."""
+    ca_key, ca, key, csr, cert = (folder / n for n in ("ca.key", "ca.pem", "privkey.pem", "site.csr", "fullchain.pem"))
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=h6 test CA",
+            "-keyout", str(ca_key), "-out", str(ca))
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={domain}", "-keyout", str(key), "-out", str(csr))
+    (folder / "san.ext").write_text(f"subjectAltName=DNS:{domain}\n")
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-days", "2",
+            "-extfile", str(folder / "san.ext"), "-out", str(cert))
+    return ca, cert, key
+
+
+def app_dir(folder, toml):
+    folder.mkdir()
+    (folder / "app.py").write_text(APP)
+    (folder / "requirements.txt").write_text("")
+    (folder / "deploy.toml").write_text(toml)
+    return folder
+
+
+CATCH_ALL_FILE = "/etc/nginx/sites-available/pronghorn-default.conf"
+
+
+def test_files_mode_and_a_second_app_sharing_the_catch_all(fresh_sandbox, tmp_path):
+    box = fresh_sandbox
+    files_app = app_dir(tmp_path / "filesapp", FILES_TOML)
+    (files_app / "tls").mkdir()
+    ca, cert, key = local_ca_certificate(files_app / "tls", FILES_DOMAIN)
+
+    first = invoke("deploy", "--host", box.ssh_alias, "--app", str(files_app))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "certificate files" in first.stdout
+    code, page = curl(box, f"https://{FILES_DOMAIN}/", "--cacert", str(ca), name=FILES_DOMAIN)
+    assert code == 0 and page.startswith("HTTP/2 200") and "scheme=https" in page, page  # verified against our CA
+    on = on_host(box, "stat -c '%a %U' /etc/pronghorn/tls/filesapp/privkey.pem; sha256sum < /etc/pronghorn/tls/filesapp/privkey.pem")
+    assert on.stdout.split("\n")[0] == "600 root", on.stdout + on.stderr
+    assert on.stdout.split()[2] == hashlib.sha256(key.read_bytes()).hexdigest()
+
+    # A key that is not the certificate's: refused on this machine, the host keeps the old pair.
+    good_key = key.read_bytes()
+    openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(key))
+    refused = invoke("deploy", "--host", box.ssh_alias, "--app", str(files_app))
+    assert refused.returncode != 0
+    assert "is not the key of the certificate" in refused.stdout + refused.stderr, refused.stdout + refused.stderr
+    assert "next:" in refused.stdout + refused.stderr
+    kept = on_host(box, "sha256sum < /etc/pronghorn/tls/filesapp/privkey.pem").stdout.split()[0]
+    assert kept == on.stdout.split()[2]
+    code, page = curl(box, f"https://{FILES_DOMAIN}/", "--cacert", str(ca), name=FILES_DOMAIN)
+    assert code == 0 and page.startswith("HTTP/2 200"), page
+
+    # A second app, on plain http, on the same host: it writes the host's catch-all as the first
+    # did (on 443 too), and the first app's next provision changes nothing.
+    catch_all = on_host(box, f"sha256sum < {CATCH_ALL_FILE}").stdout.split()[0]
+    plain = invoke("deploy", "--host", box.ssh_alias, "--app", str(app_dir(tmp_path / "plainapp", PLAIN_TOML)))
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert on_host(box, f"sha256sum < {CATCH_ALL_FILE}").stdout.split()[0] == catch_all
+    code, page = curl(box, f"http://{PLAIN_DOMAIN}/", name=PLAIN_DOMAIN)
+    assert page.startswith("HTTP/1.1 200") and "scheme=http" in page, page
+    code, unknown = curl(box, "https://other.test/", "-k", name="other.test")
+    assert code != 0 and "200" not in unknown  # unknown names still get no answer on 443
+
+    key.write_bytes(good_key)
+    again = invoke("provision", "--host", box.ssh_alias, "--app", str(files_app))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "0 changed, 0 failed" in again.stdout, again.stdout

@@ -389,6 +389,11 @@ def test_health_check_command_goes_through_https_when_tls_is_on():
     assert health_check_cmd(example("flask")).endswith(" 5")  # plain http: no TLS arguments
     cmd = health_check_cmd(example("flask", {"tls.mode": "self-signed"}))
     assert cmd.endswith(" 127.0.0.1 443 https 0")
+    # your own certificate may come from a CA the host does not trust: not verified either
+    assert health_check_cmd(example("flask", {"tls.mode": "files", "tls.cert": "c.pem", "tls.key": "k.pem"})).endswith(
+        " 127.0.0.1 443 https 0")
+    le = health_check_cmd(example("flask", {**NAMED, "tls.mode": "letsencrypt", "tls.email": "a@shop.example"}))
+    assert le.endswith(f" 127.0.0.1 443 https-if:{LAY.letsencrypt_cert} 1")
 
 
 # --------------------------------------------------------------------------- certbot's failures in words
