@@ -37,8 +37,10 @@ def tls_fields(cfg) -> dict:
     from roles import tls as tls_role
 
     tls = getattr(cfg, "tls", None)
+    source = getattr(cfg, "source", None)
     return {"tls": tls, "domains": tuple(getattr(cfg, "domains", ("_",))),
-            "tls_files": tls_role.uploaded_files(cfg) if tls else ()}
+            "tls_files": tls_role.uploaded_files(cfg) if tls else (),
+            "app_dir": str(source.path) if source is not None else "."}
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Wanted:
     tls: TlsConfig | None = None
     domains: tuple = ("_",)
     tls_files: tuple = ()  # and certbot's hook and [proxy] environment (roles/tls.py)
+    app_dir: str = "."  # the app's folder on this machine: the --app of a `next:` hint (tls_issue.py)
     # deploy.toml [hosts] (toolkit/fleet.py): this host's roles (None: the single-host case, the
     # app and everything it needs) and, behind a load balancer, the addresses http may come from.
     roles: tuple | None = None

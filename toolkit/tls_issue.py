@@ -10,10 +10,11 @@ tries again.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from roles import tls
 from toolkit import executor
-from toolkit.errors import RemoteError
+from toolkit.errors import RemoteError, fill_next, next_task
 
 # certbot's output -> what it means, most specific first.
 REASONS = (
@@ -68,9 +69,18 @@ def obtain(c, rep, wanted, certs: dict, host: str, dry: bool = False) -> bool:
     if failure is None:
         return True
     rep.line(f"{'':13}certbot: {detail(failure)}")
+    renew_cmd = fill_next(next_task("tls.renew"), host, shown_dir(wanted.app_dir))
     rep.line(f"{'':13}next: point the DNS of {', '.join(wanted.domains)} at this host and let port 80 in, "
-             f"then run: invoke tls.renew --host {host}")
+             f"then run: {renew_cmd}")
     return False
+
+
+def shown_dir(path: str) -> str:
+    """The app folder as a person would type it here: relative when under the working directory."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd())) or "."
+    except ValueError:
+        return path
 
 
 def renew(c, rep, cfg, dry: bool = False) -> None:
@@ -79,7 +89,6 @@ def renew(c, rep, cfg, dry: bool = False) -> None:
     `renew --dry-run`, which changes nothing). certbot's deploy hook reloads nginx."""
     from roles.provision import provision
     from toolkit.config import ConfigError
-    from toolkit.errors import next_task
     from toolkit.facts import gather
     from toolkit.facts.tls import Certificates
     from toolkit.remote import q, sh

@@ -511,3 +511,29 @@ def test_status_says_a_letsencrypt_certificate_is_not_issued_yet_and_nothing_wit
     [line] = tls_status.describe(cfg, {}, NOW)
     assert "not issued yet" in line.text and "invoke tls.renew" in line.next_step
     assert tls_status.describe(example("flask"), {}, NOW) == []
+
+
+def test_a_failed_issuance_prints_why_and_a_next_step_with_the_app_folder(monkeypatch, tmp_path):
+    import io
+
+    from toolkit import tls_issue
+    from toolkit.errors import RemoteError
+    from toolkit.report import Reporter
+
+    def certbot_fails(c, changes):
+        raise RemoteError("certbot", 1, CERTBOT_DNS)
+
+    monkeypatch.setattr(tls_issue.executor, "run", certbot_fails)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shop").mkdir()
+    le = Wanted(app="flaskapp", layout=LAY, domains=("shop.example",), app_dir=str(tmp_path / "shop"),
+                tls=TlsConfig(mode="letsencrypt", email="ops@shop.example", acme_directory="https://acme.test/dir"))
+    out = io.StringIO()
+    rep = Reporter(out=out, colour=False)
+    rep.begin_host("deploy@203.0.113.10")
+    assert tls_issue.obtain(None, rep, le, {}, "deploy@203.0.113.10") is False
+    said = out.getvalue()
+    assert "not issued: the domain's DNS does not point at this host" in said and "serves http until then" in said
+    assert "certbot: Detail:" in said
+    assert "next: point the DNS of shop.example at this host and let port 80 in, then run: " in said
+    assert said.rstrip().endswith("tls.renew --host deploy@203.0.113.10 --app shop")
