@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit import detect
+from toolkit import detect, lockfiles
 from toolkit.config_checks import RESERVED_NAMES, Invalid
 from toolkit.config_schema import KEYS as _KEYS, SCHEMA, SECTIONS, TABLE_SECTIONS, Key
 from toolkit.errors import ConfigError
@@ -144,6 +144,8 @@ class AppConfig:
     wsgi: str
     python: str = "python3"
     requirements: str = "requirements.txt"
+    # "src" when the code is in a src/ layout: on the venv's path (lockfiles.app_path)
+    app_path: str = ""
     domains: tuple[str, ...] = ("_",)
     hosts: tuple[str, ...] = ()
     workers: int | str = "auto"
@@ -500,6 +502,7 @@ def _build(values: dict, app_dir: Path, config_file: Path | None, where: str) ->
 
     fields = {k.name: _get(values, "app", k.name) for k in SCHEMA
               if k.section == "app" and k.name not in ("name", "framework", "wsgi")}
+    fields["requirements"] = _requirements(values, app_dir, where)
     return AppConfig(
         name=name, framework=framework, wsgi=wsgi,
         source=Source(path=app_dir, git=_get(values, "source", "git"), ref=_get(values, "source", "ref"),
@@ -517,8 +520,20 @@ def _build(values: dict, app_dir: Path, config_file: Path | None, where: str) ->
         redis=_get(values, "services", "redis"),
         inventory=_inventory(values),
         config_file=config_file,
+        app_path=lockfiles.app_path(app_dir),
         **fields,
     )
+
+
+def _requirements(values: dict, app_dir: Path, where: str) -> str:
+    """The dependency file: as written, or chosen (requirements.txt, a lock file, pyproject.toml);
+    read now, so a file pip could not use is refused before anything reaches a host."""
+    name = values.get(("app", "requirements")) or lockfiles.choose(app_dir)
+    try:
+        lockfiles.load(app_dir, name)
+    except lockfiles.RequirementsError as exc:
+        raise ConfigError(f"{where}: [app] requirements: {exc}") from None
+    return name
 
 
 def _tls(values: dict, app_dir: Path) -> TlsConfig:

@@ -66,8 +66,12 @@ SCHEMA: tuple[Key, ...] = (
     Key("app", "python", matching(re.compile(r"^python3(\.\d+)?\Z"), '"python3" or "python3.N"'),
         "python3", "The host's Python interpreter the virtualenv is made with.", 'python = "python3.12"'),
     Key("app", "requirements", relative_path, "requirements.txt",
-        "The pip requirements file, relative to the app directory. Do not list pronghorn: "
-        "the toolkit installs the server itself.", 'requirements = "requirements/prod.txt"'),
+        "What pip installs, relative to the app directory: a requirements file (with --hash lines: "
+        "installed with --require-hashes), pyproject.toml (its [project] dependencies; a src/ layout "
+        "is put on the path), or a lock file, uv.lock or pylock.toml (PEP 751), installed with its "
+        "hashes. Do not list pronghorn: the toolkit installs the server itself.",
+        'requirements = "requirements/prod.txt"',
+        default_text="requirements.txt, else pylock.toml, uv.lock or pyproject.toml, the first found"),
     Key("app", "domains", domains, ("_",),
         'Names nginx answers for. ["_"] = any name (this app is the host\'s default site). With real '
         "names, requests for any other Host are dropped (nginx 444).", 'domains = ["example.com", "www.example.com"]'),

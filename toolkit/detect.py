@@ -6,8 +6,12 @@ on the host, not here). The rules, in order:
 
 - Django: ``manage.py`` naming a settings module (``DJANGO_SETTINGS_MODULE``, "PROJECT.settings")
   and ``PROJECT/wsgi.py`` next to it -> ``PROJECT.wsgi:application``.
-- Flask: ``app.py``, ``wsgi.py``, ``main.py`` or ``application.py`` (or PACKAGE/__init__.py)
-  with ``NAME = Flask(...)`` -> ``module:NAME``; or a ``def create_app(`` factory -> ``module:create_app()``.
+- Flask: ``app.py``, ``wsgi.py``, ``main.py`` or ``application.py``, or a package's
+  ``__init__.py`` (flat, ``PACKAGE/``, or in a ``src/`` layout, ``src/PACKAGE/``), with
+  ``NAME = Flask(...)`` -> ``module:NAME``; or a ``def create_app(`` factory -> ``module:create_app()``.
+  A package whose ``__init__.py`` re-exports the factory (``from .factory import create_app``)
+  counts when flask is imported somewhere in the package. A ``src/`` package is importable on the
+  host because the toolkit puts ``src`` on the path (lockfiles.app_path).
 - Bottle: a ``bottle`` import and ``NAME = Bottle()`` or ``NAME = default_app()`` -> ``module:NAME``
   (module-level ``@route`` without a named app: DetectError saying which line to add).
 - Anything else: DetectError telling the user to set ``wsgi = "module:app"``.
@@ -31,6 +35,8 @@ BOTTLE_IMPORT_RE = re.compile(r"^\s*(import bottle|from bottle import)", re.M)
 BOTTLE_ASSIGN_RE = re.compile(r"^(\w+)\s*=\s*(?:bottle\.)?Bottle\(", re.M)
 BOTTLE_DEFAULT_RE = re.compile(r"^(\w+)\s*=\s*(?:bottle\.)?default_app\(", re.M)
 FLASK_IMPORT_RE = re.compile(r"^\s*(import flask|from flask import)", re.M)
+REEXPORT_RE = re.compile(r"^from \.[\w.]* import [^\n]*\b(create_app|make_app)\b", re.M)
+NOT_APP_PACKAGES = ("tests", "test", "migrations", "docs")
 
 HOW_TO_SET = ('set it in deploy.toml: [app] wsgi = "module:app" (the module file and the WSGI '
               'callable in it), and framework = "flask", "django", "bottle" or "wsgi"')
@@ -62,7 +68,8 @@ def detect_app(app_dir: str | Path, framework: str | None = None) -> Detection:
         if found:
             return found
     raise DetectError(f"could not tell which WSGI app to run in {app_dir} (looked for Django's "
-                      f"manage.py, a Flask(...) or Bottle app in {', '.join(CANDIDATE_MODULES)}); "
+                      f"manage.py, a Flask(...) or Bottle app or a create_app() factory in "
+                      f"{', '.join(CANDIDATE_MODULES)} and in packages, also under src/); "
                       f"{HOW_TO_SET}")
 
 
@@ -95,27 +102,44 @@ def _find_settings_module(app_dir: Path) -> str:
 
 
 def _candidate_files(app_dir: Path):
-    """(module name, path) of the files a Flask/Bottle app usually lives in."""
+    """(module name, path) of the files a Flask/Bottle app usually lives in: the usual module
+    names at the top, then packages (flat, then under src/), then the usual modules in src/."""
     for filename in CANDIDATE_MODULES:
         path = app_dir / filename
         if path.is_file():
             yield filename[:-3], path
-    for init in sorted(app_dir.glob("*/__init__.py")):
-        if init.parent.name not in ("tests", "test", "migrations"):
-            yield init.parent.name, init
+    for folder in (app_dir, app_dir / "src"):
+        for init in sorted(folder.glob("*/__init__.py")):
+            if init.parent.name not in NOT_APP_PACKAGES:
+                yield init.parent.name, init
+    for filename in CANDIDATE_MODULES:
+        path = app_dir / "src" / filename
+        if path.is_file():
+            yield filename[:-3], path
+
+
+def _found_in(app_dir: Path, path: Path) -> str:
+    return path.relative_to(app_dir).as_posix()
+
+
+def _package_imports_flask(init: Path) -> bool:
+    """A package's files import flask (its __init__ may only re-export a factory from them)."""
+    return any(FLASK_IMPORT_RE.search(_read(p)) for p in sorted(init.parent.glob("*.py")))
 
 
 def _detect_flask(app_dir: Path) -> Detection | None:
     for module, path in _candidate_files(app_dir):
         text = _read(path)
-        if not FLASK_IMPORT_RE.search(text):
-            continue
-        assigned = FLASK_ASSIGN_RE.search(text)
-        if assigned:
-            return Detection("flask", f"{module}:{assigned.group(1)}", found_in=path.name)
-        factory = FACTORY_RE.search(text)
-        if factory:
-            return Detection("flask", f"{module}:{factory.group(1)}()", found_in=path.name)
+        if FLASK_IMPORT_RE.search(text):
+            assigned = FLASK_ASSIGN_RE.search(text)
+            if assigned:
+                return Detection("flask", f"{module}:{assigned.group(1)}", found_in=_found_in(app_dir, path))
+            factory = FACTORY_RE.search(text)
+            if factory:
+                return Detection("flask", f"{module}:{factory.group(1)}()", found_in=_found_in(app_dir, path))
+        reexported = REEXPORT_RE.search(text) if path.name == "__init__.py" else None
+        if reexported and _package_imports_flask(path):
+            return Detection("flask", f"{module}:{reexported.group(1)}()", found_in=_found_in(app_dir, path))
     return None
 
 
@@ -127,7 +151,7 @@ def _detect_bottle(app_dir: Path) -> Detection | None:
         for regex in (BOTTLE_ASSIGN_RE, BOTTLE_DEFAULT_RE):
             assigned = regex.search(text)
             if assigned:
-                return Detection("bottle", f"{module}:{assigned.group(1)}", found_in=path.name)
+                return Detection("bottle", f"{module}:{assigned.group(1)}", found_in=_found_in(app_dir, path))
         if "default_app()" in text or re.search(r"^@(bottle\.)?(route|get|post)\(", text, re.M):
             # Module-level routes live on bottle's default app, which has no name in this module
             # that pronghorn could import; one line from the user fixes that.

@@ -9,6 +9,8 @@ when a host's virtualenv can be reused.
     server_wheel() -> Path                   the wheel, built once per server source hash
     wheel_key(wheel)                         HASH/NAME: its place under cfg.layout.wheels_dir
     venv_hash(requirements, wheel, ...)      names the venv (cfg.layout.venv_dir)
+    requirements(cfg) -> Requirements        what pip installs (toolkit/lockfiles.py); a list made
+                                             from a TOML file goes into the tar as lockfiles.GENERATED
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolkit import ignore
+from toolkit import ignore, lockfiles
 from toolkit.errors import DeployError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,9 +73,10 @@ def tar_mode(st_mode: int, is_dir: bool) -> int:
     return 0o640
 
 
-def package_dir(root: Path, prefix: str, group: str, include=()) -> Package:
+def package_dir(root: Path, prefix: str, group: str, include=(), extra: dict[str, bytes] | None = None) -> Package:
     """Tar the files of `root` to upload (toolkit/ignore.py) under `prefix/`, owned by root and
-    in the app's group `group`: the app reads its code and never owns it."""
+    in the app's group `group`: the app reads its code and never owns it. `extra`: files made
+    here (name -> content) added at the top of the tree."""
     digest = hashlib.sha256()
     buf = io.BytesIO()
     selection = ignore.select_files(root, include)
@@ -110,6 +113,11 @@ def package_dir(root: Path, prefix: str, group: str, include=()) -> Package:
                 digest.update(f"F {rel.as_posix()} {info.mode:o} {len(content)}\n".encode())
                 digest.update(content)
             tar.addfile(info, data)
+        for name, content in sorted((extra or {}).items()):
+            info = entry(f"{prefix}/{name}")
+            info.mode, info.size, info.mtime = 0o640, len(content), int(time.time())
+            digest.update(f"G {name} {len(content)}\n".encode() + content)
+            tar.addfile(info, io.BytesIO(content))
     return Package(buf.getvalue(), digest.hexdigest(), len(files), selection.secret_like)
 
 
@@ -139,11 +147,13 @@ def source_include(cfg) -> tuple:
 def package_source(cfg, prefix: str) -> Package:
     """The app from its directory, or from git when deploy.toml has [source] git."""
     git_url = getattr(cfg.source, "git", "")
+    reqs = requirements(cfg)
+    extra = {lockfiles.GENERATED: reqs.text} if reqs.generated else None
     if git_url:
         with tempfile.TemporaryDirectory(prefix="pronghorn-src-") as tmp:
             tree = checkout_git(git_url, cfg.source.ref, Path(tmp))
-            return package_dir(tree, prefix, cfg.name, source_include(cfg))
-    return package_dir(Path(cfg.app_dir), prefix, cfg.name, source_include(cfg))
+            return package_dir(tree, prefix, cfg.name, source_include(cfg), extra)
+    return package_dir(Path(cfg.app_dir), prefix, cfg.name, source_include(cfg), extra)
 
 
 def server_sources_hash(server_dir: Path = SERVER_DIR) -> str:
@@ -183,16 +193,23 @@ def wheel_key(wheel: Path) -> str:
     return f"{wheel.parent.name}/{wheel.name}"
 
 
-def venv_hash(requirements: bytes, wheel: bytes, python_version: str, python: str) -> str:
+def venv_hash(requirements: bytes, wheel: bytes, python_version: str, python: str, app_path: str = "") -> str:
+    """`app_path` ("src"): the venv carries a .pth naming current/src, so it is part of the name."""
     digest = hashlib.sha256()
     for part in (requirements, wheel, python_version.encode(), python.encode()):
         digest.update(hashlib.sha256(part).digest())
+    if app_path:
+        digest.update(hashlib.sha256(app_path.encode()).digest())
     return digest.hexdigest()[:16]
 
 
+def requirements(cfg) -> lockfiles.Requirements:
+    """What pip installs for this app (checked when deploy.toml was loaded: see config.py)."""
+    return lockfiles.load(cfg.app_dir, cfg.requirements)
+
+
 def read_requirements(cfg) -> bytes:
-    path = Path(cfg.app_dir) / cfg.requirements
-    return path.read_bytes() if path.is_file() else b""
+    return requirements(cfg).text
 
 
 def with_wheel(tar_bytes: bytes, wheel: Path, arcname: str) -> bytes:

@@ -54,10 +54,11 @@ def static_modes_script(cfg, release: str) -> str:
 
 
 BUILD_COPY = "/tmp/release"  # in the build service's PrivateTmp
+APP_PATH_PTH = "_pronghorn_app_path.pth"  # in a venv of a src/ layout app: current/src
 
 
 def venv_script(cfg, vhash: str, release: str, wheel_name: str, has_requirements: bool,
-                hashed: bool = False) -> str:
+                hashed: bool = False, pip_file: str = "") -> str:
     """Make the venv in place (shebangs hold its path, so it cannot be built elsewhere and
     moved); `.complete` is written last, so an interrupted build is redone, never reused.
     pip's messages (stdout and stderr) come out on stdout, in order.
@@ -69,6 +70,12 @@ def venv_script(cfg, vhash: str, release: str, wheel_name: str, has_requirements
     installed with --require-hashes (the server wheel then goes in by a second pip run: it has
     no hash line).
 
+    `pip_file`: the list pip reads, relative to the release (default [app] requirements; a list
+    made from pyproject.toml or a lock file is lockfiles.GENERATED). With a src/ layout
+    (cfg.app_path) the venv gets a .pth naming `current/src`, so every Python of the app (the
+    server, [processes], `invoke run`) imports the live release's code; the import check of a
+    release not yet live puts its own src first (as_app).
+
     Debian and Ubuntu ship pip as a wheel for ensurepip (/usr/share/python-wheels); running
     pip straight from it into a venv made --without-pip skips ensurepip's pip install, which
     takes seconds. Hosts without it get a venv with its own pip.
@@ -77,12 +84,17 @@ def venv_script(cfg, vhash: str, release: str, wheel_name: str, has_requirements
     venv, builder = layout.venv_dir(vhash), q(privilege.build_user(cfg.name))
     base = ["install", "-q", "--disable-pip-version-check", "--no-input"]
     wheel = q(layout.wheel_path(wheel_name))
-    reqs = q(f"{BUILD_COPY}/{cfg.requirements}")
+    reqs = q(f"{BUILD_COPY}/{pip_file or cfg.requirements}")
     if has_requirements and hashed:
         installs = [base + ["--require-hashes", "-r", reqs], base + [wheel]]
     else:
         installs = [base + (["-r", reqs] if has_requirements else []) + [wheel]]
     pip_runs = " && ".join("$pip " + " ".join(args) for args in installs)
+    if cfg.app_path:
+        # Named through `current`, not this release: the venv is shared by later releases.
+        pth = q(f"{layout.current_dir}/{cfg.app_path}")
+        site = f"$({q(venv)}/bin/python -c 'import sys, sysconfig; print(sysconfig.get_path(sys.argv[1]))' purelib)"
+        pip_runs += f' && echo {pth} > "{site}/{APP_PATH_PTH}"'
     python, v = shlex.quote(cfg.python), q(venv)
     # pip builds a local package (./pkg, -e .) in its own folder, so it builds in a private
     # copy of the release (in the service's own /tmp): the release itself stays read-only.
@@ -133,6 +145,9 @@ def as_app(cfg, release_dir: str, *argv: str) -> str:
     """A command line running `argv` in `release_dir` as the app user, with shared/.env loaded."""
     python = f"{release_dir}/.venv/bin/python"
     inner = [python, "-c", onhost.program("env_exec"), cfg.layout.env_file, *argv]
+    if cfg.app_path:
+        # This release's src/ before the venv's .pth (which names the live release's).
+        inner = ["env", f"PYTHONPATH={release_dir}/{cfg.app_path}", *inner]
     return (f"cd {q(release_dir)} && runuser -u {q(cfg.name)} -- "
             + " ".join(shlex.quote(a) for a in inner) + " 2>&1")
 

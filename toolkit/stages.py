@@ -165,12 +165,13 @@ def updating(ctx: DeployContext) -> None:
     with rep.step("server wheel") as st:
         ctx.wheel = ctx.wheel_future.result() if ctx.wheel_future is not None else packaging.server_wheel()
         st.info(ctx.wheel.name)
-    requirements = packaging.read_requirements(cfg)
+    reqs = packaging.requirements(cfg)
     if not state.python_version:
         raise DeployError(f"{cfg.python} ([app] python in deploy.toml) is missing on the host",
                           f"install it there (apt-get install {cfg.python} {cfg.python}-venv) "
                           'or set [app] python = "python3"')
-    ctx.vhash = packaging.venv_hash(requirements, ctx.wheel.read_bytes(), state.python_version, cfg.python)
+    ctx.vhash = packaging.venv_hash(reqs.text, ctx.wheel.read_bytes(), state.python_version, cfg.python,
+                                    cfg.app_path)
     current = state.get(state.current)
     if (not ctx.force and current and current.good and current.source_sha == ctx.package.sha256
             and current.venv == ctx.vhash and ctx.vhash in state.venvs):
@@ -178,7 +179,7 @@ def updating(ctx: DeployContext) -> None:
         ctx.release = state.current
         return
     _upload(ctx)
-    _virtualenv(ctx, bool(requirements))
+    _virtualenv(ctx, reqs)
     if not ctx.dry:
         _check_the_app(ctx)
 
@@ -202,7 +203,7 @@ def _upload(ctx: DeployContext) -> None:
                what="uploading the release", timeout=600)
 
 
-def _virtualenv(ctx: DeployContext, has_requirements: bool) -> None:
+def _virtualenv(ctx: DeployContext, reqs) -> None:
     cfg = ctx.cfg
     with ctx.rep.step("virtualenv") as st:
         if ctx.vhash in ctx.releases.venvs:
@@ -211,8 +212,8 @@ def _virtualenv(ctx: DeployContext, has_requirements: bool) -> None:
         st.changed(f"new venvs/{ctx.vhash} (requirements or server changed)")
         if ctx.dry:
             return
-        script = cmds.venv_script(cfg, ctx.vhash, ctx.release, packaging.wheel_key(ctx.wheel), has_requirements,
-                                  hashed=cmds.requirements_hashed(packaging.read_requirements(cfg)))
+        script = cmds.venv_script(cfg, ctx.vhash, ctx.release, packaging.wheel_key(ctx.wheel), bool(reqs.text),
+                                  hashed=reqs.hashed, pip_file=reqs.pip_file)
         result = sh(ctx.c, script, check=False, timeout=900, stoppable=True,
                     what="installing the requirements (pip)")
         if not result.ok:

@@ -103,3 +103,34 @@ def test_asking_for_a_framework_that_is_not_there(tmp_path):
     write(tmp_path, {"app.py": "from flask import Flask\napp = Flask(__name__)\n"})
     with pytest.raises(DetectError, match="no django WSGI app found"):
         detect_app(tmp_path, framework="django")
+
+
+FACTORY = "from flask import Flask\n\n\ndef create_app(test_config=None):\n    app = Flask(__name__)\n    return app\n"
+
+
+@pytest.mark.parametrize("files, wsgi, found_in", [
+    # the Flask tutorial's flat package
+    ({"flaskr/__init__.py": FACTORY}, "flaskr:create_app()", "flaskr/__init__.py"),
+    # a src/ layout (pyproject.toml only)
+    ({"pyproject.toml": "[project]\nname = 'shop'\n", "src/shop/__init__.py": FACTORY},
+     "shop:create_app()", "src/shop/__init__.py"),
+    # the factory in a module of the package, re-exported by its __init__
+    ({"src/shop/__init__.py": "from .factory import create_app\n", "src/shop/factory.py": FACTORY},
+     "shop:create_app()", "src/shop/__init__.py"),
+    ({"src/app.py": "from flask import Flask\napp = Flask(__name__)\n"}, "app:app", "src/app.py"),
+])
+def test_factories_in_packages_flat_and_src(tmp_path, files, wsgi, found_in):
+    found = detect_app(write(tmp_path, files))
+    assert (found.framework, found.wsgi, found.found_in) == ("flask", wsgi, found_in)
+
+
+def test_a_reexport_without_flask_in_the_package_is_not_a_flask_app(tmp_path):
+    write(tmp_path, {"src/tool/__init__.py": "from .core import create_app\n",
+                     "src/tool/core.py": "def create_app():\n    return object()\n"})
+    with pytest.raises(DetectError, match="src/"):
+        detect_app(tmp_path)
+
+
+def test_tests_packages_are_not_the_app(tmp_path):
+    write(tmp_path, {"src/tests/__init__.py": FACTORY, "src/shop/__init__.py": FACTORY})
+    assert detect_app(tmp_path).wsgi == "shop:create_app()"

@@ -2,6 +2,7 @@
 picks, what pruning keeps, packaging the app and the server, the scripts the flow runs, the
 stages and their hooks."""
 
+import dataclasses
 import io
 import os
 import subprocess
@@ -24,6 +25,7 @@ class Cfg:
     name: str = "shop"
     python: str = "python3"
     requirements: str = "requirements.txt"
+    app_path: str = ""
     static: dict = field(default_factory=lambda: {"/static/": "static"})
 
     @property
@@ -202,7 +204,7 @@ def test_every_host_path_comes_from_the_layout():
         def base_dir(self):
             return "/opt/apps/shop"
 
-    cfg = SimpleNamespace(name="shop", python="python3", requirements="requirements.txt",
+    cfg = SimpleNamespace(name="shop", python="python3", requirements="requirements.txt", app_path="",
                           layout=Elsewhere("shop"), static={"/static/": "static"},
                           django=SimpleNamespace(settings="shop.settings"))
     scripts = [cmds.switch_script(cfg, "1"), cmds.upload_script(cfg, "1", "abc", "v1"),
@@ -278,7 +280,7 @@ def test_releases_read_in_a_gather_shared_with_provisioning(tmp_path):
         def base_dir(self):
             return str(tmp_path / "shop")
 
-    cfg = SimpleNamespace(name="shop", python="python3", layout=Here("shop"))
+    cfg = SimpleNamespace(name="shop", python="python3", app_path="", layout=Here("shop"))
     for name, marker in (("20250101000000", ".good"), ("20250102000000", ".failed")):
         (tmp_path / "shop" / "releases" / name).mkdir(parents=True)
         (tmp_path / "shop" / "releases" / name / marker).touch()
@@ -393,6 +395,24 @@ def test_pip_runs_as_the_build_user_confined_to_the_venv():
     assert "--require-hashes -r /tmp/release/requirements.txt" in hashed  # the private copy
     assert cmds.requirements_hashed(b"flask==3.0.0 \\\n    --hash=sha256:abc\n")
     assert not cmds.requirements_hashed(b"flask==3.0.0\n")
+    # a list made from pyproject.toml or a lock file is read from the release, not [app] requirements
+    generated = cmds.venv_script(CFG, "v1", "1", "h/w.whl", True, hashed=True, pip_file=".pronghorn-requirements.txt")
+    assert "--require-hashes -r /tmp/release/.pronghorn-requirements.txt" in generated
+
+
+def test_a_src_layout_is_on_the_venvs_path_through_current_and_first_for_a_new_release():
+    cfg = dataclasses.replace(CFG, app_path="src")
+    wsgi = SimpleNamespace(**vars(cfg), wsgi="shop:create_app()", layout=cfg.layout)
+    script = cmds.venv_script(cfg, "v1", "1", "h/w.whl", True)
+    # the venv is shared by later releases: it names the live one's src, never this release's
+    assert "echo /srv/shop/current/src > " in script and "/_pronghorn_app_path.pth" in script
+    assert "releases/1/src" not in script
+    assert packaging.venv_hash(b"", b"w", "3.11", "python3", "src") != packaging.venv_hash(b"", b"w", "3.11", "python3")
+    # the import check of a release not yet live imports its own src first
+    check = cmds.import_check_cmd(wsgi, "/srv/shop/releases/2")
+    assert "env PYTHONPATH=/srv/shop/releases/2/src " in check
+    plain = SimpleNamespace(**vars(CFG), wsgi="app:app", layout=CFG.layout)
+    assert "PYTHONPATH" not in cmds.import_check_cmd(plain, "/srv/shop/releases/2")
 
 
 def test_build_user_names_fit_useradd():
