@@ -123,11 +123,21 @@ def host_specs(host, cfg, limit=None) -> list:
 
 
 def site_url(cfg, conn) -> str:
-    scheme = "https" if cfg.tls.enabled else "http"
+    scheme = "https" if cfg.tls.enabled and _serves_https(cfg, conn) else "http"
     domain = cfg.domains[0] if cfg.domains else "_"
     if domain == "_" or domain.startswith("*."):
         return f"{scheme}://{hosts_mod.display_address(conn)}/"
     return f"{scheme}://{domain}/"
+
+
+def _serves_https(cfg, conn) -> bool:
+    """[tls] letsencrypt: https only once certbot's certificate is there (a certificate that could
+    not be issued leaves the site on http, and the summary says http)."""
+    if cfg.tls.mode != "letsencrypt":
+        return True
+    from toolkit.remote import q, sh
+
+    return sh(conn, f"test -s {q(cfg.layout.letsencrypt_cert)}", check=False, timeout=60).ok
 
 
 def explain(exc: BaseException, spec, app: str = ".") -> tuple[str, str, str]:
