@@ -69,7 +69,8 @@ def obtain(c, rep, wanted, certs: dict, host: str, dry: bool = False) -> bool:
     if failure is None:
         return True
     rep.line(f"{'':13}certbot: {detail(failure)}")
-    renew_cmd = fill_next(next_task("tls.renew"), host, shown_dir(wanted.app_dir))
+    typed = str(getattr(c, "spec", "") or host)  # the --host as given (hosts.make_connection keeps it)
+    renew_cmd = fill_next(next_task("tls.renew"), typed, shown_dir(wanted.app_dir))
     rep.line(f"{'':13}next: point the DNS of {', '.join(wanted.domains)} at this host and let port 80 in, "
              f"then run: {renew_cmd}")
     return False
@@ -81,6 +82,12 @@ def shown_dir(path: str) -> str:
         return str(Path(path).resolve().relative_to(Path.cwd())) or "."
     except ValueError:
         return path
+
+
+def certbot_verdict(output: str) -> str:
+    """certbot's last line of words (it ends its report with a ruler of dashes)."""
+    said = [line.strip() for line in output.splitlines() if line.strip().strip("- ")]
+    return said[-1] if said else "certbot said nothing"
 
 
 def renew(c, rep, cfg, dry: bool = False) -> None:
@@ -113,7 +120,6 @@ def renew(c, rep, cfg, dry: bool = False) -> None:
         out = sh(c, f"{env}certbot renew --non-interactive --no-random-sleep-on-renew --cert-name {q(cfg.name)} "
                     f"--server {q(cfg.tls.acme_directory)} {flags} 2>&1",
                  what="certbot renew", timeout=300).stdout
-        last = [line for line in out.splitlines() if line.strip()]
-        st.info(last[-1].strip() if dry and last else "renewed; nginx reloaded")
+        st.info(certbot_verdict(out) if dry else "renewed; nginx reloaded")
         if not dry:
             st.changed("renewed; nginx reloaded (certbot's deploy hook)")

@@ -112,3 +112,86 @@ def start(address: str, folder: Path) -> Pebble:
         pebble.stop()
         raise
     return pebble
+
+
+def trust_files(server: Pebble) -> tuple[Path, Path]:
+    """(pebble's root, the bundle a host must trust: the listener's CA and the root), written in
+    the server's folder."""
+    root, bundle = server.folder / "root.pem", server.folder / "trusted.pem"
+    root.write_text(server.root())
+    bundle.write_text((server.folder / "ca.pem").read_text() + root.read_text())
+    return root, bundle
+
+
+USAGE = """pebble (a test ACME server) for a sandbox host, until Ctrl-C. Trying HTTPS by hand:
+
+  .venv/bin/python -m tests.integration.pebble --sandbox NAME --domain shop.example.org [--no-dns]
+
+--no-dns: the domain does not resolve yet (a failed issuance, as when DNS is not set up); the
+command to point it later is printed."""
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> int:
+    import argparse
+    import signal
+    import tempfile
+
+    from toolkit import sandbox
+
+    parser = argparse.ArgumentParser(prog="python -m tests.integration.pebble", description=USAGE,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sandbox", required=True, help="the sandbox's name (invoke sandbox.up --name NAME)")
+    parser.add_argument("--domain", required=True, help="the domain to get a certificate for, e.g. shop.example.org")
+    parser.add_argument("--no-dns", action="store_true", help="leave the domain unresolved for now")
+    args = parser.parse_args(argv)
+    if not available():
+        print("error: pebble, pebble-challtestsrv or openssl is missing\n  next: scripts/bootstrap (installs them)")
+        return 2
+    box = sandbox.get(args.sandbox)
+    if box is None or not box.running:
+        print(f"error: no running sandbox named {args.sandbox}\n  next: .venv/bin/invoke sandbox.up --name {args.sandbox}")
+        return 2
+    server = start(box.host_address, Path(tempfile.mkdtemp(prefix="pebble-")))
+    try:
+        root, bundle = trust_files(server)
+        point_cmd = (f"curl -d '{{\"host\":\"{args.domain}.\",\"addresses\":[\"{box.address}\"]}}' "
+                     f"http://{server.address}:{DNS_MANAGEMENT_PORT}/add-a")
+        if not args.no_dns:
+            server.point(args.domain, box.address)
+        print(f"""pebble's directory: {server.directory} (its mock DNS: {args.domain} -> """
+              f"""{"nothing yet" if args.no_dns else box.address})
+
+Add to the app's deploy.toml ([app] domains = ["{args.domain}"]):
+
+[tls]
+mode = "letsencrypt"
+email = "ops@{args.domain}"
+acme_directory = "{server.directory}"
+
+[proxy]
+# the sandbox's own proxy, and pebble's CAs trusted by the host (for this test only)
+http = "{box.proxy_url}"
+https = "{box.proxy_url}"
+no_proxy = ["localhost", "127.0.0.1", "::1", "{server.address}"]
+ca_bundle = "{bundle}"
+
+then: .venv/bin/invoke deploy --host {box.ssh_alias} --app APP
+check: curl -I --cacert {root} --resolve {args.domain}:443:{box.address} https://{args.domain}/
+{"point the domain at the sandbox: " + point_cmd if args.no_dns else ""}
+Ctrl-C stops pebble.""", flush=True)
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops pebble as Ctrl-C does
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -197,6 +197,7 @@ def test_letsencrypt_against_pebble(fresh_sandbox, acme, tmp_path):
     assert first.returncode == 0, first.stdout + first.stderr
     assert "not issued: the domain's DNS does not point at this host" in first.stdout, first.stdout
     assert "invoke tls.renew --host" in first.stdout
+    assert f"site: http://{LE_DOMAIN}/" in first.stdout  # not https: the site serves http for now
     code, page = curl(box, f"http://{LE_DOMAIN}/", name=LE_DOMAIN)
     assert page.startswith("HTTP/1.1 200") and "scheme=http" in page, page
 
@@ -337,5 +338,31 @@ def test_files_mode_and_a_second_app_sharing_the_catch_all(fresh_sandbox, tmp_pa
 
     key.write_bytes(good_key)
     again = invoke("provision", "--host", box.ssh_alias, "--app", str(files_app))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "0 changed, 0 failed" in again.stdout, again.stdout
+
+
+# --------------------------------------------------------------------------- Debian 13
+
+TRIXIE_DOMAIN = "trixie.test"
+
+
+def test_self_signed_https_on_debian_13_uses_http2_on(trixie_sandbox, tmp_path):
+    """nginx 1.26 takes `http2 on;` (the `listen ... http2` form it warns about is not written)."""
+    box = trixie_sandbox
+    app = app_dir(tmp_path / "tlstrixie", DEPLOY_TOML.replace("tlsshop", "tlstrixie").replace(DOMAIN, TRIXIE_DOMAIN))
+    first = invoke("deploy", "--host", box.ssh_alias, "--app", str(app))
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    code, page = curl(box, f"https://{TRIXIE_DOMAIN}/", "-k", name=TRIXIE_DOMAIN)
+    assert code == 0 and page.startswith("HTTP/2 200") and "scheme=https" in page, page
+    code, redirect = curl(box, f"http://{TRIXIE_DOMAIN}/", name=TRIXIE_DOMAIN)
+    assert redirect.startswith("HTTP/1.1 301"), redirect
+    checked = on_host(box, "nginx -v 2>&1; nginx -t 2>&1; grep -c 'http2 on;' /etc/nginx/sites-enabled/tlstrixie.conf")
+    assert "nginx/1.2" in checked.stdout and "successful" in checked.stdout, checked.stdout
+    assert "deprecated" not in checked.stdout and "[warn]" not in checked.stdout, checked.stdout
+    assert checked.stdout.split()[-1] == "1", checked.stdout
+
+    again = invoke("provision", "--host", box.ssh_alias, "--app", str(app))
     assert again.returncode == 0, again.stdout + again.stderr
     assert "0 changed, 0 failed" in again.stdout, again.stdout

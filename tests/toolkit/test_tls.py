@@ -537,3 +537,12 @@ def test_a_failed_issuance_prints_why_and_a_next_step_with_the_app_folder(monkey
     assert "certbot: Detail:" in said
     assert "next: point the DNS of shop.example at this host and let port 80 in, then run: " in said
     assert said.rstrip().endswith("tls.renew --host deploy@203.0.113.10 --app shop")
+
+
+def test_a_renewal_dry_run_shows_certbots_verdict_not_its_ruler():
+    from toolkit.tls_issue import certbot_verdict
+
+    out = ("Processing /etc/letsencrypt/renewal/leshop.conf\n- - - - - - - -\n"
+           "Congratulations, all simulated renewals succeeded: \n  /etc/letsencrypt/live/leshop/fullchain.pem (success)\n"
+           "- - - - - - - - - - - -\n")
+    assert certbot_verdict(out) == "/etc/letsencrypt/live/leshop/fullchain.pem (success)"
