@@ -2,8 +2,10 @@
 running, packages from apt and PyPI through the per-sandbox proxy, and `up`/`down` are idempotent and
 leave nothing behind."""
 
+import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -140,3 +142,89 @@ def test_two_up_then_down_leave_no_namespace_link_mount_or_process(sandbox):
         assert sandboxes.down(box.name) is False  # down is idempotent
     # The session's sandbox is untouched by the others coming and going.
     assert sandboxes.run_in(sandbox, "true").returncode == 0
+
+
+# --- private networks ----------------------------------------------------------------------------
+
+# A small TCP server on a host: answers each connection with the peer's address, then closes.
+# Run as a transient unit so the ssh command returns; RuntimeMaxSec bounds it.
+_ECHO_PEER = ("import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+              "s.bind(('0.0.0.0', 7070)); s.listen()\n"
+              "while True:\n c, a = s.accept(); c.sendall(a[0].encode()); c.close()")
+_CONNECT = ("import socket, sys\n"
+            "try:\n s = socket.create_connection((sys.argv[1], 7070), timeout=3); print(s.recv(100).decode())\n"
+            "except OSError as e:\n print('refused:', e); sys.exit(3)")
+
+
+def _serve_peer_address(box):
+    result = sandboxes.run_in(box, "systemd-run --unit echo-peer -p RuntimeMaxSec=120 "
+                                   f"python3 -c \"{_ECHO_PEER}\" && "
+                                   "for i in $(seq 50); do ss -ltn | grep -q :7070 && exit 0; sleep 0.1; done; exit 1")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _connect_from(box, address):
+    return sandboxes.run_in(box, f"python3 -c \"{_CONNECT}\" {address}", timeout=30)
+
+
+def test_hosts_on_one_private_network_reach_each_other_and_no_one_else_does(sandbox):
+    tag = uuid.uuid4().hex[:4]
+    net, names = f"tnet{tag}", [f"test-p{tag}", f"test-q{tag}"]
+    try:
+        first, second = (sandboxes.up(name, net=net, log=lambda message: None) for name in names)
+        assert (first.net, second.net) == (net, net)
+        subnet = sandboxes.NetRecord.load(net).subnet
+        assert all(ipaddress.ip_address(box.private_address) in ipaddress.ip_network(subnet)
+                   for box in (first, second))
+        assert first.private_address != second.private_address
+        assert sandboxes.get(first.name).private_address == first.private_address  # recorded
+
+        _serve_peer_address(second)
+        reached = _connect_from(first, second.private_address)
+        # The server saw the connection come from the first host's private address: no NAT between.
+        assert reached.returncode == 0 and reached.stdout.strip() == first.private_address, reached.stdout
+
+        # A host not on the network (the session's) and this machine do not reach it.
+        outsider = _connect_from(sandbox, second.private_address)
+        assert outsider.returncode == 3, outsider.stdout + outsider.stderr
+        with pytest.raises(OSError):
+            socket.create_connection((second.private_address, 7070), timeout=3)
+        # Each host is still reachable from this machine at its own address, as any sandbox.
+        assert sandboxes.run_in(second, "true").returncode == 0
+
+        # A reset keeps the host on its network, at the same private address.
+        again = sandboxes.reset(second.name, log=lambda message: None)
+        assert (again.net, again.private_address) == (net, second.private_address)
+        _serve_peer_address(again)
+        assert _connect_from(first, again.private_address).stdout.strip() == first.private_address
+
+        # The network stays while a host is on it.
+        sandboxes.down(first.name)
+        assert Path(f"/run/netns/{sandboxes.switch_ns(net)}").exists()
+        assert sandboxes.NetRecord.load(net) is not None
+    finally:
+        for name in names:
+            sandboxes.down(name)
+
+    # ...and goes with its last host: no namespace, link, record or lock left of it or its hosts.
+    assert sandboxes.NetRecord.load(net) is None
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    assert sandboxes.switch_ns(net) not in netns
+    for box in (first, second):
+        assert sandboxes.netns_name(box.name) not in netns
+        assert f" {sandboxes.veth_name(box.index)}:" not in links and f" {sandboxes.veth_name(box.index)}@" not in links
+    assert sandboxes.run_in(sandbox, "true").returncode == 0
+
+
+def test_down_net_removes_the_network_and_its_hosts():
+    tag = uuid.uuid4().hex[:4]
+    net, name = f"tnet{tag}", f"test-r{tag}"
+    try:
+        box = sandboxes.up(name, net=net, log=lambda message: None)
+        assert sandboxes.down_net(net) == [name]
+    finally:
+        sandboxes.down(name)
+    assert sandboxes.get(name) is None and sandboxes.NetRecord.load(net) is None
+    assert not Path(f"/run/netns/{sandboxes.switch_ns(net)}").exists()
+    assert not Path(f"/run/netns/{sandboxes.netns_name(box.name)}").exists()

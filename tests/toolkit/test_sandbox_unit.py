@@ -387,3 +387,114 @@ def test_record_with_a_missing_field_names_the_fix(state_dir):
 def test_a_trailing_newline_is_not_a_valid_name():
     with pytest.raises(SandboxError):
         sandbox.validate_name("demo\n")
+
+
+# --- private networks (privnet.py) ---------------------------------------------------------------
+
+@pytest.mark.parametrize("net", ["shop", "a", "net-2", "x" * 31])
+def test_valid_network_names(net):
+    assert sandbox.validate_net(net) == net
+
+
+@pytest.mark.parametrize("net", ["", "Shop", "1net", "a_b", "a.b", "x" * 32, "../etc", "shop\n"])
+def test_invalid_network_names_are_refused_with_the_rule(net):
+    with pytest.raises(SandboxError, match=r"invalid network name .*lowercase letters.*--net shop"):
+        sandbox.validate_net(net)
+
+
+def test_a_hosts_private_address_is_its_number_in_its_networks_subnet():
+    assert sandbox.private_address(1, 2) == "10.78.1.2"
+    assert sandbox.private_address(sandbox.MAX_NETWORKS, sandbox.MAX_SANDBOXES) == "10.78.250.250"
+    # Every private address lies in the range deploy.toml's [network] private names for sandboxes.
+    import ipaddress
+    assert ipaddress.ip_address(sandbox.private_address(250, 250)) in ipaddress.ip_network(sandbox.PRIVATE_RANGE)
+
+
+def test_allocate_net_index_takes_the_lowest_free_number():
+    assert sandbox.allocate_net_index(set()) == 1
+    assert sandbox.allocate_net_index({1, 3}) == 2
+
+
+def test_allocate_net_index_when_every_subnet_is_used_names_the_fix():
+    with pytest.raises(SandboxError, match=r"all 250 private networks.*sandbox.down --net NAME"):
+        sandbox.allocate_net_index(set(range(1, sandbox.MAX_NETWORKS + 1)))
+
+
+def test_switch_namespace_and_locks_never_collide_with_a_hosts():
+    from toolkit.sandbox import privnet
+    # A host may be called "net-shop": its namespace is pronghorn-net-shop, the switch's is not.
+    assert sandbox.switch_ns("shop") != sandbox.netns_name("net-shop")
+    assert privnet.lock_name("shop") != "shop"
+    assert len(privnet.port_name(sandbox.MAX_SANDBOXES)) <= 15
+
+
+def test_networks_are_numbered_once_and_recorded(state_dir):
+    from toolkit.sandbox import privnet
+    shop = privnet.ensure_net("shop")
+    blog = privnet.ensure_net("blog")
+    assert (shop.index, blog.index) == (1, 2)
+    assert privnet.ensure_net("shop") == shop  # joining again keeps the number
+    assert sandbox.NetRecord.load("shop").subnet == "10.78.1.0/24"
+    assert [net.name for net in sandbox.net_records()] == ["blog", "shop"]
+    privnet.NetRecord.path("shop").unlink()
+    assert privnet.ensure_net("cafe").index == 1  # a freed number is given out again
+
+
+def test_corrupt_network_state_names_the_file_and_the_fix(state_dir):
+    path = state_dir / "nets" / "shop.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"name": "shop"}')
+    with pytest.raises(SandboxError) as error:
+        sandbox.NetRecord.load("shop")
+    assert str(path) in str(error.value) and "sandbox.down --net shop" in str(error.value)
+
+
+def test_a_host_on_a_network_records_it_and_its_private_address(state_dir):
+    SandboxRecord("db", 4, "bookworm", "/k", net="shop", private_address="10.78.1.4").save()
+    data = json.loads((state_dir / "hosts" / "db" / "state.json").read_text())
+    assert data["net"] == "shop" and data["private_address"] == "10.78.1.4"
+    box = sandbox.get("db")
+    assert (box.net, box.private_address, box.address) == ("shop", "10.78.1.4", "10.77.4.2")
+    # A host without a network is recorded exactly as before.
+    SandboxRecord("web", 5, "bookworm", "/k").save()
+    assert "net" not in json.loads((state_dir / "hosts" / "web" / "state.json").read_text())
+    assert sandbox.get("web").private_address is None
+
+
+def test_a_stopped_record_keeps_its_network():
+    running = SandboxRecord("db", 4, "bookworm", "/k", nspawn_pid=10, net="shop", private_address="10.78.1.4")
+    assert running.stopped() == SandboxRecord("db", 4, "bookworm", "/k", net="shop",
+                                              private_address="10.78.1.4")
+
+
+def test_up_refuses_a_bad_network_name_before_touching_anything(state_dir):
+    with pytest.raises(SandboxError, match="invalid network name"):
+        sandbox.up("web", net="Shop!")
+    assert not (state_dir / "hosts").exists()
+
+
+def test_down_net_of_an_unknown_network_says_how_to_see_them(state_dir, monkeypatch):
+    monkeypatch.setattr(common.os, "geteuid", lambda: 0)
+    with pytest.raises(SandboxError, match=r"no private network named 'nowhere'.*sandbox.list"):
+        sandbox.down_net("nowhere")
+
+
+@pytest.mark.parametrize("made_on, asked", [(None, "shop"), ("blog", "shop")])
+def test_up_of_a_host_made_on_another_network_says_to_remake_it(state_dir, monkeypatch, made_on, asked):
+    from toolkit.sandbox import lifecycle
+    monkeypatch.setattr(lifecycle, "preflight", lambda: None)
+    SandboxRecord("web", 5, "bookworm", "/k", net=made_on,
+                  private_address="10.78.1.5" if made_on else None).save()
+    with pytest.raises(SandboxError) as error:
+        sandbox.up("web", net=asked)
+    message = str(error.value)
+    assert f"not on {asked}" in message
+    assert "sandbox.down --name web" in message and f"sandbox.up --name web --net {asked}" in message
+
+
+def test_a_hosts_private_mac_is_stable_and_its_own():
+    from toolkit.sandbox import privnet
+    macs = {privnet.private_mac(net, host) for net in (1, 2, 250) for host in (1, 2, 250)}
+    assert len(macs) == 9
+    assert all(int(mac.split(":")[0], 16) & 0b11 == 0b10 for mac in macs)  # local, unicast
+    assert privnet.private_mac(1, 2) == privnet.private_mac(1, 2)

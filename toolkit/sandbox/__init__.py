@@ -12,6 +12,7 @@ The package, one module per concern:
     image.py      releases, mirrors, keyrings; the debootstrap image cache (built once per release)
     hostfiles.py  files inside a host: its copy of the image, identity, proxy and extra-CA settings
     network.py    address numbers, the network namespace and veth pair
+    privnet.py    private networks shared by several hosts (`up(name, net="shop")`)
     processes.py  systemd-nspawn and tinyproxy, started and stopped; /proc and mount helpers
     record.py     SandboxRecord (hosts/NAME/state.json) and the Sandbox the callers see
     sshconfig.py  the checkout's key, the generated ssh config and its Include line; run_in
@@ -28,9 +29,13 @@ from toolkit.sandbox.image import (
     DEFAULT_RELEASE, IMAGE_VERSION, PACKAGES, RELEASES, Release, check_mirror, ensure_image, image_dir,
     prepare_image, resolve_release,
 )
-from toolkit.sandbox.lifecycle import BOOT_TIMEOUT, down, down_all, proxy_settings, reset, up
+from toolkit.sandbox.lifecycle import BOOT_TIMEOUT, down, down_all, down_net, proxy_settings, reset, up
 from toolkit.sandbox.network import (
     CONTAINER_IFACE, MAX_SANDBOXES, SUBNET_PREFIX, addresses, allocate_index, netns_name, veth_name,
+)
+from toolkit.sandbox.privnet import (
+    MAX_NETWORKS, PRIVATE_IFACE, PRIVATE_RANGE, NetRecord, allocate_net_index, net_records, private_address,
+    switch_ns, validate_net,
 )
 from toolkit.sandbox.processes import PROXY_PORT, STOP_TIMEOUT, mounts_under, render_tinyproxy_config
 from toolkit.sandbox.record import Sandbox, SandboxRecord, get, list_sandboxes, ssh_alias
@@ -40,7 +45,9 @@ from toolkit.sandbox.sshconfig import (
 )
 
 __all__ = [
-    "BOOT_TIMEOUT", "CONTAINER_IFACE", "DEFAULT_RELEASE", "EXTRA_CA_DIR", "IMAGE_VERSION", "MAX_SANDBOXES",
+    "BOOT_TIMEOUT", "CONTAINER_IFACE", "DEFAULT_RELEASE", "EXTRA_CA_DIR", "IMAGE_VERSION", "MAX_NETWORKS",
+    "MAX_SANDBOXES", "NetRecord", "PRIVATE_IFACE", "PRIVATE_RANGE", "allocate_net_index", "down_net",
+    "net_records", "private_address", "switch_ns", "validate_net",
     "NAME_RE", "PACKAGES", "PROXY_PORT", "RELEASES", "REPO", "STATE_DIR", "STOP_TIMEOUT", "SUBNET_PREFIX",
     "SYSTEM_CA_BUNDLE", "Release", "Sandbox", "SandboxError", "SandboxRecord", "addresses",
     "allocate_index", "check_mirror", "down", "down_all", "ensure_image", "ensure_include", "ensure_key",

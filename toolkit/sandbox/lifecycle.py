@@ -2,6 +2,8 @@
 running), `reset` (a fresh root filesystem at the same address), `down` (stop and delete all that
 `up` made). Each holds the host's lock, so different hosts start and stop at the same time.
 `up` and `reset` record the host's ssh keys from its own files, so the first ssh is verified.
+A host made with `net=` joins that private network (privnet.py) on every boot, reset included;
+the network goes with its last host (`down`), or with `down_net`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from toolkit.sandbox import hostfiles, network, processes, sshconfig
+from toolkit.sandbox import hostfiles, network, privnet, processes, sshconfig
 from toolkit.sandbox.common import (
     SandboxError, host_dir, locked, no_such_sandbox, preflight, remove_tree, require_root, rootfs, tail,
     validate_name,
@@ -21,9 +23,15 @@ from toolkit.sandbox.record import Sandbox, SandboxRecord, get, list_sandboxes, 
 BOOT_TIMEOUT = 90  # seconds until sshd must answer after the container starts
 
 
-def up(name: str = "demo", release: str = DEFAULT_RELEASE, log=print) -> Sandbox:
-    """Make sandbox `name` and boot it (or just return it if it is already up). Idempotent."""
+def up(name: str = "demo", release: str = DEFAULT_RELEASE, log=print, net: str | None = None) -> Sandbox:
+    """Make sandbox `name` and boot it (or just return it if it is already up). Idempotent.
+
+    `net`: the private network to put a new host on (e.g. "shop"); its address there is
+    `Sandbox.private_address`. A host keeps the network it was made with; None means "as made".
+    """
     validate_name(name)
+    if net is not None:
+        privnet.validate_net(net)
     rel = resolve_release(release)
     preflight()
     with locked(name):
@@ -32,6 +40,13 @@ def up(name: str = "demo", release: str = DEFAULT_RELEASE, log=print) -> Sandbox
             raise SandboxError(
                 f"sandbox {name} exists with release {record.release}, not {rel.suite}: remove it first "
                 f"with `invoke sandbox.down --name {name}`"
+            )
+        if record and net is not None and record.net != net:
+            where = f"on network {record.net}" if record.net else "on no private network"
+            raise SandboxError(
+                f"sandbox {name} exists {where}, not on {net}: a host joins its network when it is made; "
+                f"remove it first with `invoke sandbox.down --name {name}`, then "
+                f"`invoke sandbox.up --name {name} --net {net}`"
             )
         if record:
             sandbox = record.sandbox()
@@ -45,7 +60,7 @@ def up(name: str = "demo", release: str = DEFAULT_RELEASE, log=print) -> Sandbox
         image = ensure_image(rel, log=log)
         key = sshconfig.ensure_key()
         if record is None:
-            record = _new_record(name, rel, key)
+            record = _new_record(name, rel, key, net)
         if not rootfs(name).exists():
             hostfiles.copy_image(image, name)
         _prepare_host(record, key)
@@ -70,7 +85,10 @@ def reset(name: str = "demo", log=print) -> Sandbox:
 
 
 def down(name: str = "demo") -> bool:
-    """Stop sandbox `name` and remove everything `up` made. Returns False if there was nothing."""
+    """Stop sandbox `name` and remove everything `up` made. Returns False if there was nothing.
+
+    The last host of a private network takes the network with it.
+    """
     validate_name(name)
     require_root()
     with locked(name):
@@ -83,15 +101,42 @@ def down(name: str = "demo") -> bool:
         processes.unmount_under(directory)
         remove_tree(directory)
         sshconfig.write_ssh_config()
-        return True
+    if record and record.net:
+        _forget_net_if_empty(record.net)
+    return True
+
+
+def down_net(net: str) -> list[str]:
+    """Remove every host on private network `net`, and the network; returns the hosts' names."""
+    privnet.validate_net(net)
+    require_root()
+    names = [record.name for record in records() if record.net == net]
+    if not names and privnet.NetRecord.load(net) is None and not privnet.switch_path(net).exists():
+        raise SandboxError(f"no private network named {net!r}: `invoke sandbox.list` shows the hosts and "
+                           "their networks")
+    for name in names:
+        down(name)
+    _forget_net_if_empty(net)
+    return names
 
 
 def down_all() -> list[str]:
-    """Remove every sandbox; returns their names."""
+    """Remove every sandbox and every private network; returns the sandboxes' names."""
     names = [record.name for record in records()]
     for name in names:
         down(name)
+    nets = {record.name for record in privnet.net_records()} | set(privnet.leftover_switches())
+    for net in sorted(nets):
+        _forget_net_if_empty(net)
     return names
+
+
+def _forget_net_if_empty(net: str) -> None:
+    # Under the allocation lock: a host being made on this network records itself under it too,
+    # so the network is never removed between its number being given out and the host's record.
+    with locked("addresses"):
+        if not any(record.net == net for record in records()):
+            privnet.forget_net(net)
 
 
 def proxy_settings(name: str) -> dict[str, str]:
@@ -102,13 +147,27 @@ def proxy_settings(name: str) -> dict[str, str]:
     return hostfiles.proxy_files(sandbox.proxy_url)
 
 
-def _new_record(name: str, release: Release, key: Path) -> SandboxRecord:
-    """Record a new sandbox with the lowest free address number."""
+def _new_record(name: str, release: Release, key: Path, net: str | None) -> SandboxRecord:
+    """Record a new sandbox with the lowest free address number (and its network's, if any)."""
     with locked("addresses"):
         used = {sandbox.index for sandbox in list_sandboxes()}
+        index = network.allocate_index(used)
+        private = None
+        if net is not None:
+            private = privnet.private_address(privnet.ensure_net(net).index, index)
         host_dir(name).mkdir(parents=True, exist_ok=True)
-        return SandboxRecord(name=name, index=network.allocate_index(used), release=release.suite,
-                             key_path=str(key)).save()
+        return SandboxRecord(name=name, index=index, release=release.suite, key_path=str(key),
+                             net=net, private_address=private).save()
+
+
+def _private_network(record: SandboxRecord) -> tuple[SandboxRecord, privnet.NetRecord]:
+    """The host's network record; remade if it went (e.g. removed by hand), the address updated."""
+    with locked("addresses"):
+        net = privnet.ensure_net(record.net)
+        address = privnet.private_address(net.index, record.index)
+        if address != record.private_address:
+            record = dataclasses.replace(record, private_address=address).save()
+        return record, net
 
 
 def _prepare_host(record: SandboxRecord, key: Path) -> None:
@@ -136,6 +195,9 @@ def _boot(record: SandboxRecord) -> Sandbox:
     """Network, proxy, container; then wait for ssh. A host that does not come up is stopped again."""
     name = record.name
     network.setup(name, record.index)
+    if record.net:
+        record, net = _private_network(record)
+        privnet.join(net, network.netns_name(name), record.index)
     proxy_pid, proxy_start = processes.start_proxy(name, record.index)
     record = dataclasses.replace(record, proxy_pid=proxy_pid, proxy_start=proxy_start).save()
     nspawn_pid, nspawn_start = processes.start_container(name)

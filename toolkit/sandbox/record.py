@@ -21,7 +21,8 @@ PROCESS_FIELDS = ("nspawn_pid", "nspawn_start", "init_pid", "init_start", "proxy
 
 @dataclasses.dataclass(frozen=True)
 class SandboxRecord:
-    """One host's state file: its address number, release, key, and the processes running it."""
+    """One host's state file: its address number, release, key, private network, and the processes
+    running it."""
 
     name: str
     index: int
@@ -33,6 +34,8 @@ class SandboxRecord:
     init_start: int | None = None
     proxy_pid: int | None = None
     proxy_start: int | None = None
+    net: str | None = None  # the private network it is on (`up --net`), or None
+    private_address: str | None = None  # its address there, 10.78.K.N (privnet.py)
 
     @staticmethod
     def path(name: str) -> Path:
@@ -78,7 +81,7 @@ class SandboxRecord:
         return Sandbox(
             name=self.name, address=container, host_address=host, ssh_alias=ssh_alias(self.name),
             key_path=self.key_path, pid=self.nspawn_pid if running else None, running=running,
-            index=self.index, release=self.release,
+            index=self.index, release=self.release, net=self.net, private_address=self.private_address,
         )
 
 
@@ -95,6 +98,9 @@ class Sandbox:
     running: bool
     index: int = 0
     release: str = DEFAULT_RELEASE
+    net: str | None = None  # the private network (`up(name, net="shop")`), None if not on one
+    private_address: str | None = None  # its address on that network (10.78.K.N); other hosts
+    #                                     on the network reach it there, this machine does not
 
     @property
     def proxy_url(self) -> str:
