@@ -15,3 +15,9 @@ def app_files(wanted) -> list:
 
 def plan(facts, wanted) -> list:
     return file_changes(facts, app_files(wanted))
+
+
+def settings_changed(facts, wanted) -> bool:
+    """Whether what the app reads when it starts (shared/.env, pronghorn.conf.py) differs on the
+    host: a deploy of unchanged code then restarts it, or it would keep the old values."""
+    return bool(file_changes(facts, wanted.select(wanted.layout.shared_dir + "/")))

@@ -161,10 +161,13 @@ def resolve_secrets(cfg: AppConfig, host_env: dict[str, str] | None = None,
 
     Looked up in order: the deploy machine's environment, the app's local .env file, the value
     already on the host (``host_env``: its shared/.env), and for [app] generate_secrets a new
-    random value.
+    random value. A name set on the host with `invoke env.set` (``host_env.local_names``: in
+    shared/.env.local, which wins over .env where the app reads it) needs no value here: it is
+    left out of the result, so .env does not get a copy that would outlive an `env.unset`.
     """
     environ = os.environ if environ is None else environ
     local = read_env_file(cfg.app_dir / ".env")
+    set_on_host = getattr(host_env, "local_names", frozenset())  # (an empty HostEnv is falsy)
     host_env = host_env or {}
     values, missing = {}, []
     for name in cfg.secrets:
@@ -173,6 +176,8 @@ def resolve_secrets(cfg: AppConfig, host_env: dict[str, str] | None = None,
                 values[name] = source[name]
                 break
         else:
+            if name in set_on_host:
+                continue
             if name in cfg.generate_secrets:
                 values[name] = "".join(secrets_module.choice(SECRET_ALPHABET) for _ in range(SECRET_LENGTH))
             else:
@@ -183,7 +188,8 @@ def resolve_secrets(cfg: AppConfig, host_env: dict[str, str] | None = None,
         raise ConfigError(
             f"secret {names} has no value (deploy.toml [app] secrets). Give it one: "
             f"`export {example}=...` before running invoke, or a line {example}=... in "
-            f"{cfg.app_dir / '.env'} (never commit that file); or add it to [app] generate_secrets "
+            f"{cfg.app_dir / '.env'} (never commit that file); or set it on the host with "
+            f"`invoke env.set --name {example}`; or add it to [app] generate_secrets "
             f"to have a random value made once on the host")
     for name, value in values.items():
         if "\n" in value or "\0" in value:

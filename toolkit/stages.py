@@ -103,6 +103,9 @@ class DeployContext:
     switched: float = 0.0  # when `current` was switched to the new release (0: not yet)
     processes_restarted: bool = False  # the [processes] units run the new release
     unchanged: bool = False  # the host already runs this exact code
+    # provisioning changed shared/.env or pronghorn.conf.py (roles/app_env.settings_changed):
+    # an unchanged release is restarted onto them
+    settings_changed: bool = False
     finished: bool = False  # stop after this stage or hook
     stage: str = ""  # the stage running
     outcome: Outcome | None = None
@@ -269,6 +272,14 @@ def publishing(ctx: DeployContext) -> None:
     if ctx.unchanged:
         with rep.step("release") as st:
             st.info(f"unchanged: {ctx.release} already runs this code (--force deploys anyway)")
+        if ctx.settings_changed and not ctx.dry:
+            # The environment is read when a process starts: without this, a secret changed in
+            # deploy.toml or the local environment is written to .env and the app keeps the old one.
+            rep.stage("publishing")
+            restart_checked(c, cfg, rep, "the app does not answer with its new settings (shared/.env or "
+                            "pronghorn.conf.py, changed by this deploy)",
+                            "fix the value in deploy.toml or the local environment, then deploy again: "
+                            + next_task("deploy"))
         return
     if ctx.dry:
         rep.line("  (dry run: stops before running the new release)")

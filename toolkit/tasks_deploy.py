@@ -69,6 +69,7 @@ def deploy(c, host=None, limit=None, app=".", dry=False, force=False):
     """Provision, then release the app: upload, install, switch, health check (rolls back on failure)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from roles import app_env
     from roles.provision import provision as provision_host
     from toolkit import lock as deploy_lock
     from toolkit import stages
@@ -95,6 +96,7 @@ def deploy(c, host=None, limit=None, app=".", dry=False, force=False):
             rep.stage("provisioning")
             provisioned.append(provision_host(conn, cfg, rep, dry=dry, lock_held=bool(ctx.lock_text),
                                               defer_nginx=True, extra_facts=[Releases(cfg)]))
+            ctx.settings_changed = app_env.settings_changed(provisioned[0].facts, provisioned[0].wanted)
             state = provisioned[0].gathered[Releases]
             if Releases.still_true(state):
                 ctx.releases = state

@@ -52,6 +52,15 @@ def test_env_file_is_read_with_the_one_env_reader(tmp_path):
     assert run_here([EnvFile(env)])[EnvFile] == {"SECRET_KEY": "abc", "QUOTED": 'a"b'}
 
 
+def test_env_file_names_what_env_set_put_in_env_local_without_its_values(tmp_path):
+    env = tmp_path / ".env"
+    env.write_text("SECRET_KEY=abc\n")
+    assert run_here([EnvFile(env)])[EnvFile].local_names == frozenset()  # no .env.local
+    (tmp_path / ".env.local").write_text("# set on the host\nAPI_TOKEN='t0p s3cret'\nexport OTHER=1\n")
+    got = run_here([EnvFile(env)])[EnvFile]
+    assert got == {"SECRET_KEY": "abc"} and got.local_names == {"API_TOKEN", "OTHER"}
+
+
 def test_lock_fact_names_the_holder(tmp_path):
     lock = tmp_path / ".deploy-lock"
     layout = SimpleNamespace(lock_dir=str(lock), lock_who=str(lock / "who"))

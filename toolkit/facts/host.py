@@ -124,8 +124,17 @@ class Units(Fact[dict]):
         return states
 
 
+class HostEnv(dict):
+    """shared/.env's {KEY: value}, and `local_names`: the names set on the host with `invoke
+    env.set` (shared/.env.local, which the units read after .env; its values are not read)."""
+
+    local_names: frozenset = frozenset()
+
+
 class EnvFile(Fact[dict]):
-    """The app's current shared/.env as {KEY: value} (read with the one .env reader)."""
+    """The app's current shared/.env as a HostEnv (read with the one .env reader), with the
+    names of shared/.env.local (under `@@env.local`): a secret set there satisfies deploy.toml's
+    [app] secrets."""
 
     key = "env"
 
@@ -133,10 +142,18 @@ class EnvFile(Fact[dict]):
         self.path = str(path)
 
     def command(self):
-        return f"cat {q(self.path)} 2>/dev/null; true"
+        local = q(self.path + ".local")
+        return (f"cat {q(self.path)} 2>/dev/null; echo @@{self.key}.local; "
+                f"sed -n 's/^[[:space:]]*\\(export[[:space:]]\\+\\)\\?\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\2/p' "
+                f"{local} 2>/dev/null; true")
 
     def parse(self, lines):
-        return envfile.parse("\n".join(lines))
+        return HostEnv(envfile.parse("\n".join(lines)))
+
+    def parse_sections(self, sections):
+        env = self.parse(sections.get(self.key, []))
+        env.local_names = frozenset(n.strip() for n in sections.get(self.key + ".local", []) if n.strip())
+        return env
 
 
 class PythonVersion(Fact[str]):
@@ -185,7 +202,7 @@ class HostFacts:
     files: dict = field(default_factory=dict)  # path -> FileFact
     units: dict = field(default_factory=dict)  # unit -> UnitState
     python_version: str = ""
-    env: dict = field(default_factory=dict)  # the app's current shared/.env
+    env: dict = field(default_factory=dict)  # the app's current shared/.env (a HostEnv)
     locked_by: str = ""  # who holds the deploy lock, if anyone
 
     def fact(self, path: str):
