@@ -81,23 +81,56 @@ def differences(facts, files, default_servers=()) -> tuple[list, list[str], list
     return to_write, links, [path for path in unwanted if facts.fact(path).exists]
 
 
-def plan(facts, wanted, default_servers=()) -> list:
+def plan(facts, wanted, default_servers=(), listeners=None) -> list:
     """One change: write, link, unlink, `nginx -t`, reload (or start) nginx. `default_servers`:
-    the DefaultServers fact (toolkit/facts/nginx.py)."""
+    the DefaultServers fact (toolkit/facts/nginx.py); `listeners`: SiteListeners, to see when a
+    reload cannot take the new listen addresses (`rebinds`)."""
     to_write, links, removals = differences(facts, nginx_files(wanted), default_servers)
     active = facts.unit(UNIT).active == "active"
     if not (to_write or links or removals or not active):
         return []
+    restart = active and listeners is not None and rebinds(listeners, to_write, removals)
     notes = [basename(f.path) for f in to_write] + ["enabled site"] * bool(links)
     notes += [f"disabled {basename(path)} site" for path in removals] + ["started nginx"] * (not active)
+    notes += ["restarted nginx (listen addresses changed)"] * restart
     return [Change(", ".join(notes), files=tuple(to_write), tar_on_stdin=True,
-                   script=apply_script(to_write, links, removals, active),
+                   script=apply_script(to_write, links, removals, active and not restart),
                    label="installing the nginx site", explain=two_default_servers)]
+
+
+def _ports(listens) -> dict:
+    """{port: {address, ...}} of `listen` arguments ("*" for a wildcard; IPv6 left out)."""
+    found: dict = {}
+    for args in listens:
+        first = (args.split() or [""])[0]
+        if first.startswith("["):
+            continue
+        address, _, port = first.rpartition(":")
+        if not port.isdigit():
+            continue
+        found.setdefault(port, set()).add(address or "*")
+    return found
+
+
+def rebinds(listeners: dict, to_write, removals) -> bool:
+    """Whether the new config stops listening on a wildcard port in favour of its addresses (an
+    app host put behind a load balancer: `listen 10.0.0.5:80` instead of `listen 80`). A reload
+    cannot do that: the running master still holds *:80, so binding 10.0.0.5:80 fails with
+    "address in use" and nginx keeps the old config; nginx restarts instead."""
+    written = {ENABLED + basename(f.path): f for f in to_write if f.path.startswith(AVAILABLE)}
+    old = _ports(args for path, found in listeners.items() for args in found)
+    new_listens = [args for path, found in listeners.items() if path not in written and path not in removals
+                   for args in found]
+    for f in written.values():
+        new_listens += [line.strip()[len("listen"):].strip().rstrip(";").strip()
+                        for line in f.content.splitlines() if line.strip().startswith("listen ")]
+    new = _ports(new_listens)
+    return any("*" in addresses and new.get(port) and "*" not in new[port] for port, addresses in old.items())
 
 
 def apply_script(to_write, links, removals, nginx_active: bool) -> str:
     """nginx_site.sh (next to this file) with its arguments: back up, unpack (tar on stdin), link,
-    unlink, `nginx -t`, and the backup restored if the test fails; then reload or start nginx."""
+    unlink, `nginx -t`, and the backup restored if the test fails; then reload or (re)start nginx."""
     args = ["reload" if nginx_active else "start"] + [f"w:{f.path}" for f in to_write]
     args += [f"l:{link}" for link in links] + [f"r:{path}" for path in removals]
     return f"sh -c {q(SITE_SCRIPT.read_text())} nginx_site.sh " + " ".join(q(a) for a in args)

@@ -40,10 +40,10 @@ class UnsupportedHost(HostError):
     pass
 
 
-def planned(cfg) -> Wanted:
+def planned(cfg, fleet_vars: dict | None = None) -> Wanted:
     from toolkit.render import render_all
 
-    return Wanted.of(cfg, render_all(cfg, mask_secrets=True))
+    return Wanted.of(cfg, render_all(cfg, dict(fleet_vars or {}), mask_secrets=True))
 
 
 def render_for(cfg, facts: HostFacts, names: tuple | None = None, tls_ready: bool = True,
@@ -119,6 +119,14 @@ def app_service_roles(wanted: Wanted, facts) -> list:
     return steps
 
 
+def in_fleet(wanted: Wanted, fleet_vars: dict | None) -> Wanted:
+    """`wanted` knowing the host's roles and who may reach its http port (deploy.toml [hosts])."""
+    if not fleet_vars:
+        return wanted
+    return dataclasses.replace(wanted, roles=tuple(fleet_vars.get("roles", ())),
+                               web_from=tuple(fleet_vars.get("web_from", ())))
+
+
 def logged_in(c, wanted: Wanted, facts) -> Wanted:
     """`wanted` knowing how this connection logged in (the hardening roles never lock it out)."""
     handler = getattr(getattr(c, "transport", None), "auth_handler", None)
@@ -176,9 +184,11 @@ class Provisioning:
         self.changed += apply_hardening(self.c, self.rep, facts, self.wanted, self.dry)
         if self.reread:
             # Installing packages adds nginx's default site and starts nginx: read those again.
-            again = facts_api.gather(self.c, [Files(nginx.fact_paths(self.wanted)), Units((nginx.UNIT,))])
+            again = facts_api.gather(self.c, [Files(nginx.fact_paths(self.wanted)), Units((nginx.UNIT,)),
+                                              SiteListeners()])
             facts = dataclasses.replace(facts, files={**facts.files, **again[Files]},
                                         units={**facts.units, **again[Units]})
+            self.gathered.values[SiteListeners.key] = again[SiteListeners]  # the package's default site
         certs = self.gathered.get(Certificates, {})
         if tls.enabled(self.wanted):  # no step at all for a site on plain http
             self.changed += executor.apply(self.c, self.rep, tls.STEP, tls.plan(facts, self.wanted, certs), self.dry)
@@ -201,17 +211,21 @@ class Provisioning:
         executor.apply(self.c, self.rep, nginx.STEP + " (https)", self.nginx_plan(facts), self.dry)
 
     def nginx_plan(self, facts) -> list:
-        return nginx.plan(facts, self.wanted, self.gathered.get(DefaultServers, set()))
+        return nginx.plan(facts, self.wanted, self.gathered.get(DefaultServers, set()),
+                          self.gathered.get(SiteListeners))
 
 
-def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_facts=()) -> Provisioning:
+def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_facts=(),
+              fleet_vars: dict | None = None) -> Provisioning:
     """Bring the host to the wanted state (`.changed`: how many roles changed something).
 
     `lock_held`: the caller holds the deploy lock (so a lock on the host is ours, not a reason
     to stop). `defer_nginx`: a missing nginx installs in the background and the site waits for
     `.finish()` (a first deploy builds the venv meanwhile); otherwise everything is done here.
-    `extra_facts`: more facts to read in the same round trip (in `.gathered`)."""
-    first = planned(cfg)
+    `extra_facts`: more facts to read in the same round trip (in `.gathered`). `fleet_vars`: with
+    deploy.toml [hosts], what this host is and knows of the others (toolkit/fleet.py host_vars):
+    a load balancer gets packages, hardening and its nginx site only."""
+    first = planned(cfg, fleet_vars)
     to_read = facts_to_read(first) + list(extra_facts)
     with rep.step("read the host's state") as st:
         gathered = facts_api.gather(c, to_read)
@@ -220,8 +234,8 @@ def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_
         st.info(f"{facts.os_id} {facts.os_version}, python {facts.python_version or 'missing'}")
     names = host_names(c, gathered)
     ready = tls.tls_ready(first, gathered.get(Certificates, {}))
-    on_host = nginx_host(cfg, facts, gathered)
-    wanted = logged_in(c, render_for(cfg, facts, names, ready, on_host), facts)
+    on_host = {**nginx_host(cfg, facts, gathered), **(fleet_vars or {})}
+    wanted = in_fleet(logged_in(c, render_for(cfg, facts, names, ready, on_host), facts), fleet_vars)
     changed = 0
     if proxy.proxy_files(wanted):
         changed += executor.apply(c, rep, proxy.PROXY_STEP, proxy.plan_proxy(facts, wanted), dry)
@@ -230,16 +244,18 @@ def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_
     changed += packages_changed
     if proxy.ca_files(wanted):
         changed += executor.apply(c, rep, proxy.CA_STEP, proxy.plan_extra_ca(facts, wanted), dry)
-    for name, plan in middle_roles(wanted) + app_service_roles(wanted, facts):
-        changed += executor.apply(c, rep, name, plan(facts, wanted), dry)
+    if wanted.runs_app:
+        for name, plan in middle_roles(wanted) + app_service_roles(wanted, facts):
+            changed += executor.apply(c, rep, name, plan(facts, wanted), dry)
     # [database]: after the .env (DATABASE_URL) and the units (the backup timer's); a step only
     # for apps that use it, or to retire a backup timer that was turned off.
     database = postgres.plan(facts, wanted, gathered.get(Postgres))
-    if database or postgres.needed(wanted):
+    if (wanted.roles is None or "db" in wanted.roles) and (database or postgres.needed(wanted)):
         changed += executor.apply(c, rep, postgres.STEP, database, dry)
     done = Provisioning(c, rep, dry, wanted, facts, gathered, changed,
                         reread=bool(packages_changed) and not dry, apt_job=apt_job,
-                        with_https=lambda: logged_in(c, render_for(cfg, facts, names, True, on_host), facts))
+                        with_https=lambda: in_fleet(logged_in(c, render_for(cfg, facts, names, True, on_host), facts),
+                                                    fleet_vars))
     if not defer_nginx:
         done.finish()
     return done

@@ -373,6 +373,11 @@ def _check_hosts(values: dict, at) -> None:
         return
     for problem in check_roles(roles):
         raise ConfigError(f"{at('hosts')}: {problem}")
+    if roles.get("lb") and tls_mode(values) != "off":
+        raise ConfigError(f'{at("tls") if ("tls", "mode") in values else at("hosts")}: HTTPS with a load balancer '
+                          f'([hosts] lb) is not supported yet: the load balancer would have to hold the '
+                          f'certificate (docs/several-hosts.md); set [tls] mode = "off" for now, or '
+                          f'deploy without lb')
     postgresql = _get(values, "database", "engine") == "postgresql"
     if roles.get("db") and not postgresql:
         raise ConfigError(f'{at("hosts", "db")}: [hosts] db is set but [database] engine is not "postgresql"; '

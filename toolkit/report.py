@@ -172,6 +172,11 @@ class Reporter:
         if next_step:
             self.line(f"  next: {next_step}")
 
+    def resume(self, host: HostResult) -> None:
+        """Report on `host` again (from this thread): a rolling deploy comes back to each app host
+        for each of its phases."""
+        self.current = host
+
     def reserve(self, hosts) -> int:
         """Places in the summary for hosts about to run at once, in the order given; returns the
         first one's index (begin_host(host, slot=index + i))."""

@@ -154,14 +154,15 @@ def explain(exc: BaseException, spec, app: str = ".") -> tuple[str, str, str]:
     return f"{type(exc).__name__}: {exc}", "", ""
 
 
-def run_on_hosts(specs, rep: Reporter, work, app: str = ".", parallel: int = 1) -> None:
+def run_on_hosts(specs, rep: Reporter, work, app: str = ".", parallel: int = 1, summary: bool = True) -> None:
     """Run `work(conn, spec)` on each host; summarise; exit non-zero when a host failed.
 
     One host after another, stopping at the first failure; or with `parallel` > 1 that many
     hosts at once (each in its own thread, its lines marked with its name: toolkit/report.py),
     every host run to its end whatever the others do (provisioning: one host's failure says
     nothing about the next one). `work` returns the site URL to show (or ""). `app` (the --app
-    given) goes into the `next:` hints.
+    given) goes into the `next:` hints. `summary` False: no summary unless a host failed (the
+    caller goes on with more hosts and prints it).
     """
     if parallel > 1 and len(specs) > 1:
         failed = _run_parallel(specs, rep, work, app, parallel)
@@ -174,9 +175,11 @@ def run_on_hosts(specs, rep: Reporter, work, app: str = ".", parallel: int = 1) 
                 for rest in specs[i + 1:]:
                     rep.skip_host(str(rest))
                 break
-    if len(specs) > 1 or rep.hosts and rep.hosts[0].steps:
+    if summary and (len(specs) > 1 or rep.hosts and rep.hosts[0].steps):
         rep.summary()
     if failed:
+        if not summary:
+            rep.summary()
         raise Exit(code=1)
 
 

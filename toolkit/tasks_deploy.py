@@ -37,12 +37,24 @@ CHECKS = Path(__file__).resolve().parent / "checks" / "test_site.py"
       help={"host": HOST_HELP["provision"], "limit": LIMIT_HELP, "app": APP_HELP, "dry": DRY_HELP})
 def provision(c, host=None, limit=None, app=".", dry=False):
     """Prepare hosts for the app: packages, user, folders, systemd units, nginx (safe to re-run)."""
+    cfg = load_config(app)
+    rep = Reporter(dry=dry)
+    specs = host_specs(host, cfg, limit)
+    vars_of = None
+    if cfg.inventory.multi:
+        from toolkit import fleet_run
+
+        addresses = fleet_run.read_addresses(cfg, app)
+        vars_of = lambda spec: fleet_run.vars_for(cfg, spec, addresses)  # noqa: E731
+    run_on_hosts(specs, rep, provision_work(cfg, rep, dry, vars_of), app, parallel=PARALLEL_HOSTS)
+
+
+def provision_work(cfg, rep, dry, vars_of=None):
+    """The provision task's work(conn, spec) for run_on_hosts: under the deploy lock, the host
+    provisioned by its roles (`vars_of(spec)`: deploy.toml [hosts], toolkit/fleet.py)."""
     from roles.provision import provision as provision_host
     from toolkit import audit
     from toolkit.lock import release_if_ours as unlock_if_ours
-
-    cfg = load_config(app)
-    rep = Reporter(dry=dry)
 
     def work(conn, spec):
         lock = _take_lock(conn, cfg, rep) if not dry else ""
@@ -50,7 +62,8 @@ def provision(c, host=None, limit=None, app=".", dry=False):
         try:
             if lock:
                 rep.stage("provisioning")
-            provision_host(conn, cfg, rep, dry=dry, lock_held=bool(lock))
+            provision_host(conn, cfg, rep, dry=dry, lock_held=bool(lock),
+                           fleet_vars=vars_of(spec) if vars_of else None)
             result = "ok"
         finally:
             if lock:
@@ -58,23 +71,21 @@ def provision(c, host=None, limit=None, app=".", dry=False):
                 unlock_if_ours(conn, cfg, lock)
         return site_url(cfg, conn)
 
-    run_on_hosts(host_specs(host, cfg, limit), rep, work, app, parallel=PARALLEL_HOSTS)
+    return work
 
 
 @task(klass=HelpTask, iterable=["host", "limit"], help={
     "host": HOST_HELP["deploy"], "limit": LIMIT_HELP, "app": APP_HELP, "dry": DRY_HELP,
     "force": "make a new release even when the host already runs exactly this code",
+    "batch": "with deploy.toml [hosts]: how many app hosts switch at once, out of the load balancer "
+             "(default 1)",
 })
-def deploy(c, host=None, limit=None, app=".", dry=False, force=False):
+def deploy(c, host=None, limit=None, app=".", dry=False, force=False, batch=1):
     """Provision, then release the app: upload, install, switch, health check (rolls back on failure)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from roles import app_env
-    from roles.provision import provision as provision_host
-    from toolkit import lock as deploy_lock
     from toolkit import stages
     from toolkit.packaging import server_wheel
-    from toolkit.releases import Releases
 
     cfg = load_config(app)
     rep = Reporter(dry=dry)
@@ -83,37 +94,19 @@ def deploy(c, host=None, limit=None, app=".", dry=False, force=False):
     builder = ThreadPoolExecutor(max_workers=1)
     wheel = builder.submit(server_wheel)
     builder.shutdown(wait=False)
+    if cfg.inventory.multi:
+        from toolkit import fleet_run
+
+        fleet_run.deploy(cfg, rep, host_specs(host, cfg, limit), app, dry=dry, force=force, wheel=wheel,
+                         batch=int(batch))
+        return
 
     def work(conn, spec):
-        ctx = stages.DeployContext(conn, cfg, rep, dry=dry, force=force, wheel_future=wheel)
-        provisioned = []
-
-        def provision(ctx):
-            # After the lock (two deploys must never provision the same host at once). nginx
-            # (package and site) may finish while the release is prepared: a first deploy
-            # installs nginx and builds the venv at the same time.
-            # The host's releases are read in the same round trip as provisioning's facts.
-            rep.stage("provisioning")
-            provisioned.append(provision_host(conn, cfg, rep, dry=dry, lock_held=bool(ctx.lock_text),
-                                              defer_nginx=True, extra_facts=[Releases(cfg)]))
-            ctx.settings_changed = app_env.settings_changed(provisioned[0].facts, provisioned[0].wanted)
-            state = provisioned[0].gathered[Releases]
-            if Releases.still_true(state):
-                ctx.releases = state
-            elif dry and not _provisioned(conn, cfg):
-                provisioned[0].finish()
-                rep.line("  (dry run: the release stages need a provisioned host; run without --dry)")
-                ctx.finished = True
-
-        ctx.hooks.after("starting", provision)
-        ctx.hooks.before("publishing", lambda ctx: provisioned[0].finish())
+        ctx, done = deploy_context(conn, cfg, rep, dry=dry, force=force, wheel=wheel)
         try:
             outcome = stages.run(ctx)
         finally:
-            if provisioned and not provisioned[0].finished:
-                _finish_quietly(provisioned[0])
-            if ctx.lock_text:
-                deploy_lock.release_if_ours(conn, cfg, ctx.lock_text)
+            done()
         if outcome is None:
             return ""
         if not dry:
@@ -121,6 +114,48 @@ def deploy(c, host=None, limit=None, app=".", dry=False, force=False):
         return site_url(cfg, conn)
 
     run_on_hosts(host_specs(host, cfg, limit), rep, work, app)
+
+
+def deploy_context(conn, cfg, rep, dry=False, force=False, wheel=None, fleet_vars=None):
+    """One host's DeployContext with the deploy's hooks: provisioning after starting (under the
+    lock), nginx finished before publishing. Returns (ctx, done): call done() whatever happens
+    (provisioning left whole, our lock let go). `fleet_vars`: deploy.toml [hosts]
+    (toolkit/fleet.py host_vars)."""
+    from roles import app_env
+    from roles.provision import provision as provision_host
+    from toolkit import lock as deploy_lock
+    from toolkit import stages
+    from toolkit.releases import Releases
+
+    ctx = stages.DeployContext(conn, cfg, rep, dry=dry, force=force, wheel_future=wheel)
+    provisioned = []
+
+    def provision(ctx):
+        # After the lock (two deploys must never provision the same host at once). nginx
+        # (package and site) may finish while the release is prepared: a first deploy
+        # installs nginx and builds the venv at the same time.
+        # The host's releases are read in the same round trip as provisioning's facts.
+        rep.stage("provisioning")
+        provisioned.append(provision_host(conn, cfg, rep, dry=dry, lock_held=bool(ctx.lock_text),
+                                          defer_nginx=True, extra_facts=[Releases(cfg)], fleet_vars=fleet_vars))
+        ctx.settings_changed = app_env.settings_changed(provisioned[0].facts, provisioned[0].wanted)
+        state = provisioned[0].gathered[Releases]
+        if Releases.still_true(state):
+            ctx.releases = state
+        elif dry and not _provisioned(conn, cfg):
+            provisioned[0].finish()
+            rep.line("  (dry run: the release stages need a provisioned host; run without --dry)")
+            ctx.finished = True
+
+    def done():
+        if provisioned and not provisioned[0].finished:
+            _finish_quietly(provisioned[0])
+        if ctx.lock_text:
+            deploy_lock.release_if_ours(conn, cfg, ctx.lock_text)
+
+    ctx.hooks.after("starting", provision)
+    ctx.hooks.before("publishing", lambda ctx: provisioned[0].finish())
+    return ctx, done
 
 
 def _finish_quietly(provisioned) -> None:
@@ -154,13 +189,20 @@ def _provisioned(conn, cfg) -> bool:
     "host": HOST_HELP["rollback"], "limit": LIMIT_HELP, "app": APP_HELP,
     "to": "the release to go back to, e.g. 20250101120000 (see `invoke releases`); "
           "default: the good release before the current one",
+    "batch": "with deploy.toml [hosts]: how many app hosts roll back at once, out of the load balancer "
+             "(default 1)",
 })
-def rollback(c, host=None, limit=None, app=".", to=None):
+def rollback(c, host=None, limit=None, app=".", to=None, batch=1):
     """Go back to an earlier good release (the one before the current one, or --to RELEASE)."""
     from toolkit.stages import rollback as rollback_host
 
     cfg = load_config(app, check_secrets=False)
     rep = Reporter()
+    if cfg.inventory.multi:
+        from toolkit import fleet_run
+
+        fleet_run.rollback(cfg, rep, host_specs(host, cfg, limit), app, to, int(batch))
+        return
 
     def work(conn, spec):
         name = rollback_host(conn, cfg, rep, to=to)
@@ -201,7 +243,7 @@ def status(c, host=None, limit=None, app="."):
     from toolkit.interrupted import recover_interrupted
     from toolkit.release_commands import health_check
     from toolkit.releases import read_releases
-    from toolkit import tls_status
+    from toolkit import maintenance, tls_status
     from toolkit.remote import q, sh
 
     cfg = load_config(app, check_secrets=False)
@@ -236,6 +278,7 @@ def status(c, host=None, limit=None, app="."):
         rep.line(f"  live release: {state.current or 'none yet'}")
         if state.holder:
             rep.line(f"  deploy lock: held by {state.holder.describe()}")
+        maintenance.show(conn, cfg, rep, str(spec), app)  # maintenance.on: visitors get 503
         tls_status.show(conn, cfg, rep, str(spec), app)  # [tls]: the certificate's expiry
         troubled = _process_status(conn, cfg, rep)
         with rep.step("health check") as st:

@@ -106,3 +106,8 @@ def test_ipv4_fact_reads_ip_addr_output():
              "3: shop0    inet 10.78.0.5/16 scope global shop0\\       valid_lft forever",
              "garbage"]
     assert Ipv4Addresses().parse(lines) == ("10.77.3.2", "10.78.0.5")
+
+
+def test_https_with_a_load_balancer_is_refused_for_now(tmp_path):
+    msg = error_of(tmp_path, '[hosts]\nlb = ["l"]\napp = ["a"]\n[tls]\nmode = "self-signed"\n')
+    assert "deploy.toml:4: HTTPS with a load balancer" in msg and 'mode = "off"' in msg

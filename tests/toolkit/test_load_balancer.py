@@ -92,3 +92,19 @@ def test_firewall_lets_http_in_from_the_load_balancers_only():
     saved, _, _ = parse_ufw(["### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in",
                              "### tuple ### allow tcp 80 0.0.0.0/0 any 10.78.0.1 in"])
     assert firewall.plan(hardened(saved), wanted) == []
+
+
+def test_nginx_restarts_when_an_app_host_moves_from_every_address_to_its_private_one(cfg):
+    from roles import nginx
+
+    site = [f for f in render_all(cfg, fleet.host_vars(cfg, "a1", ADDRESSES), mask_secrets=True)
+            if f.path == "/etc/nginx/sites-available/shop.conf"]
+    running = {"/etc/nginx/sites-enabled/default": ["80 default_server", "[::]:80 default_server"]}
+    # a reload could not bind 10.78.0.2:80 while the running nginx holds *:80
+    assert nginx.rebinds(running, site, [nginx.DEFAULT_SITE])
+    # once it listens there, a new upstream or config is a plain reload
+    now = {"/etc/nginx/sites-enabled/shop.conf": ["10.78.0.2:80 default_server", "127.0.0.1:80 default_server"]}
+    assert not nginx.rebinds(now, site, [])
+    # the single-host site keeps *:80: a reload
+    assert not nginx.rebinds(running, [f for f in render_all(cfg, mask_secrets=True)
+                                       if f.path == "/etc/nginx/sites-available/shop.conf"], [])

@@ -1,0 +1,158 @@
+"""Several hosts: nginx on the `lb` host in front of two app hosts on one private network
+(deploy.toml [hosts], [network]). With a bounded request loop through the load balancer:
+a rolling deploy of a code change fails no request; a release that fails its health check on
+the second app host stops the roll and leaves both hosts on the previous release, failing no
+request; an app host whose nginx is stopped is routed around. The rolling deploy's time per
+batch is printed next to a single-host code-only deploy's (run with -s to see the numbers).
+
+The fleet (4 hosts) comes from tests/integration/fleet.py, once for this module; the `db` host
+serves here as the single-host deploy the timings compare against."""
+
+import re
+import shutil
+import time
+
+import pytest
+import requests
+
+from tests.integration.fleet import fleet  # noqa: F401  (the fixture)
+from tests.integration.helpers import REPO, invoke, on_host
+
+pytestmark = pytest.mark.integration
+
+FLASK = REPO / "examples" / "flask"
+APP = "/srv/flaskapp"
+
+
+def fleet_toml(fleet):
+    return (f'[app]\nname = "flaskapp"\n\n[health]\npath = "/healthz"\n\n'
+            f'[hosts]\nlb = ["{fleet.lb.ssh_alias}"]\n'
+            f'app = ["{fleet.app1.ssh_alias}", "{fleet.app2.ssh_alias}"]\n\n'
+            f'[network]\nprivate = "10.78.0.0/16"\n')
+
+
+def live(box):
+    return on_host(box, f"readlink {APP}/current").stdout.strip().rsplit("/", 1)[-1]
+
+
+def variant(app_dir, tmp_path, name, code):
+    """A copy of the app with `code` appended to app.py."""
+    new = tmp_path / name
+    shutil.copytree(app_dir, new)
+    (new / "app.py").write_text((new / "app.py").read_text() + "\n" + code)
+    return new
+
+
+@pytest.fixture(scope="module")
+def app_dir(fleet, tmp_path_factory):
+    app = tmp_path_factory.mktemp("fleet") / "app"
+    shutil.copytree(FLASK, app, ignore=shutil.ignore_patterns("__pycache__"))
+    (app / "deploy.toml").write_text(fleet_toml(fleet))
+    run = invoke("deploy", "--app", str(app), timeout=1800)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return app
+
+
+def url(fleet, path="/"):
+    return f"http://{fleet.lb.address}{path}"
+
+
+def test_the_site_answers_through_the_load_balancer_from_both_app_hosts(fleet, app_dir):
+    pids = {requests.get(url(fleet), timeout=10).text.split("worker ")[1].split(".")[0] for _ in range(12)}
+    # the app hosts' nginx listen on their private address (and loopback) only
+    listens = on_host(fleet.app1, "ss -Hltn 'sport = :80'").stdout
+    assert fleet.app1.private_address + ":80" in listens and "0.0.0.0:80" not in listens, listens
+    assert requests.get(url(fleet), timeout=10).status_code == 200 and pids
+    # the client's address reaches the app host's log through X-Real-IP, believed from the lb only
+    site = on_host(fleet.app1, "cat /etc/nginx/sites-available/flaskapp.conf").stdout
+    assert f"set_real_ip_from {fleet.lb.private_address};" in site
+    # static files are cached at the edge
+    requests.get(url(fleet, "/static/style.css"), timeout=10)
+    second = requests.get(url(fleet, "/static/style.css"), timeout=10)
+    assert second.status_code == 200 and second.headers.get("X-Cache-Status") == "HIT"
+    status = invoke("status", "--app", str(app_dir))
+    assert status.returncode == 0, status.stdout + status.stderr
+    for box in (fleet.lb, fleet.app1, fleet.app2):
+        assert box.ssh_alias in status.stdout
+    assert "roles: lb" in status.stdout and "roles: app, worker" in status.stdout
+
+
+def test_rolling_deploy_of_a_code_change_fails_no_request(fleet, app_dir, tmp_path, request_loop):
+    before = (live(fleet.app1), live(fleet.app2))
+    changed = variant(app_dir, tmp_path, "changed", "# a code change\n")
+    with request_loop(url(fleet), clients=4, max_requests=20000, max_seconds=300) as loop:
+        started = time.monotonic()
+        run = invoke("deploy", "--app", str(changed), timeout=900)
+        rolled = time.monotonic() - started
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert loop.done > 0 and loop.failures == [], loop.summary()
+    after = (live(fleet.app1), live(fleet.app2))
+    assert after[0] != before[0] and after[1] != before[1]
+    timing = re.search(r"rolling deploy: (.*)", run.stdout).group(1)
+    # the app hosts were switched one at a time, each out of the load balancer meanwhile
+    assert "out of rotation: " + fleet.app1.ssh_alias in run.stdout
+    assert "out of rotation: " + fleet.app2.ssh_alias in run.stdout
+
+    # the same code change deployed to one host alone, for the comparison
+    single = variant(app_dir, tmp_path, "single", "")
+    (single / "deploy.toml").write_text(f'[app]\nname = "flaskapp"\nhosts = ["{fleet.db.ssh_alias}"]\n\n'
+                                        '[health]\npath = "/healthz"\n')
+    assert invoke("deploy", "--app", str(single), timeout=1800).returncode == 0
+    code_only = variant(single, tmp_path, "single-changed", "# a code change\n")
+    started = time.monotonic()
+    one = invoke("deploy", "--app", str(code_only), timeout=900)
+    single_seconds = time.monotonic() - started
+    assert one.returncode == 0, one.stdout + one.stderr
+    print(f"\n[timing] rolling deploy of 2 app hosts, batch 1: {rolled:.1f}s in all ({timing}); "
+          f"single-host code-only deploy: {single_seconds:.1f}s; requests {loop.done}, failed {len(loop.failures)}")
+
+
+def test_a_release_failing_its_health_check_on_the_second_host_puts_both_back(fleet, app_dir, tmp_path,
+                                                                              request_loop):
+    before = (live(fleet.app1), live(fleet.app2))
+    # /healthz fails on the second app host only: the first one switches, the second fails
+    bad = variant(app_dir, tmp_path, "bad", (
+        "import socket as _socket\n"
+        f"if _socket.gethostname().endswith('app2'):\n"
+        "    app.view_functions['healthz'] = lambda: ('broken on this host', 500)\n"))
+    with request_loop(url(fleet), clients=4, max_requests=20000, max_seconds=300) as loop:
+        run = invoke("deploy", "--app", str(bad), timeout=900)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert loop.done > 0 and loop.failures == [], loop.summary()
+    assert "health check of http://localhost/healthz failed: got 500" in run.stdout
+    assert (live(fleet.app1), live(fleet.app2)) == before
+    # both back in rotation, on the release that was good
+    site = on_host(fleet.lb, "cat /etc/nginx/sites-available/flaskapp-lb.conf").stdout
+    assert " down;" not in site
+    for box in (fleet.app1, fleet.app2):
+        assert on_host(box, f"test -e {APP}/.deploy-lock").returncode != 0
+
+
+def test_a_stopped_app_host_is_routed_around(fleet, app_dir, request_loop):
+    assert on_host(fleet.app1, "systemctl stop nginx").returncode == 0
+    try:
+        with request_loop(url(fleet), clients=4, max_requests=3000, max_seconds=120) as loop:
+            pass
+        assert loop.done > 0 and loop.failures == [], loop.summary()
+    finally:
+        on_host(fleet.app1, "systemctl start nginx")
+    # the app itself stopped (socket and service): the app host's nginx answers 503, the lb
+    # sends the request to the other host
+    stop = on_host(fleet.app2, "systemctl stop flaskapp.socket flaskapp.service")
+    assert stop.returncode == 0, stop.stderr
+    try:
+        with request_loop(url(fleet), clients=4, max_requests=3000, max_seconds=120) as loop:
+            pass
+        assert loop.done > 0 and loop.failures == [], loop.summary()
+    finally:
+        on_host(fleet.app2, "systemctl start flaskapp.socket flaskapp.service")
+
+
+def test_rollback_rolls_through_the_app_hosts(fleet, app_dir, request_loop):
+    before = (live(fleet.app1), live(fleet.app2))
+    with request_loop(url(fleet), clients=4, max_requests=20000, max_seconds=300) as loop:
+        run = invoke("rollback", "--app", str(app_dir), timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert loop.done > 0 and loop.failures == [], loop.summary()
+    after = (live(fleet.app1), live(fleet.app2))
+    assert after[0] < before[0] and after[1] < before[1]
