@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from toolkit import lock
 from toolkit.remote import q, sh
 
-ACTIONS = ("deploy", "rollback", "recover", "restart", "provision", "lock", "env", "db.restore")
+ACTIONS = ("deploy", "rollback", "recover", "restart", "provision", "lock", "env", "db.restore",
+           "maintenance")
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,12 @@ class HostLayout:
         `psql` as that user logs in by peer authentication, no password)."""
         return self.app
 
+    @property
+    def db_credentials(self) -> str:
+        """On the database host of deploy.toml [hosts] (toolkit/db_host.py): DATABASE_URL as the
+        app hosts get it, root's 0600; the password is generated once and kept here."""
+        return f"/etc/pronghorn/database/{self.app}.env"
+
     # --- TLS ([tls], roles/tls.py): root's, outside the app's tree (the app never reads its key)
     @property
     def tls_dir(self) -> str:
@@ -175,6 +181,23 @@ class HostLayout:
     def acme_webroot(self) -> str:
         """nginx serves /.well-known/acme-challenge/ from here; certbot's webroot plugin writes there."""
         return f"/var/lib/pronghorn/acme/{self.app}"
+
+    @property
+    def nginx_site(self) -> str:
+        """The app's nginx site (templates/etc/nginx/sites-available/APP.conf.j2)."""
+        return f"/etc/nginx/sites-available/{self.app}.conf"
+
+    @property
+    def maintenance_page(self) -> str:
+        """The page nginx answers with 503 while maintenance is on (templates/etc/nginx/pronghorn/
+        APP.maintenance.html.j2; installed with the site, so it is there before it is needed)."""
+        return f"/etc/nginx/pronghorn/{self.app}.maintenance.html"
+
+    @property
+    def maintenance_flag(self) -> str:
+        """Present while `invoke maintenance.on` is in force: the site tests for it on each request,
+        so turning it on or off needs no reload, and no deploy writes or removes it."""
+        return f"/var/lib/pronghorn/maintenance/{self.app}"
 
     @property
     def lb_static_cache(self) -> str:

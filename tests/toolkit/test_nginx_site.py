@@ -38,10 +38,13 @@ def site(tmp_path):
     sock, port, page = tmp_path / "pronghorn.sock", free_port(), tmp_path / "unavailable.html"
     rendered = by_path(render_all(cfg))
     page.write_text(rendered[unavailable_page(cfg)].content)
+    (tmp_path / "maintenance.html").write_text(rendered[cfg.layout.maintenance_page].content)
     text = rendered[f"/etc/nginx/sites-available/{cfg.name}.conf"].content
     for old, new in ((cfg.layout.socket_path, str(sock)), (cfg.layout.media_dir, str(media)),
                      ("/var/log/nginx/", f"{tmp_path}/"), ("listen 80", f"listen 127.0.0.1:{port}"),
-                     (unavailable_page(cfg), str(page)), (cfg.layout.current_dir, str(tmp_path))):
+                     (unavailable_page(cfg), str(page)), (cfg.layout.current_dir, str(tmp_path)),
+                     (cfg.layout.maintenance_flag, str(tmp_path / "maintenance-on")),
+                     (cfg.layout.maintenance_page, str(tmp_path / "maintenance.html"))):
         text = text.replace(old, new)
     (tmp_path / "site.conf").write_text(text)
     conf = tmp_path / "nginx.conf"
@@ -119,3 +122,15 @@ def test_app_down_answers_the_503_page_at_once(site):
     assert down.headers["Retry-After"] == "30"
     assert down.headers["Content-Type"].startswith("text/html")
     assert get(base + "/.pronghorn/unavailable.html").status_code == 404   # internal only
+
+
+@pytest.mark.slow
+def test_maintenance_flag_spares_requests_from_the_host_itself(site, tmp_path):
+    """With the flag file there, a request from the host itself (the deploy's health check; this
+    test's nginx is on loopback) still reaches the app, without a reload; the page is internal.
+    The 503 visitors get is proven on a sandbox host (tests/integration/test_maintenance.py)."""
+    base, _ = site
+    (tmp_path / "maintenance-on").write_text("2026-01-01T00:00:00Z someone\n")
+    answer = get(base + "/")
+    assert answer.status_code == 200 and "Retry-After" not in answer.headers
+    assert get(base + "/.pronghorn/maintenance.html").status_code == 404   # internal only

@@ -109,6 +109,7 @@ def load_pronghorn_conf(tmp_path, text):
 def test_flask_example_gets_units_site_conf_and_env():
     files = by_path(render_all(example("flask")))
     assert sorted(files) == [
+        "/etc/nginx/pronghorn/flaskapp.maintenance.html",
         "/etc/nginx/pronghorn/flaskapp.unavailable.html",
         "/etc/nginx/sites-available/flaskapp.conf",
         "/etc/systemd/system/flaskapp.service",
