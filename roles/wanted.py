@@ -97,7 +97,8 @@ class Wanted:
     def all_packages(self) -> tuple:
         """`packages` and the hardening parts' (one apt-get call installs them all)."""
         extra = hardening_roles.packages(self.hardening) if self.hardening else ()
-        extra += database_packages(self.database)
+        if self.roles is None or "db" in self.roles:  # app hosts of [hosts] use the db host's server
+            extra += database_packages(self.database)
         extra += tls_packages(self.tls)
         return tuple(p for p in dict.fromkeys(self.packages + extra) if p not in self.drop_packages)
 

@@ -213,7 +213,7 @@ def render_all(cfg: AppConfig, host: dict | None = None, mask_secrets: bool = Fa
     else:
         secret_values = resolve_secrets(cfg, host_env=host.get("env"))
     secret_values.update(redis_service.secrets(cfg, host.get("env"), MASK if mask_secrets else None))
-    secret_values.update(database_secrets(cfg, host.get("env"), mask_secrets))
+    secret_values.update(database_secrets(cfg, host.get("env"), mask_secrets, host.get("database_url")))
     context = {
         "app": cfg,
         "layout": cfg.layout,
@@ -265,14 +265,17 @@ def database_url(cfg: AppConfig, password: str) -> str:
     return f"postgresql://{name}:{password}@localhost:5432/{name}"
 
 
-def database_secrets(cfg: AppConfig, host_env: dict | None, mask: bool) -> dict[str, str]:
+def database_secrets(cfg: AppConfig, host_env: dict | None, mask: bool, given: str | None = None) -> dict[str, str]:
     """DATABASE_URL with engine = "postgresql": the one already in the host's .env (the password
     is generated once and kept), else a new one. roles/postgres.py sets the role's password from
-    it; it is never printed (masked in a render for review)."""
+    it; it is never printed (masked in a render for review). `given`: on an app host of
+    deploy.toml [hosts], the database host's URL (toolkit/db_host.py: its password is kept there)."""
     if not cfg.database.postgresql:
         return {}
     if mask:
         return {"DATABASE_URL": MASK}
+    if given:
+        return {"DATABASE_URL": given}
     kept = (host_env or {}).get("DATABASE_URL", "")
     if kept.startswith(database_url(cfg, "")[:len("postgresql://") + len(cfg.layout.db_name) + 1]):
         return {"DATABASE_URL": kept}

@@ -86,3 +86,27 @@ def scram_matches(password: str, verifier: str) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(expected, verifier)
+
+
+# -- the server's pg_hba.conf (the database host: toolkit/db_host.py) ----------------------------
+
+@dataclass(frozen=True)
+class PgHbaState:
+    path: str = ""  # the server's hba_file ("" when the server does not answer)
+    text: str = ""  # its content
+
+
+class PgHba(Fact[PgHbaState]):
+    """Where the server's pg_hba.conf is (`SHOW hba_file`: /etc/postgresql/15/main/pg_hba.conf on
+    Debian 12) and what it says; roles/postgres.py rewrites only the app's block in it."""
+
+    key = "pg_hba"
+
+    def command(self):
+        return ("f=$(cd / && runuser -u postgres -- psql -XAtq -c 'show hba_file' 2>/dev/null) "
+                "&& test -f \"$f\" && echo \"$f\" && cat \"$f\"; true")
+
+    def parse(self, lines):
+        if not lines or not lines[0].strip():
+            return PgHbaState()
+        return PgHbaState(path=lines[0].strip(), text="".join(line + "\n" for line in lines[1:]))

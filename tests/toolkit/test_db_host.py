@@ -1,0 +1,206 @@
+"""The database host of deploy.toml [hosts] (roles/postgres.py db_host_plan, toolkit/db_host.py):
+pure plans on plain data. tests/integration/test_fleet_db.py proves them on sandbox hosts."""
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from roles import postgres  # noqa: E402
+from roles.wanted import Wanted  # noqa: E402
+from toolkit import db_host  # noqa: E402
+from toolkit.config import load_app_config  # noqa: E402
+from toolkit.facts.files import FileFact  # noqa: E402
+from toolkit.facts.hardening import HostHardening, UfwRule  # noqa: E402
+from toolkit.facts.host import HostFacts, UnitState  # noqa: E402
+from toolkit.facts.postgres import PgHba, PgHbaState, PostgresState, scram_matches, scram_verifier  # noqa: E402
+from toolkit.onhost import envfile, program  # noqa: E402
+from toolkit.render import render_all  # noqa: E402
+
+FLASK = REPO / "examples" / "flask"
+DEBIAN_HBA = """# PostgreSQL Client Authentication Configuration File
+local   all             postgres                                peer
+local   all             all                                     peer
+host    all             all             127.0.0.1/32            scram-sha-256
+host    all             all             ::1/128                 scram-sha-256
+"""
+APPS = ("10.78.1.8", "10.78.1.10")
+PRIVATE = "10.78.1.12"
+PASSWORD = "p" * 40
+
+
+def config(tmp_path, toml='[database]\nengine = "postgresql"\n'):
+    app = tmp_path / "shop"
+    if not app.exists():
+        shutil.copytree(FLASK, app)
+    (app / "deploy.toml").write_text('[app]\nname = "shop"\n' + toml)
+    return load_app_config(app)
+
+
+def ufw(*rules, installed=True):
+    return HostHardening(ufw_rules=tuple(rules), ufw_default_input="DROP" if installed else "", ufw_enabled=installed)
+
+
+def done_backups(wanted):
+    import hashlib
+    lay = wanted.layout
+    files = {lay.backups_dir: FileFact(lay.backups_dir, exists=True, kind="dir", mode=0o700, owner="root",
+                                       group="root"),
+             lay.backup_program: FileFact(lay.backup_program, exists=True, kind="file", mode=0o600, owner="root",
+                                          group="root", sha256=hashlib.sha256(program("db_backup").encode()).hexdigest())}
+    return HostFacts(files=files, units={lay.backup_timer: UnitState("enabled", "active")})
+
+
+def plan(tmp_path, pg=PostgresState(), hba=PgHbaState("/etc/postgresql/15/main/pg_hba.conf", DEBIAN_HBA),
+         hardening=None, kept="", clients=APPS, facts=None):
+    cfg = config(tmp_path)
+    wanted = db_host.wanted_for(cfg)
+    db = postgres.DbHost(private=PRIVATE, clients=clients, password=PASSWORD)
+    return wanted, postgres.db_host_plan(facts or HostFacts(), wanted, db, pg, hba, hardening or ufw(), kept)
+
+
+# -- pg_hba.conf -------------------------------------------------------------------------------
+
+def test_the_hba_block_lets_only_the_apps_role_into_its_database_from_each_client():
+    block = postgres.hba_block("shop", APPS)
+    lines = [line.split() for line in block.splitlines() if not line.startswith("#")]
+    assert lines == [["host", "shop", "shop", "10.78.1.8/32", "scram-sha-256"],
+                     ["host", "shop", "shop", "10.78.1.10/32", "scram-sha-256"]]
+
+
+def test_the_block_is_appended_once_and_replaced_keeping_the_rest():
+    once = postgres.hba_with(DEBIAN_HBA, "shop", APPS)
+    assert once.startswith(DEBIAN_HBA) and once.count("10.78.1.8/32") == 1
+    assert postgres.hba_with(once, "shop", APPS) == once  # idempotent
+    fewer = postgres.hba_with(once, "shop", ("10.78.1.8",))
+    assert "10.78.1.10/32" not in fewer and "10.78.1.8/32" in fewer and fewer.startswith(DEBIAN_HBA)
+    # Another app's block on the same server is left alone.
+    both = postgres.hba_with(fewer, "blog", ("10.78.1.9",))
+    assert "10.78.1.8/32" in postgres.hba_with(both, "blog", ()) and "blog" not in postgres.hba_with(both, "blog", ())
+    assert postgres.hba_with(once, "shop", ()).strip() == DEBIAN_HBA.strip()
+
+
+def test_hba_change_rewrites_the_servers_file_as_postgres_and_reloads(tmp_path):
+    state = PgHbaState("/etc/postgresql/15/main/pg_hba.conf", DEBIAN_HBA)
+    (change,) = postgres.hba_change(state, "shop", APPS)
+    (written,) = change.files
+    assert (written.path, written.owner, written.mode) == (state.path, "postgres", 0o640)
+    assert "systemctl reload postgresql.service" == change.script
+    assert postgres.hba_change(PgHbaState(state.path, written.content), "shop", APPS) == []
+
+
+def test_pg_hba_fact_reads_the_path_then_the_file():
+    state = PgHba().parse(["/etc/postgresql/15/main/pg_hba.conf", "local all all peer", ""])
+    assert state == PgHbaState("/etc/postgresql/15/main/pg_hba.conf", "local all all peer\n\n")
+    assert PgHba().parse([]) == PgHbaState()
+
+
+# -- ufw ---------------------------------------------------------------------------------------
+
+def test_ufw_lets_5432_in_from_the_clients_only():
+    (change,) = postgres.firewall_changes(ufw(), APPS)
+    assert change.script == ("ufw allow from 10.78.1.8 to any port 5432 proto tcp >/dev/null && "
+                             "ufw allow from 10.78.1.10 to any port 5432 proto tcp >/dev/null")
+    done = ufw(*(UfwRule("allow", "tcp", "5432", source=a) for a in APPS))
+    assert postgres.firewall_changes(done, APPS) == []
+
+
+def test_a_host_that_is_no_longer_a_client_loses_its_rule_and_5432_open_to_all_goes():
+    have = ufw(UfwRule("allow", "tcp", "5432", source="10.78.1.8"), UfwRule("allow", "tcp", "5432", source="10.78.1.99"),
+               UfwRule("allow", "tcp", "5432"), UfwRule("allow", "tcp", "22"))
+    (change,) = postgres.firewall_changes(have, ("10.78.1.8",))
+    assert "ufw delete allow from 10.78.1.99 to any port 5432 proto tcp" in change.script
+    assert "ufw delete allow 5432/tcp " in change.script
+    assert "22" not in change.script and "allow from 10.78.1.8 " not in change.script
+
+
+def test_no_ufw_no_firewall_change():
+    assert postgres.firewall_changes(ufw(installed=False), APPS) == []
+
+
+# -- the whole plan ----------------------------------------------------------------------------
+
+def test_a_fresh_db_host_gets_credentials_server_listening_privately_hba_ufw_and_backups(tmp_path):
+    wanted, changes = plan(tmp_path, hba=PgHbaState())
+    assert [c.what for c in changes] == [wanted.layout.db_credentials, "PostgreSQL role and database shop",
+                                         "allow 5432/tcp from 10.78.1.8, 5432/tcp from 10.78.1.10", "backups",
+                                         "db-backup.py", "shop-backup.timer"]
+    kept = changes[0].files[0]
+    assert (kept.mode, kept.owner) == (0o600, "root")
+    assert envfile.parse(kept.content)["DATABASE_URL"] == f"postgresql://shop:{PASSWORD}@{PRIVATE}:5432/shop"
+    sql = changes[1].files[0].content
+    assert f"listen_addresses = 'localhost,{PRIVATE}'" in sql
+    assert scram_matches(PASSWORD, re.search(r"PASSWORD '([^']+)'", sql).group(1))
+    for change in changes:  # the password only ever travels inside a file, never in a command
+        assert PASSWORD not in change.script and PASSWORD not in change.what + change.why
+
+
+def test_a_provisioned_db_host_changes_nothing(tmp_path):
+    url = f"postgresql://shop:{PASSWORD}@{PRIVATE}:5432/shop"
+    pg = PostgresState(running=True, listen=f"localhost,{PRIVATE}", role_exists=True, db_owner="shop",
+                       role_verifier=scram_verifier(PASSWORD, os.urandom(16)))
+    hba = PgHbaState("/etc/postgresql/15/main/pg_hba.conf", postgres.hba_with(DEBIAN_HBA, "shop", APPS))
+    rules = ufw(*(UfwRule("allow", "tcp", "5432", source=a) for a in APPS))
+    wanted = db_host.wanted_for(config(tmp_path))
+    _, changes = plan(tmp_path, pg=pg, hba=hba, hardening=rules, kept=url, facts=done_backups(wanted))
+    assert changes == []
+
+
+def test_a_server_listening_on_localhost_only_is_moved_to_the_private_address_too(tmp_path):
+    pg = PostgresState(running=True, listen="localhost", role_exists=True, db_owner="shop",
+                       role_verifier=scram_verifier(PASSWORD, os.urandom(16)))
+    _, changes = plan(tmp_path, pg=pg)
+    (server,) = [c for c in changes if c.what.startswith("PostgreSQL")]
+    assert server.why == f"listen_addresses localhost -> localhost,{PRIVATE}"
+    assert "systemctl restart postgresql.service" in server.script
+
+
+def test_the_single_host_plan_leaves_a_host_of_the_inventory_to_the_db_host(tmp_path):
+    cfg = config(tmp_path)
+    wanted = Wanted.of(cfg, render_all(cfg))
+    assert postgres.plan(HostFacts(), wanted, PostgresState()) != []
+    from dataclasses import replace
+    assert postgres.plan(HostFacts(), replace(wanted, roles=("app",)), PostgresState()) == []
+
+
+# -- what the app hosts get --------------------------------------------------------------------
+
+def test_an_app_hosts_env_gets_the_db_hosts_url(tmp_path):
+    cfg = config(tmp_path)
+    url = f"postgresql://shop:{PASSWORD}@{PRIVATE}:5432/shop"
+    files = render_all(cfg, {"env": {"DATABASE_URL": "postgresql://shop:old@localhost:5432/shop"},
+                             **db_host.database_vars(url)})
+    env = envfile.parse({f.path: f for f in files}[cfg.layout.env_file].content)
+    assert env["DATABASE_URL"] == url
+
+
+def test_the_kept_url_is_the_one_for_this_apps_role_only():
+    assert db_host.kept_url({"DATABASE_URL": "postgresql://shop:pw@10.78.1.12:5432/shop"}, "shop")
+    assert db_host.kept_url({"DATABASE_URL": "postgresql://blog:pw@10.78.1.12:5432/blog"}, "shop") == ""
+    assert db_host.kept_url({}, "shop") == ""
+    password = db_host.new_password()
+    assert len(password) == 40 and password.isalnum() and password != db_host.new_password()
+
+
+def test_clients_are_the_app_and_worker_hosts_private_addresses(tmp_path):
+    from toolkit.fleet import Address
+    from toolkit.inventory import Inventory
+
+    inventory = Inventory.of({"lb": ["lb"], "app": ["a1", "a2"], "worker": ["w"], "db": ["db"]}, "10.78.0.0/16")
+    cfg = type("Cfg", (), {"inventory": inventory})()
+    addresses = {h: Address(f"10.78.1.{n}", h) for n, h in enumerate(["lb", "a1", "a2", "w", "db"], start=1)}
+    assert db_host.clients(cfg, addresses) == ("10.78.1.2", "10.78.1.3", "10.78.1.4")
+
+
+def test_the_db_host_gets_the_backup_units_and_no_app_files(tmp_path):
+    wanted = db_host.wanted_for(config(tmp_path))
+    assert sorted(f.path.rsplit("/", 1)[-1] for f in wanted.files) == ["shop-backup.service", "shop-backup.timer"]
+    assert wanted.roles == ("db",)

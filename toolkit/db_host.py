@@ -1,0 +1,116 @@
+"""The database host of deploy.toml [hosts] (`db = ["HOST"]` with [database] engine = "postgresql"):
+PostgreSQL on its own host, reachable from the app and worker hosts only.
+
+The multi-host deploy calls `provision(c, cfg, rep, private=..., clients=(...))` for the db host
+BEFORE the app hosts, and writes the URL it returns into each app and worker host's shared/.env
+(render_all's host variable `database_url`: `database_vars(url)`). What the db host gets is
+roles/postgres.py's `db_host_plan`, a pure plan: PostgreSQL (the distribution's) listening on
+localhost and the private address, the app's role and database, pg_hba.conf letting that role
+into that database from the clients' private addresses only (scram-sha-256), ufw letting 5432
+in from them only, the daily backups kept there (shared/backups, the backup timer).
+
+The password is generated here once, written to the db host (layout.db_credentials, root's
+0600, through the executor's tar on stdin) and read back from there on every later run: never
+on a command line, never printed (the role gets a SCRAM verifier, as on a single host).
+"""
+
+from __future__ import annotations
+
+import secrets as secrets_module
+from dataclasses import replace
+from urllib.parse import urlsplit
+
+from roles import postgres
+from roles.files import file_changes
+from roles.wanted import Wanted
+from toolkit import executor, facts as facts_api
+from toolkit.executor import Change
+from toolkit.facts.extra_units import AppUnitsFacts
+from toolkit.facts.files import Files
+from toolkit.facts.hardening import HardeningFact
+from toolkit.facts.host import EnvFile, Packages, Units
+from toolkit.facts.postgres import PgHba, Postgres
+from toolkit.remote import q
+
+STEP = "database host"
+PACKAGE = "postgresql"
+
+
+def database_vars(url: str) -> dict:
+    """The render host variables that put the db host's DATABASE_URL in an app host's .env."""
+    return {"database_url": url}
+
+
+def clients(cfg, addresses: dict) -> tuple:
+    """The private addresses allowed in: the app and worker hosts' (toolkit/fleet.py Address)."""
+    inventory = cfg.inventory
+    hosts = dict.fromkeys(inventory.hosts("app") + inventory.hosts("worker"))
+    return tuple(dict.fromkeys(addresses[h].private for h in hosts))
+
+
+def wanted_for(cfg) -> Wanted:
+    """What the db host wants of the app: its layout, [database], and the backup timer's units
+    (rendered without secrets: they hold none)."""
+    from toolkit.render import BACKUP_TEMPLATES, render_all
+
+    unit_names = {cfg.layout.backup_unit, cfg.layout.backup_timer}
+    files = [f for f in render_all(cfg, mask_secrets=True) if f.path.rsplit("/", 1)[-1] in unit_names]
+    assert len(files) <= len(BACKUP_TEMPLATES)
+    return replace(Wanted.of(cfg, files), roles=("db",))
+
+
+def kept_url(env: dict, name: str) -> str:
+    """The DATABASE_URL kept on the db host, if it is one for this app's role."""
+    url = (env or {}).get("DATABASE_URL", "")
+    parts = urlsplit(url)
+    return url if parts.scheme == "postgresql" and parts.username == name and parts.password else ""
+
+
+def new_password() -> str:
+    from toolkit.render import DB_PASSWORD_ALPHABET, DB_PASSWORD_LENGTH
+
+    return "".join(secrets_module.choice(DB_PASSWORD_ALPHABET) for _ in range(DB_PASSWORD_LENGTH))
+
+
+def _read(c, wanted: Wanted, what: str):
+    lay = wanted.layout
+    paths = [f.path for f in wanted.files] + postgres.fact_paths(wanted)
+    gathered = facts_api.gather(c, [Postgres(lay.db_name), PgHba(), EnvFile(lay.db_credentials), HardeningFact(),
+                                    Packages((PACKAGE,)), Files(paths), Units((lay.backup_timer,))], what=what)
+    return AppUnitsFacts.of(gathered), gathered
+
+
+def provision(c, cfg, rep, private: str, clients: tuple, dry: bool = False) -> str:
+    """Bring the db host to what the app hosts at `clients` need; returns the DATABASE_URL for
+    them (masked in a dry run that would generate it)."""
+    wanted = wanted_for(cfg)
+    name = wanted.layout.db_name
+    with rep.step("read the database host") as st:
+        facts, gathered = _read(c, wanted, "reading the database host")
+        st.info(f"clients {', '.join(clients) or 'none'}")
+    kept = kept_url(facts.env, name)
+    password = urlsplit(kept).password if kept else new_password()
+    db = postgres.DbHost(private=private, clients=tuple(clients), password=password)
+    changes = []
+    if PACKAGE not in facts.installed:
+        from roles.base import install_script
+
+        changes.append(Change(PACKAGE, "missing", script=install_script([PACKAGE], update=True),
+                              label="installing PostgreSQL"))
+    changes += file_changes(facts, wanted.files)
+    if any(ch.files and not ch.script for ch in changes):
+        changes.append(Change("systemd", "backup units changed", script="systemctl daemon-reload"))
+    changes += postgres.db_host_plan(facts, wanted, db, gathered.get(Postgres), gathered.get(PgHba),
+                                     facts.hardening, kept)
+    executor.apply(c, rep, STEP, changes, dry)
+    if not dry and not gathered.get(PgHba).path:
+        # A new server: its pg_hba.conf could only be read once it answered.
+        again = facts_api.gather(c, [PgHba()], what="reading pg_hba.conf")
+        executor.apply(c, rep, STEP + " (pg_hba)", postgres.hba_change(again[PgHba], name, db.clients), dry)
+    url = postgres.client_url(name, password, private)
+    return url if (kept or not dry) else postgres.client_url(name, "********", private)
+
+
+def shell_command(cfg) -> str:
+    """psql on the db host as the postgres user, in the app's database (`invoke db.shell`)."""
+    return f"cd / && runuser -u postgres -- psql -d {q(cfg.layout.db_name)}"
