@@ -2,8 +2,8 @@
 job's timer with its last run (and how it ended) and its next run, read with one
 `systemctl show` (`show_command`) and turned into lines (`describe`).
 
-A process that is not running, or a job whose last run failed, is a `problem`: status says so
-and ends with the `invoke logs --process NAME` that shows why.
+A process that is not running or that systemd keeps restarting, or a job whose last run failed,
+is a `problem`: status says so and ends with the `invoke logs --process NAME` that shows why.
 
 A deploy (and a rollback, a restart) also asks, right after restarting the processes, whether
 they stay up (`settle_command`, `not_staying_up`): a process that exits or that systemd had to
@@ -18,7 +18,7 @@ from toolkit.process_units import process_unit, schedule_unit, timer_unit
 from toolkit.remote import q
 
 PROPERTIES = ("Id", "LoadState", "UnitFileState", "ActiveState", "SubState", "Result", "ExecMainStatus",
-              "LastTriggerUSec", "NextElapseUSecRealtime")
+              "NRestarts", "LastTriggerUSec", "NextElapseUSecRealtime")
 
 
 # How long a restarted process must stay up to count as started: long enough for a Python
@@ -120,8 +120,12 @@ def describe(cfg, shown: dict[str, dict[str, str]]) -> list[Line]:
     for name in sorted(cfg.processes):
         unit = process_unit(cfg.name, name)
         props = shown.get(unit, {})
-        running = props.get("ActiveState") == "active"
-        out.append(Line(f"{unit:<28} {_state(props)}", "" if running else name))
+        # NRestarts counts systemd's restarts since the last deploy or `invoke restart`: a process
+        # that keeps exiting is "active" between two crashes, so that alone would hide it.
+        restarts = props.get("NRestarts", "0") or "0"
+        crashed = f"; systemd restarted it {restarts} time(s) since its last start: it exits" if restarts != "0" else ""
+        running = props.get("ActiveState") == "active" and not crashed
+        out.append(Line(f"{unit:<28} {_state(props)}{crashed}", "" if running else name))
     for name in sorted(cfg.schedules):
         timer, service = timer_unit(cfg.name, name), schedule_unit(cfg.name, name)
         tprops, sprops = shown.get(timer, {}), shown.get(service, {})

@@ -305,6 +305,10 @@ def test_a_process_systemd_restarted_is_not_up_although_it_is_active(tmp_path):
         ("worker", "activating (auto-restart), last exit status 3, restarted 2 time(s) by systemd")]
     up = STAYING.replace("NRestarts=2", "NRestarts=0")
     assert process_status.not_staying_up(cfg, process_status.parse(up)) == []
+    # and `invoke status` says so too, although the unit is active at this moment
+    lines = process_status.describe(cfg, process_status.parse(STAYING))
+    assert [line.problem for line in lines if line.problem in cfg.processes] == ["worker"]  # rq is fine
+    assert "systemd restarted it 2 time(s) since its last start" in "\n".join(line.text for line in lines)
     assert process_status.settle_command(load_app_config(REPO / "examples" / "flask")) == ""
 
 
