@@ -250,8 +250,13 @@ def provision(c, cfg, rep, dry=False, lock_held=False, defer_nginx=False, extra_
     # [database]: after the .env (DATABASE_URL) and the units (the backup timer's); a step only
     # for apps that use it, or to retire a backup timer that was turned off.
     database = postgres.plan(facts, wanted, gathered.get(Postgres))
-    if (wanted.roles is None or "db" in wanted.roles) and (database or postgres.needed(wanted)):
+    if wanted.roles is None and (database or postgres.needed(wanted)):
         changed += executor.apply(c, rep, postgres.STEP, database, dry)
+    elif (fleet_vars or {}).get("db_host") is not None:
+        # The database host of [hosts]: listening on its private address for the app hosts only.
+        from toolkit import db_host
+
+        changed += db_host.apply(c, cfg, rep, fleet_vars["db_host"], dry)
     done = Provisioning(c, rep, dry, wanted, facts, gathered, changed,
                         reread=bool(packages_changed) and not dry, apt_job=apt_job,
                         with_https=lambda: in_fleet(logged_in(c, render_for(cfg, facts, names, True, on_host), facts),

@@ -37,8 +37,25 @@ def read_addresses(cfg, app: str) -> dict:
         raise Exit(f"error: {exc}\n  next: {exc.next_step}", code=1)
 
 
-def vars_for(cfg, spec, addresses: dict, down=()) -> dict:
-    return fleet.host_vars(cfg, str(spec), addresses, down)
+def read_database(cfg, app: str, addresses: dict):
+    """The database host's URL and clients for this task (toolkit/db_host.py), or None."""
+    from toolkit import db_host
+
+    def connect(host):
+        return hosts_mod.connect(hosts_mod.parse_host(host))
+
+    try:
+        return db_host.read(cfg, addresses, connect)
+    except hosts_mod.HostError as exc:
+        raise Exit(f"error: {exc}\n  next: {exc.next_step}", code=1)
+
+
+def vars_for(cfg, spec, addresses: dict, down=(), database=None) -> dict:
+    """`database`: read_database's; app hosts get its DATABASE_URL, the db host what to apply."""
+    from toolkit import db_host
+
+    out = fleet.host_vars(cfg, str(spec), addresses, down)
+    return {**out, **db_host.host_vars(database, str(spec), out["roles"])}
 
 
 class StageMember:
@@ -205,12 +222,13 @@ def deploy(cfg, rep, specs, app: str, dry: bool, force: bool, wheel, batch: int)
 
     inventory = cfg.inventory
     addresses = read_addresses(cfg, app)
+    database = read_database(cfg, app, addresses)
     apps = [s for s in specs if "app" in inventory.roles_of(str(s))]
     others = [s for s in specs if s not in apps]
     if others:
         rep.line(f"== provisioning {', '.join(map(str, others))} (roles: "
                  + "; ".join(f"{s}: {', '.join(inventory.roles_of(str(s)))}" for s in others) + ")")
-        run_on_hosts(others, rep, provision_work(cfg, rep, dry, lambda spec: vars_for(cfg, spec, addresses)),
+        run_on_hosts(others, rep, provision_work(cfg, rep, dry, lambda spec: vars_for(cfg, spec, addresses, database=database)),
                      app, parallel=PARALLEL_HOSTS, summary=False)
     if not apps:
         rep.summary()
@@ -220,7 +238,7 @@ def deploy(cfg, rep, specs, app: str, dry: bool, force: bool, wheel, batch: int)
     def member(spec):
         def context(conn):
             ctx, done = deploy_context(conn, cfg, rep, dry=dry, force=force, wheel=wheel,
-                                       fleet_vars=vars_for(cfg, spec, addresses))
+                                       fleet_vars=vars_for(cfg, spec, addresses, database=database))
             ctx.migrate = spec == first  # migrations once, before any host switches
             return ctx, done
         return StageMember(spec, cfg, rep, app, context)

@@ -45,7 +45,8 @@ def provision(c, host=None, limit=None, app=".", dry=False):
         from toolkit import fleet_run
 
         addresses = fleet_run.read_addresses(cfg, app)
-        vars_of = lambda spec: fleet_run.vars_for(cfg, spec, addresses)  # noqa: E731
+        database = fleet_run.read_database(cfg, app, addresses)
+        vars_of = lambda spec: fleet_run.vars_for(cfg, spec, addresses, database=database)  # noqa: E731
     run_on_hosts(specs, rep, provision_work(cfg, rep, dry, vars_of), app, parallel=PARALLEL_HOSTS)
 
 

@@ -204,3 +204,24 @@ def test_the_db_host_gets_the_backup_units_and_no_app_files(tmp_path):
     wanted = db_host.wanted_for(config(tmp_path))
     assert sorted(f.path.rsplit("/", 1)[-1] for f in wanted.files) == ["shop-backup.service", "shop-backup.timer"]
     assert wanted.roles == ("db",)
+
+
+def test_app_and_worker_hosts_get_the_url_and_the_db_host_gets_what_to_apply():
+    url = f"postgresql://shop:{PASSWORD}@{PRIVATE}:5432/shop"
+    database = db_host.Database("sandbox-db", PRIVATE, APPS, url)
+    assert db_host.host_vars(database, "sandbox-app1", ("app", "worker")) == {"database_url": url}
+    assert db_host.host_vars(database, "sandbox-db", ("db",)) == {"db_host": database}
+    assert db_host.host_vars(database, "sandbox-lb", ("lb",)) == {}
+    assert db_host.host_vars(None, "sandbox-app1", ("app",)) == {}
+    assert database.password == PASSWORD and PASSWORD not in repr(database)
+
+
+def test_without_a_db_host_or_postgresql_there_is_no_database_to_read(tmp_path):
+    from toolkit.inventory import Inventory
+
+    cfg = config(tmp_path)
+    never = lambda host: pytest.fail("no host should be contacted")  # noqa: E731
+    assert db_host.read(cfg, {}, never) is None  # single host: [app] hosts
+    multi = type("Cfg", (), {"inventory": Inventory.of({"app": ["a1"]}, ""), "database": cfg.database,
+                             "layout": cfg.layout})()
+    assert db_host.read(multi, {}, never) is None
