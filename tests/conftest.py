@@ -127,7 +127,17 @@ def _fresh_sandbox_name():
 @pytest.fixture
 def fresh_sandbox(_fresh_sandbox_name):
     """A sandbox host whose root filesystem is a fresh copy of the image (same address every time)."""
-    name = _fresh_sandbox_name
+    return _fresh(_fresh_sandbox_name)
+
+
+@pytest.fixture(scope="module")
+def module_fresh_sandbox(_fresh_sandbox_name):
+    """fresh_sandbox for a module whose tests follow one another on one host (a deploy chain).
+    Its tests must not use fresh_sandbox too: that would reset the host under the chain."""
+    return _fresh(_fresh_sandbox_name)
+
+
+def _fresh(name: str) -> sandboxes.Sandbox:
     if sandboxes.get(name) is None:
         return _up(name)
     try:

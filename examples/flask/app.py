@@ -9,6 +9,10 @@ import os
 from flask import Flask, request
 
 app = Flask(__name__)
+# Errors you can read: an exception in a view answers a bare 500 and Flask logs its traceback
+# (app.logger, "Exception on /path [GET]") to the WSGI error stream, which pronghorn writes to
+# its error log: stderr, kept by systemd in the journal, where `invoke logs` shows it. (If you
+# configure logging yourself, keep a handler on stderr for app.logger or the root logger.)
 
 # Messages posted through the form; per worker process and lost on restart, which is fine for a
 # demo (a real app keeps them in a database under APP_DATA_DIR).

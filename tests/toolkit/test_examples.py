@@ -156,6 +156,66 @@ def test_django_unknown_host_is_rejected(tmp_path):
     assert response["status"] == 400
 
 
+# --------------------------------------------------------------------------- errors you can read
+
+# A view that raises, added to a copy of each example (the examples themselves have none).
+BOOM = {
+    "flask": ("boom.py", "from app import app\n\n\n@app.get('/boom')\ndef boom():\n"
+                         "    raise RuntimeError('boom-marker')\n", "boom:app"),
+    "bottle": ("boom.py", "from app import app\n\n\n@app.get('/boom')\ndef boom():\n"
+                          "    raise RuntimeError('boom-marker')\n", "boom:app"),
+    "django": ("guestbook/urls.py", "\n\ndef boom(request):\n    raise RuntimeError('boom-marker')\n\n\n"
+                                    "urlpatterns.append(path('boom', boom))\n", "guestbook.wsgi:application"),
+}
+
+
+def serve_and_get(app_dir, wsgi, path, tmp_path, env):
+    """Serve `wsgi` with pronghorn on a unix socket, GET `path`, stop the server: (response, stderr)."""
+    import socket
+    import time
+
+    sock_path = tmp_path / "app.sock"
+    err = open(tmp_path / "stderr.log", "w")
+    server = subprocess.Popen([str(Path(sys.executable).parent / "pronghorn"), "-b", f"unix:{sock_path}", "-w", "1",
+                               "--chdir", str(app_dir), wsgi], stdout=err, stderr=err, env=env)
+    try:
+        for _ in range(300):  # bounded: 30 s for the server to bind
+            if sock_path.exists() or server.poll() is not None:
+                break
+            time.sleep(0.1)
+        with socket.socket(socket.AF_UNIX) as client:
+            client.settimeout(30)
+            client.connect(str(sock_path))
+            client.sendall(f"GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+            response = b""
+            while chunk := client.recv(65536):
+                response += chunk
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        err.close()
+    return response.decode("utf-8", "replace"), (tmp_path / "stderr.log").read_text()
+
+
+@pytest.mark.parametrize("name", ["flask", "django", "bottle"])
+def test_a_500_shows_the_client_no_traceback_and_the_error_log_one(tmp_path, name):
+    """With DEBUG off, an exception in a view: a bare 500 for the client, the traceback on the
+    server's stderr (the journal on a host, where `invoke logs` reads it)."""
+    import shutil
+
+    app_dir = tmp_path / name
+    shutil.copytree(EXAMPLES / name, app_dir, ignore=shutil.ignore_patterns("__pycache__", "*.sqlite3"))
+    target, code, wsgi = BOOM[name]
+    with open(app_dir / target, "a") as out:
+        out.write(code)
+    env = {"PATH": "/usr/bin:/bin", "APP_DATA_DIR": str(tmp_path), "SECRET_KEY": "test-only-key",
+           "DEBUG": "false", "ALLOWED_HOSTS": "localhost"}
+    response, stderr = serve_and_get(app_dir, wsgi, "/boom", tmp_path, env)
+    assert response.startswith("HTTP/1.1 500"), response[:300]
+    assert "Traceback" not in response and "boom-marker" not in response, response
+    assert "Traceback (most recent call last)" in stderr and "RuntimeError: boom-marker" in stderr, stderr
+
+
 # --------------------------------------------------------------------------- packaging
 
 @pytest.mark.parametrize("name", ["flask", "django", "bottle"])
