@@ -65,8 +65,11 @@ NEW, IDLE, IN_HEAD, IN_BODY, BUSY, BLOCKED, CLOSING, CLOSED = Phase
 MAX_QUEUED_REQUESTS = 32
 MAX_READ_AHEAD = 256 * 1024
 LINGER_SECONDS = 2.0
-# While stopping, how long a just-accepted connection may take to send its request.
-NEW_CONNECTION_GRACE = 1.0
+# While stopping, how long a connection between requests (just accepted, or idle after a response)
+# may take to send its next one, which is then answered with Connection: close. A keep-alive client
+# that just got a response often sends the next request at once (wrk, a proxy's pool): closing
+# under it would lose that request (the client sees a reset; browsers retry idempotent ones only).
+STOPPING_GRACE = 1.0
 
 # A full disk or a used-up quota while spooling a body: 507 (RFC 4918 §11.5); any other OSError is a 500.
 _NO_ROOM = frozenset(code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None)
@@ -543,10 +546,11 @@ class HttpConnection(asyncio.Protocol):
                               settings.send_timeout)
                 self.abort()
         elif phase is IDLE:
-            if now - self.since > settings.keepalive:
-                self.close_quietly()
+            if now - self.since > settings.keepalive or (
+                    not self.worker.alive and now - self.since > STOPPING_GRACE):
+                self.close_quietly()  # (stopping: an idle client gets no more time)
         elif phase is NEW:
-            if not self.worker.alive and now - self.since > NEW_CONNECTION_GRACE:
+            if not self.worker.alive and now - self.since > STOPPING_GRACE:
                 self.close_quietly()  # stopping: a connection that sent nothing gets no more time
             elif now - self.since > settings.header_timeout:
                 if self.parser.state == HEAD:

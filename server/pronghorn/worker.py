@@ -27,7 +27,8 @@ more than its share of connections pauses accepting for a moment (balance.py). `
 caps the connections of one worker (accepting pauses at the cap, resumes below 90%).
 
 Lifecycle (the Worker class): TERM stops gracefully (stop accepting, finish what was received, close
-idle connections, exit by graceful_timeout; a socket the loop accepted just before TERM is answered
+idle connections once idle for STOPPING_GRACE, answering a request already on its way with
+Connection: close, exit by graceful_timeout; a socket the loop accepted just before TERM is answered
 too, see _stop_when_done, and an accept resume queued before TERM does not reopen the servers);
 INT/QUIT exit at once; ABRT (sent by the arbiter to a stuck worker) runs the worker_abort hook and
 exits; USR1 reopens the logs. The worker also leaves gracefully after max_requests (+ jitter), when
@@ -44,7 +45,7 @@ import time
 from pronghorn import balance, malloc, metrics, tls, wsgi
 from pronghorn.appthreads import AppThreads
 from pronghorn.config import worker_settings
-from pronghorn.connection import HttpConnection, Phase
+from pronghorn.connection import HttpConnection
 from pronghorn.http.parser import Limits
 from pronghorn.spool import SpoolBudget
 
@@ -374,11 +375,9 @@ class Worker:
             self.heartbeat.set_exit_reason(why)  # the master counts restarts by cause
         self._stop_accepting()
         self._drain_backlog()
-        for conn in list(self.connections):
-            # Idle keep-alive connections go now. Just-accepted ones get a moment (the sweep
-            # closes them after NEW_CONNECTION_GRACE) since their request may be on its way.
-            if conn.phase is Phase.IDLE:
-                conn.close_quietly()
+        # Connections between requests get a moment (STOPPING_GRACE, then the once-a-second
+        # sweep closes them): a request may be on its way. Those idle for longer go now.
+        self._tick_timeouts()
         self._stop_when_done()
 
     def flush_soon(self, conn):
@@ -473,8 +472,7 @@ class Worker:
         """Once a second: heartbeat, timeouts, parent and memory checks."""
         now = time.monotonic()
         self._notify()
-        for conn in list(self.connections):
-            conn.check_timeouts(now)
+        self._tick_timeouts()
         if self.alive:
             if os.getppid() != self.ppid:
                 self.log.info("parent changed (was %s): stopping", self.ppid)
@@ -488,6 +486,11 @@ class Worker:
             self.loop.stop()
             return
         self.loop.call_later(1.0, self._tick)
+
+    def _tick_timeouts(self):
+        now = time.monotonic()
+        for conn in list(self.connections):
+            conn.check_timeouts(now)
 
     def _notify(self):
         heartbeat = self.heartbeat
