@@ -147,8 +147,9 @@ def test_tls_site_redirects_http_except_acme_and_serves_mozilla_intermediate():
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in tls_server and "ssl_prefer_server_ciphers off;" in tls_server
     assert f"ssl_ciphers {MOZILLA_INTERMEDIATE_CIPHERS};" in tls_server
     assert "ssl_stapling" not in tls_server  # self-signed: no OCSP responder to ask
-    # HSTS wherever the security headers go, the media location (its own add_header) included
-    assert tls_server.count('add_header Strict-Transport-Security "max-age=15552000" always;') == 3
+    # HSTS wherever the security headers go: the server, and the locations with add_header of
+    # their own (media, the unavailable page, the maintenance page)
+    assert tls_server.count('add_header Strict-Transport-Security "max-age=15552000" always;') == 4
     assert "proxy_set_header X-Forwarded-Proto $scheme;" in tls_server
     # the catch-all answers unknown names with 444 on 443 too, with its placeholder certificate
     catch_all = files[CATCH_ALL].content
