@@ -42,6 +42,7 @@ from pronghorn.http.errors import HTTPError
 from pronghorn.http.parser import BODY, HEAD, RequestParser
 from pronghorn.http.parser import IDLE as IDLE_PARSER
 from pronghorn.http.proxy_protocol import NEED_MORE, ProxyPrelude, ProxyProtocolError
+from pronghorn.metrics import FIRST_BOUND as _FIRST_BOUND
 from pronghorn.spool import ConnectionSpool
 from pronghorn.writer import GATHER_LIMIT, ResponseWriter
 
@@ -76,6 +77,7 @@ _NO_ROOM = frozenset(code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", No
 
 _BytesIO = io.BytesIO
 _new = object.__new__
+_monotonic = time.monotonic
 # Clears asyncio's running loop for synchronous app code (see Worker.enter_app_context).
 _set_running_loop = asyncio.events._set_running_loop
 
@@ -330,7 +332,7 @@ class HttpConnection(asyncio.Protocol):
         exchange.conn = self
         exchange.req = req
         exchange.env = env
-        exchange.started = time.monotonic() if worker.timed else 0.0
+        exchange.started = _monotonic() if worker.timed else 0.0
         exchange.it = None
         if not worker.app_context:
             # Worker.enter_app_context spelled out (the hot path): the callers gathered, so the
@@ -370,7 +372,13 @@ class HttpConnection(asyncio.Protocol):
                 self.log.exception("access log failed")
         metrics = worker.metrics
         if metrics is not None:
-            metrics.observe(resp.code, exchange.started)
+            # WorkerMetrics.observe spelled out: the hot path (see there)
+            elapsed = _monotonic() - exchange.started
+            if elapsed <= _FIRST_BOUND:
+                metrics.fast[resp.code] += 1
+            else:
+                metrics.slow(resp.code, elapsed)
+            metrics.latency_sum += elapsed
         post_request = self.post_request
         if post_request is not None:
             self.call_hook(post_request, worker, exchange.req, exchange.env, _Sent(resp))

@@ -129,8 +129,28 @@ def test_each_response_lands_in_its_status_class_and_latency_bucket():
     m.observe(503, now - 0.3)    # 0.3 s: le="0.5"
     m.observe(404, now - 60)     # past every bound: le="+Inf" only
     m.observe(0, now)            # the app failed before any status: "other"
-    classes = dict(zip(CLASSES, m.counts))
-    assert classes == {"other": 1, "1xx": 0, "2xx": 1, "3xx": 0, "4xx": 1, "5xx": 1}
-    buckets = m.counts[len(CLASSES):]
-    assert buckets[0] == 2 and buckets[BUCKETS.index(0.5)] == 1 and buckets[-1] == 1
-    assert sum(buckets) == 4 and 60.3 < m.latency_sum < 61
+    m.observe(200, now)          # fast again: a second count at the same status
+    totals = m.totals()
+    classes = dict(zip(CLASSES, totals))
+    assert classes == {"other": 1, "1xx": 0, "2xx": 2, "3xx": 0, "4xx": 1, "5xx": 1}
+    buckets = totals[len(CLASSES):]
+    assert buckets[0] == 3 and buckets[BUCKETS.index(0.5)] == 1 and buckets[-1] == 1
+    assert sum(buckets) == 5 and 60.3 < m.latency_sum < 61
+
+
+def test_a_slow_response_is_counted_past_the_buckets_below_its_duration():
+    """The app sleeps 0.3 s: its latency can only be longer, so no bucket up to 0.25 s counts it
+    (the hot path's branch for responses slower than the first bucket)."""
+    port = free_port()
+    with serve("tests.server.apps:app", "-w", "1", "--metrics-bind", f"127.0.0.1:{port}") as srv:
+        count = "pronghorn_request_duration_seconds_count"
+        before = wait_for(lambda: (lambda now: now if now[count] >= 1 else None)(
+            samples(scrape(port)[2])), timeout=15, interval=0.2)
+        assert get(srv.port, "/slow?s=0.3")[0] == 200
+        now = wait_for(lambda: (lambda now: now if now[count] > before[count] else None)(
+            samples(scrape(port)[2])), timeout=15, interval=0.2)
+    delta = {key: now[key] - before[key] for key in now}
+    assert delta[count] == 1 and delta['pronghorn_requests_total{status="2xx"}'] == 1
+    assert delta['pronghorn_request_duration_seconds_bucket{le="0.25"}'] == 0
+    assert delta['pronghorn_request_duration_seconds_bucket{le="+Inf"}'] == 1
+    assert delta["pronghorn_request_duration_seconds_sum"] >= 0.3
