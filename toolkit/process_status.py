@@ -68,12 +68,14 @@ def not_staying_up(cfg, shown: dict[str, dict[str, str]]) -> list[tuple[str, str
         if props.get("ActiveState") == "active" and restarts in ("0", ""):
             continue
         status = props.get("ExecMainStatus", "")
-        what = [f"{props.get('ActiveState', '?')} ({props.get('SubState', '?')})"]
-        if status and status != "0":
-            what.append(f"last exit status {status}")
+        if props.get("SubState") == "auto-restart":
+            what = ["it exited" + (f" with status {status}" if status and status != "0" else "")
+                    + ", systemd is restarting it"]
+        else:
+            what = [f"{props.get('ActiveState', '?')} ({props.get('SubState', '?')})"]
         if restarts not in ("0", ""):
             what.append(f"restarted {restarts} time(s) by systemd")
-        out.append((name, ", ".join(what)))
+        out.append((name, "; ".join(what)))
     return out
 
 

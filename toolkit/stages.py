@@ -25,7 +25,8 @@ health check), `current` goes back to the previous good release and the service 
 with socket activation, requests wait in the socket's backlog meanwhile instead of failing.
 Either way the release is marked failed (never counted, never rolled back to), the reason is
 shown with the service's journal, and the task exits non-zero. With no good release to go back
-to (a first deploy), the app's socket is stopped, so nginx answers its 503 page at once.
+to (a first deploy), the app's socket is stopped, so nginx answers its 503 page at once, and
+its [processes] with it.
 Ctrl-C is a failure like any other: the same recovery runs (a second Ctrl-C meanwhile is
 ignored) before the task exits. A deploy killed outright leaves `current` unverified (no
 `.good`) and its lock behind: the next deploy, rollback or status takes the lock over and
@@ -42,12 +43,12 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from toolkit import audit, lock, packaging, shared_paths
+from toolkit import audit, lock, packaging, process_units, shared_paths
 from toolkit import release_commands as cmds
 from toolkit.errors import DeployError, LockHeld, next_task
 from toolkit.interrupted import RESTART_TIMEOUT, no_interrupts, report_take_over, restore_unverified, stop_the_app
 from toolkit.releases import HostReleases, new_release_name, prune_plan, read_releases
-from toolkit.remote import sh, split_sections
+from toolkit.remote import q, sh, split_sections
 
 STAGES = ("starting", "updating", "publishing", "finishing")
 
@@ -352,6 +353,11 @@ def restart_processes(c, cfg, rep) -> None:
     check_processes_stay_up(c, cfg, rep)
 
 
+class ProcessDown(DeployError):
+    """A [processes] unit did not stay up; the web server itself passed its health check (so its
+    journal is left out of the report: the process's is the one that says why)."""
+
+
 def check_processes_stay_up(c, cfg, rep) -> None:
     """A process that exits, or that systemd restarts (Restart=always), within SETTLE_SECONDS of
     its restart fails the deploy with its journal: `active` alone would hide a crash loop."""
@@ -368,8 +374,8 @@ def check_processes_stay_up(c, cfg, rep) -> None:
             name = failing[0][0]
             log = sh(c, process_status.journal_command(cfg, name), check=False, timeout=60,
                      what="reading the process's journal").stdout
-            raise DeployError("the app's process " + ", ".join(f"{n} did not stay up: {what}" for n, what in failing),
-                              "see why with " + next_task("logs", "--process", name) + "; fix it, then deploy again",
+            raise ProcessDown("the app's process " + ", ".join(f"{n} did not stay up ({what})" for n, what in failing)
+                              + "; see why, fix it, then deploy again", next_task("logs", "--process", name),
                               f"journalctl -u {process_status.process_unit(cfg.name, name)}:\n" + _tail(log, 20))
         st.info(f"{', '.join(sorted(cfg.processes))}: up for {process_status.SETTLE_SECONDS} s")
 
@@ -421,7 +427,7 @@ def _recover(ctx: DeployContext, exc: BaseException) -> list[str]:
     try:
         if ctx.switched:
             # The journal first: after the rollback it fills with the old release's lines.
-            log = cmds.journal(c, cfg, 30, since=ctx.switched)
+            log = "" if isinstance(exc, ProcessDown) else cmds.journal(c, cfg, 30, since=ctx.switched)
             previous = state.get(state.current)
             if previous and previous.good:
                 with rep.step(f"roll back to {previous.name}") as st:
@@ -439,7 +445,13 @@ def _recover(ctx: DeployContext, exc: BaseException) -> list[str]:
                 stop_the_app(c, cfg, rep)
                 notes.append("there is no previous good release to roll back to: "
                              f"{cfg.layout.socket_unit_name} is stopped, so the site answers 503 at once")
-            notes.append("journalctl -u " + cfg.layout.unit_name + ":\n" + log)
+                names = " ".join(q(u) for u in process_units.process_units(cfg))
+                if ctx.processes_restarted and names:  # nor may the processes run the failed release
+                    sh(c, f"systemctl stop {names}", check=False, timeout=RESTART_TIMEOUT,
+                       what="stopping the app's processes")
+                    notes.append("its processes are stopped too")
+            if log:
+                notes.append("journalctl -u " + cfg.layout.unit_name + ":\n" + log)
         result = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed" if release else "aborted"
         sh(c, cmds.fail_script(cfg, release or "-", result, ctx.lock_text),
            what="recording the failure", timeout=60)

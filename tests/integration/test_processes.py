@@ -156,6 +156,21 @@ def test_a_process_crashing_in_the_new_release_fails_the_deploy_and_both_are_rol
     ticker_app.set_marker("v1")
 
 
+def test_a_first_release_whose_process_crashes_leaves_nothing_running(ticker_app, tmp_path):
+    """No good release to go back to: the site answers 503 and the process is stopped, not left
+    crash-looping on a release that failed."""
+    box, app = ticker_app.box, tmp_path / "firstcrash"
+    shutil.copytree(REPO / "examples" / "flask", app, ignore=shutil.ignore_patterns("__pycache__"))
+    (app / "deploy.toml").write_text('[app]\nname = "prfirst"\ndomains = ["first.test"]\n'
+                                     '[processes]\nbad = "python -c \'raise SystemExit(4)\'"\n')
+    run = invoke("deploy", "--host", box.ssh_alias, "--app", str(app))
+    out = run.stdout + run.stderr
+    assert run.returncode != 0 and "bad did not stay up (it exited with status 4" in out, out
+    assert "its processes are stopped too" in out, out
+    assert on_host(box, "systemctl is-active prfirst-bad.service prfirst.socket").stdout.split() \
+        == ["inactive", "inactive"]
+
+
 def test_the_scheduled_job_runs_and_status_shows_it(ticker_app):
     box = ticker_app.box
     assert wait_for(box, f"test -s {DATA}/stamps.log && echo ran", "ran", seconds=40) == "ran"

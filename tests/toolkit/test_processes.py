@@ -298,11 +298,11 @@ def test_a_process_systemd_restarted_is_not_up_although_it_is_active(tmp_path):
     """Restart=always brings a crashing process back: `active` with NRestarts > 0 is a crash loop."""
     cfg = config(tmp_path)
     assert process_status.not_staying_up(cfg, process_status.parse(STAYING)) == [
-        ("worker", "active (running), restarted 2 time(s) by systemd")]
+        ("worker", "active (running); restarted 2 time(s) by systemd")]
     exited = STAYING.replace("ActiveState=active\nSubState=running\nExecMainStatus=0",
                              "ActiveState=activating\nSubState=auto-restart\nExecMainStatus=3")
     assert process_status.not_staying_up(cfg, process_status.parse(exited)) == [
-        ("worker", "activating (auto-restart), last exit status 3, restarted 2 time(s) by systemd")]
+        ("worker", "it exited with status 3, systemd is restarting it; restarted 2 time(s) by systemd")]
     up = STAYING.replace("NRestarts=2", "NRestarts=0")
     assert process_status.not_staying_up(cfg, process_status.parse(up)) == []
     # and `invoke status` says so too, although the unit is active at this moment
