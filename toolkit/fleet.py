@@ -6,10 +6,13 @@ X-Forwarded-For only from the load balancers' addresses, and its firewall lets p
 them only. Those addresses are read from the hosts once per task (`read_addresses`: the
 Ipv4Addresses fact, toolkit/facts/addresses.py, picked by [network] private; without it, the
 address ssh connects to) and turned into the `host` variables the templates see
-(`host_vars(cfg, host, addresses, down=...)`).
+(`host_vars(cfg, host, addresses)`).
 
-`down`: app hosts a rolling deploy has taken out of the load balancer (toolkit/rolling.py): the
-upstream keeps them, marked `down`, so nginx keeps its view of the others' failures.
+Taking app hosts out of rotation (a rolling deploy) changes no file nginx reads and reloads
+nothing: the load balancer's site holds one upstream block per set of hosts a roll can take out
+(`pools`) and picks the block per request by which out-of-rotation files exist
+(layout.lb_out_dir/N for app host number N). A reload would close clients' idle keep-alive
+connections, and one reused at that moment fails.
 """
 
 from __future__ import annotations
@@ -32,10 +35,20 @@ class Address:
 
 @dataclass(frozen=True)
 class Upstream:
-    """One app host in a load balancer's upstream."""
+    """One app host in a load balancer's upstream; `flag` is its number among the app hosts
+    (the name of its out-of-rotation file, see `pools`)."""
     host: str
     address: str
-    down: bool = False
+    flag: int
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One upstream block of the load balancer: every app host but the `out` ones. `name` is
+    what nginx composes from the out-of-rotation files present (APP_pool, APP_pool_1, ...)."""
+    suffix: str
+    servers: tuple
+    out: tuple = ()  # the app hosts left out
 
 
 def read_addresses(cfg, hosts, connect, parallel: int = 4) -> dict[str, Address]:
@@ -69,14 +82,38 @@ def read_addresses(cfg, hosts, connect, parallel: int = 4) -> dict[str, Address]
         return dict(zip(hosts, pool.map(one, hosts)))
 
 
-def upstreams(cfg, addresses: dict, down=()) -> tuple:
-    """The load balancer's upstream: every app host, in inventory order."""
-    return tuple(Upstream(h, addresses[h].private, h in down) for h in cfg.inventory.hosts("app"))
+def upstreams(cfg, addresses: dict) -> tuple:
+    """Every app host, in inventory order, numbered from 1."""
+    return tuple(Upstream(h, addresses[h].private, i) for i, h in enumerate(cfg.inventory.hosts("app"), 1))
 
 
-def host_vars(cfg, host: str, addresses: dict, down=()) -> dict:
+def pools(servers: tuple) -> tuple:
+    """The upstream blocks a load balancer needs so a rolling deploy never reloads it: all the app
+    hosts, and all but each batch a roll can take out (every slice of consecutive hosts of every
+    batch size, the whole fleet excepted). nginx picks the block by the out-of-rotation files
+    present (toolkit/rolling.py `out_of_rotation`): a stat per app host per request, no reload,
+    so no client's keep-alive connection is ever closed under it."""
+    found = {"": Pool("", servers)}
+    for size in range(1, len(servers)):
+        for start in range(0, len(servers), size):
+            out = servers[start:start + size]
+            suffix = "".join(f"_{s.flag}" for s in out)
+            found.setdefault(suffix, Pool(suffix, tuple(s for s in servers if s not in out),
+                                          tuple(s.host for s in out)))
+    return tuple(found.values())
+
+
+def out_suffix(cfg, out_hosts) -> str:
+    """The pool suffix for these app hosts out of rotation ("" when none, or all of them: a
+    batch as big as the fleet cannot leave anyone serving)."""
+    apps = cfg.inventory.hosts("app")
+    chosen = [i for i, h in enumerate(apps, 1) if h in out_hosts]
+    return "" if len(chosen) in (0, len(apps)) else "".join(f"_{i}" for i in chosen)
+
+
+def host_vars(cfg, host: str, addresses: dict) -> dict:
     """The `host` variables of the render for `host` (toolkit/render.py, the nginx templates):
-    `roles`; on a load balancer `upstreams`; on an app host behind one `listen` (its private
+    `roles`; on a load balancer `upstreams` and `pools`; on an app host behind one `listen` (its private
     address and loopback), `real_ip_from` and `web_from` (the load balancers' addresses), and
     `lb_names` (the names requests arrive with: ALLOWED_HOSTS of an app with domains = ["_"])."""
     inventory = cfg.inventory
@@ -84,7 +121,8 @@ def host_vars(cfg, host: str, addresses: dict, down=()) -> dict:
     out: dict = {"roles": roles}
     lbs = inventory.hosts("lb")
     if "lb" in roles:
-        out["upstreams"] = upstreams(cfg, addresses, down)
+        out["upstreams"] = upstreams(cfg, addresses)
+        out["pools"] = pools(out["upstreams"])
     if lbs and "app" in roles:
         lb_addresses = tuple(dict.fromkeys(addresses[h].private for h in lbs))
         out["listen"] = tuple(dict.fromkeys((addresses[host].private, LOOPBACK)))

@@ -21,8 +21,8 @@ from toolkit import fleet, rolling
 from toolkit import hosts as hosts_mod
 from toolkit.tasking import PARALLEL_HOSTS, explain, run_on_hosts, site_url
 
-# The load balancers' old nginx workers get this long past the app's timeout to finish the
-# requests they were serving when their host went out of rotation.
+# A host taken out of rotation gets this long past the app's timeout to finish the requests it
+# was answering.
 DRAIN_GRACE = 5
 
 
@@ -50,11 +50,11 @@ def read_database(cfg, app: str, addresses: dict):
         raise Exit(f"error: {exc}\n  next: {exc.next_step}", code=1)
 
 
-def vars_for(cfg, spec, addresses: dict, down=(), database=None) -> dict:
+def vars_for(cfg, spec, addresses: dict, database=None) -> dict:
     """`database`: read_database's; app hosts get its DATABASE_URL, the db host what to apply."""
     from toolkit import db_host
 
-    out = fleet.host_vars(cfg, str(spec), addresses, down)
+    out = fleet.host_vars(cfg, str(spec), addresses)
     return {**out, **db_host.host_vars(database, str(spec), out["roles"])}
 
 
@@ -164,55 +164,65 @@ class RollbackMember:
 
 
 class NginxBalancer:
-    """The load balancer hosts: their upstream re-rendered with some app hosts `down` and nginx
-    reloaded gracefully (`nginx -t` first, the old file back when it fails: roles/nginx_site.sh),
-    and `drain`: wait until nginx's old workers (which may still be sending requests to those
-    hosts) have finished."""
+    """The load balancer hosts: `set_down(hosts)` takes those app hosts out of rotation (and puts
+    the others back) by switching the out-of-rotation files nginx checks per request (one symlink
+    swapped atomically: every request sees a whole state; no reload, so no client's keep-alive
+    connection is closed: toolkit/fleet.py `pools`); `drain()` waits on each host taken out until
+    its nginx answers no request (toolkit/onhost/nginx_drain.py)."""
 
     def __init__(self, cfg, rep, addresses: dict):
         self.cfg, self.rep, self.addresses = cfg, rep, addresses
         self.hosts = list(cfg.inventory.hosts("lb"))
         self.results = {h: rep.begin_host(f"{h} (load balancer)") for h in self.hosts}
         self.conns = {h: hosts_mod.connect(hosts_mod.parse_host(h)) for h in self.hosts}
-        self.down: tuple = ()  # as provisioning left it: every app host in rotation
+        self.app_conns: dict = {}
+        self.down: tuple = ()  # every app host in rotation: what provisioning leaves
+        self._set(())  # a deploy killed mid-roll may have left hosts out
+
+    def _set(self, hosts) -> None:
+        from toolkit.remote import q, sh
+
+        suffix = fleet.out_suffix(self.cfg, hosts)
+        flags = [n for n in suffix.split("_") if n]
+        link = self.cfg.layout.lb_out_dir
+        state = f"{link}.states/{'out' + suffix if suffix else 'all'}"
+        script = (f"mkdir -p {q(state)} && chmod 755 {q(link + '.states')} {q(state)} && "
+                  + "".join(f"touch {q(state + '/' + n)} && " for n in flags)
+                  + f"ln -sfn {q(state)} {q(link + '.new')} && mv -T {q(link + '.new')} {q(link)}")
+        what = f"out of rotation: {', '.join(hosts)}" if flags else "every app host in rotation"
+        for lb in self.hosts:
+            self.rep.resume(self.results[lb])
+            with self.rep.step("rotation") as st:
+                sh(self.conns[lb], script, what="changing the load balancer's rotation", timeout=60)
+                st.changed(what)
+        self.down = tuple(hosts) if flags else ()
 
     def set_down(self, hosts) -> None:
-        from roles import nginx
-        from toolkit import executor
-        from toolkit.executor import Change
-        from toolkit.render import render_all
-
-        hosts = tuple(hosts)
-        if hosts == self.down:
-            return
-        for lb in self.hosts:
-            self.rep.resume(self.results[lb])
-            files = [f for f in render_all(self.cfg, vars_for(self.cfg, lb, self.addresses, hosts), mask_secrets=True)
-                     if f.path == self.cfg.layout.lb_site]
-            what = f"out of rotation: {', '.join(hosts)}" if hosts else "every app host in rotation"
-            executor.apply(self.conns[lb], self.rep, "load balancer upstream", [Change(
-                what, files=tuple(files), tar_on_stdin=True, script=nginx.apply_script(files, [], [], True),
-                label="reloading the load balancer")])
-        self.down = hosts
+        if tuple(hosts) != self.down:
+            self._set(hosts)
 
     def drain(self) -> None:
-        from toolkit.remote import sh
+        from toolkit import onhost
+        from toolkit.remote import q, sh
 
-        tries = int((self.cfg.timeout + DRAIN_GRACE) * 10)
-        # "dow[n]": pgrep -f would otherwise find this very shell, whose command line holds the pattern
-        script = (f"for i in $(seq 1 {tries}); do pgrep -f 'nginx: worker process is shutting dow[n]' >/dev/null "
-                  f"|| exit 0; sleep 0.1; done; echo 'still serving'")
-        for lb in self.hosts:
-            self.rep.resume(self.results[lb])
-            with self.rep.step("drain") as st:
-                out = sh(self.conns[lb], script, what="waiting for nginx's old workers", check=False,
-                         timeout=tries / 10 + 30).stdout
-                st.info("old workers still serving; going on" if "still" in out else "old workers done")
+        timeout = self.cfg.timeout + DRAIN_GRACE
+        command = (f"python3 -c {q(onhost.program('nginx_drain'))} "
+                   f"http://127.0.0.1/.pronghorn/nginx-status {timeout}")
+        self.rep.resume(self.results[self.hosts[0]])
+        for host in self.down:
+            if host not in self.app_conns:
+                self.app_conns[host] = hosts_mod.connect(hosts_mod.parse_host(host))
+            with self.rep.step(f"drain {host}") as st:
+                out = sh(self.app_conns[host], command, what="waiting for in-flight requests",
+                         check=False, timeout=timeout + 30).stdout.strip()
+                st.info(out.splitlines()[-1] if out else "no answer")
 
     def close(self) -> None:
         for lb, conn in self.conns.items():
             self.rep.resume(self.results[lb])
             self.rep.end_host()
+            conn.close()
+        for conn in self.app_conns.values():
             conn.close()
 
 

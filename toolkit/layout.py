@@ -206,6 +206,13 @@ class HostLayout:
         return f"/var/cache/pronghorn-{self.app}-static"
 
     @property
+    def lb_out_dir(self) -> str:
+        """On a load balancer: one empty file per app host out of rotation (named by its number
+        among the app hosts); nginx checks them per request (templates/.../APP-lb.conf.j2). On
+        /run, so a reboot puts every host back."""
+        return f"/run/pronghorn-lb/{self.app}"
+
+    @property
     def lb_site(self) -> str:
         """The load balancer's nginx site for the app (templates/etc/nginx/sites-available/APP-lb.conf.j2)."""
         return f"/etc/nginx/sites-available/{self.app}-lb.conf"

@@ -5,15 +5,17 @@ behind the load balancers, so the site never stops answering.
                (toolkit/stages.py starting + updating). Nothing is switched. Django's migrations
                run here on the first app host only: once, before any host runs the new code.
     per batch  (--batch N, default 1) take the batch out of the load balancers (its upstream
-               entries re-rendered `down`, nginx reloaded gracefully), wait until the balancers'
-               old workers have finished their requests (the batch's in-flight requests are
-               done), switch and restart and health-check each host of the batch (stages
-               publishing), put it back; the next batch starts only once this one serves.
+               entries re-rendered `down`, nginx reloaded gracefully; the same reload puts the
+               batch before back), wait until the balancers' old workers have finished their
+               requests (the batch's in-flight requests are done), switch and restart and
+               health-check each host of the batch (stages publishing); the next batch starts
+               only once this one serves; after the last, every host is back in rotation.
     finishing  every host: mark the release good, prune, unlock (stages finishing).
 
 A failure stops the roll: the host that failed put itself back (stages.recover), every other
-host is `abort`ed (a switched one goes back to its previous good release, a prepared one just
-lets go of its lock), and every host goes back into the load balancers. The error goes on up.
+host is `abort`ed (a switched one goes back to its previous good release, a restart behind its
+socket, a prepared one just lets go of its lock), and every host goes back into the load
+balancers. The error goes on up.
 
 The orchestration (`roll`, `roll_back`) works on two small interfaces so its ordering and its
 failure handling are tested with plain fakes (tests/toolkit/test_rolling.py):
@@ -90,7 +92,7 @@ def roll(members: list, balancer=None, batch: int = 1, parallel: int = PARALLEL)
     result.prepare_seconds = time.monotonic() - started
     failed = [(m, exc) for m, exc in outcomes if exc is not None]
     if failed:
-        _abort(members, [m for m, _ in failed], failed[0][1], balancer, switched=[])
+        _abort(members, [m for m, _ in failed], failed[0][1], balancer)
         raise failed[0][1]
     result.prepared = [m.name for m in members]
     to_switch = [m for m in members if changed.get(m.name)]
@@ -100,25 +102,28 @@ def roll(members: list, balancer=None, batch: int = 1, parallel: int = PARALLEL)
         began = time.monotonic()
         names = [m.name for m in group]
         try:
+            # One reload puts the previous batch back and takes this one out: every reload may
+            # close a client's idle keep-alive connection to the load balancer just as it is
+            # reused, so a roll reloads as few times as it can.
             balancer.set_down(names)
             balancer.drain()
             outcomes = _each(group, lambda m: m.publish(), parallel)
         except BaseException as exc:  # the balancer failed, or Ctrl-C while publishing
-            _abort(members, [], exc, balancer, switched + group)
+            _abort(members, [], exc, balancer)
             raise
         failed = [m for m, exc in outcomes if exc is not None]
         switched += [m for m in group if m not in failed]
         if failed:
             # the failed hosts put themselves back in publish (stages.recover)
             error = next(exc for _, exc in outcomes if exc is not None)
-            _abort(members, failed, error, balancer, switched)
+            _abort(members, failed, error, balancer)
             raise error
-        try:
-            balancer.set_down([])
-        except BaseException as exc:
-            _abort(members, [], exc, balancer, switched)
-            raise
         result.batch_seconds.append((names, time.monotonic() - began))
+    try:
+        balancer.set_down([])
+    except BaseException as exc:
+        _abort(members, [], exc, balancer)
+        raise
     result.switched = [m.name for m in switched]
     finished = _each(members, lambda m: m.finish(), parallel)
     errors = [exc for _, exc in finished if exc is not None]
@@ -127,16 +132,12 @@ def roll(members: list, balancer=None, batch: int = 1, parallel: int = PARALLEL)
     return result
 
 
-def _abort(members, failed, exc, balancer, switched) -> None:
-    """After a failure: every member but the failed ones (which recovered themselves) lets go;
-    the switched ones go back to their previous release out of the balancer's rotation; then
-    every host is back in rotation."""
+def _abort(members, failed, exc, balancer) -> None:
+    """After a failure: every member but the failed ones (which recovered themselves) lets go,
+    a switched one back on its previous good release (a restart behind its socket: no request
+    fails, so it stays in rotation meanwhile); then every host is back in rotation."""
     others = [m for m in members if m not in failed]
-    back = [m for m in others if m in switched]
     try:
-        if back:
-            balancer.set_down([m.name for m in back])
-            balancer.drain()
         for m, error in _each(others, lambda m: m.abort(exc), PARALLEL):
             if error is not None:
                 _note(exc, f"{m.name}: putting it back also failed: {error}")
@@ -154,9 +155,10 @@ def _note(exc, text: str) -> None:
 
 
 def roll_back(members: list, balancer=None, batch: int = 1) -> list:
-    """`invoke rollback` across the app hosts: per batch out of the balancer, back to the earlier
-    release, health-checked, back in. A failure stops there (the hosts before it stay rolled
-    back, the failed one says why); every host is back in rotation either way."""
+    """`invoke rollback` across the app hosts: per batch out of the balancer (the previous batch
+    back in, in the same reload), back to the earlier release, health-checked. A failure stops
+    there (the hosts before it stay rolled back, the failed one says why); every host is back in
+    rotation either way."""
     balancer = balancer or NoBalancer()
     done = []
     try:
@@ -166,7 +168,6 @@ def roll_back(members: list, balancer=None, batch: int = 1) -> list:
             failures = [exc for _, exc in _each(group, lambda m: m.rollback(), PARALLEL) if exc is not None]
             if failures:
                 raise failures[0]
-            balancer.set_down([])
             done += [m.name for m in group]
     finally:
         balancer.set_down([])

@@ -31,8 +31,8 @@ def cfg(tmp_path):
     return load_app_config(app)
 
 
-def files_for(cfg, host, down=()):
-    return {f.path: f.content for f in render_all(cfg, fleet.host_vars(cfg, host, ADDRESSES, down),
+def files_for(cfg, host):
+    return {f.path: f.content for f in render_all(cfg, fleet.host_vars(cfg, host, ADDRESSES),
                                                   mask_secrets=True)}
 
 
@@ -41,16 +41,37 @@ def test_the_load_balancer_gets_its_site_and_none_of_the_app(cfg):
     assert sorted(files) == ["/etc/nginx/pronghorn/shop.unavailable.html", cfg.layout.lb_site]
 
 
-def test_upstream_lists_the_app_hosts_private_addresses_and_marks_down(cfg):
-    site = files_for(cfg, "lb1", down=("a2",))[cfg.layout.lb_site]
-    assert "server 10.78.0.2:80 max_fails=1 fail_timeout=10s;  # a1" in site
-    assert "server 10.78.0.3:80 max_fails=1 fail_timeout=10s down;  # a2" in site
+def test_upstream_lists_the_app_hosts_private_addresses_in_a_pool_per_rotation(cfg):
+    site = files_for(cfg, "lb1")[cfg.layout.lb_site]
+    pools = {block.split("{")[0].strip(): block.split("}")[0] for block in site.split("\nupstream ")[1:]}
+    assert sorted(pools) == ["shop_pool", "shop_pool_1", "shop_pool_2"]
+    assert "server 10.78.0.2:80 max_fails=2 fail_timeout=5s;  # a1" in pools["shop_pool"]
+    assert "10.78.0.3:80" in pools["shop_pool"] and "10.78.0.3:80" in pools["shop_pool_1"]
+    assert "10.78.0.2:80" not in pools["shop_pool_1"] and "10.78.0.3:80" not in pools["shop_pool_2"]
+    # the pool is chosen per request by the out-of-rotation files: no reload during a roll
+    assert f"if (-f {cfg.layout.lb_out_dir}/2) {{" in site and "proxy_pass http://shop_pool$shop_out;" in site
     assert "keepalive 16;" in site and 'proxy_set_header Connection "";' in site
     assert "proxy_next_upstream error timeout http_502 http_503;" in site
     assert "non_idempotent" not in site.split("proxy_next_upstream error")[1].split(";")[0]
     assert "proxy_set_header X-Real-IP $remote_addr;" in site and "proxy_set_header Host $host;" in site
-    # the static files are cached at the edge
+    # the static files are cached at the edge, under one key whichever pool served them
     assert "location /static/ {" in site and f"proxy_cache_path {cfg.layout.lb_static_cache} " in site
+    assert "proxy_cache_key $scheme$host$request_uri;" in site
+
+
+def test_every_batch_a_roll_can_take_out_has_its_pool():
+    servers = tuple(fleet.Upstream(f"a{i}", f"10.0.0.{i}", i) for i in range(1, 6))
+    suffixes = {p.suffix for p in fleet.pools(servers)}
+    for size in range(1, 5):
+        for start in range(0, 5, size):
+            out = [s.host for s in servers[start:start + size]]
+            assert "".join(f"_{s.flag}" for s in servers[start:start + size]) in suffixes, out
+    assert "_1_2_3_4_5" not in suffixes  # the whole fleet is never taken out
+
+
+def test_out_suffix_names_the_pool_and_never_empties_the_fleet(cfg):
+    assert fleet.out_suffix(cfg, ["a2"]) == "_2"
+    assert fleet.out_suffix(cfg, []) == "" and fleet.out_suffix(cfg, ["a1", "a2"]) == ""
 
 
 def test_app_hosts_listen_privately_and_believe_only_the_load_balancer(cfg):
@@ -60,6 +81,7 @@ def test_app_hosts_listen_privately_and_believe_only_the_load_balancer(cfg):
     listens = [line.strip() for line in site.splitlines() if line.strip().startswith("listen")]
     assert listens == ["listen 10.78.0.2:80 default_server;", "listen 127.0.0.1:80 default_server;"]
     assert "set_real_ip_from 10.78.0.1;" in site and "real_ip_header X-Real-IP;" in site
+    assert "location = /.pronghorn/nginx-status {" in site  # the roll's drain asks here
     env = files[cfg.layout.env_file]
     assert "203.0.113.10" in env.split("ALLOWED_HOSTS=")[1].splitlines()[0]
 
