@@ -106,7 +106,8 @@ class StageMember:
         self.rep.resume(self.result)
         if self.ctx.outcome is not None and not self.ctx.dry:
             self.rep.line(f"  live: releases/{self.ctx.outcome.release}")
-        self.rep.end_host(site_url(self.cfg, self.conn))
+        # behind a load balancer the site is the balancer's address, not this host's
+        self.rep.end_host("" if self.cfg.inventory.balanced else site_url(self.cfg, self.conn))
         self._close()
 
     def abort(self, exc) -> None:
@@ -152,7 +153,7 @@ class RollbackMember:
             try:
                 name = rollback_host(conn, self.cfg, self.rep, to=self.to)
                 self.rep.line(f"  live: releases/{name}")
-                self.rep.end_host(site_url(self.cfg, conn))
+                self.rep.end_host("" if self.cfg.inventory.balanced else site_url(self.cfg, conn))
             finally:
                 conn.close()
         except BaseException as exc:
@@ -173,7 +174,7 @@ class NginxBalancer:
     def __init__(self, cfg, rep, addresses: dict):
         self.cfg, self.rep, self.addresses = cfg, rep, addresses
         self.hosts = list(cfg.inventory.hosts("lb"))
-        self.results = {h: rep.begin_host(f"{h} (load balancer)") for h in self.hosts}
+        self.results = {h: rep.begin_host(f"{h} (rotation)") for h in self.hosts}
         self.conns = {h: hosts_mod.connect(hosts_mod.parse_host(h)) for h in self.hosts}
         self.app_conns: dict = {}
         self.down: tuple = ()  # every app host in rotation: what provisioning leaves
