@@ -130,3 +130,16 @@ def host_vars(cfg, host: str, addresses: dict) -> dict:
         out["web_from"] = lb_addresses
         out["lb_names"] = tuple(dict.fromkeys(a for h in lbs for a in (addresses[h].reached, addresses[h].private)))
     return out
+
+
+def host_config(cfg, host: str):
+    """The app's config as `host` runs it: with deploy.toml [hosts], only the worker hosts run
+    [processes] and [schedule] (their units, their restarts after a release, their status); an
+    app host that is not a worker gets neither, and provisioning retires any it had."""
+    from dataclasses import replace
+
+    inventory = cfg.inventory
+    if not inventory.multi or "worker" in inventory.roles_of(host) or not (cfg.processes or cfg.schedules):
+        return cfg
+    return replace(cfg, processes={}, schedules={})
+

@@ -234,7 +234,9 @@ def deploy(cfg, rep, specs, app: str, dry: bool, force: bool, wheel, batch: int)
     inventory = cfg.inventory
     addresses = read_addresses(cfg, app)
     database = read_database(cfg, app, addresses)
-    apps = [s for s in specs if "app" in inventory.roles_of(str(s))]
+    # every host that runs the app's code gets the release: app hosts (in the load balancer's
+    # rotation) and worker hosts ([processes] and [schedule]; fleet.host_config)
+    apps = [s for s in specs if {"app", "worker"} & set(inventory.roles_of(str(s)))]
     others = [s for s in specs if s not in apps]
     if others:
         rep.line(f"== provisioning {', '.join(map(str, others))} (roles: "
@@ -248,8 +250,8 @@ def deploy(cfg, rep, specs, app: str, dry: bool, force: bool, wheel, batch: int)
 
     def member(spec):
         def context(conn):
-            ctx, done = deploy_context(conn, cfg, rep, dry=dry, force=force, wheel=wheel,
-                                       fleet_vars=vars_for(cfg, spec, addresses, database=database))
+            ctx, done = deploy_context(conn, fleet.host_config(cfg, str(spec)), rep, dry=dry, force=force,
+                                       wheel=wheel, fleet_vars=vars_for(cfg, spec, addresses, database=database))
             ctx.migrate = spec == first  # migrations once, before any host switches
             return ctx, done
         return StageMember(spec, cfg, rep, app, context)
@@ -290,16 +292,17 @@ def _timings(rep, result) -> None:
 def rollback(cfg, rep, specs, app: str, to, batch: int) -> None:
     """The rollback task with [hosts]: the app hosts picked, batch by batch out of rotation."""
     inventory = cfg.inventory
-    apps = [s for s in specs if "app" in inventory.roles_of(str(s))]
+    apps = [s for s in specs if {"app", "worker"} & set(inventory.roles_of(str(s)))]
     if not apps:
-        raise Exit("error: no app host picked; rollback works on the app hosts\n"
+        raise Exit("error: no app or worker host picked; rollback works on the hosts that run the app\n"
                    "  next: leave --limit out, or pick app hosts (--limit app)", code=2)
     addresses = read_addresses(cfg, app) if inventory.balanced else {}
     balancer = NginxBalancer(cfg, rep, addresses) if inventory.balanced else None
     rep.parallel = True
     failed = False
     try:
-        rolling.roll_back([RollbackMember(s, cfg, rep, app, to) for s in apps], balancer, batch)
+        rolling.roll_back([RollbackMember(s, fleet.host_config(cfg, str(s)), rep, app, to) for s in apps],
+                          balancer, batch)
     except Exception:
         failed = True
     finally:

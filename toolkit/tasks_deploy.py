@@ -57,13 +57,15 @@ def provision_work(cfg, rep, dry, vars_of=None):
     from toolkit import audit
     from toolkit.lock import release_if_ours as unlock_if_ours
 
+    from toolkit.fleet import host_config
+
     def work(conn, spec):
         lock = _take_lock(conn, cfg, rep) if not dry else ""
         result = "failed"
         try:
             if lock:
                 rep.stage("provisioning")
-            provision_host(conn, cfg, rep, dry=dry, lock_held=bool(lock),
+            provision_host(conn, host_config(cfg, str(spec)), rep, dry=dry, lock_held=bool(lock),
                            fleet_vars=vars_of(spec) if vars_of else None)
             result = "ok"
         finally:
@@ -250,6 +252,8 @@ def status(c, host=None, limit=None, app="."):
     cfg = load_config(app, check_secrets=False)
     rep = Reporter()
 
+    from toolkit.fleet import host_config
+
     def work(conn, spec):
         roles = cfg.inventory.roles_of(str(spec)) if cfg.inventory.multi else ()
         if roles:
@@ -281,7 +285,7 @@ def status(c, host=None, limit=None, app="."):
             rep.line(f"  deploy lock: held by {state.holder.describe()}")
         maintenance.show(conn, cfg, rep, str(spec), app)  # maintenance.on: visitors get 503
         tls_status.show(conn, cfg, rep, str(spec), app)  # [tls]: the certificate's expiry
-        troubled = _process_status(conn, cfg, rep)
+        troubled = _process_status(conn, host_config(cfg, str(spec)), rep)  # [processes] on workers only
         with rep.step("health check") as st:
             health = health_check(conn, cfg, timeout=5)
             st.info(f"{health.status or 'no answer'} from {cfg.health.path} "

@@ -130,3 +130,18 @@ def test_nginx_restarts_when_an_app_host_moves_from_every_address_to_its_private
     # the single-host site keeps *:80: a reload
     assert not nginx.rebinds(running, [f for f in render_all(cfg, mask_secrets=True)
                                        if f.path == "/etc/nginx/sites-available/shop.conf"], [])
+
+
+def test_only_worker_hosts_run_the_processes(tmp_path):
+    from toolkit.fleet import host_config
+
+    app = tmp_path / "jobs"
+    app.mkdir()
+    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    (app / "deploy.toml").write_text('[hosts]\nlb = ["lb1"]\napp = ["a1", "a2"]\nworker = ["a2"]\n'
+                                     '[processes]\nticker = "python ticker.py"\n')
+    cfg = load_app_config(app)
+    assert host_config(cfg, "a1").processes == {} and host_config(cfg, "a2").processes == cfg.processes
+    units = {f.path for f in render_all(host_config(cfg, "a1"), mask_secrets=True)}
+    assert "/etc/systemd/system/jobs-ticker.service" not in units
+    assert "/etc/systemd/system/jobs-ticker.service" in {f.path for f in render_all(cfg, mask_secrets=True)}
