@@ -15,8 +15,9 @@
 - ``uv.lock`` and ``pylock.toml`` (PEP 751, also ``pylock.NAME.toml``): every package the app
   needs at run time, pinned, with the hashes the lock records: installed with ``--require-hashes``,
   so a file that is not the one locked is refused by pip. No uv is needed: the TOML is read here.
-  For uv.lock that is the project's ``dependencies`` followed through the lock (not its dev
-  groups or extras); each package's environment marker is the ``or`` of the paths reaching it.
+  For uv.lock that is the project's ``dependencies`` followed through the lock, with the extras
+  they ask for (``celery[redis]``), not the project's dev groups or its own extras; each package's
+  environment marker is the ``or`` of the paths reaching it.
 
 The converted list goes into the release as ``GENERATED`` (packaging.package_source) and is what
 pip reads; its text is also what names the venv (packaging.venv_hash).
@@ -191,6 +192,7 @@ def _uv_lock(data: dict, name: str) -> list[str]:
                                 f"expected; export the one to deploy: {EXPORT_HINT}")
     # marker per package: None = unconditional; else the list of alternative markers reaching it
     markers: dict[str, list[str] | None] = {}
+    followed = set()  # (package, marker, extra) whose dependencies are queued already
     todo = [(dep, "") for dep in roots[0].get("dependencies", [])]
     while todo:
         dep, via = todo.pop()
@@ -199,16 +201,23 @@ def _uv_lock(data: dict, name: str) -> list[str]:
         if pkg is None:
             raise RequirementsError(f"{name}: {dep.get('name')} is a dependency but has no [[package]] entry; "
                                     f"run `uv lock` again")
-        if dep.get("extra"):
-            raise RequirementsError(f"{name}: {dep.get('name')}[{','.join(dep['extra'])}] needs extras, which "
-                                    f"this reader does not follow; export it: {EXPORT_HINT}")
         marker = _and(via, dep.get("marker", ""))
         known = markers.get(pname, [])
-        if known is None or (marker and marker in known):
-            continue  # already reached this way (or unconditionally): cycles stop here
-        # Past a few alternatives the expression only grows: the package is installed everywhere.
-        markers[pname] = None if not marker or len(known) >= MAX_MARKERS else known + [marker]
-        todo.extend((sub, marker) for sub in pkg.get("dependencies", []))
+        if known is not None:
+            # Past a few alternatives the expression only grows: the package is installed everywhere.
+            if not marker or len(known) >= MAX_MARKERS:
+                markers[pname] = None
+            elif marker not in known:
+                markers[pname] = known + [marker]
+        if markers[pname] is None:
+            marker = ""  # installed everywhere: so are its dependencies (and a cycle stops here)
+        # its own dependencies, and those of each extra asked for (celery[redis] -> redis)
+        for extra in ("", *dep.get("extra", ())):
+            if (pname, marker, extra) in followed:
+                continue
+            followed.add((pname, marker, extra))
+            subs = pkg.get("optional-dependencies", {}).get(extra, []) if extra else pkg.get("dependencies", [])
+            todo.extend((sub, marker) for sub in subs)
     lines = []
     for pname in sorted(markers):
         pkg = by_name[pname]

@@ -120,3 +120,31 @@ def test_which_file_is_chosen(tmp_path):
                          ("pylock.toml", "pylock.toml"), ("requirements.txt", "requirements.txt")):
         (tmp_path / name).write_text("")
         assert lockfiles.choose(tmp_path) == chosen
+
+
+def uv_package(name, deps="", extras="", source='{ registry = "https://pypi.org/simple" }'):
+    """One [[package]] of a uv.lock, with a wheel whose hash is made from its name."""
+    digest = __import__("hashlib").sha256(name.encode()).hexdigest()
+    text = f'\n[[package]]\nname = "{name}"\nversion = "1.0"\nsource = {source}\n'
+    if deps:
+        text += f"dependencies = [{deps}]\n"
+    if "registry" in source:
+        text += f'wheels = [{{ url = "https://files.example/{name}-1.0-py3-none-any.whl", hash = "sha256:{digest}" }}]\n'
+    if extras:
+        text += f"\n[package.optional-dependencies]\n{extras}\n"
+    return text
+
+
+def test_uv_lock_follows_the_extras_asked_for_and_stops_on_cycles(tmp_path):
+    lock = 'version = 1\nrevision = 2\nrequires-python = ">=3.11"\n' + "".join([
+        uv_package("shop", '{ name = "celery", extra = ["redis"] }', source='{ virtual = "." }'),
+        # celery[redis] pulls redis in; celery[sqs] is not asked for
+        uv_package("celery", '{ name = "kombu" }', 'redis = [{ name = "redis" }]\nsqs = [{ name = "boto3" }]'),
+        uv_package("kombu", '{ name = "vine" }, { name = "celery", marker = "python_version < \'3.99\'" }'),
+        uv_package("vine", '{ name = "kombu", marker = "sys_platform == \'linux\'" }'),  # a cycle
+        uv_package("redis"), uv_package("boto3"),
+    ])
+    (tmp_path / "uv.lock").write_text(lock)
+    lines = requirement_lines(lockfiles.load(tmp_path, "uv.lock").text)
+    assert sorted(lines) == ["celery", "kombu", "redis", "vine"]
+    assert all(" ; " not in line for line in lines.values())  # every one reached unconditionally
