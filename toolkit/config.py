@@ -534,6 +534,12 @@ def _requirements(values: dict, app_dir: Path, where: str) -> str:
     """The dependency file: as written, or chosen (requirements.txt, a lock file, pyproject.toml);
     read now, so a file pip could not use is refused before anything reaches a host."""
     name = values.get(("app", "requirements")) or lockfiles.choose(app_dir)
+    if ("app", "requirements") in values and not (app_dir / name).is_file() and not _get(values, "source", "git"):
+        # Named but absent: without this the venv would get no dependencies and the import check
+        # would fail far from the cause.
+        raise ConfigError(f"{where}: [app] requirements = \"{name}\", but there is no such file in {app_dir}; "
+                          f"fix the path, or remove the line (then requirements.txt, pylock.toml, uv.lock or "
+                          f"pyproject.toml is used, whichever is there)")
     try:
         lockfiles.load(app_dir, name)
     except lockfiles.RequirementsError as exc:

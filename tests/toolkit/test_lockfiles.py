@@ -148,3 +148,13 @@ def test_uv_lock_follows_the_extras_asked_for_and_stops_on_cycles(tmp_path):
     lines = requirement_lines(lockfiles.load(tmp_path, "uv.lock").text)
     assert sorted(lines) == ["celery", "kombu", "redis", "vine"]
     assert all(" ; " not in line for line in lines.values())  # every one reached unconditionally
+
+
+def test_a_named_file_that_is_not_there_is_refused(tmp_path):
+    (tmp_path / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    (tmp_path / "deploy.toml").write_text('[app]\nname = "shop"\nrequirements = "requirements/prod.txt"\n')
+    with pytest.raises(ConfigError, match="no such file"):
+        load_app_config(tmp_path)
+    (tmp_path / "requirements").mkdir()
+    (tmp_path / "requirements" / "prod.txt").write_text("flask\n")
+    assert load_app_config(tmp_path).requirements == "requirements/prod.txt"
