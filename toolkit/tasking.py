@@ -89,9 +89,13 @@ LIMIT_HELP = ("with deploy.toml [hosts]: only these roles or hosts, e.g. --limit
 PARALLEL_HOSTS = 4
 
 
-def host_specs(host, cfg, limit=None) -> list:
+APP_ROLES = ("app", "worker")  # the hosts that run the app's code (releases, logs, run, env)
+
+
+def host_specs(host, cfg, limit=None, roles=None) -> list:
     """The hosts a task works on: --host, else deploy.toml's hosts. With [hosts] (several hosts
-    with roles) --host and --limit pick roles or hosts of the inventory, in its order."""
+    with roles) --host and --limit pick roles or hosts of the inventory, in its order; `roles`:
+    only hosts holding one of them (a task about the app's release skips the load balancers)."""
     inventory = getattr(cfg, "inventory", None)
     picked = hosts_mod.split_hosts(host) + hosts_mod.split_hosts(limit)
     if inventory is not None and inventory.multi:
@@ -102,6 +106,12 @@ def host_specs(host, cfg, limit=None) -> list:
         except InventoryError as exc:
             raise Exit(f"error: {exc}\n  next: pick roles or hosts from deploy.toml, e.g. --limit app "
                        f"(or leave --limit out for every host)", code=2)
+        if roles:
+            values = [v for v in values if set(roles) & set(inventory.roles_of(v))]
+            if not values:
+                raise Exit(f"error: none of the hosts picked has the role {' or '.join(roles)} in deploy.toml "
+                           f"[hosts]: this task works on those\n  next: pick them, e.g. --limit {roles[0]} "
+                           f"(or leave --limit out)", code=2)
     else:
         values = hosts_mod.split_hosts(host) or list(cfg.hosts)
         if limit:

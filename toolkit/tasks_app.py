@@ -15,7 +15,7 @@ import sys
 from invoke import task
 
 from toolkit.errors import ConfigError, ToolkitError, next_task
-from toolkit.tasking import APP_HELP, HOST_HELP, HelpTask, host_specs, load_config, run_attached, stop
+from toolkit.tasking import APP_HELP, APP_ROLES, HOST_HELP, HelpTask, host_specs, load_config, run_attached, stop
 
 
 @task(klass=HelpTask, name="run", iterable=["host"], help={"host": HOST_HELP["run"], "app": APP_HELP})
@@ -56,7 +56,7 @@ def _run_in_app(host, app, argv_for) -> None:
     from toolkit.app_commands import as_app_line, live_release, wants_tty
 
     cfg = load_config(app, check_secrets=False)
-    specs = host_specs(host, cfg)
+    specs = host_specs(host, cfg, roles=APP_ROLES)
     try:
         argv = argv_for(cfg)
     except ToolkitError as exc:

@@ -23,8 +23,8 @@ from invoke.exceptions import Exit
 from toolkit import hosts as hosts_mod
 from toolkit.errors import DeployError, fill_next, next_task
 from toolkit.report import Reporter
-from toolkit.tasking import (APP_HELP, DRY_HELP, HOST_HELP, LIMIT_HELP, PARALLEL_HOSTS, HelpTask, host_specs,
-                             load_config, run_on_hosts, site_url)
+from toolkit.tasking import (APP_HELP, APP_ROLES, DRY_HELP, HOST_HELP, LIMIT_HELP, PARALLEL_HOSTS, HelpTask,
+                             host_specs, load_config, run_on_hosts, site_url)
 
 CHECKS = Path(__file__).resolve().parent / "checks" / "test_site.py"
 
@@ -237,7 +237,7 @@ def releases(c, host=None, limit=None, app="."):
                  + " [--to RELEASE])")
         return ""
 
-    run_on_hosts(host_specs(host, cfg, limit), rep, work, app)
+    run_on_hosts(host_specs(host, cfg, limit, APP_ROLES), rep, work, app)
 
 
 @task(klass=HelpTask, iterable=["host", "limit"], help={"host": HOST_HELP["status"], "limit": LIMIT_HELP, "app": APP_HELP})
@@ -345,7 +345,7 @@ def logs(c, host=None, limit=None, app=".", n=50, follow=False, process=None):
 
     cfg = load_config(app, check_secrets=False)
     unit = _log_unit(cfg, process, app, (list(host or ()) + list(cfg.hosts) + ["HOST"])[0])
-    specs = host_specs(host, cfg, limit)
+    specs = host_specs(host, cfg, limit, APP_ROLES)
     for spec in specs:
         try:
             conn = hosts_mod.connect(spec)
@@ -379,7 +379,7 @@ def restart(c, host=None, limit=None, app="."):
         audit.record(conn, cfg, "restart", "-", "ok" if health.ok else "failed")
         return site_url(cfg, conn)
 
-    run_on_hosts(host_specs(host, cfg, limit), rep, work, app)
+    run_on_hosts(host_specs(host, cfg, limit, APP_ROLES), rep, work, app)
 
 
 @task(klass=HelpTask, iterable=["host", "limit"], help={
@@ -424,7 +424,7 @@ def verify(c, host=None, limit=None, app="."):
     """Check a deployed host with testinfra: user, file modes, units, socket, nginx, the site."""
     cfg = load_config(app, check_secrets=False)
     failed = []
-    for spec in host_specs(host, cfg, limit):
+    for spec in host_specs(host, cfg, limit, APP_ROLES):
         try:  # an unknown or changed host key stops here with its own message, not as 9 failed checks
             hosts_mod.connect(spec).close()
         except hosts_mod.HostError as exc:

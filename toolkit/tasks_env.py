@@ -19,7 +19,7 @@ from invoke.exceptions import Exit
 
 from toolkit.errors import ConfigError, fill_next, next_task
 from toolkit.report import Reporter
-from toolkit.tasking import APP_HELP, HOST_HELP, HelpTask, host_specs, load_config, run_on_hosts, site_url
+from toolkit.tasking import APP_HELP, APP_ROLES, HOST_HELP, HelpTask, host_specs, load_config, run_on_hosts, site_url
 
 @task(klass=HelpTask, name="list", iterable=["host"], help={"host": HOST_HELP["env.list"], "app": APP_HELP})
 def env_list(c, host=None, app="."):
@@ -39,7 +39,7 @@ def env_list(c, host=None, app="."):
             rep.line("  nothing yet: " + fill_next(next_task("deploy"), str(spec), app))
         return ""
 
-    run_on_hosts(host_specs(host, cfg), rep, work, app)
+    run_on_hosts(host_specs(host, cfg, roles=APP_ROLES), rep, work, app)
 
 
 @task(klass=HelpTask, name="set", iterable=["host"], help={
@@ -51,7 +51,7 @@ def env_set(c, name="", host=None, app="."):
     from toolkit import host_env
 
     cfg = load_config(app, check_secrets=False)
-    specs = host_specs(host, cfg)
+    specs = host_specs(host, cfg, roles=APP_ROLES)
     name = _checked(lambda: host_env.check_name(name), specs[0], app)
     value = _checked(lambda: host_env.value_from(_read_value(name), name), specs[0], app)
     rep = Reporter()
@@ -78,7 +78,7 @@ def env_unset(c, name="", host=None, app="."):
     from toolkit.render import base_env
 
     cfg = load_config(app, check_secrets=False)
-    specs = host_specs(host, cfg)
+    specs = host_specs(host, cfg, roles=APP_ROLES)
     name = _checked(lambda: host_env.check_name(name), specs[0], app)
     from_deploy = name in base_env(cfg) or name in cfg.secrets
     rep = Reporter()

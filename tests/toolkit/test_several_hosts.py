@@ -84,3 +84,12 @@ def test_parallel_hosts_are_bounded_all_run_and_summarised_in_order(monkeypatch)
         assert f"h{i} |     ok       provision" in text
     summary = text.split("Summary")[1]
     assert summary.index("h1:") < summary.index("h2: failed") < summary.index("h6:")
+
+
+def test_tasks_about_the_release_skip_hosts_that_do_not_run_the_app():
+    cfg = fleet_cfg()
+    assert names(tasking.host_specs(None, cfg, roles=tasking.APP_ROLES)) == ["a1", "a2"]
+    assert names(tasking.host_specs(None, cfg, ["a2", "lb1"], tasking.APP_ROLES)) == ["a2"]
+    with pytest.raises(Exit) as info:
+        tasking.host_specs(None, cfg, ["lb"], tasking.APP_ROLES)
+    assert "none of the hosts picked has the role app or worker" in str(info.value.message)
