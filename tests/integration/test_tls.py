@@ -196,7 +196,7 @@ def test_letsencrypt_against_pebble(fresh_sandbox, acme, tmp_path):
     first = invoke("deploy", "--host", box.ssh_alias, "--app", str(tmp_path))
     assert first.returncode == 0, first.stdout + first.stderr
     assert "not issued: the domain's DNS does not point at this host" in first.stdout, first.stdout
-    assert "invoke tls.renew --host" in first.stdout
+    assert f"invoke tls.renew --host {box.ssh_alias} --app {tmp_path}" in first.stdout  # as typed, pasteable
     assert f"site: http://{LE_DOMAIN}/" in first.stdout  # not https: the site serves http for now
     code, page = curl(box, f"http://{LE_DOMAIN}/", name=LE_DOMAIN)
     assert page.startswith("HTTP/1.1 200") and "scheme=http" in page, page
