@@ -17,7 +17,7 @@ the values written by the worker compare directly with the arbiter's clock.
 
 The same page carries what the worker publishes once a second for the master to read: its
 request and connection counts (--stats-file, ``pronghorn ctl``), its oldest request in progress
-(start time and request line, for --request-timeout), why it is leaving (max-requests, memory:
+once past --request-timeout (start time and request line), why it is leaving (max-requests, memory:
 the restart cause in the metrics) and its metrics counters (metrics.py owns that area's layout).
 Each field is written by the worker only and read by the master only: no lock is needed, a
 reader at worst sees a value one second old.
@@ -36,7 +36,8 @@ _SLOT = struct.Struct("d")
 # (for --stats-file); the master only reads them.
 _COUNTERS = struct.Struct("qq")
 _COUNTERS_AT = _SLOT.size
-# The oldest request in progress: its monotonic start (0: none) and its request line.
+# The oldest request in progress, once past --request-timeout: its monotonic start (0: none) and
+# its request line.
 _OLDEST = struct.Struct("d200p")
 _OLDEST_AT = _COUNTERS_AT + _COUNTERS.size
 # Why the worker is leaving on its own (EXIT_REASONS), 0 while it serves.
@@ -104,7 +105,8 @@ class Heartbeat:
         return _COUNTERS.unpack_from(self._map, _COUNTERS_AT)
 
     def report_oldest_request(self, started, line):
-        """Called by the worker (once a second): the oldest request in progress (started 0: none)."""
+        """Called by the worker (once a second): the oldest request in progress past
+        --request-timeout (started 0: none)."""
         _OLDEST.pack_into(self._map, _OLDEST_AT, started, line.encode("latin-1", "replace")[:199])
 
     def oldest_request(self):

@@ -87,8 +87,9 @@ class WorkerMetrics:
 
 
 def publish(worker):
-    """Once a second, in the worker: its counters, and its oldest request in progress (for the
-    master's --request-timeout check), into its heartbeat page."""
+    """Once a second, in the worker: its counters, and its oldest request in progress when it has
+    run past --request-timeout (for the master, which replaces the worker), into its heartbeat
+    page."""
     heartbeat = worker.heartbeat
     in_flight = 0
     oldest, line = 0.0, ""
@@ -101,7 +102,13 @@ def publish(worker):
         if started and (not oldest or started < oldest):
             req = exchange.req
             oldest, line = started, "%s %s %s" % (req.method, req.target, req.version)
-    if worker.settings.request_timeout:
+    limit = worker.settings.request_timeout
+    if limit:
+        # Only a request already past the limit now. The master reads this up to a second later
+        # (more on a loaded machine), when a request reported as merely in progress may long be
+        # answered: it would replace a worker for a request that took a few milliseconds.
+        if oldest and _monotonic() - oldest <= limit:
+            oldest, line = 0.0, ""
         heartbeat.report_oldest_request(oldest, line)
     metrics = worker.metrics
     if metrics is not None:

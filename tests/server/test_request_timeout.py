@@ -26,7 +26,7 @@ def test_a_request_past_the_timeout_replaces_its_worker_and_is_logged():
         stuck.start()
         try:
             log = wait_for(lambda: "REQUEST TIMEOUT" in srv.errors() and srv.errors(), timeout=20)
-            assert "GET /slow?s=8 HTTP/1.1" in log
+            assert "GET /slow?s=8 HTTP/1.1" in log, log[-3000:]
             assert "--request-timeout 1" in log
             # a new worker serves while the old one finishes (or is cut at --graceful-timeout)
             wait_for(lambda: (lambda p: len(p) == 1 and p != first)(child_pids(srv.pid)), timeout=30)
@@ -48,3 +48,26 @@ def test_quick_requests_never_trip_it():
             assert get(srv.port, "/slow?s=0.05")[0] == 200
         assert child_pids(srv.pid) == first
         assert "REQUEST TIMEOUT" not in srv.errors()
+
+
+def test_only_a_request_already_past_the_limit_is_reported_to_the_master():
+    """The master reads the report up to a second late: a request reported while merely in
+    progress (the harness's readiness probe, say) would look overdue once it is long answered."""
+    import time
+    from types import SimpleNamespace
+    from pronghorn import metrics
+
+    reported = []
+    heartbeat = SimpleNamespace(report_oldest_request=lambda started, line: reported.append((started, line)))
+
+    def publish(age):
+        req = SimpleNamespace(method="GET", target="/slow", version="HTTP/1.1")
+        exchange = SimpleNamespace(started=time.monotonic() - age, req=req)
+        worker = SimpleNamespace(heartbeat=heartbeat, connections=[SimpleNamespace(exchange=exchange)],
+                                 settings=SimpleNamespace(request_timeout=1.0), metrics=None)
+        metrics.publish(worker)
+        return reported[-1]
+
+    assert publish(0.2) == (0.0, "")  # in progress, under the limit: nothing to act on
+    started, line = publish(5.0)
+    assert started > 0 and line == "GET /slow HTTP/1.1"
