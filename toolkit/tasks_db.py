@@ -6,6 +6,11 @@ online backup API for the sqlite files in shared/data. They land in shared/backu
 root's (0700, files 0600). db.shell opens psql as the app's role (peer authentication: no
 password anywhere) or sqlite3 on the app's database, as the app user, on a terminal when this
 is one.
+
+With deploy.toml [hosts] and a db host (toolkit/db_host.py), every db.* task works on the db
+host by default (`db_specs`): the backups are taken and kept there; db.shell is psql there as
+the postgres user in the app's role (the app user lives on the app hosts); db.restore stops the
+app on the app and worker hosts, restores on the db host, starts them again and checks each.
 """
 
 from __future__ import annotations
@@ -22,6 +27,25 @@ from toolkit.tasking import (APP_HELP, HOST_HELP, HelpTask, connect_or_stop, hos
                              run_attached, run_on_hosts, stop)
 
 RESTORE_TIMEOUT = 3600  # seconds: a big database takes a while to load
+
+
+def db_specs(host, cfg) -> list:
+    """The hosts a db.* task works on: --host, else with [hosts] the db host (PostgreSQL there),
+    else deploy.toml's hosts."""
+    if not host and on_db_host(cfg):
+        return host_specs(["db"], cfg)
+    return host_specs(host, cfg)
+
+
+def on_db_host(cfg) -> bool:
+    """The database lives on a db host of its own ([hosts] db, engine = "postgresql")."""
+    inventory = getattr(cfg, "inventory", None)
+    return bool(inventory is not None and inventory.multi and inventory.hosts("db") and cfg.database.postgresql)
+
+
+def app_specs(cfg) -> list:
+    """With a db host: the hosts that run the app or its processes (stopped during a restore)."""
+    return host_specs(["app", "worker"], cfg)
 
 
 def backup_argv(cfg, command: str, **extra) -> list[str]:
@@ -76,14 +100,14 @@ def backup(c, host=None, app="."):
             take_backup(conn, cfg, st)
         return ""
 
-    run_on_hosts(host_specs(host, cfg), rep, work, app)
+    run_on_hosts(db_specs(host, cfg), rep, work, app)
 
 
 @task(klass=HelpTask, iterable=["host"], help={"host": HOST_HELP["db.backups"], "app": APP_HELP})
 def backups(c, host=None, app="."):
     """List the app's database backups (the names db.restore --from takes), oldest first."""
     cfg = load_config(app, check_secrets=False)
-    for spec in host_specs(host, cfg):
+    for spec in db_specs(host, cfg):
         conn = connect_or_stop(spec, app)
         try:
             out = on_host(conn, cfg, "list", "listing the backups", timeout=60)
@@ -109,6 +133,14 @@ def restore(c, host=None, app=".", from_=None):
         raise Exit("error: say which backup to restore with --from NAME\n"
                    "  next: " + next_task("db.backups"), code=2)
     rep = Reporter()
+    if on_db_host(cfg):
+        apps = [(str(spec), connect_or_stop(spec, app)) for spec in app_specs(cfg)]
+        try:
+            run_on_hosts(db_specs(host, cfg), rep, lambda conn, spec: _restore(conn, cfg, rep, from_, apps), app)
+        finally:
+            for _, conn in apps:
+                conn.close()
+        return
     run_on_hosts(host_specs(host, cfg), rep, lambda conn, spec: _restore(conn, cfg, rep, from_), app)
 
 
@@ -120,41 +152,77 @@ def side_units(cfg) -> tuple:
     return process_units(cfg) + timer_units(cfg)
 
 
-def _restore(conn, cfg, rep, name: str) -> str:
+def _restore(conn, cfg, rep, name: str, app_hosts=None) -> str:
+    """Restore backup `name` on `conn`'s host, with the app stopped on `app_hosts` ((name, conn)
+    pairs; default: the same host; with a db host, the app and worker hosts), each under the
+    deploy lock."""
     from toolkit import audit, lock
     from toolkit.release_commands import health_check, journal, restart_script
     from toolkit.remote import sh
     from toolkit.tasking import site_url
 
-    held = lock.take(conn, cfg)
+    apps = [c for _, c in app_hosts] if app_hosts is not None else [conn]
+    names = {id(c): n for n, c in app_hosts or ()}
+    where = lambda c: f" on {names[id(c)]}" if id(c) in names else ""  # noqa: E731
+    held = []
     try:
+        for app_conn in apps:
+            held.append((app_conn, lock.take(app_conn, cfg)))
         with rep.step("back up the current data first") as st:
             before = take_backup(conn, cfg, st)
         others = side_units(cfg)
-        with rep.step("stop the app") as st:
-            sh(conn, "systemctl stop " + " ".join(q(u) for u in cfg.layout.units + others),
-               what="stopping the app", timeout=120)
-            st.changed(", ".join(cfg.layout.units + others))
+        stopped = []
+        start = restart_script(cfg) + "".join(f" && systemctl start {q(u)}" for u in others)
+        if app_hosts is not None:
+            # Several hosts: a start right after the stop may fail while the stopped unit's
+            # cgroup is still going (seen in containers: 219/CGROUP); once more after 2 s.
+            start = f"{{ {start}; }} || {{ sleep 2 && {start}; }}"
         try:
+            for app_conn in apps:
+                with rep.step("stop the app" + where(app_conn)) as st:
+                    sh(app_conn, "systemctl stop " + " ".join(q(u) for u in cfg.layout.units + others),
+                       what="stopping the app", timeout=120)
+                    stopped.append(app_conn)
+                    st.changed(", ".join(cfg.layout.units + others))
             with rep.step(f"restore {name}") as st:
                 on_host(conn, cfg, "restore", f"restoring {name}", name=name)
                 st.changed(f"(the data before it: {before})")
-        finally:
-            with rep.step("start the app") as st:
-                sh(conn, restart_script(cfg) + "".join(f" && systemctl start {q(u)}" for u in others),
-                   what="starting the app", timeout=300)
-                st.changed()
-        with rep.step("health check") as st:
-            health = health_check(conn, cfg)
-            audit.record(conn, cfg, "db.restore", name, "ok" if health.ok else f"answers {health.status or 'nothing'}")
-            if not health.ok:
-                raise DeployError(f"the app answers {health.status or 'nothing'} after the restore of {name}; "
-                                  f"the data before it is backup {before}",
-                                  next_task("db.restore", "--from", before), health.body + "\n" + journal(conn, cfg))
-            st.info(f"{health.status} from {cfg.health.path}")
+        except BaseException:
+            _start_all(rep, stopped, start, where)  # the restore's error is the one to show
+            raise
+        failure = _start_all(rep, stopped, start, where)
+        if failure is not None:
+            raise failure
+        for app_conn in apps:
+            with rep.step("health check" + where(app_conn)) as st:
+                health = health_check(app_conn, cfg)
+                audit.record(app_conn, cfg, "db.restore", name,
+                             "ok" if health.ok else f"answers {health.status or 'nothing'}")
+                if not health.ok:
+                    raise DeployError(f"the app answers {health.status or 'nothing'}{where(app_conn)} after the "
+                                      f"restore of {name}; the data before it is backup {before}",
+                                      next_task("db.restore", "--from", before),
+                                      health.body + "\n" + journal(app_conn, cfg))
+                st.info(f"{health.status} from {cfg.health.path}")
     finally:
-        lock.release_if_ours(conn, cfg, held)
-    return site_url(cfg, conn)
+        for app_conn, lock_held in held:
+            lock.release_if_ours(app_conn, cfg, lock_held)
+    return site_url(cfg, conn) if app_hosts is None else ""
+
+
+def _start_all(rep, conns, start: str, where):
+    """Start the app on every host in `conns`, even when one fails; the first failure, or None."""
+    from toolkit.remote import sh
+
+    failure = None
+    for app_conn in conns:
+        try:
+            with rep.step("start the app" + where(app_conn)) as st:
+                sh(app_conn, start, what="starting the app", timeout=300)
+                st.changed()
+        except Exception as exc:  # noqa: BLE001 - the caller raises it once every host was tried
+            failure = failure or exc
+    return failure
 
 
 @task(klass=HelpTask, iterable=["host"], name="shell", help={
@@ -167,8 +235,21 @@ def shell(c, host=None, app=".", sql=None, file=None):
     from toolkit.app_commands import wants_tty
 
     cfg = load_config(app, check_secrets=False)
-    run_attached(host_specs(host, cfg), app, lambda conn: shell_line(conn, cfg, sql, file),
+    line = db_host_shell_line if on_db_host(cfg) else shell_line
+    run_attached(db_specs(host, cfg), app, lambda conn: line(conn, cfg, sql, file),
                  wants_tty(sys.stdin, sys.stdout) and not sql)
+
+
+def db_host_shell_line(conn, cfg, sql: str | None, file: str | None = None) -> str:
+    """psql on the db host, where the app user does not exist: as the postgres user (peer
+    authentication) in the app's database, switched to the app's role at once (PGOPTIONS), so
+    what the shell creates belongs to the app."""
+    name = cfg.layout.db_name
+    argv = ["psql", "-X", "-d", name] + (["-v", "ON_ERROR_STOP=1", "-c", sql] if sql else [])
+    error = "error: psql is not on the database host: provision it (invoke provision --limit db)"
+    check = f"command -v psql >/dev/null || {{ echo {q(error)} >&2; exit 127; }}"
+    return (f"{check}; cd / && exec runuser -u postgres -- env PGOPTIONS={q('-c role=' + name)} "
+            + " ".join(q(a) for a in argv))
 
 
 def shell_line(conn, cfg, sql: str | None, file: str | None) -> str:

@@ -225,3 +225,61 @@ def test_without_a_db_host_or_postgresql_there_is_no_database_to_read(tmp_path):
     multi = type("Cfg", (), {"inventory": Inventory.of({"app": ["a1"]}, ""), "database": cfg.database,
                              "layout": cfg.layout})()
     assert db_host.read(multi, {}, never) is None
+
+
+# -- the db.* tasks with a db host ---------------------------------------------------------------
+
+def fleet_config(tmp_path):
+    return config(tmp_path, '[database]\nengine = "postgresql"\n\n[hosts]\nlb = ["sandbox-lb"]\n'
+                            'app = ["sandbox-app1", "sandbox-app2"]\ndb = ["sandbox-db"]\n\n'
+                            '[network]\nprivate = "10.78.0.0/16"\n')
+
+
+def test_db_tasks_work_on_the_db_host_and_restore_stops_the_app_hosts(tmp_path):
+    from toolkit import tasks_db
+
+    cfg = fleet_config(tmp_path)
+    assert tasks_db.on_db_host(cfg)
+    assert [str(s) for s in tasks_db.db_specs(None, cfg)] == ["sandbox-db"]
+    assert [str(s) for s in tasks_db.app_specs(cfg)] == ["sandbox-app1", "sandbox-app2"]
+    (tmp_path / "one").mkdir()
+    assert not tasks_db.on_db_host(config(tmp_path / "one"))  # a single host keeps its own database
+
+
+def test_db_shell_on_the_db_host_is_psql_as_postgres_in_the_apps_role(tmp_path):
+    from toolkit import tasks_db
+
+    line = tasks_db.db_host_shell_line(None, fleet_config(tmp_path), "select 1")
+    assert "runuser -u postgres -- env PGOPTIONS='-c role=shop' psql -X -d shop" in line
+    assert line.endswith("-c 'select 1'")
+
+
+def test_a_restore_starts_every_app_host_again_even_when_one_fails_to_start(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from toolkit import audit, lock, release_commands, remote, tasks_db
+    from toolkit.errors import RemoteError
+    from toolkit.report import Reporter
+
+    cfg = fleet_config(tmp_path)
+    db, app1, app2 = (SimpleNamespace(host=h) for h in ("db", "app1", "app2"))
+    ran = []
+
+    def sh(conn, script, **kw):
+        ran.append((conn.host, script.split()[1] if script.startswith("systemctl stop") else "start"))
+        if conn is app1 and "restart" in script:
+            raise RemoteError("starting the app", 1, "Job for shop.service failed")
+        return SimpleNamespace(ok=True, exited=0, stdout="", stderr="")
+
+    monkeypatch.setattr(remote, "sh", sh)
+    monkeypatch.setattr(lock, "take", lambda conn, cfg: f"lock-{conn.host}")
+    released = []
+    monkeypatch.setattr(lock, "release_if_ours", lambda conn, cfg, held: released.append(held))
+    monkeypatch.setattr(tasks_db, "take_backup", lambda conn, cfg, st: "20261202T000000Z")
+    monkeypatch.setattr(tasks_db, "on_host", lambda conn, cfg, *a, **k: ran.append((conn.host, "restore")) or "")
+    monkeypatch.setattr(release_commands, "health_check", lambda conn, cfg: SimpleNamespace(ok=True, status=200))
+    monkeypatch.setattr(audit, "record", lambda *a, **k: None)
+    with pytest.raises(RemoteError):
+        tasks_db._restore(db, cfg, Reporter(), "20261201T000000Z", [("sandbox-app1", app1), ("sandbox-app2", app2)])
+    assert ran == [("app1", "stop"), ("app2", "stop"), ("db", "restore"), ("app1", "start"), ("app2", "start")]
+    assert sorted(released) == ["lock-app1", "lock-app2"]
