@@ -256,22 +256,30 @@ def firewall_rules(clients) -> list[str]:
     return [f"{PORT}/tcp from {address}" for address in clients]
 
 
-def firewall_changes(hardening, clients) -> list:
-    """Let the clients reach 5432 through ufw, and no one else (a rule for 5432 from an address
-    that is no longer a client goes). Nothing when ufw is not installed ([hardening] firewall off:
-    listen_addresses and pg_hba still hold)."""
+def ufw_comment(name: str) -> str:
+    return f"pronghorn {name}"
+
+
+def firewall_changes(hardening, clients, name: str) -> list:
+    """Let the clients reach 5432 through ufw, and no one else: this app's rule (marked with its
+    comment) for an address that is no longer a client goes, and so does 5432 open to everyone;
+    other apps' rules on the same db host stay. Nothing when ufw is not installed ([hardening]
+    firewall off: listen_addresses and pg_hba still hold)."""
     from roles.hardening import firewall
 
     if not hardening.ufw_default_input:
         return []
+    mine = ufw_comment(name)
     have = firewall.allowed(hardening_facts(hardening))
     wanted = firewall_rules(clients)
-    ours = {rule for rule in have if rule.startswith(f"{PORT}/tcp")}
+    ours = {f"{r.port}/{r.proto}" + ("" if r.source == "any" else f" from {r.source}")
+            for r in hardening.ufw_rules if r.port == str(PORT) and r.action == "allow" and r.direction == "in"
+            and (r.comment == mine or r.source == "any")}
     add = [rule for rule in wanted if rule not in have]
     drop = sorted(ours - set(wanted))
     if not add and not drop:
         return []
-    script = [firewall.ufw_allow(rule) for rule in add] + [_ufw_delete(rule) for rule in drop]
+    script = [_ufw_allow_marked(rule, mine) for rule in add] + [_ufw_delete(rule) for rule in drop]
     notes = ([f"allow {', '.join(add)}"] if add else []) + ([f"remove {', '.join(drop)}"] if drop else [])
     return [Change("; ".join(notes), script=" && ".join(script), label="letting the app hosts reach PostgreSQL")]
 
@@ -281,6 +289,12 @@ def hardening_facts(hardening):
     from types import SimpleNamespace
 
     return SimpleNamespace(hardening=hardening)
+
+
+def _ufw_allow_marked(rule: str, comment: str) -> str:
+    port_proto, _, source = rule.partition(" from ")
+    port, _, proto = port_proto.partition("/")
+    return f"ufw allow from {q(source)} to any port {q(port)} proto {q(proto)} comment {q(comment)} >/dev/null"
 
 
 def _ufw_delete(rule: str) -> str:
@@ -308,5 +322,5 @@ def db_host_plan(facts, wanted, db: DbHost, pg: PostgresState, hba: PgHbaState, 
                               files=(credentials_file(wanted, url),)))
     changes += server_change(pg, wanted, password=db.password, listen=db_listen(db.private))
     changes += hba_change(hba, name, db.clients)
-    changes += firewall_changes(hardening, db.clients)
+    changes += firewall_changes(hardening, db.clients, name)
     return changes + backup_changes(facts, wanted)

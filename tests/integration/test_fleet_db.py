@@ -131,8 +131,10 @@ def test_only_the_app_hosts_reach_the_database(fleet, deployed):
         with pytest.raises(OSError):
             socket.create_connection((address, 5432), timeout=3)
     rules = on_host(fleet.db, "ufw status | grep 5432").stdout.splitlines()
-    assert sorted(line.split()[-1] for line in rules) == sorted([fleet.app1.private_address,
-                                                                 fleet.app2.private_address]), rules
+    # "5432/tcp  ALLOW  10.78.1.3  # pronghorn flaskdb": the app's own rules, one per app host
+    assert sorted(line.split("#")[0].split()[-1] for line in rules) == sorted(
+        [fleet.app1.private_address, fleet.app2.private_address]), rules
+    assert all(line.endswith(f"# pronghorn {APP}") for line in rules), rules
 
 
 def test_pg_hba_refuses_the_apps_role_from_any_other_address_even_with_its_password(fleet, deployed):

@@ -105,25 +105,38 @@ def test_pg_hba_fact_reads_the_path_then_the_file():
 
 # -- ufw ---------------------------------------------------------------------------------------
 
-def test_ufw_lets_5432_in_from_the_clients_only():
-    (change,) = postgres.firewall_changes(ufw(), APPS)
-    assert change.script == ("ufw allow from 10.78.1.8 to any port 5432 proto tcp >/dev/null && "
-                             "ufw allow from 10.78.1.10 to any port 5432 proto tcp >/dev/null")
-    done = ufw(*(UfwRule("allow", "tcp", "5432", source=a) for a in APPS))
-    assert postgres.firewall_changes(done, APPS) == []
+def test_ufw_lets_5432_in_from_the_clients_only_marked_as_the_apps():
+    (change,) = postgres.firewall_changes(ufw(), APPS, "shop")
+    assert change.script == (
+        "ufw allow from 10.78.1.8 to any port 5432 proto tcp comment 'pronghorn shop' >/dev/null && "
+        "ufw allow from 10.78.1.10 to any port 5432 proto tcp comment 'pronghorn shop' >/dev/null")
+    done = ufw(*(UfwRule("allow", "tcp", "5432", source=a, comment="pronghorn shop") for a in APPS))
+    assert postgres.firewall_changes(done, APPS, "shop") == []
 
 
-def test_a_host_that_is_no_longer_a_client_loses_its_rule_and_5432_open_to_all_goes():
-    have = ufw(UfwRule("allow", "tcp", "5432", source="10.78.1.8"), UfwRule("allow", "tcp", "5432", source="10.78.1.99"),
+def test_a_host_that_is_no_longer_a_client_loses_its_rule_another_apps_stay_and_5432_open_to_all_goes():
+    have = ufw(UfwRule("allow", "tcp", "5432", source="10.78.1.8", comment="pronghorn shop"),
+               UfwRule("allow", "tcp", "5432", source="10.78.1.99", comment="pronghorn shop"),
+               UfwRule("allow", "tcp", "5432", source="10.78.1.50", comment="pronghorn blog"),
                UfwRule("allow", "tcp", "5432"), UfwRule("allow", "tcp", "22"))
-    (change,) = postgres.firewall_changes(have, ("10.78.1.8",))
+    (change,) = postgres.firewall_changes(have, ("10.78.1.8",), "shop")
     assert "ufw delete allow from 10.78.1.99 to any port 5432 proto tcp" in change.script
     assert "ufw delete allow 5432/tcp " in change.script
+    assert "10.78.1.50" not in change.script  # the blog app's client, on the same db host
     assert "22" not in change.script and "allow from 10.78.1.8 " not in change.script
 
 
+def test_ufw_comments_are_read_back_from_the_rules_file():
+    from toolkit.facts.hardening import parse_ufw
+
+    rules, _, _ = parse_ufw(["### tuple ### allow tcp 5432 0.0.0.0/0 any 10.78.1.8 in comment=70726f6e67686f726e2073686f70",
+                             "### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in"])
+    assert rules == (UfwRule("allow", "tcp", "5432", "in", "10.78.1.8", "pronghorn shop"),
+                     UfwRule("allow", "tcp", "22", "in", "any", ""))
+
+
 def test_no_ufw_no_firewall_change():
-    assert postgres.firewall_changes(ufw(installed=False), APPS) == []
+    assert postgres.firewall_changes(ufw(installed=False), APPS, "shop") == []
 
 
 # -- the whole plan ----------------------------------------------------------------------------
@@ -148,7 +161,7 @@ def test_a_provisioned_db_host_changes_nothing(tmp_path):
     pg = PostgresState(running=True, listen=f"localhost,{PRIVATE}", role_exists=True, db_owner="shop",
                        role_verifier=scram_verifier(PASSWORD, os.urandom(16)))
     hba = PgHbaState("/etc/postgresql/15/main/pg_hba.conf", postgres.hba_with(DEBIAN_HBA, "shop", APPS))
-    rules = ufw(*(UfwRule("allow", "tcp", "5432", source=a) for a in APPS))
+    rules = ufw(*(UfwRule("allow", "tcp", "5432", source=a, comment="pronghorn shop") for a in APPS))
     wanted = db_host.wanted_for(config(tmp_path))
     _, changes = plan(tmp_path, pg=pg, hba=hba, hardening=rules, kept=url, facts=done_backups(wanted))
     assert changes == []

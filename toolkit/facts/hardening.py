@@ -36,6 +36,7 @@ class UfwRule:
     port: str  # "22", "80", "any"
     direction: str = "in"
     source: str = "any"  # an address or network the rule is limited to ("any": everyone)
+    comment: str = ""  # `ufw ... comment TEXT`: whose rule it is (roles/postgres.py marks its own)
 
 
 @dataclass
@@ -134,7 +135,8 @@ def parse_ufw(lines) -> tuple[tuple[UfwRule, ...], str, bool]:
     """(rules, default input policy, enabled) from user*.rules tuples and the two settings files.
 
     A tuple line: `### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in` (action, protocol,
-    destination port, destination, source port, source, direction)."""
+    destination port, destination, source port, source, direction), then `comment=HEX` for a
+    rule added with a comment (ufw stores it hex-encoded)."""
     rules, policy, enabled = [], "", False
     for line in lines:
         line = line.strip()
@@ -142,7 +144,12 @@ def parse_ufw(lines) -> tuple[tuple[UfwRule, ...], str, bool]:
             parts = line[len("### tuple ###"):].split()
             if len(parts) >= 7:
                 source = "any" if parts[5] in ("0.0.0.0/0", "::/0") else parts[5]
-                rules.append(UfwRule(parts[0], parts[1], parts[2], parts[-1], source))
+                comment = next((p[len("comment="):] for p in parts[7:] if p.startswith("comment=")), "")
+                try:
+                    comment = bytes.fromhex(comment).decode("utf-8", "replace")
+                except ValueError:
+                    pass
+                rules.append(UfwRule(parts[0], parts[1], parts[2], parts[6], source, comment))
         elif line.startswith("DEFAULT_INPUT_POLICY="):
             policy = line.split("=", 1)[1].strip('"')
         elif line.startswith("ENABLED="):
