@@ -121,7 +121,7 @@ def test_metrics_and_stats_under_wrk_load_add_up_to_what_wrk_counted(tmp_path):
         after, stats_after = settled(port, sock, at_least=before[TOTAL] + result.requests)
 
     assert result.requests > 0 and result.socket_errors == dict.fromkeys(result.socket_errors, 0), result.text
-    assert len(scrapes) > 3, "the load ended before it was observed"
+    assert len(scrapes) > 1, "the load ended before it was observed"
     for earlier, later in zip(scrapes, scrapes[1:] + [after]):  # counters never go down
         for key, value in earlier.items():
             if "_total" in key or key.endswith(("_count", "_sum")) or "_bucket" in key:
@@ -155,7 +155,7 @@ def test_worker_add_remove_and_reload_under_wrk_load_drop_no_request(tmp_path):
                "--control-socket", str(sock)) as srv:
         first = wait_for(lambda: serving_pids(sock, 2))
         before, _ = settled(port, at_least=1)
-        load = start_wrk(srv.url, 90)  # stopped below once the steering is done; -d is the bound
+        load = start_wrk(srv.url, 180)  # stopped below once the steering is done; -d is the bound
         totals = [before[TOTAL]]
 
         def watched(predicate):
