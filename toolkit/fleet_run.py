@@ -15,6 +15,8 @@ host is back in rotation on a release that was good.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from invoke.exceptions import Exit
 
 from toolkit import fleet, rolling
@@ -175,8 +177,12 @@ class NginxBalancer:
         self.cfg, self.rep, self.addresses = cfg, rep, addresses
         self.hosts = list(cfg.inventory.hosts("lb"))
         self.results = {h: rep.begin_host(f"{h} (rotation)") for h in self.hosts}
-        self.conns = {h: hosts_mod.connect(hosts_mod.parse_host(h)) for h in self.hosts}
-        self.app_conns: dict = {}
+        # every connection opened now, at once: none is opened while a host is out of rotation
+        apps = list(cfg.inventory.hosts("app"))
+        with ThreadPoolExecutor(max_workers=PARALLEL_HOSTS) as pool:
+            opened = list(pool.map(lambda h: hosts_mod.connect(hosts_mod.parse_host(h)), self.hosts + apps))
+        self.conns = dict(zip(self.hosts, opened[:len(self.hosts)]))
+        self.app_conns = dict(zip(apps, opened[len(self.hosts):]))
         self.down: tuple = ()  # every app host in rotation: what provisioning leaves
         self._set(())  # a deploy killed mid-roll may have left hosts out
 
@@ -211,8 +217,6 @@ class NginxBalancer:
                    f"http://127.0.0.1/.pronghorn/nginx-status {timeout}")
         self.rep.resume(self.results[self.hosts[0]])
         for host in self.down:
-            if host not in self.app_conns:
-                self.app_conns[host] = hosts_mod.connect(hosts_mod.parse_host(host))
             with self.rep.step(f"drain {host}") as st:
                 out = sh(self.app_conns[host], command, what="waiting for in-flight requests",
                          check=False, timeout=timeout + 30).stdout.strip()

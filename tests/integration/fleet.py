@@ -11,7 +11,8 @@ and use `fleet.lb`, `fleet.app1`, `fleet.app2`, `fleet.db` (toolkit.sandbox.Sand
 `.address` this machine reaches, `.private_address` the others reach) and `fleet.net`.
 
 Names are claimed through tests/conftest.py's claim mechanism, so two test sessions at once get
-`fleet-*` and `fleet-2-*` and never share a host or a network.
+`fleet-*` and `fleet-2-*` and never share a host or a network. Each module starts from fresh
+hosts (kept ones are reset), so one module's apps never meet another's.
 """
 
 from __future__ import annotations
@@ -39,6 +40,18 @@ class Fleet:
         return {role: getattr(self, role) for role in ROLES}
 
 
+def _clean_host(name: str, net: str) -> sandboxes.Sandbox:
+    """A host with a fresh root filesystem: one kept from an earlier module or session
+    (PRONGHORN_KEEP_SANDBOX=1) carries that module's apps (another app's default site on the
+    load balancer would refuse this one's), so it is reset; its network stays."""
+    def log(message):
+        print(f"[sandbox] {message}")
+
+    if sandboxes.get(name) is not None:
+        return sandboxes.reset(name, log=log)
+    return sandboxes.up(name, net=net, log=log)
+
+
 @pytest.fixture(scope="module")
 def fleet():
     _require_sandbox_support()
@@ -50,7 +63,7 @@ def fleet():
         for role, name in names.items():
             made.append(name)
             try:
-                boxes[role] = sandboxes.up(name, net=net, log=lambda message: print(f"[sandbox] {message}"))
+                boxes[role] = _clean_host(name, net)
             except sandboxes.SandboxError as error:
                 pytest.fail(f"could not start sandbox {name} on network {net}: {error}", pytrace=False)
         yield Fleet(net=net, **boxes)

@@ -100,10 +100,12 @@ def test_rolling_deploy_of_a_code_change_fails_no_request(fleet, app_dir, tmp_pa
                                         '[health]\npath = "/healthz"\n')
     assert invoke("deploy", "--app", str(single), timeout=1800).returncode == 0
     code_only = variant(single, tmp_path, "single-changed", "# a code change\n")
+    first_release = live(fleet.db)
     started = time.monotonic()
     one = invoke("deploy", "--app", str(code_only), timeout=900)
     single_seconds = time.monotonic() - started
     assert one.returncode == 0, one.stdout + one.stderr
+    assert live(fleet.db) != first_release  # a new release, not "unchanged"
     print(f"\n[timing] rolling deploy of 2 app hosts, batch 1: {rolled:.1f}s in all ({timing}); "
           f"single-host code-only deploy: {single_seconds:.1f}s; requests {loop.done}, failed {len(loop.failures)}")
 
@@ -135,10 +137,20 @@ def run_loop(loop, requests_wanted=600, seconds=60):
         time.sleep(0.1)
 
 
-def back_in_rotation(fleet):
-    """Wait until the lb sends requests to every app host again: a host that failed is left
-    alone for fail_timeout (5 s) by each of its workers."""
-    time.sleep(6)
+def back_in_rotation(fleet, box):
+    """Wait until the lb sends requests to `box` again: each lb worker left it alone for
+    fail_timeout (5 s) after its failures and finds it back only by trying it, so requests go
+    through the lb meanwhile (for the fail timeout and until `box` logged some; bounded)."""
+    def served():
+        return int(on_host(box, "wc -l < /var/log/nginx/flaskapp.access.log").stdout.strip() or 0)
+
+    before, started = served(), time.monotonic()
+    while time.monotonic() - started < 30:
+        for _ in range(20):
+            requests.get(url(fleet), timeout=10)
+        if time.monotonic() - started > 7 and served() > before + 10:
+            return
+        time.sleep(0.5)
 
 
 def test_a_stopped_app_host_is_routed_around(fleet, app_dir, request_loop):
@@ -149,7 +161,7 @@ def test_a_stopped_app_host_is_routed_around(fleet, app_dir, request_loop):
         assert loop.done >= 600 and loop.failures == [], loop.summary()
     finally:
         on_host(fleet.app1, "systemctl start nginx")
-    back_in_rotation(fleet)
+    back_in_rotation(fleet, fleet.app1)
     # the app itself stopped (socket and service): the app host's nginx answers 503 (it never
     # reached the app), the lb sends the request to the other host
     stop = on_host(fleet.app2, "systemctl stop flaskapp.socket flaskapp.service")
@@ -160,7 +172,7 @@ def test_a_stopped_app_host_is_routed_around(fleet, app_dir, request_loop):
         assert loop.done >= 600 and loop.failures == [], loop.summary()
     finally:
         on_host(fleet.app2, "systemctl start flaskapp.socket flaskapp.service")
-    back_in_rotation(fleet)
+    back_in_rotation(fleet, fleet.app2)
 
 
 def test_rollback_rolls_through_the_app_hosts(fleet, app_dir, request_loop):
