@@ -135,7 +135,8 @@ def server_change(pg: PostgresState, wanted, password: str | None = None, listen
         f"systemctl enable --quiet --now {SERVER_UNIT}",
         # The SQL (with the password's verifier) only on stdin: tar prints it into psql.
         "tar -xzOf - | (cd / && runuser -u postgres -- psql -XAq -v ON_ERROR_STOP=1 -d postgres)",
-        f"systemctl restart {SERVER_UNIT}" if relisten and pg.running else "",
+        # A new server listens on localhost by default: only another address needs the restart.
+        f"systemctl restart {SERVER_UNIT}" if relisten and (pg.running or listen != LISTEN) else "",
     ]))
     return [Change(f"PostgreSQL role and database {name}", ", ".join(why),
                    files=(_File("/pronghorn-db-setup.sql", sql),), script=script, tar_on_stdin=True,

@@ -296,3 +296,13 @@ def test_a_restore_starts_every_app_host_again_even_when_one_fails_to_start(tmp_
         tasks_db._restore(db, cfg, Reporter(), "20261201T000000Z", [("sandbox-app1", app1), ("sandbox-app2", app2)])
     assert ran == [("app1", "stop"), ("app2", "stop"), ("db", "restore"), ("app1", "start"), ("app2", "start")]
     assert sorted(released) == ["lock-app1", "lock-app2"]
+
+
+def test_a_server_installed_in_the_same_run_is_restarted_to_listen_on_the_private_address(tmp_path):
+    _, changes = plan(tmp_path, pg=PostgresState())  # not answering yet: installed by this run
+    (server,) = [c for c in changes if c.what.startswith("PostgreSQL")]
+    assert server.script.endswith("systemctl restart postgresql.service")
+    # ...while a single host's new server already listens where it should (no restart).
+    cfg = config(tmp_path)
+    single = postgres.plan(HostFacts(), Wanted.of(cfg, render_all(cfg)), PostgresState())
+    assert "restart" not in single[0].script
