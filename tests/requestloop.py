@@ -10,14 +10,17 @@ class RequestLoop:
     Each client keeps its connection to nginx alive (as a browser does); nginx opens a new one to
     the app for every request, which is what a restart could break. Everything that is not the
     expected status - another status, a reset, a timeout - is recorded in `failures`.
+    `data` (a dict) makes every request a POST of that form instead of a GET.
+    `requests` keeps every request as (started, seconds, failure or None), `started` on
+    time.monotonic(): a test can tell the requests sent before an event from those after it.
     """
 
-    def __init__(self, url, clients=4, max_requests=6000, max_seconds=90, expect=200):
+    def __init__(self, url, clients=4, max_requests=6000, max_seconds=90, expect=200, data=None):
         import threading
 
-        self.url, self.expect = url, expect
+        self.url, self.expect, self.data = url, expect, data
         self.max_requests, self.max_seconds = max_requests, max_seconds
-        self.done, self.failures = 0, []
+        self.done, self.failures, self.requests = 0, [], []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
@@ -34,13 +37,18 @@ class RequestLoop:
                     if self.done >= self.max_requests:
                         return
                     self.done += 1
+                started = time.monotonic()
                 try:
-                    resp = session.get(self.url, timeout=30)
+                    if self.data is None:
+                        resp = session.get(self.url, timeout=30)
+                    else:
+                        resp = session.post(self.url, data=self.data, timeout=30)
                     failure = None if resp.status_code == self.expect else resp.status_code
                 except requests.RequestException as exc:
                     failure = repr(exc)
-                if failure is not None:
-                    with self._lock:
+                with self._lock:
+                    self.requests.append((started, time.monotonic() - started, failure))
+                    if failure is not None:
                         self.failures.append(failure)
 
     def __enter__(self):
