@@ -2,14 +2,20 @@
 (deploy.toml [hosts], [network]). With a bounded request loop through the load balancer:
 a rolling deploy of a code change fails no request; a release that fails its health check on
 the second app host stops the roll and leaves both hosts on the previous release, failing no
-request; an app host whose nginx is stopped is routed around. The rolling deploy's time per
-batch is printed next to a single-host code-only deploy's (run with -s to see the numbers).
+request; an app host whose nginx is stopped is routed around; POSTs during a roll each reach
+one app host once and none fails; an app host that crashes (gone from the network, every
+process killed) fails no request once the load balancer noticed, and is back in rotation when
+it boots again. The rolling deploy's time per batch, and the crash's numbers, are printed (run
+with -s to see them).
 
 The fleet (4 hosts) comes from tests/integration/fleet.py, once for this module; the `db` host
 serves here as the single-host deploy the timings compare against."""
 
+import os
 import re
 import shutil
+import signal
+import subprocess
 import time
 
 import pytest
@@ -17,6 +23,9 @@ import requests
 
 from tests.integration.fleet import fleet  # noqa: F401  (the fixture)
 from tests.integration.helpers import REPO, invoke, on_host
+from toolkit import sandbox as sandboxes
+from toolkit.sandbox import network, privnet, processes
+from toolkit.sandbox.record import SandboxRecord
 
 pytestmark = pytest.mark.integration
 
@@ -183,3 +192,97 @@ def test_rollback_rolls_through_the_app_hosts(fleet, app_dir, request_loop):
     assert loop.done > 0 and loop.failures == [], loop.summary()
     after = (live(fleet.app1), live(fleet.app2))
     assert after[0] < before[0] and after[1] < before[1]
+
+
+def posts_logged(box):
+    """How many POSTs to /messages `box`'s nginx logged (the lb's or an app host's)."""
+    log = "/var/log/nginx/flaskapp.access.log"
+    return int(on_host(box, f"grep -c '\"POST /messages ' {log} || true").stdout.strip() or 0)
+
+
+def test_posts_during_a_rolling_deploy_reach_one_host_once_and_none_fails(fleet, app_dir, tmp_path,
+                                                                         request_loop):
+    """The lb never resends a POST to a second app host (proxy_next_upstream without
+    non_idempotent), so a POST that an app host had when it went away would fail; none may:
+    a host leaves the rotation first and is drained (its in-flight requests finish) before it
+    switches."""
+    hosts = (fleet.lb, fleet.app1, fleet.app2)
+    before = {box.name: posts_logged(box) for box in hosts}
+    changed = variant(app_dir, tmp_path, "posted", "# a code change, rolled under POSTs\n")
+    with request_loop(url(fleet, "/messages"), clients=4, max_requests=20000, max_seconds=300,
+                      expect=201, data={"text": "an order"}) as loop:
+        run = invoke("deploy", "--app", str(changed), timeout=900)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert loop.done > 0 and loop.failures == [], loop.summary()
+    sent = {box.name: posts_logged(box) - before[box.name] for box in hosts}
+    # every POST the client sent reached the lb once, and exactly one app host once
+    assert sent[fleet.lb.name] == loop.done, (sent, loop.done)
+    assert sent[fleet.app1.name] + sent[fleet.app2.name] == loop.done, (sent, loop.done)
+    assert sent[fleet.app1.name] > 0 and sent[fleet.app2.name] > 0, sent
+    print(f"\n[posts] {loop.done} POSTs during the roll, failed {len(loop.failures)}; "
+          f"app hosts got {sent[fleet.app1.name]} + {sent[fleet.app2.name]}; "
+          f"slowest {max(seconds for _, seconds, _ in loop.requests):.2f}s")
+
+
+# How long after an app host crashes the lb counts as having noticed. Each lb worker takes a host
+# out after max_fails=2 failed tries within fail_timeout; a try at a host that vanished fails at
+# proxy_connect_timeout (3 s), so two tries one after the other take 6 s. A request the lb sent to
+# the host before that, on a connection it kept open to it, gets no answer at all (nothing comes
+# back from a crashed machine, not even a reset) and fails when the client gives up (30 s): those
+# are the requests lost in the crash. 10 s = those 6 s and room for a loaded machine.
+NOTICED_AFTER = 10
+WATCH_AFTER_CRASH = 60  # the lb's ARP entry for the host expires within it (15-45 s + 5 s probing)
+
+
+def crash(fleet, box):
+    """`box` as a machine losing power: its port on the private network's switch goes down first
+    (nothing it sends or answers gets through: no reset, no ARP reply), then its container's PID 1
+    is killed, and every process of the host with it. (Killing the processes alone would leave the
+    host's network namespace answering: connections refused at once, as with a stopped nginx.)"""
+    record = SandboxRecord.load(box.name)
+    assert record.init_pid and processes.same_process_alive(record.init_pid, record.init_start), record
+    subprocess.run(["ip", "-n", privnet.switch_ns(fleet.net), "link", "set",
+                    privnet.port_name(box.index), "down"], check=True)
+    os.kill(record.init_pid, signal.SIGKILL)
+    assert processes.wait_gone(record.init_pid, 30)
+
+
+def test_an_app_host_crashing_mid_load_fails_no_request_once_the_lb_noticed(fleet, app_dir, request_loop):
+    """Last in the module: the crashed host boots again at its end, but its kept-open state is
+    whatever a crash leaves."""
+    with request_loop(url(fleet), clients=16, max_requests=60000, max_seconds=WATCH_AFTER_CRASH + 90) as loop:
+        run_loop(loop, requests_wanted=300)
+        crashed = time.monotonic()
+        crash(fleet, fleet.app1)
+        while time.monotonic() - crashed < WATCH_AFTER_CRASH and loop.done < loop.max_requests:
+            time.sleep(0.5)
+    in_flight = [r for r in loop.requests if r[0] < crashed and r[0] + r[1] > crashed]
+    window = [r for r in loop.requests if crashed <= r[0] < crashed + NOTICED_AFTER]
+    after = [r for r in loop.requests if r[0] >= crashed + NOTICED_AFTER]
+
+    def failed(group):
+        return [failure for _, _, failure in group if failure is not None]
+
+    def slowest(group):
+        return max((seconds for _, seconds, _ in group), default=0)
+
+    print(f"\n[crash] in flight at the crash: {len(in_flight)}, failed {len(failed(in_flight))}; "
+          f"first {NOTICED_AFTER}s after it: {len(window)} requests, failed {len(failed(window))}, "
+          f"slowest {slowest(window):.2f}s; after that: {len(after)} requests, failed {len(failed(after))}, "
+          f"slowest {slowest(after):.2f}s")
+    # what the lb's kernel knows of the host's address by now (FAILED: no ARP answer any more)
+    neigh = subprocess.run(["ip", "-n", network.netns_name(fleet.lb.name), "neigh", "show",
+                            fleet.app1.private_address], capture_output=True, text=True).stdout.strip()
+    print(f"[crash] the lb's ARP entry for {fleet.app1.name}: {neigh or 'none'}")
+    try:
+        assert len(after) >= 300 and failed(after) == [], (failed(after)[:10], len(after))
+    finally:
+        # the machine boots again (same root filesystem: the release, its services enabled)
+        sandboxes.up(fleet.app1.name, log=print)
+
+    def served():
+        return int(on_host(fleet.app1, "wc -l < /var/log/nginx/flaskapp.access.log").stdout.strip() or 0)
+
+    booted = served()
+    back_in_rotation(fleet, fleet.app1)
+    assert served() > booted  # the lb found it again by itself
