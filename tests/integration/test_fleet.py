@@ -248,8 +248,9 @@ def crash(fleet, box):
 
 
 def test_an_app_host_crashing_mid_load_fails_no_request_once_the_lb_noticed(fleet, app_dir, request_loop):
-    """Last in the module: the crashed host boots again at its end, but its kept-open state is
-    whatever a crash leaves."""
+    """Last in the module, so a host that fails to come back spoils no other test of it (the
+    fixture removes the hosts either way); it boots again from its root filesystem as a crashed
+    machine would, with whatever the crash left there."""
     with request_loop(url(fleet), clients=16, max_requests=60000, max_seconds=WATCH_AFTER_CRASH + 90) as loop:
         run_loop(loop, requests_wanted=300)
         crashed = time.monotonic()
@@ -270,7 +271,7 @@ def test_an_app_host_crashing_mid_load_fails_no_request_once_the_lb_noticed(flee
           f"first {NOTICED_AFTER}s after it: {len(window)} requests, failed {len(failed(window))}, "
           f"slowest {slowest(window):.2f}s; after that: {len(after)} requests, failed {len(failed(after))}, "
           f"slowest {slowest(after):.2f}s")
-    # what the lb's kernel knows of the host's address by now (FAILED: no ARP answer any more)
+    # what the lb's kernel knows of the host's address by now (INCOMPLETE or FAILED: no ARP answer)
     neigh = subprocess.run(["ip", "-n", network.netns_name(fleet.lb.name), "neigh", "show",
                             fleet.app1.private_address], capture_output=True, text=True).stdout.strip()
     print(f"[crash] the lb's ARP entry for {fleet.app1.name}: {neigh or 'none'}")
