@@ -60,6 +60,14 @@ def slow_variant(app_dir, tmp_path):
     return app
 
 
+def _interruptible() -> None:
+    """In the child: Ctrl-C's default, whatever the test run inherited. A run started in the
+    background by a shell without job control (`make test &` in a script) ignores SIGINT, and
+    Python then never turns it into KeyboardInterrupt: the deploy would not see the Ctrl-C the
+    test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Deploy:
     """`invoke deploy` in a subprocess whose output lines are collected as they come."""
 
@@ -67,7 +75,7 @@ class Deploy:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "invoke", "deploy", "--host", sandbox.ssh_alias, "--app", str(app)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_interruptible)
         self.lines, self._seen = [], threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
 
