@@ -31,6 +31,9 @@ pytestmark = pytest.mark.integration
 
 FLASK = REPO / "examples" / "flask"
 APP = "/srv/flaskapp"
+PORT_80 = ("python3 -c \"import socket, sys\n"
+           "try:\n socket.create_connection((sys.argv[1], 80), timeout=3); print('connected')\n"
+           "except OSError as e:\n print('refused:', e)\" {address}")
 
 
 def fleet_toml(fleet):
@@ -71,6 +74,10 @@ def test_the_site_answers_through_the_load_balancer_from_both_app_hosts(fleet, a
     # the app hosts' nginx listen on their private address (and loopback) only
     listens = on_host(fleet.app1, "ss -Hltn 'sport = :80'").stdout
     assert fleet.app1.private_address + ":80" in listens and "0.0.0.0:80" not in listens, listens
+    # and their firewall lets port 80 in from the lb only: the db host is on the same private
+    # network but is no lb, so its connection is dropped
+    assert on_host(fleet.lb, PORT_80.format(address=fleet.app1.private_address)).stdout.strip() == "connected"
+    assert on_host(fleet.db, PORT_80.format(address=fleet.app1.private_address)).stdout.startswith("refused")
     assert requests.get(url(fleet), timeout=10).status_code == 200 and pids
     # the client's address reaches the app host's log through X-Real-IP, believed from the lb only
     site = on_host(fleet.app1, "cat /etc/nginx/sites-available/flaskapp.conf").stdout
