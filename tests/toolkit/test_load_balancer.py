@@ -2,6 +2,7 @@
 what each host gets by its roles, the upstream, the app hosts' listen/real-IP settings and
 their firewall letting http in from the load balancers only."""
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -145,3 +146,15 @@ def test_only_worker_hosts_run_the_processes(tmp_path):
     units = {f.path for f in render_all(host_config(cfg, "a1"), mask_secrets=True)}
     assert "/etc/systemd/system/jobs-ticker.service" not in units
     assert "/etc/systemd/system/jobs-ticker.service" in {f.path for f in render_all(cfg, mask_secrets=True)}
+
+
+@pytest.mark.skipif(not shutil.which("nginx"), reason="nginx is not installed")
+def test_the_load_balancers_site_passes_nginx_t(cfg, tmp_path):
+    """Every upstream block (one per set of app hosts out of rotation) with its own shared zone:
+    nginx refuses two zones of one name, or a zone too small for its servers."""
+    from tests.toolkit.test_render import nginx_test
+    site = files_for(cfg, "lb1")[cfg.layout.lb_site]
+    assert site.count("zone shop_pool") == site.count("upstream shop_pool") == 3
+    cache = tmp_path / "cache"
+    ok, output = nginx_test(tmp_path, site.replace(cfg.layout.lb_static_cache, str(cache)))
+    assert ok, output
