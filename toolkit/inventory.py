@@ -91,6 +91,13 @@ class Inventory:
         time during a deploy (toolkit/rolling.py)."""
         return self.multi and bool(self.hosts("lb"))
 
+    def serves_site(self, host: str) -> bool:
+        """Whether visitors reach the site at `host`: the load balancers when there are any, else
+        the app hosts (a db or worker-only host never serves it; the single-host case always)."""
+        if not self.multi:
+            return True
+        return ("lb" if self.balanced else "app") in self.roles_of(host)
+
     def __bool__(self) -> bool:
         return bool(self.all_hosts)
 

@@ -72,7 +72,7 @@ def provision_work(cfg, rep, dry, vars_of=None):
             if lock:
                 audit.record(conn, cfg, "provision", "-", result)
                 unlock_if_ours(conn, cfg, lock)
-        return site_url(cfg, conn)
+        return site_url(cfg, conn) if cfg.inventory.serves_site(str(spec)) else ""
 
     return work
 
@@ -274,7 +274,7 @@ def status(c, host=None, limit=None, app="."):
         if not runs_app:  # a load balancer or the database host: no release of the app here
             if down:
                 raise DeployError(f"{', '.join(down)} is not running", next_task("provision"))
-            return site_url(cfg, conn) if "lb" in roles else ""
+            return site_url(cfg, conn) if cfg.inventory.serves_site(str(spec)) else ""
         state = read_releases(conn, cfg)
         recovered = recover_interrupted(conn, cfg, rep, state)  # a deploy killed after its switch
         if recovered:
@@ -296,7 +296,7 @@ def status(c, host=None, limit=None, app="."):
         if troubled:
             raise DeployError(f"{', '.join(troubled)}: not running, or its last run failed (see above)",
                               next_task("logs", "--process", troubled[0]))
-        return site_url(cfg, conn)
+        return site_url(cfg, conn) if cfg.inventory.serves_site(str(spec)) else ""
 
     run_on_hosts(host_specs(host, cfg, limit), rep, work, app, parallel=PARALLEL_HOSTS)
 

@@ -50,6 +50,17 @@ def test_roles_from_hosts_and_worker_defaults_to_the_app_hosts(tmp_path):
     assert inv.private_network == "10.78.0.0/16"
 
 
+def test_the_site_is_announced_where_visitors_reach_it(tmp_path):
+    """The summary's `site:` line: the load balancer's address, never an app host's (it listens
+    on its private address only) nor the database host's (it serves no site)."""
+    inv = load_app_config(make_app(tmp_path, FLEET)).inventory
+    assert [h for h in inv.all_hosts if inv.serves_site(h)] == ["sandbox-lb"]
+    (tmp_path / "shop" / "deploy.toml").write_text('[hosts]\napp = ["a1", "a2"]\nworker = ["w1"]\n')
+    unbalanced = load_app_config(tmp_path / "shop").inventory
+    assert [h for h in unbalanced.all_hosts if unbalanced.serves_site(h)] == ["a1", "a2"]
+    assert Inventory.single(["anything"]).serves_site("somewhere-else")
+
+
 def test_a_host_may_hold_several_roles_and_worker_may_be_empty(tmp_path):
     inv = load_app_config(make_app(tmp_path, '[hosts]\nlb = ["one"]\napp = ["one", "two"]\nworker = []\n')).inventory
     assert inv.roles_of("one") == ("lb", "app") and inv.hosts("worker") == ()
