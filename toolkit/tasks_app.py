@@ -57,6 +57,12 @@ def _run_in_app(host, app, argv_for) -> None:
 
     cfg = load_config(app, check_secrets=False)
     specs = host_specs(host, cfg, roles=APP_ROLES)
+    if cfg.inventory.multi and not host and len(specs) > 1:
+        # With [hosts] the app hosts share one database: `manage createsuperuser` or a data fix
+        # must run once, not once per host (the second would ask again, then fail or do it twice).
+        print(f"(on {specs[0]}, the first app host; --host app runs it on every app host in turn)",
+              flush=True)
+        specs = specs[:1]
     try:
         argv = argv_for(cfg)
     except ToolkitError as exc:

@@ -91,6 +91,16 @@ def test_the_site_answers_through_the_load_balancer_from_both_app_hosts(fleet, a
     for box in (fleet.lb, fleet.app1, fleet.app2):
         assert box.ssh_alias in status.stdout
     assert "roles: lb" in status.stdout and "roles: app, worker" in status.stdout
+    # the summary names the site where visitors reach it: the lb, never an app host
+    assert f"site: http://{fleet.lb.address}/" in status.stdout
+    assert f"site: http://{fleet.app1.address}/" not in status.stdout
+    # a command in the app's world runs once, on the first app host (the hosts share a database:
+    # `manage createsuperuser` must not ask twice); --host app asks for every app host
+    once = invoke("run", "--app", str(app_dir), "--", "hostname")
+    every = invoke("run", "--app", str(app_dir), "--host", "app", "--", "hostname")
+    names = (fleet.app1.name, fleet.app2.name)
+    assert [line for line in once.stdout.split() if line in names] == [fleet.app1.name], once.stdout + once.stderr
+    assert [line for line in every.stdout.split() if line in names] == list(names), every.stdout + every.stderr
 
 
 def test_rolling_deploy_of_a_code_change_fails_no_request(fleet, app_dir, tmp_path, request_loop):
