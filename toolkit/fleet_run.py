@@ -21,6 +21,7 @@ from invoke.exceptions import Exit
 
 from toolkit import fleet, rolling
 from toolkit import hosts as hosts_mod
+from toolkit.releases import release_stamp
 from toolkit.tasking import PARALLEL_HOSTS, explain, run_on_hosts, site_url
 
 # A host taken out of rotation gets this long past the app's timeout to finish the requests it
@@ -251,12 +252,14 @@ def deploy(cfg, rep, specs, app: str, dry: bool, force: bool, wheel, batch: int)
         rep.summary()
         return
     first = apps[0]
+    stamp = release_stamp()
 
     def member(spec):
         def context(conn):
             ctx, done = deploy_context(conn, fleet.host_config(cfg, str(spec)), rep, dry=dry, force=force,
                                        wheel=wheel, fleet_vars=vars_for(cfg, spec, addresses, database=database))
             ctx.migrate = spec == first  # migrations once, before any host switches
+            ctx.release_stamp = stamp  # one release name on every host: rollback --to NAME means one thing
             return ctx, done
         return StageMember(spec, cfg, rep, app, context)
 

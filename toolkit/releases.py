@@ -155,8 +155,14 @@ def read_releases(c, cfg, take_lock_text: str = "") -> HostReleases:
     return state
 
 
-def new_release_name(existing: set[str]) -> str:
-    name = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+def release_stamp() -> str:
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime())
+
+
+def new_release_name(existing: set[str], stamp: str = "") -> str:
+    """The UTC time as YYYYmmddHHMMSS (or `stamp`: a rolling deploy names its release once for
+    every host), with -2, -3, ... when a release of that name exists."""
+    name = stamp or release_stamp()
     candidate, n = name, 1
     while candidate in existing:
         n += 1

@@ -98,6 +98,7 @@ class DeployContext:
     recorded_previous: str = ""  # the live release a dead deploy noted in the lock we took over
     releases: HostReleases | None = None  # the host's releases, read by whoever comes first
     release: str = ""  # the new release's name
+    release_stamp: str = ""  # its name on every host of a rolling deploy ("": the time now)
     package: packaging.Package | None = None
     wheel: object = None  # Path of the server wheel
     vhash: str = ""
@@ -159,7 +160,7 @@ def updating(ctx: DeployContext) -> None:
     state = ctx.releases
     if not ctx.dry:
         restore_unverified(ctx.c, cfg, rep, state, ctx.recorded_previous)
-    ctx.release = _new_release_name(state)
+    ctx.release = new_release_name({r.name for r in state.releases}, ctx.release_stamp)
     with rep.step("package the app") as st:
         ctx.package = packaging.package_source(cfg, cmds.rel(cfg.layout.release_dir(ctx.release),
                                                                cfg.layout.base_dir))
@@ -186,10 +187,6 @@ def updating(ctx: DeployContext) -> None:
     _virtualenv(ctx, reqs)
     if not ctx.dry:
         _check_the_app(ctx)
-
-
-def _new_release_name(state: HostReleases) -> str:
-    return new_release_name({r.name for r in state.releases})
 
 
 def _upload(ctx: DeployContext) -> None:

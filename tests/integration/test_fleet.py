@@ -114,6 +114,7 @@ def test_rolling_deploy_of_a_code_change_fails_no_request(fleet, app_dir, tmp_pa
     assert loop.done > 0 and loop.failures == [], loop.summary()
     after = (live(fleet.app1), live(fleet.app2))
     assert after[0] != before[0] and after[1] != before[1]
+    assert after[0] == after[1]  # one release name on every host: `rollback --to NAME` means one thing
     timing = re.search(r"rolling deploy: (.*)", run.stdout).group(1)
     # the app hosts were switched one at a time, each out of the load balancer meanwhile
     assert "out of rotation: " + fleet.app1.ssh_alias in run.stdout

@@ -84,6 +84,12 @@ def test_release_names_sort_and_never_collide():
     assert releases.new_release_name({name}) == name + "-2" or releases.new_release_name({name}) > name
 
 
+def test_a_rolling_deploy_names_its_release_once_for_every_host():
+    # hosts prepared seconds apart still get the stamp taken when the deploy started
+    assert releases.new_release_name({"20261202120000"}, "20261202123000") == "20261202123000"
+    assert releases.new_release_name({"20261202123000"}, "20261202123000") == "20261202123000-2"
+
+
 def test_package_excludes_vcs_caches_and_local_secrets(tmp_path):
     (tmp_path / "app.py").write_text("app = 1\n")
     for junk in (".git/config", "__pycache__/app.cpython-311.pyc", ".venv/bin/python", "x.pyc", ".env"):
