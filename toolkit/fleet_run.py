@@ -108,8 +108,9 @@ class StageMember:
         self.rep.resume(self.result)
         if self.ctx.outcome is not None and not self.ctx.dry:
             self.rep.line(f"  live: releases/{self.ctx.outcome.release}")
-        # behind a load balancer the site is the balancer's address, not this host's
-        self.rep.end_host("" if self.cfg.inventory.balanced else site_url(self.cfg, self.conn))
+        # behind a load balancer the site is the balancer's address, not this host's; a worker
+        # host serves none
+        self.rep.end_host(site_url(self.cfg, self.conn) if fleet.serves_site(self.cfg, self.name) else "")
         self._close()
 
     def abort(self, exc) -> None:
@@ -155,7 +156,7 @@ class RollbackMember:
             try:
                 name = rollback_host(conn, self.cfg, self.rep, to=self.to)
                 self.rep.line(f"  live: releases/{name}")
-                self.rep.end_host("" if self.cfg.inventory.balanced else site_url(self.cfg, conn))
+                self.rep.end_host(site_url(self.cfg, conn) if fleet.serves_site(self.cfg, self.name) else "")
             finally:
                 conn.close()
         except BaseException as exc:
@@ -202,7 +203,8 @@ class NginxBalancer:
             with self.rep.step("rotation") as st:
                 sh(self.conns[lb], script, what="changing the load balancer's rotation", timeout=60)
                 st.changed(what)
-        self.down = tuple(hosts) if flags else ()
+        # only app hosts are drained: a worker host in the batch is in no rotation
+        self.down = tuple(h for h in hosts if h in self.app_conns) if flags else ()
 
     def set_down(self, hosts) -> None:
         if tuple(hosts) != self.down:

@@ -82,7 +82,9 @@ def _wanted(template: str, cfg: AppConfig, host: dict | None = None) -> bool:
     if template == "etc/logrotate.d/APP.j2":
         return cfg.access_log == "file"
     if template == "etc/nginx/sites-available/pronghorn-default.conf.j2":
-        return not cfg.any_domain
+        # not on a worker host that is no app host: its nginx listens on loopback only, and the
+        # catch-all would listen on every address
+        return not cfg.any_domain and not (roles is not None and not {"app", "lb"} & set(roles))
     if template in redis_service.TEMPLATES:
         return cfg.redis
     if template in PROXY_TEMPLATES:

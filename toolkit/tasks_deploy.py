@@ -252,7 +252,7 @@ def status(c, host=None, limit=None, app="."):
     cfg = load_config(app, check_secrets=False)
     rep = Reporter()
 
-    from toolkit.fleet import host_config
+    from toolkit.fleet import host_config, serves_site
 
     def work(conn, spec):
         roles = cfg.inventory.roles_of(str(spec)) if cfg.inventory.multi else ()
@@ -296,7 +296,7 @@ def status(c, host=None, limit=None, app="."):
         if troubled:
             raise DeployError(f"{', '.join(troubled)}: not running, or its last run failed (see above)",
                               next_task("logs", "--process", troubled[0]))
-        return site_url(cfg, conn)
+        return site_url(cfg, conn) if serves_site(cfg, str(spec)) else ""  # not behind an lb, nor a worker
 
     run_on_hosts(host_specs(host, cfg, limit), rep, work, app, parallel=PARALLEL_HOSTS)
 

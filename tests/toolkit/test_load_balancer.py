@@ -158,3 +158,66 @@ def test_the_load_balancers_site_passes_nginx_t(cfg, tmp_path):
     cache = tmp_path / "cache"
     ok, output = nginx_test(tmp_path, site.replace(cfg.layout.lb_static_cache, str(cache)))
     assert ok, output
+
+
+@pytest.fixture
+def worker_cfg(tmp_path):
+    """a1 runs the web app, w1 only the app's processes (a worker host that is no app host)."""
+    app = tmp_path / "jobs"
+    (app / "static").mkdir(parents=True)
+    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    (app / "deploy.toml").write_text('[app]\ndomains = ["shop.example.com"]\n'
+                                     '[hosts]\nlb = ["lb1"]\napp = ["a1"]\nworker = ["w1"]\n'
+                                     '[network]\nprivate = "10.78.0.0/16"\n'
+                                     '[processes]\nticker = "python ticker.py"\n')
+    return load_app_config(app)
+
+
+WORKER_ADDRESSES = {**ADDRESSES, "w1": fleet.Address("10.78.0.9", "w1")}
+
+
+def test_a_worker_host_runs_the_processes_and_serves_nothing_outside(worker_cfg):
+    from toolkit.fleet import host_config
+
+    vars_ = fleet.host_vars(worker_cfg, "w1", WORKER_ADDRESSES)
+    files = {f.path: f.content for f in render_all(host_config(worker_cfg, "w1"), vars_, mask_secrets=True)}
+    assert "/etc/systemd/system/jobs-ticker.service" in files  # its [processes]
+    site = files["/etc/nginx/sites-available/jobs.conf"]
+    listens = [line.strip() for line in site.splitlines() if line.strip().startswith("listen")]
+    # loopback only: the deploy's health check and `invoke status` ask there, nobody else can
+    assert listens == ["listen 127.0.0.1:80;"], listens
+    assert "set_real_ip_from" not in site
+    # no catch-all either: it would listen on every address
+    assert not any("pronghorn-default" in p for p in files) and worker_cfg.layout.lb_site not in files
+    # not in the load balancer's upstream
+    assert [u.host for u in fleet.upstreams(worker_cfg, WORKER_ADDRESSES)] == ["a1"]
+    # the app host keeps its private listener and its catch-all
+    app_files = {f.path for f in render_all(host_config(worker_cfg, "a1"),
+                                            fleet.host_vars(worker_cfg, "a1", WORKER_ADDRESSES), mask_secrets=True)}
+    assert "/etc/nginx/sites-available/pronghorn-default.conf" in app_files
+    assert "/etc/systemd/system/jobs-ticker.service" not in app_files  # a1 is no worker
+
+
+def test_a_worker_host_lets_no_web_port_in():
+    wanted = Wanted(app="jobs", layout=HostLayout("jobs"), hardening=Hardening(), roles=("worker",))
+    fresh = hardened((UfwRule("allow", "tcp", "22"),))
+    assert firewall.plan(fresh, wanted) == []  # ssh only, nothing to add
+    # a host that served the site before (a single host, or an app host of [hosts]) closes it
+    was_web = hardened((UfwRule("allow", "tcp", "22"), UfwRule("allow", "tcp", "80"), UfwRule("allow", "tcp", "443")))
+    [change] = firewall.plan(was_web, wanted)
+    assert change.script.split(" && ") == ["ufw delete allow 80/tcp >/dev/null", "ufw delete allow 443/tcp >/dev/null"]
+    # a load balancer that is also a worker is the site's front: open to everyone
+    both = Wanted(app="jobs", layout=HostLayout("jobs"), hardening=Hardening(), roles=("lb", "worker"))
+    assert firewall.web_rules(both) == ["80/tcp", "443/tcp"]
+    # the database host alone serves no site either
+    db = Wanted(app="jobs", layout=HostLayout("jobs"), hardening=Hardening(), roles=("db",))
+    assert firewall.web_rules(db) == []
+
+
+def test_the_summary_shows_the_site_where_visitors_reach_it(worker_cfg, cfg):
+    assert fleet.serves_site(worker_cfg, "lb1")
+    assert not fleet.serves_site(worker_cfg, "a1") and not fleet.serves_site(worker_cfg, "w1")
+    from toolkit.inventory import Inventory
+    from dataclasses import replace
+    no_lb = replace(cfg, inventory=Inventory.of({"app": ("a1",), "worker": ("w1",)}))
+    assert fleet.serves_site(no_lb, "a1") and not fleet.serves_site(no_lb, "w1")
