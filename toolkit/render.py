@@ -65,9 +65,11 @@ def _ownership(target: str, cfg: AppConfig) -> tuple[int, str, str]:
 
 
 # [hosts]: what a host gets by its roles (toolkit/fleet.py host_vars gives `roles`). A load balancer
-# gets its site, the 503 page and the catch-all; the app's own files go to app and worker hosts.
+# gets its site, the 503 pages (unavailable, maintenance) and the catch-all; the app's own files
+# go to app and worker hosts.
 LB_TEMPLATE = "etc/nginx/sites-available/APP-lb.conf.j2"
 EDGE_TEMPLATES = (LB_TEMPLATE, "etc/nginx/pronghorn/APP.unavailable.html.j2",
+                  "etc/nginx/pronghorn/APP.maintenance.html.j2",  # maintenance.on: the lb's page
                   "etc/nginx/sites-available/pronghorn-default.conf.j2")
 
 

@@ -39,7 +39,9 @@ def files_for(cfg, host):
 
 def test_the_load_balancer_gets_its_site_and_none_of_the_app(cfg):
     files = files_for(cfg, "lb1")
-    assert sorted(files) == ["/etc/nginx/pronghorn/shop.unavailable.html", cfg.layout.lb_site]
+    # its pages: "being deployed / down" and the maintenance page (maintenance.on is the lb's)
+    assert sorted(files) == ["/etc/nginx/pronghorn/shop.maintenance.html", "/etc/nginx/pronghorn/shop.unavailable.html",
+                             cfg.layout.lb_site]
 
 
 def test_upstream_lists_the_app_hosts_private_addresses_in_a_pool_per_rotation(cfg):
@@ -221,3 +223,79 @@ def test_the_summary_shows_the_site_where_visitors_reach_it(worker_cfg, cfg):
     from dataclasses import replace
     no_lb = replace(cfg, inventory=Inventory.of({"app": ("a1",), "worker": ("w1",)}))
     assert fleet.serves_site(no_lb, "a1") and not fleet.serves_site(no_lb, "w1")
+
+
+LB_TEMPLATE = Path(__file__).resolve().parents[2] / "templates/etc/nginx/sites-available/APP-lb.conf.j2"
+
+
+@pytest.mark.skipif("maintenance.jinja" not in LB_TEMPLATE.read_text(),
+                    reason="the load balancer's site does not import templates/etc/nginx/maintenance.jinja yet")
+def test_the_load_balancers_site_answers_503_while_maintenance_is_on(cfg):
+    site = files_for(cfg, "lb1")[cfg.layout.lb_site]
+    server = site.split("\nserver {", 1)[1]
+    assert f"if (-f {cfg.layout.maintenance_flag}) {{" in server
+    assert "error_page 503 /.pronghorn/maintenance.html;" in server
+    assert f"alias {cfg.layout.maintenance_page};" in server
+
+
+class Ran:
+    """What the maintenance task ran on which host (toolkit/remote.sh faked)."""
+
+    def __init__(self, exited=0):
+        self.scripts, self.exited = [], exited
+
+    def sh(self, conn, script, **kw):
+        from types import SimpleNamespace
+        self.scripts.append((conn.host, script))
+        return SimpleNamespace(exited=self.exited, ok=self.exited == 0, stdout="", stderr="")
+
+
+def run_maintenance(monkeypatch, app, on, host=None, exited=0):
+    """tasks_maintenance.switch with every host faked: [(host, script), ...] it ran."""
+    from types import SimpleNamespace
+
+    from toolkit import audit, remote, tasking, tasks_maintenance
+
+    ran = Ran(exited)
+    monkeypatch.setattr(remote, "sh", ran.sh)
+    monkeypatch.setattr(audit, "record", lambda *a, **k: None)
+    monkeypatch.setattr(tasks_maintenance, "site_url", lambda cfg, conn: "")
+    monkeypatch.setattr(tasking.hosts_mod, "connect", lambda spec: SimpleNamespace(host=str(spec), close=lambda: None))
+    tasks_maintenance.switch(on, host, str(app))
+    return ran.scripts
+
+
+def test_maintenance_is_the_load_balancers_and_leaves_the_app_hosts_alone(cfg, monkeypatch, capsys):
+    from invoke.exceptions import Exit
+
+    app = cfg.source.path
+    scripts = run_maintenance(monkeypatch, app, True)
+    assert [h for h, _ in scripts] == ["lb1"]
+    # the flag is made only where the load balancer's site tests it
+    assert f"grep -qF {cfg.layout.maintenance_flag} {cfg.layout.lb_site}" in scripts[0][1]
+    assert "maintenance.off --host lb1" in capsys.readouterr().out
+    assert [h for h, _ in run_maintenance(monkeypatch, app, False)] == ["lb1"]
+    # an app host named on its own is refused: a flag there would answer the lb 503
+    with pytest.raises(Exit) as info:
+        run_maintenance(monkeypatch, app, True, host=["a1"])
+    assert "none of the hosts picked has the role lb" in str(info.value.message)
+
+
+def test_maintenance_on_a_load_balancer_without_it_says_to_provision(cfg, monkeypatch, capsys):
+    from invoke.exceptions import Exit
+    from toolkit import maintenance
+
+    with pytest.raises(Exit):
+        run_maintenance(monkeypatch, cfg.source.path, True, exited=maintenance.NO_SITE_EXIT)
+    out = capsys.readouterr().out
+    assert "load balancer site of shop" in out and "invoke provision --host lb1" in out, out
+
+
+def test_maintenance_without_a_load_balancer_is_the_app_hosts(tmp_path, monkeypatch):
+    app = tmp_path / "solo"
+    app.mkdir()
+    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    (app / "deploy.toml").write_text('[hosts]\napp = ["a1", "a2"]\nworker = ["w1"]\n')
+    scripts = run_maintenance(monkeypatch, app, True)
+    assert [h for h, _ in scripts] == ["a1", "a2"]
+    assert "/etc/nginx/sites-available/solo.conf" in scripts[0][1]
