@@ -266,16 +266,34 @@ def deploy(cfg, rep, specs, app: str, dry: bool, force: bool, wheel, batch: int)
     first_slot = rep.reserve([m.name for m in members])
     for i, m in enumerate(members):
         m.slot = first_slot + i
-    rep.parallel = True
+    rep.line(rotation_plan(cfg, specs, [m.name for m in members], batch, dry))
+
+    def roll(balancer):
+        _timings(rep, rolling.roll(members, balancer, batch=batch, parallel=PARALLEL_HOSTS))
+
+    # a dry run changes no rotation: no balancer (rolling.NoBalancer)
+    _through_balancer(cfg, rep, app, roll, addresses if inventory.balanced and not dry else None)
+
+
+def _through_balancer(cfg, rep, app: str, work, addresses) -> None:
+    """`work(balancer)` with the hosts' lines side by side: the NginxBalancer of every load
+    balancer of the inventory (None when `addresses` is None: no rotation to change), closed
+    whatever happens; then the summary, and exit 1 when anything failed. Each host said why
+    in its own place; a load balancer that cannot be reached says so here."""
     balancer = None
     failed = False
+    rep.parallel = True
     try:
-        balancer = NginxBalancer(cfg, rep, addresses) if inventory.balanced and not dry else None
-        result = rolling.roll(members, balancer, batch=batch, parallel=PARALLEL_HOSTS)
-        _timings(rep, result)
-    except KeyboardInterrupt:
-        failed = True
-    except Exception:  # each host said why in its own place
+        if addresses is not None:
+            try:
+                balancer = NginxBalancer(cfg, rep, addresses)
+            except hosts_mod.HostError as exc:
+                rep.parallel = False
+                rep.line(f"error: the load balancers' rotation cannot be changed: {exc}\n"
+                         f"  next: {exc.next_step or 'check that every lb host of deploy.toml [hosts] answers'}")
+                raise
+        work(balancer)
+    except (Exception, KeyboardInterrupt):  # each host said why in its own place
         failed = True
     finally:
         if balancer is not None:
@@ -284,6 +302,23 @@ def deploy(cfg, rep, specs, app: str, dry: bool, force: bool, wheel, batch: int)
     rep.summary()
     if failed:
         raise Exit(code=1)
+
+
+def rotation_plan(cfg, specs, names, batch: int, dry: bool) -> str:
+    """The line a rolling deploy starts with: the batches, and which load balancers take them out
+    of rotation. Those are every lb of deploy.toml [hosts], picked or not: --limit app still
+    takes each app host out before it switches (only the rotation changes there, nothing is
+    provisioned on a load balancer left out of --limit)."""
+    inventory = cfg.inventory
+    rolled = " then ".join("+".join(group) for group in rolling.batches(list(names), batch))
+    if not inventory.balanced:
+        return f"== rolling deploy ({'dry run: ' if dry else ''}no load balancer): {rolled}"
+    lbs = inventory.hosts("lb")
+    left_out = [h for h in lbs if h not in {str(s) for s in specs}]
+    where = ", ".join(lbs) + (" (not in --limit: only its rotation changes)" if left_out else "")
+    if dry:
+        return f"== rolling deploy (dry run: no host leaves the rotation of {where}): would switch {rolled}"
+    return f"== rolling deploy, out of the rotation of {where} batch by batch: {rolled}"
 
 
 def _timings(rep, result) -> None:
@@ -302,19 +337,6 @@ def rollback(cfg, rep, specs, app: str, to, batch: int) -> None:
     if not apps:
         raise Exit("error: no app or worker host picked; rollback works on the hosts that run the app\n"
                    "  next: leave --limit out, or pick app hosts (--limit app)", code=2)
-    addresses = read_addresses(cfg, app) if inventory.balanced else {}
-    balancer = NginxBalancer(cfg, rep, addresses) if inventory.balanced else None
-    rep.parallel = True
-    failed = False
-    try:
-        rolling.roll_back([RollbackMember(s, fleet.host_config(cfg, str(s)), rep, app, to) for s in apps],
-                          balancer, batch)
-    except Exception:
-        failed = True
-    finally:
-        if balancer is not None:
-            balancer.close()
-        rep.parallel = False
-    rep.summary()
-    if failed:
-        raise Exit(code=1)
+    addresses = read_addresses(cfg, app) if inventory.balanced else None
+    members = [RollbackMember(s, fleet.host_config(cfg, str(s)), rep, app, to) for s in apps]
+    _through_balancer(cfg, rep, app, lambda balancer: rolling.roll_back(members, balancer, batch), addresses)
