@@ -4,8 +4,8 @@ roles, the app hosts rolled through the load balancers (toolkit/rolling.py).
     deploy     read every host's private address (toolkit/fleet.py); provision the other hosts
                picked (database, load balancers) at once; then the rolling deploy of the app
                hosts picked: `StageMember` runs a host's toolkit/stages.py stages phase by phase,
-               `NginxBalancer` marks hosts down in the load balancers' upstream and waits for
-               their old nginx workers to finish.
+               `NginxBalancer` takes hosts out of every load balancer's rotation (those of
+               deploy.toml [hosts], whatever --limit picks) and drains them.
     rollback   the app hosts back to their earlier release, batch by batch out of rotation.
     provision  `vars_for(...)`: what each host gets to know of the others.
 
@@ -185,6 +185,7 @@ class NginxBalancer:
         self.conns = dict(zip(self.hosts, opened[:len(self.hosts)]))
         self.app_conns = dict(zip(apps, opened[len(self.hosts):]))
         self.down: tuple = ()  # every app host in rotation: what provisioning leaves
+        self.suffix = None  # the rotation the lbs are in (fleet.out_suffix); None: not known yet
         self._set(())  # a deploy killed mid-roll may have left hosts out
 
     def _set(self, hosts) -> None:
@@ -197,18 +198,23 @@ class NginxBalancer:
         script = (f"mkdir -p {q(state)} && chmod 755 {q(link + '.states')} {q(state)} && "
                   + "".join(f"touch {q(state + '/' + n)} && " for n in flags)
                   + f"ln -sfn {q(state)} {q(link + '.new')} && mv -T {q(link + '.new')} {q(link)}")
-        what = f"out of rotation: {', '.join(hosts)}" if flags else "every app host in rotation"
+        what = f"out of rotation: {', '.join(h for h in hosts if h in self.app_conns)}" if flags \
+            else "every app host in rotation"
         for lb in self.hosts:
             self.rep.resume(self.results[lb])
             with self.rep.step("rotation") as st:
                 sh(self.conns[lb], script, what="changing the load balancer's rotation", timeout=60)
                 st.changed(what)
+        self.suffix = suffix
         # only app hosts are drained: a worker host in the batch is in no rotation
         self.down = tuple(h for h in hosts if h in self.app_conns) if flags else ()
 
     def set_down(self, hosts) -> None:
-        if tuple(hosts) != self.down:
+        # a batch of worker hosts only changes no rotation: nothing written, nothing drained
+        if fleet.out_suffix(self.cfg, hosts) != self.suffix:
             self._set(hosts)
+        else:
+            self.down = tuple(h for h in hosts if h in self.app_conns) if self.suffix else ()
 
     def drain(self) -> None:
         from toolkit import onhost
@@ -269,13 +275,15 @@ def deploy(cfg, rep, specs, app: str, dry: bool, force: bool, wheel, batch: int)
     rep.line(rotation_plan(cfg, specs, [m.name for m in members], batch, dry))
 
     def roll(balancer):
-        _timings(rep, rolling.roll(members, balancer, batch=batch, parallel=PARALLEL_HOSTS))
+        result = rolling.roll(members, balancer, batch=batch, parallel=PARALLEL_HOSTS)
+        if not dry:  # a dry run's are only the time to read the hosts
+            _timings(rep, result)
 
     # a dry run changes no rotation: no balancer (rolling.NoBalancer)
-    _through_balancer(cfg, rep, app, roll, addresses if inventory.balanced and not dry else None)
+    _through_balancer(cfg, rep, roll, addresses if inventory.balanced and not dry else None)
 
 
-def _through_balancer(cfg, rep, app: str, work, addresses) -> None:
+def _through_balancer(cfg, rep, work, addresses) -> None:
     """`work(balancer)` with the hosts' lines side by side: the NginxBalancer of every load
     balancer of the inventory (None when `addresses` is None: no rotation to change), closed
     whatever happens; then the summary, and exit 1 when anything failed. Each host said why
@@ -339,4 +347,4 @@ def rollback(cfg, rep, specs, app: str, to, batch: int) -> None:
                    "  next: leave --limit out, or pick app hosts (--limit app)", code=2)
     addresses = read_addresses(cfg, app) if inventory.balanced else None
     members = [RollbackMember(s, fleet.host_config(cfg, str(s)), rep, app, to) for s in apps]
-    _through_balancer(cfg, rep, app, lambda balancer: rolling.roll_back(members, balancer, batch), addresses)
+    _through_balancer(cfg, rep, lambda balancer: rolling.roll_back(members, balancer, batch), addresses)

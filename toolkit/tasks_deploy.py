@@ -57,7 +57,7 @@ def provision_work(cfg, rep, dry, vars_of=None):
     from toolkit import audit
     from toolkit.lock import release_if_ours as unlock_if_ours
 
-    from toolkit.fleet import host_config
+    from toolkit.fleet import host_config, serves_site
 
     def work(conn, spec):
         lock = _take_lock(conn, cfg, rep) if not dry else ""
@@ -72,7 +72,8 @@ def provision_work(cfg, rep, dry, vars_of=None):
             if lock:
                 audit.record(conn, cfg, "provision", "-", result)
                 unlock_if_ours(conn, cfg, lock)
-        return site_url(cfg, conn)
+        # with [hosts], the site is where visitors reach it: the lb's, not an app host's
+        return site_url(cfg, conn) if serves_site(cfg, str(spec)) else ""
 
     return work
 

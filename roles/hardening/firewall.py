@@ -98,7 +98,9 @@ def plan(facts, wanted) -> list:
     notes = [f"allow {', '.join(missing)}"] if missing else []
     closing = open_web_to_close(facts, wanted)
     script += [f"ufw delete allow {q(rule)} >/dev/null" for rule in closing]
-    notes += [f"closed {', '.join(closing)} to everyone else"] if closing else []
+    if closing:
+        notes.append(f"closed {', '.join(closing)} " + ("to everyone else" if serves_web(wanted) else
+                                                         "(this host serves no site)"))
     if hard.ufw_default_input != "DROP":
         script.append("ufw default deny incoming >/dev/null")
         notes.append("deny other incoming")

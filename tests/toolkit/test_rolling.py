@@ -181,7 +181,7 @@ def test_a_roll_limited_to_app_hosts_still_takes_them_out_of_every_load_balancer
     plan = fleet_run.rotation_plan(cfg, specs, [m.name for m in members], 2, dry=False)
     assert plan == ("== rolling deploy, out of the rotation of lb1, lb2 (not in --limit: only its rotation "
                     "changes) batch by batch: a2+w1")
-    fleet_run._through_balancer(cfg, Reporter(), ".", lambda b: rolling.roll(members, b, batch=2, parallel=1),
+    fleet_run._through_balancer(cfg, Reporter(), lambda b: rolling.roll(members, b, batch=2, parallel=1),
                                 addresses)
     rotations = [(host, script) for host, script in ran if "ln -sfn" in script]
     # each lb: everyone in (a roll killed earlier may have left hosts out), a2 out, everyone in
@@ -193,12 +193,22 @@ def test_a_roll_limited_to_app_hosts_still_takes_them_out_of_every_load_balancer
     assert log.index(("publish", "a2")) > 0 and all(c.closed for c in conns.values())
 
 
+def test_a_roll_of_worker_hosts_only_leaves_the_rotation_alone(monkeypatch):
+    cfg, ran, conns = fake_fleet(monkeypatch, {"lb": ("lb1",), "app": ("a1", "a2"), "worker": ("w1",)})
+    log = Log()
+    fleet_run._through_balancer(cfg, Reporter(), lambda b: rolling.roll([FakeMember("w1", log)], b),
+                                {h: None for h in ("lb1", "a1", "a2", "w1")})
+    # one write at the start (every app host in: what an interrupted roll may have left), then none
+    assert len([s for _, s in ran if "ln -sfn" in s]) == 1 and not any("nginx-status" in s for _, s in ran)
+    assert ("publish", "w1") in log
+
+
 def test_a_load_balancer_that_cannot_be_reached_stops_the_roll_before_any_switch(monkeypatch, capsys):
     cfg, ran, conns = fake_fleet(monkeypatch, {"lb": ("lb1",), "app": ("a1", "a2")}, fail_connect=("lb1",))
     log = Log()
     members = [FakeMember("a1", log)]
     with pytest.raises(Exit) as info:
-        fleet_run._through_balancer(cfg, Reporter(), ".", lambda b: rolling.roll(members, b), {"lb1": None})
+        fleet_run._through_balancer(cfg, Reporter(), lambda b: rolling.roll(members, b), {"lb1": None})
     assert info.value.code == 1 and log == []  # nothing prepared, nothing switched
     out = capsys.readouterr().out
     assert "the load balancers' rotation cannot be changed: could not connect to lb1" in out
@@ -210,7 +220,7 @@ def test_a_dry_roll_says_what_it_would_do_and_changes_no_rotation(monkeypatch):
     line = fleet_run.rotation_plan(cfg, cfg.inventory.all_hosts, ["a1", "a2"], 1, dry=True)
     assert line == "== rolling deploy (dry run: no host leaves the rotation of lb1): would switch a1 then a2"
     log = Log()
-    fleet_run._through_balancer(cfg, Reporter(), ".", lambda b: rolling.roll([FakeMember("a1", log)], b), None)
+    fleet_run._through_balancer(cfg, Reporter(), lambda b: rolling.roll([FakeMember("a1", log)], b), None)
     assert ran == [] and ("publish", "a1") in log
 
 
@@ -219,7 +229,7 @@ def test_a_failed_roll_exits_1_after_the_summary(monkeypatch, capsys):
     log = Log()
     members = [FakeMember("a1", log), FakeMember("a2", log, fail={"publish"})]
     with pytest.raises(Exit) as info:
-        fleet_run._through_balancer(cfg, Reporter(), ".", lambda b: rolling.roll(members, b, parallel=1),
+        fleet_run._through_balancer(cfg, Reporter(), lambda b: rolling.roll(members, b, parallel=1),
                                     {"lb1": None})
     assert info.value.code == 1 and "Summary" in capsys.readouterr().out
     assert all(c.closed for c in conns.values())
