@@ -1,12 +1,13 @@
 """What each host of deploy.toml [hosts] must know about the others, for rendering its files.
 
 A load balancer's upstream lists the app hosts' private addresses; an app host's nginx listens on
-its own private address (and loopback, where the health check and `invoke run` ask) and trusts
-X-Forwarded-For only from the load balancers' addresses, and its firewall lets port 80 in from
-them only. Those addresses are read from the hosts once per task (`read_addresses`: the
-Ipv4Addresses fact, toolkit/facts/addresses.py, picked by [network] private; without it, the
-address ssh connects to) and turned into the `host` variables the templates see
-(`host_vars(cfg, host, addresses)`).
+its own private address (and loopback, where the health check asks) and trusts X-Forwarded-For
+only from the load balancers' addresses, and its firewall lets port 80 in from them only. A
+worker host that is not an app host listens on loopback only (the deploy's health check) and
+opens no web port: no visitor reaches it. Those addresses are read from the hosts once per task
+(`read_addresses`: the Ipv4Addresses fact, toolkit/facts/addresses.py, picked by [network]
+private; without it, the address ssh connects to) and turned into the `host` variables the
+templates see (`host_vars(cfg, host, addresses)`).
 
 Taking app hosts out of rotation (a rolling deploy) changes no file nginx reads and reloads
 nothing: the load balancer's site holds one upstream block per set of hosts a roll can take out
@@ -115,7 +116,8 @@ def host_vars(cfg, host: str, addresses: dict) -> dict:
     """The `host` variables of the render for `host` (toolkit/render.py, the nginx templates):
     `roles`; on a load balancer `upstreams` and `pools`; on an app host behind one `listen` (its private
     address and loopback), `real_ip_from` and `web_from` (the load balancers' addresses), and
-    `lb_names` (the names requests arrive with: ALLOWED_HOSTS of an app with domains = ["_"])."""
+    `lb_names` (the names requests arrive with: ALLOWED_HOSTS of an app with domains = ["_"]);
+    on a worker host that is not an app host, `listen` on loopback only."""
     inventory = cfg.inventory
     roles = inventory.roles_of(host)
     out: dict = {"roles": roles}
@@ -129,7 +131,24 @@ def host_vars(cfg, host: str, addresses: dict) -> dict:
         out["real_ip_from"] = lb_addresses
         out["web_from"] = lb_addresses
         out["lb_names"] = tuple(dict.fromkeys(a for h in lbs for a in (addresses[h].reached, addresses[h].private)))
+    elif worker_only(inventory, host):
+        # The release is checked here as on an app host (the deploy's health check asks this
+        # host's nginx), but nothing outside the host may reach the site: loopback only, and
+        # the firewall opens no web port (roles/hardening/firewall.py).
+        out["listen"] = (LOOPBACK,)
     return out
+
+
+def worker_only(inventory, host: str) -> bool:
+    """A host of [hosts] worker that is not an app host: the app's [processes] and [schedule],
+    never in a load balancer's rotation, its site on loopback only."""
+    roles = inventory.roles_of(host)
+    return inventory.multi and "worker" in roles and "app" not in roles
+
+
+def serves_site(cfg, host: str) -> bool:
+    """Whether visitors reach the site at `host` itself (the URL a summary shows for it)."""
+    return cfg.inventory.serves_site(host)
 
 
 def host_config(cfg, host: str):

@@ -4,8 +4,8 @@ roles, the app hosts rolled through the load balancers (toolkit/rolling.py).
     deploy     read every host's private address (toolkit/fleet.py); provision the other hosts
                picked (database, load balancers) at once; then the rolling deploy of the app
                hosts picked: `StageMember` runs a host's toolkit/stages.py stages phase by phase,
-               `NginxBalancer` marks hosts down in the load balancers' upstream and waits for
-               their old nginx workers to finish.
+               `NginxBalancer` takes hosts out of every load balancer's rotation (those of
+               deploy.toml [hosts], whatever --limit picks) and drains them.
     rollback   the app hosts back to their earlier release, batch by batch out of rotation.
     provision  `vars_for(...)`: what each host gets to know of the others.
 
@@ -109,8 +109,9 @@ class StageMember:
         self.rep.resume(self.result)
         if self.ctx.outcome is not None and not self.ctx.dry:
             self.rep.line(f"  live: releases/{self.ctx.outcome.release}")
-        # behind a load balancer the site is the balancer's address, not this host's
-        self.rep.end_host("" if self.cfg.inventory.balanced else site_url(self.cfg, self.conn))
+        # behind a load balancer the site is the balancer's address, not this host's; a worker
+        # host serves none
+        self.rep.end_host(site_url(self.cfg, self.conn) if fleet.serves_site(self.cfg, self.name) else "")
         self._close()
 
     def abort(self, exc) -> None:
@@ -156,7 +157,7 @@ class RollbackMember:
             try:
                 name = rollback_host(conn, self.cfg, self.rep, to=self.to)
                 self.rep.line(f"  live: releases/{name}")
-                self.rep.end_host("" if self.cfg.inventory.balanced else site_url(self.cfg, conn))
+                self.rep.end_host(site_url(self.cfg, conn) if fleet.serves_site(self.cfg, self.name) else "")
             finally:
                 conn.close()
         except BaseException as exc:
@@ -185,6 +186,7 @@ class NginxBalancer:
         self.conns = dict(zip(self.hosts, opened[:len(self.hosts)]))
         self.app_conns = dict(zip(apps, opened[len(self.hosts):]))
         self.down: tuple = ()  # every app host in rotation: what provisioning leaves
+        self.suffix = None  # the rotation the lbs are in (fleet.out_suffix); None: not known yet
         self._set(())  # a deploy killed mid-roll may have left hosts out
 
     def _set(self, hosts) -> None:
@@ -197,17 +199,23 @@ class NginxBalancer:
         script = (f"mkdir -p {q(state)} && chmod 755 {q(link + '.states')} {q(state)} && "
                   + "".join(f"touch {q(state + '/' + n)} && " for n in flags)
                   + f"ln -sfn {q(state)} {q(link + '.new')} && mv -T {q(link + '.new')} {q(link)}")
-        what = f"out of rotation: {', '.join(hosts)}" if flags else "every app host in rotation"
+        what = f"out of rotation: {', '.join(h for h in hosts if h in self.app_conns)}" if flags \
+            else "every app host in rotation"
         for lb in self.hosts:
             self.rep.resume(self.results[lb])
             with self.rep.step("rotation") as st:
                 sh(self.conns[lb], script, what="changing the load balancer's rotation", timeout=60)
                 st.changed(what)
-        self.down = tuple(hosts) if flags else ()
+        self.suffix = suffix
+        # only app hosts are drained: a worker host in the batch is in no rotation
+        self.down = tuple(h for h in hosts if h in self.app_conns) if flags else ()
 
     def set_down(self, hosts) -> None:
-        if tuple(hosts) != self.down:
+        # a batch of worker hosts only changes no rotation: nothing written, nothing drained
+        if fleet.out_suffix(self.cfg, hosts) != self.suffix:
             self._set(hosts)
+        else:
+            self.down = tuple(h for h in hosts if h in self.app_conns) if self.suffix else ()
 
     def drain(self) -> None:
         from toolkit import onhost
@@ -267,16 +275,36 @@ def deploy(cfg, rep, specs, app: str, dry: bool, force: bool, wheel, batch: int)
     first_slot = rep.reserve([m.name for m in members])
     for i, m in enumerate(members):
         m.slot = first_slot + i
-    rep.parallel = True
+    rep.line(rotation_plan(cfg, specs, [m.name for m in members], batch, dry))
+
+    def roll(balancer):
+        result = rolling.roll(members, balancer, batch=batch, parallel=PARALLEL_HOSTS)
+        if not dry:  # a dry run's are only the time to read the hosts
+            _timings(rep, result)
+
+    # a dry run changes no rotation: no balancer (rolling.NoBalancer)
+    _through_balancer(cfg, rep, roll, addresses if inventory.balanced and not dry else None)
+
+
+def _through_balancer(cfg, rep, work, addresses) -> None:
+    """`work(balancer)` with the hosts' lines side by side: the NginxBalancer of every load
+    balancer of the inventory (None when `addresses` is None: no rotation to change), closed
+    whatever happens; then the summary, and exit 1 when anything failed. Each host said why
+    in its own place; a load balancer that cannot be reached says so here."""
     balancer = None
     failed = False
+    rep.parallel = True
     try:
-        balancer = NginxBalancer(cfg, rep, addresses) if inventory.balanced and not dry else None
-        result = rolling.roll(members, balancer, batch=batch, parallel=PARALLEL_HOSTS)
-        _timings(rep, result)
-    except KeyboardInterrupt:
-        failed = True
-    except Exception:  # each host said why in its own place
+        if addresses is not None:
+            try:
+                balancer = NginxBalancer(cfg, rep, addresses)
+            except hosts_mod.HostError as exc:
+                rep.parallel = False
+                rep.line(f"error: the load balancers' rotation cannot be changed: {exc}\n"
+                         f"  next: {exc.next_step or 'check that every lb host of deploy.toml [hosts] answers'}")
+                raise
+        work(balancer)
+    except (Exception, KeyboardInterrupt):  # each host said why in its own place
         failed = True
     finally:
         if balancer is not None:
@@ -285,6 +313,23 @@ def deploy(cfg, rep, specs, app: str, dry: bool, force: bool, wheel, batch: int)
     rep.summary()
     if failed:
         raise Exit(code=1)
+
+
+def rotation_plan(cfg, specs, names, batch: int, dry: bool) -> str:
+    """The line a rolling deploy starts with: the batches, and which load balancers take them out
+    of rotation. Those are every lb of deploy.toml [hosts], picked or not: --limit app still
+    takes each app host out before it switches (only the rotation changes there, nothing is
+    provisioned on a load balancer left out of --limit)."""
+    inventory = cfg.inventory
+    rolled = " then ".join("+".join(group) for group in rolling.batches(list(names), batch))
+    if not inventory.balanced:
+        return f"== rolling deploy ({'dry run: ' if dry else ''}no load balancer): {rolled}"
+    lbs = inventory.hosts("lb")
+    left_out = [h for h in lbs if h not in {str(s) for s in specs}]
+    where = ", ".join(lbs) + (" (not in --limit: only its rotation changes)" if left_out else "")
+    if dry:
+        return f"== rolling deploy (dry run: no host leaves the rotation of {where}): would switch {rolled}"
+    return f"== rolling deploy, out of the rotation of {where} batch by batch: {rolled}"
 
 
 def _timings(rep, result) -> None:
@@ -303,19 +348,6 @@ def rollback(cfg, rep, specs, app: str, to, batch: int) -> None:
     if not apps:
         raise Exit("error: no app or worker host picked; rollback works on the hosts that run the app\n"
                    "  next: leave --limit out, or pick app hosts (--limit app)", code=2)
-    addresses = read_addresses(cfg, app) if inventory.balanced else {}
-    balancer = NginxBalancer(cfg, rep, addresses) if inventory.balanced else None
-    rep.parallel = True
-    failed = False
-    try:
-        rolling.roll_back([RollbackMember(s, fleet.host_config(cfg, str(s)), rep, app, to) for s in apps],
-                          balancer, batch)
-    except Exception:
-        failed = True
-    finally:
-        if balancer is not None:
-            balancer.close()
-        rep.parallel = False
-    rep.summary()
-    if failed:
-        raise Exit(code=1)
+    addresses = read_addresses(cfg, app) if inventory.balanced else None
+    members = [RollbackMember(s, fleet.host_config(cfg, str(s)), rep, app, to) for s in apps]
+    _through_balancer(cfg, rep, lambda balancer: rolling.roll_back(members, balancer, batch), addresses)

@@ -1,6 +1,10 @@
 """Maintenance mode: nginx answers the app's visitors with a static 503 page (and Retry-After)
 while the app is worked on; `invoke maintenance.on/off` (toolkit/tasks_maintenance.py).
 
+With deploy.toml [hosts] the page is the load balancers' (`front_roles`: where visitors arrive;
+their site tests the same flag, templates/etc/nginx/maintenance.jinja); the app hosts behind
+them are left alone and keep answering the load balancers.
+
 How it works: the app's nginx site tests on every request for a flag file
 (`cfg.layout.maintenance_flag`, under /var/lib/pronghorn, root's) and answers 503 with
 `cfg.layout.maintenance_page` while it exists. So turning it on or off is one file, with no
@@ -24,12 +28,29 @@ NO_SITE_EXIT = 3  # the host's nginx site does not know maintenance mode (not de
 WAS_OFF_EXIT = 4  # off: there was no flag
 
 
-def on_script(cfg) -> str:
+def front_roles(cfg) -> tuple | None:
+    """The roles of the hosts whose nginx answers visitors, where the page belongs: with
+    deploy.toml [hosts] and a load balancer, the lb hosts (the app hosts behind them are left
+    alone: a flag there would answer the load balancer 503, which takes the host out of its
+    rotation); [hosts] without one, the app hosts; None: the single-host case (every host)."""
+    inventory = cfg.inventory
+    if not inventory.multi:
+        return None
+    return ("lb",) if inventory.balanced else ("app",)
+
+
+def site_of(cfg, roles=()) -> str:
+    """The nginx site that tests the flag on a host with `roles`: the load balancer's or the app's."""
+    return cfg.layout.lb_site if "lb" in (roles or ()) else cfg.layout.nginx_site
+
+
+def on_script(cfg, site: str | None = None) -> str:
+    """`site`: the nginx site that must know the flag (site_of; default the app's)."""
     layout = cfg.layout
     flag = layout.maintenance_flag
     return "\n".join([
         "set -e",
-        f"grep -qF {q(flag)} {q(layout.nginx_site)} 2>/dev/null || exit {NO_SITE_EXIT}",
+        f"grep -qF {q(flag)} {q(site or layout.nginx_site)} 2>/dev/null || exit {NO_SITE_EXIT}",
         f"install -d -m 755 -o root -g root {q(posixpath.dirname(flag))}",
         # nginx (www-data) only tests that it exists; what is in it is for `status`.
         f"printf '%s %s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" {q(lock.who())} > {q(flag)}.new",

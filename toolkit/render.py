@@ -65,9 +65,11 @@ def _ownership(target: str, cfg: AppConfig) -> tuple[int, str, str]:
 
 
 # [hosts]: what a host gets by its roles (toolkit/fleet.py host_vars gives `roles`). A load balancer
-# gets its site, the 503 page and the catch-all; the app's own files go to app and worker hosts.
+# gets its site, the 503 pages (unavailable, maintenance) and the catch-all; the app's own files
+# go to app and worker hosts.
 LB_TEMPLATE = "etc/nginx/sites-available/APP-lb.conf.j2"
 EDGE_TEMPLATES = (LB_TEMPLATE, "etc/nginx/pronghorn/APP.unavailable.html.j2",
+                  "etc/nginx/pronghorn/APP.maintenance.html.j2",  # maintenance.on: the lb's page
                   "etc/nginx/sites-available/pronghorn-default.conf.j2")
 
 
@@ -82,7 +84,9 @@ def _wanted(template: str, cfg: AppConfig, host: dict | None = None) -> bool:
     if template == "etc/logrotate.d/APP.j2":
         return cfg.access_log == "file"
     if template == "etc/nginx/sites-available/pronghorn-default.conf.j2":
-        return not cfg.any_domain
+        # not on a worker host that is no app host: its nginx listens on loopback only, and the
+        # catch-all would listen on every address
+        return not cfg.any_domain and not (roles is not None and not {"app", "lb"} & set(roles))
     if template in redis_service.TEMPLATES:
         return cfg.redis
     if template in PROXY_TEMPLATES:

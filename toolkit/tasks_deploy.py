@@ -272,6 +272,8 @@ def status(c, host=None, limit=None, app="."):
             if not runs_app and (not states or states[-1] != "active"):
                 down.append(unit)
         if not runs_app:  # a load balancer or the database host: no release of the app here
+            if "lb" in roles:  # where visitors arrive: maintenance.on is the load balancers'
+                maintenance.show(conn, cfg, rep, str(spec), app)
             if down:
                 raise DeployError(f"{', '.join(down)} is not running", next_task("provision"))
             return site_url(cfg, conn) if cfg.inventory.serves_site(str(spec)) else ""

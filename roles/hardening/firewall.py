@@ -2,7 +2,9 @@
 
 An app host behind a load balancer (deploy.toml [hosts] lb; `wanted.web_from`, toolkit/fleet.py)
 lets http in from the load balancers' addresses only, and an earlier rule open to everyone
-(the host served the site itself before) is deleted.
+(the host served the site itself before) is deleted. A host of [hosts] that is neither an app
+host nor a load balancer (a worker, the database) lets no web port in, and deletes those open
+rules the same way.
 
 The deploy connection is never cut: every port sshd listens on (`sshd -T`) and the port the
 toolkit connected to are allowed BEFORE the default policy turns to deny and before ufw is
@@ -36,8 +38,19 @@ def ssh_rules(facts, wanted) -> list[str]:
     return [f"{port}/tcp" for port in ports]
 
 
+def serves_web(wanted) -> bool:
+    """Whether anyone outside the host may reach its nginx: a single host, an app host or a load
+    balancer. A worker or database host of [hosts] (no "app", no "lb") serves no site: its
+    nginx, if any, listens on loopback only (toolkit/fleet.py)."""
+    roles = getattr(wanted, "roles", None)
+    return roles is None or bool({"app", "lb"} & set(roles))
+
+
 def web_rules(wanted) -> list[str]:
-    """http and https from everyone; behind a load balancer, http from its addresses only."""
+    """http and https from everyone; behind a load balancer, http from its addresses only; on a
+    host that serves no site, none."""
+    if not serves_web(wanted):
+        return []
     sources = getattr(wanted, "web_from", ())
     if not sources:
         return list(WEB)
@@ -65,8 +78,9 @@ def ufw_allow(rule: str) -> str:
 
 
 def open_web_to_close(facts, wanted) -> list[str]:
-    """Web ports open to everyone on a host that only the load balancers may reach."""
-    if not getattr(wanted, "web_from", ()):
+    """Web ports open to everyone on a host that only the load balancers may reach, or that
+    serves no site (a worker host that was an app host, or a single host, before)."""
+    if serves_web(wanted) and not getattr(wanted, "web_from", ()):
         return []
     keep = set(ssh_rules(facts, wanted)) | set(wanted.hardening.firewall_allow)
     return [rule for rule in WEB if rule in allowed(facts) and rule not in keep]
@@ -84,7 +98,9 @@ def plan(facts, wanted) -> list:
     notes = [f"allow {', '.join(missing)}"] if missing else []
     closing = open_web_to_close(facts, wanted)
     script += [f"ufw delete allow {q(rule)} >/dev/null" for rule in closing]
-    notes += [f"closed {', '.join(closing)} to everyone else"] if closing else []
+    if closing:
+        notes.append(f"closed {', '.join(closing)} " + ("to everyone else" if serves_web(wanted) else
+                                                         "(this host serves no site)"))
     if hard.ufw_default_input != "DROP":
         script.append("ufw default deny incoming >/dev/null")
         notes.append("deny other incoming")

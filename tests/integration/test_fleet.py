@@ -5,8 +5,10 @@ the second app host stops the roll and leaves both hosts on the previous release
 request; an app host whose nginx is stopped is routed around; POSTs during a roll each reach
 one app host once and none fails; an app host that crashes (gone from the network, every
 process killed) fails no request once the load balancer noticed, and is back in rotation when
-it boots again. The rolling deploy's time per batch, and the crash's numbers, are printed (run
-with -s to see them).
+it boots again. A dry deploy and provision change nothing on any host and show each host's
+plan; a worker host that is no app host (the db host, here) runs the release with its site on
+loopback only; maintenance.on is the load balancer's. The rolling deploy's time per batch, and
+the crash's numbers, are printed (run with -s to see them).
 
 The fleet (4 hosts) comes from tests/integration/fleet.py, once for this module; the `db` host
 serves here as the single-host deploy the timings compare against."""
@@ -240,6 +242,96 @@ def test_posts_during_a_rolling_deploy_reach_one_host_once_and_none_fails(fleet,
     print(f"\n[posts] {loop.done} POSTs during the roll, failed {len(loop.failures)}; "
           f"app hosts got {sent[fleet.app1.name]} + {sent[fleet.app2.name]}; "
           f"slowest {max(seconds for _, seconds, _ in loop.requests):.2f}s")
+
+
+def host_state(box):
+    """What a deploy or provision would change on `box`: the live release and the releases, the
+    lb's rotation, the nginx sites, the app's units, the firewall's rules, the deploy lock."""
+    return on_host(box, f"readlink {APP}/current; ls {APP}/releases {APP}/.deploy-lock 2>&1; "
+                        "ls -l /run/pronghorn-lb/flaskapp/ 2>&1; md5sum /etc/nginx/sites-enabled/* 2>&1; "
+                        "ls /etc/systemd/system | grep flaskapp; ufw show added 2>&1; "
+                        "ss -Hltn 'sport = :80'").stdout
+
+
+def with_worker(app_dir, fleet, tmp_path, name):
+    """The app with the db host as a worker host that is no app host (this toml has no db role)."""
+    new = variant(app_dir, tmp_path, name, "# with a worker host\n")
+    (new / "deploy.toml").write_text(fleet_toml(fleet).replace(
+        "\n\n[network]", f'\nworker = ["{fleet.app1.ssh_alias}", "{fleet.app2.ssh_alias}", "{fleet.db.ssh_alias}"]'
+                         "\n\n[network]"))
+    return new
+
+
+def test_a_dry_deploy_and_provision_change_no_host_and_show_each_hosts_plan(fleet, app_dir, tmp_path):
+    app = with_worker(app_dir, fleet, tmp_path, "dry")
+    boxes = (fleet.lb, fleet.app1, fleet.app2, fleet.db)
+    before = {box.name: host_state(box) for box in boxes}
+    deploy = invoke("deploy", "--dry", "--app", str(app), timeout=900)
+    provision = invoke("provision", "--dry", "--app", str(app), timeout=900)
+    assert {box.name: host_state(box) for box in boxes} == before
+    assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+    assert provision.returncode == 0, provision.stdout + provision.stderr
+    # the roll's plan, then each host's own, and a summary naming every host
+    assert ("== rolling deploy (dry run: no host leaves the rotation of " + fleet.lb.ssh_alias
+            + f"): would switch {fleet.app1.ssh_alias} then {fleet.app2.ssh_alias} then {fleet.db.ssh_alias}"
+            in deploy.stdout), deploy.stdout
+    for run in (deploy, provision):
+        for box in boxes:
+            assert f"== {box.ssh_alias} (dry run: nothing will be changed)" in run.stdout, run.stdout
+        summary = run.stdout.split("Summary")[-1]
+        assert all(box.ssh_alias in summary for box in boxes), summary
+    # the new code would be uploaded to the app hosts (nothing is switched in a dry run)
+    assert f"{fleet.app1.ssh_alias} |   (dry run: stops before running the new release)" in deploy.stdout
+    # the worker host's plan lets no web port in (the app hosts' let the lb in)
+    db_lines = [line for line in provision.stdout.splitlines()
+                if line.startswith(fleet.db.ssh_alias) and "firewall" in line]
+    assert db_lines and not any("allow" in line and "80/tcp" in line.split("closed")[0] for line in db_lines), db_lines
+
+
+def test_a_worker_host_runs_the_release_and_serves_nothing_outside(fleet, app_dir, tmp_path):
+    """The db host as a worker that is no app host, deployed alone (--limit): the lb is not in
+    --limit and its rotation is left as it was (the worker is in none)."""
+    app = with_worker(app_dir, fleet, tmp_path, "worker")
+    run = invoke("deploy", "--limit", fleet.db.ssh_alias, "--app", str(app), timeout=1800)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "(not in --limit: only its rotation changes)" in run.stdout
+    # nginx on loopback only (the deploy's health check passed there), no public site
+    listens = on_host(fleet.db, "ss -Hltn 'sport = :80'").stdout
+    assert "127.0.0.1:80" in listens and "0.0.0.0:80" not in listens and "*:80" not in listens, listens
+    assert on_host(fleet.lb, PORT_80.format(address=fleet.db.private_address)).stdout.startswith("refused")
+    rules = on_host(fleet.db, "ufw show added").stdout
+    assert " 80" not in rules and " 443" not in rules, rules
+    status = invoke("status", "--limit", fleet.db.ssh_alias, "--app", str(app))
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "roles: worker" in status.stdout and "health check" in status.stdout
+    # the site through the lb is untouched: the app hosts only
+    assert requests.get(url(fleet), timeout=10).status_code == 200
+
+
+LB_TEMPLATE = REPO / "templates/etc/nginx/sites-available/APP-lb.conf.j2"
+
+
+@pytest.mark.skipif("maintenance.jinja" not in LB_TEMPLATE.read_text(),
+                    reason="the load balancer's site does not import templates/etc/nginx/maintenance.jinja yet")
+def test_maintenance_is_the_load_balancers_and_the_app_hosts_keep_serving_it(fleet, app_dir):
+    flag = "/var/lib/pronghorn/maintenance/flaskapp"
+    on = invoke("maintenance.on", "--app", str(app_dir))
+    try:
+        assert on.returncode == 0, on.stdout + on.stderr
+        for path in ("/", "/static/style.css"):
+            answer = requests.get(url(fleet, path), timeout=10)
+            assert answer.status_code == 503 and answer.headers.get("Retry-After") == "300", (path, answer.headers)
+            assert "maintenance" in answer.text.lower()
+        # the app hosts were not touched: no flag there (it would answer the lb 503)
+        for box in (fleet.app1, fleet.app2):
+            assert on_host(box, f"test -e {flag}").returncode != 0
+        status = invoke("status", "--app", str(app_dir))
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert f"{fleet.lb.ssh_alias}" in status.stdout and "maintenance: on since" in status.stdout
+    finally:
+        off = invoke("maintenance.off", "--app", str(app_dir))
+    assert off.returncode == 0, off.stdout + off.stderr
+    assert requests.get(url(fleet), timeout=10).status_code == 200
 
 
 # How long after an app host crashes the lb counts as having noticed. Each lb worker takes a host

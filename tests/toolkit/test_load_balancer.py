@@ -39,7 +39,9 @@ def files_for(cfg, host):
 
 def test_the_load_balancer_gets_its_site_and_none_of_the_app(cfg):
     files = files_for(cfg, "lb1")
-    assert sorted(files) == ["/etc/nginx/pronghorn/shop.unavailable.html", cfg.layout.lb_site]
+    # its pages: "being deployed / down" and the maintenance page (maintenance.on is the lb's)
+    assert sorted(files) == ["/etc/nginx/pronghorn/shop.maintenance.html", "/etc/nginx/pronghorn/shop.unavailable.html",
+                             cfg.layout.lb_site]
 
 
 def test_upstream_lists_the_app_hosts_private_addresses_in_a_pool_per_rotation(cfg):
@@ -158,3 +160,142 @@ def test_the_load_balancers_site_passes_nginx_t(cfg, tmp_path):
     cache = tmp_path / "cache"
     ok, output = nginx_test(tmp_path, site.replace(cfg.layout.lb_static_cache, str(cache)))
     assert ok, output
+
+
+@pytest.fixture
+def worker_cfg(tmp_path):
+    """a1 runs the web app, w1 only the app's processes (a worker host that is no app host)."""
+    app = tmp_path / "jobs"
+    (app / "static").mkdir(parents=True)
+    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    (app / "deploy.toml").write_text('[app]\ndomains = ["shop.example.com"]\n'
+                                     '[hosts]\nlb = ["lb1"]\napp = ["a1"]\nworker = ["w1"]\n'
+                                     '[network]\nprivate = "10.78.0.0/16"\n'
+                                     '[processes]\nticker = "python ticker.py"\n')
+    return load_app_config(app)
+
+
+WORKER_ADDRESSES = {**ADDRESSES, "w1": fleet.Address("10.78.0.9", "w1")}
+
+
+def test_a_worker_host_runs_the_processes_and_serves_nothing_outside(worker_cfg):
+    from toolkit.fleet import host_config
+
+    vars_ = fleet.host_vars(worker_cfg, "w1", WORKER_ADDRESSES)
+    files = {f.path: f.content for f in render_all(host_config(worker_cfg, "w1"), vars_, mask_secrets=True)}
+    assert "/etc/systemd/system/jobs-ticker.service" in files  # its [processes]
+    site = files["/etc/nginx/sites-available/jobs.conf"]
+    listens = [line.strip() for line in site.splitlines() if line.strip().startswith("listen")]
+    # loopback only: the deploy's health check and `invoke status` ask there, nobody else can
+    assert listens == ["listen 127.0.0.1:80;"], listens
+    assert "set_real_ip_from" not in site
+    # no catch-all either: it would listen on every address
+    assert not any("pronghorn-default" in p for p in files) and worker_cfg.layout.lb_site not in files
+    # not in the load balancer's upstream
+    assert [u.host for u in fleet.upstreams(worker_cfg, WORKER_ADDRESSES)] == ["a1"]
+    # the app host keeps its private listener and its catch-all
+    app_files = {f.path for f in render_all(host_config(worker_cfg, "a1"),
+                                            fleet.host_vars(worker_cfg, "a1", WORKER_ADDRESSES), mask_secrets=True)}
+    assert "/etc/nginx/sites-available/pronghorn-default.conf" in app_files
+    assert "/etc/systemd/system/jobs-ticker.service" not in app_files  # a1 is no worker
+
+
+def test_a_worker_host_lets_no_web_port_in():
+    wanted = Wanted(app="jobs", layout=HostLayout("jobs"), hardening=Hardening(), roles=("worker",))
+    fresh = hardened((UfwRule("allow", "tcp", "22"),))
+    assert firewall.plan(fresh, wanted) == []  # ssh only, nothing to add
+    # a host that served the site before (a single host, or an app host of [hosts]) closes it
+    was_web = hardened((UfwRule("allow", "tcp", "22"), UfwRule("allow", "tcp", "80"), UfwRule("allow", "tcp", "443")))
+    [change] = firewall.plan(was_web, wanted)
+    assert change.script.split(" && ") == ["ufw delete allow 80/tcp >/dev/null", "ufw delete allow 443/tcp >/dev/null"]
+    # a load balancer that is also a worker is the site's front: open to everyone
+    both = Wanted(app="jobs", layout=HostLayout("jobs"), hardening=Hardening(), roles=("lb", "worker"))
+    assert firewall.web_rules(both) == ["80/tcp", "443/tcp"]
+    # the database host alone serves no site either
+    db = Wanted(app="jobs", layout=HostLayout("jobs"), hardening=Hardening(), roles=("db",))
+    assert firewall.web_rules(db) == []
+
+
+def test_the_summary_shows_the_site_where_visitors_reach_it(worker_cfg, cfg):
+    assert fleet.serves_site(worker_cfg, "lb1")
+    assert not fleet.serves_site(worker_cfg, "a1") and not fleet.serves_site(worker_cfg, "w1")
+    from toolkit.inventory import Inventory
+    from dataclasses import replace
+    no_lb = replace(cfg, inventory=Inventory.of({"app": ("a1",), "worker": ("w1",)}))
+    assert fleet.serves_site(no_lb, "a1") and not fleet.serves_site(no_lb, "w1")
+
+
+LB_TEMPLATE = Path(__file__).resolve().parents[2] / "templates/etc/nginx/sites-available/APP-lb.conf.j2"
+
+
+@pytest.mark.skipif("maintenance.jinja" not in LB_TEMPLATE.read_text(),
+                    reason="the load balancer's site does not import templates/etc/nginx/maintenance.jinja yet")
+def test_the_load_balancers_site_answers_503_while_maintenance_is_on(cfg):
+    site = files_for(cfg, "lb1")[cfg.layout.lb_site]
+    server = site.split("\nserver {", 1)[1]
+    assert f"if (-f {cfg.layout.maintenance_flag}) {{" in server
+    assert "error_page 503 /.pronghorn/maintenance.html;" in server
+    assert f"alias {cfg.layout.maintenance_page};" in server
+
+
+class Ran:
+    """What the maintenance task ran on which host (toolkit/remote.sh faked)."""
+
+    def __init__(self, exited=0):
+        self.scripts, self.exited = [], exited
+
+    def sh(self, conn, script, **kw):
+        from types import SimpleNamespace
+        self.scripts.append((conn.host, script))
+        return SimpleNamespace(exited=self.exited, ok=self.exited == 0, stdout="", stderr="")
+
+
+def run_maintenance(monkeypatch, app, on, host=None, exited=0):
+    """tasks_maintenance.switch with every host faked: [(host, script), ...] it ran."""
+    from types import SimpleNamespace
+
+    from toolkit import audit, remote, tasking, tasks_maintenance
+
+    ran = Ran(exited)
+    monkeypatch.setattr(remote, "sh", ran.sh)
+    monkeypatch.setattr(audit, "record", lambda *a, **k: None)
+    monkeypatch.setattr(tasks_maintenance, "site_url", lambda cfg, conn: "")
+    monkeypatch.setattr(tasking.hosts_mod, "connect", lambda spec: SimpleNamespace(host=str(spec), close=lambda: None))
+    tasks_maintenance.switch(on, host, str(app))
+    return ran.scripts
+
+
+def test_maintenance_is_the_load_balancers_and_leaves_the_app_hosts_alone(cfg, monkeypatch, capsys):
+    from invoke.exceptions import Exit
+
+    app = cfg.source.path
+    scripts = run_maintenance(monkeypatch, app, True)
+    assert [h for h, _ in scripts] == ["lb1"]
+    # the flag is made only where the load balancer's site tests it
+    assert f"grep -qF {cfg.layout.maintenance_flag} {cfg.layout.lb_site}" in scripts[0][1]
+    assert "maintenance.off --host lb1" in capsys.readouterr().out
+    assert [h for h, _ in run_maintenance(monkeypatch, app, False)] == ["lb1"]
+    # an app host named on its own is refused: a flag there would answer the lb 503
+    with pytest.raises(Exit) as info:
+        run_maintenance(monkeypatch, app, True, host=["a1"])
+    assert "none of the hosts picked has the role lb" in str(info.value.message)
+
+
+def test_maintenance_on_a_load_balancer_without_it_says_to_provision(cfg, monkeypatch, capsys):
+    from invoke.exceptions import Exit
+    from toolkit import maintenance
+
+    with pytest.raises(Exit):
+        run_maintenance(monkeypatch, cfg.source.path, True, exited=maintenance.NO_SITE_EXIT)
+    out = capsys.readouterr().out
+    assert "load balancer site of shop" in out and "invoke provision --host lb1" in out, out
+
+
+def test_maintenance_without_a_load_balancer_is_the_app_hosts(tmp_path, monkeypatch):
+    app = tmp_path / "solo"
+    app.mkdir()
+    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    (app / "deploy.toml").write_text('[hosts]\napp = ["a1", "a2"]\nworker = ["w1"]\n')
+    scripts = run_maintenance(monkeypatch, app, True)
+    assert [h for h, _ in scripts] == ["a1", "a2"]
+    assert "/etc/nginx/sites-available/solo.conf" in scripts[0][1]
