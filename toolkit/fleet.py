@@ -2,8 +2,8 @@
 
 A load balancer's upstream lists the app hosts' private addresses; an app host's nginx listens on
 its own private address (and loopback, where the health check and `invoke run` ask) and trusts
-X-Forwarded-For only from the load balancers' addresses, and its firewall lets port 80 in from
-them only. Those addresses are read from the hosts once per task (`read_addresses`: the
+X-Forwarded-For and X-Forwarded-Proto only from the load balancers' addresses, and its firewall
+lets port 80 in from them only. The load balancers end TLS ([tls]: `host_config`). Those addresses are read from the hosts once per task (`read_addresses`: the
 Ipv4Addresses fact, toolkit/facts/addresses.py, picked by [network] private; without it, the
 address ssh connects to) and turned into the `host` variables the templates see
 (`host_vars(cfg, host, addresses)`).
@@ -133,13 +133,20 @@ def host_vars(cfg, host: str, addresses: dict) -> dict:
 
 
 def host_config(cfg, host: str):
-    """The app's config as `host` runs it: with deploy.toml [hosts], only the worker hosts run
+    """The app's config as `host` runs it. With deploy.toml [hosts], only the worker hosts run
     [processes] and [schedule] (their units, their restarts after a release, their status); an
-    app host that is not a worker gets neither, and provisioning retires any it had."""
+    app host that is not a worker gets neither, and provisioning retires any it had. Behind load
+    balancers, [tls] is theirs: an app host that is not one of them gets no certificate, no
+    https listener and no certbot (`tls.behind_lb`: its health check asks as the load balancer
+    would, with X-Forwarded-Proto: https)."""
     from dataclasses import replace
 
     inventory = cfg.inventory
-    if not inventory.multi or "worker" in inventory.roles_of(host) or not (cfg.processes or cfg.schedules):
+    if not inventory.multi:
         return cfg
-    return replace(cfg, processes={}, schedules={})
-
+    roles = inventory.roles_of(host)
+    if "worker" not in roles and (cfg.processes or cfg.schedules):
+        cfg = replace(cfg, processes={}, schedules={})
+    if inventory.balanced and cfg.tls.enabled and "lb" not in roles:
+        cfg = replace(cfg, tls=replace(cfg.tls, mode="off", behind_lb=True))
+    return cfg
