@@ -72,6 +72,8 @@ def provision_work(cfg, rep, dry, vars_of=None):
             if lock:
                 audit.record(conn, cfg, "provision", "-", result)
                 unlock_if_ours(conn, cfg, lock)
+        if cfg.inventory.balanced and "lb" not in cfg.inventory.roles_of(str(spec)):
+            return ""  # the site is the load balancer's address (shown there), not this host's
         return site_url(cfg, conn)
 
     return work
@@ -307,7 +309,8 @@ def status(c, host=None, limit=None, app="."):
         if troubled:
             raise DeployError(f"{', '.join(troubled)}: not running, or its last run failed (see above)",
                               next_task("logs", "--process", troubled[0]))
-        return site_url(cfg, conn)
+        # behind a load balancer the site is the balancer's address (shown there), not this host's
+        return "" if cfg.inventory.balanced else site_url(cfg, conn)
 
     run_on_hosts(host_specs(host, cfg, limit), rep, work, app, parallel=PARALLEL_HOSTS)
 

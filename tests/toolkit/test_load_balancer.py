@@ -286,3 +286,16 @@ def test_the_load_balancers_and_app_hosts_sites_with_tls_pass_nginx_t(tmp_path, 
     app_site = app_site.replace("listen 10.78.0.2:80", "listen 127.0.0.2:80")  # nginx -t binds it
     ok, output = nginx_test(tmp_path / "app", app_site)
     assert ok, output
+
+
+def test_the_certificate_tasks_go_to_the_load_balancers(tmp_path):
+    from toolkit.tasking import host_specs
+    from toolkit.tasks_tls import tls_hosts
+
+    cfg = tls_cfg(tmp_path, LETSENCRYPT)
+    assert [str(s) for s in host_specs(None, cfg, roles=tls_hosts(cfg))] == ["lb1"]
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    (single / "deploy.toml").write_text('[app]\nhosts = ["h1"]\n')
+    assert tls_hosts(load_app_config(single)) is None  # every host given, as before
