@@ -42,7 +42,9 @@ def renew(c, host=None, app=".", dry=False):
         from toolkit import fleet_run
 
         addresses = fleet_run.read_addresses(cfg, app)
-        vars_of = lambda spec: fleet_run.vars_for(cfg, spec, addresses)  # noqa: E731
+        # app hosts (no lb) keep their DATABASE_URL from the db host; a load balancer needs none
+        database = None if cfg.inventory.balanced else fleet_run.read_database(cfg, app, addresses)
+        vars_of = lambda spec: fleet_run.vars_for(cfg, spec, addresses, database=database)  # noqa: E731
 
     def work(conn, spec):
         renew_on(conn, rep, host_config(cfg, str(spec)), dry, fleet_vars=vars_of(spec))
