@@ -111,6 +111,9 @@ class TlsConfig:
     key: str = ""
     hsts: int = 0
     hsts_preload: bool = False
+    # An app host of deploy.toml [hosts] behind load balancers that serve the site over https
+    # (mode "off" here: the load balancers hold the certificate; toolkit/fleet.py host_config).
+    behind_lb: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -373,11 +376,17 @@ def _check_hosts(values: dict, at) -> None:
         return
     for problem in check_roles(roles):
         raise ConfigError(f"{at('hosts')}: {problem}")
-    if roles.get("lb") and tls_mode(values) != "off":
-        raise ConfigError(f'{at("tls") if ("tls", "mode") in values else at("hosts")}: HTTPS with a load balancer '
-                          f'([hosts] lb) is not supported yet: the load balancer would have to hold the '
-                          f'certificate (docs/several-hosts.md); set [tls] mode = "off" for now, or '
-                          f'deploy without lb')
+    if len(roles.get("lb", ())) > 1 and tls_mode(values) == "letsencrypt":
+        # HTTP-01: the CA asks whichever load balancer the domain's DNS names, and only the one
+        # that ran certbot holds the answer; and each would get a certificate of its own.
+        why = (f'[tls] mode = "letsencrypt" ({at("tls", "mode")})' if ("tls", "mode") in values else
+               f'Let\'s Encrypt certificates ([tls] mode = "letsencrypt", the default for the public names '
+               f'in [app] domains, {at("app", "domains")})')
+        raise ConfigError(f'{at("hosts", "lb")}: [hosts] lb lists {len(roles["lb"])} load balancers, and {why} '
+                          f'works with one load balancer only (the CA\'s ACME challenge could reach any of them, '
+                          f'and only the one that asked has the answer)',
+                          'keep one host in [hosts] lb, or give every load balancer the same certificate: '
+                          '[tls] mode = "files" with cert and key; then run the same command again')
     postgresql = _get(values, "database", "engine") == "postgresql"
     if roles.get("db") and not postgresql:
         raise ConfigError(f'{at("hosts", "db")}: [hosts] db is set but [database] engine is not "postgresql"; '

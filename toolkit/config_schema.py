@@ -196,7 +196,8 @@ SCHEMA: tuple[Key, ...] = (
     # [hosts], [network]: several hosts (toolkit/inventory.py; docs/several-hosts.md)
     Key("hosts", "lb", host_list, (),
         "Load balancers: nginx on each, the site's public address, proxying to the app hosts over the "
-        "private network. Without [hosts], [app] hosts (or --host) run everything, one host each.",
+        "private network; with [tls] they hold the certificate and end HTTPS. Without [hosts], [app] hosts "
+        "(or --host) run everything, one host each.",
         'lb = ["deploy@203.0.113.10"]'),
     Key("hosts", "app", host_list, (),
         "App hosts: the app under pronghorn behind their own nginx; with lb hosts they listen on the "

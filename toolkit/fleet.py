@@ -1,10 +1,11 @@
 """What each host of deploy.toml [hosts] must know about the others, for rendering its files.
 
 A load balancer's upstream lists the app hosts' private addresses; an app host's nginx listens on
-its own private address (and loopback, where the health check asks) and trusts X-Forwarded-For
-only from the load balancers' addresses, and its firewall lets port 80 in from them only. A
-worker host that is not an app host listens on loopback only (the deploy's health check) and
-opens no web port: no visitor reaches it. Those addresses are read from the hosts once per task
+its own private address (and loopback, where the health check and `invoke run` ask) and trusts
+X-Forwarded-For and X-Forwarded-Proto only from the load balancers' addresses, and its firewall
+lets port 80 in from them only. A worker host that is not an app host listens on loopback only
+(the deploy's health check) and opens no web port: no visitor reaches it. The load balancers
+end TLS ([tls]: `host_config`). Those addresses are read from the hosts once per task
 (`read_addresses`: the Ipv4Addresses fact, toolkit/facts/addresses.py, picked by [network]
 private; without it, the address ssh connects to) and turned into the `host` variables the
 templates see (`host_vars(cfg, host, addresses)`).
@@ -152,13 +153,22 @@ def serves_site(cfg, host: str) -> bool:
 
 
 def host_config(cfg, host: str):
-    """The app's config as `host` runs it: with deploy.toml [hosts], only the worker hosts run
+    """The app's config as `host` runs it. With deploy.toml [hosts], only the worker hosts run
     [processes] and [schedule] (their units, their restarts after a release, their status); an
-    app host that is not a worker gets neither, and provisioning retires any it had."""
+    app host that is not a worker gets neither, and provisioning retires any it had. [tls] is
+    the hosts' that visitors reach (the load balancers, else the app hosts): any other host gets
+    no certificate, no https listener and no certbot (`tls.behind_lb`: its health check asks as the load balancer
+    would, with X-Forwarded-Proto: https)."""
     from dataclasses import replace
 
     inventory = cfg.inventory
-    if not inventory.multi or "worker" in inventory.roles_of(host) or not (cfg.processes or cfg.schedules):
+    if not inventory.multi:
         return cfg
-    return replace(cfg, processes={}, schedules={})
-
+    roles = inventory.roles_of(host)
+    if "worker" not in roles and (cfg.processes or cfg.schedules):
+        cfg = replace(cfg, processes={}, schedules={})
+    if cfg.tls.enabled and not inventory.serves_site(host):
+        # the load balancers' (or, without them, the app hosts'): a worker-only or db host that
+        # asked for a certificate would fail the CA's challenge, nobody reaching it
+        cfg = replace(cfg, tls=replace(cfg.tls, mode="off", behind_lb=True))
+    return cfg

@@ -187,6 +187,7 @@ class NginxBalancer:
         self.app_conns = dict(zip(apps, opened[len(self.hosts):]))
         self.down: tuple = ()  # every app host in rotation: what provisioning leaves
         self.suffix = None  # the rotation the lbs are in (fleet.out_suffix); None: not known yet
+        self.urls: dict = {}  # lb -> the site's address, once checked through it (check_site)
         self._set(())  # a deploy killed mid-roll may have left hosts out
 
     def _set(self, hosts) -> None:
@@ -231,10 +232,30 @@ class NginxBalancer:
                          check=False, timeout=timeout + 30).stdout.strip()
                 st.info(out.splitlines()[-1] if out else "no answer")
 
+    def check_site(self, app: str = ".") -> None:
+        """After the roll: the site's health check on each load balancer, through its nginx (https
+        with the site's name when [tls] is on) to the app hosts, as visitors reach it; the site's
+        address goes into the summary."""
+        from toolkit.errors import DeployError, fill_next, next_task
+        from toolkit.release_commands import health_check
+
+        for lb in self.hosts:
+            self.rep.resume(self.results[lb])
+            with self.rep.step("health check (site)") as st:
+                health = health_check(self.conns[lb], self.cfg)
+                st.info(f"{health.status or 'no answer'} from {self.cfg.health.path} through the load balancer")
+            if not health.ok:
+                self.rep.line("    " + health.body[:600].replace("\n", "\n    "))
+                self.rep.fail_host(f"the site does not answer through the load balancer: {health.status or 'no answer'} "
+                                   f"(expected {self.cfg.health.expect}); the app hosts answered their own checks",
+                                   fill_next(next_task("status"), lb, app))
+                raise DeployError(f"the site does not answer through {lb}")
+            self.urls[lb] = site_url(self.cfg, self.conns[lb])
+
     def close(self) -> None:
         for lb, conn in self.conns.items():
             self.rep.resume(self.results[lb])
-            self.rep.end_host()
+            self.rep.end_host(self.urls.get(lb, ""))
             conn.close()
         for conn in self.app_conns.values():
             conn.close()
@@ -281,6 +302,8 @@ def deploy(cfg, rep, specs, app: str, dry: bool, force: bool, wheel, batch: int)
         result = rolling.roll(members, balancer, batch=batch, parallel=PARALLEL_HOSTS)
         if not dry:  # a dry run's are only the time to read the hosts
             _timings(rep, result)
+        if balancer is not None:  # the site as visitors reach it: through each load balancer
+            balancer.check_site(app)
 
     # a dry run changes no rotation: no balancer (rolling.NoBalancer)
     _through_balancer(cfg, rep, roll, addresses if inventory.balanced and not dry else None)

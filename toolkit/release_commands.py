@@ -274,8 +274,12 @@ def health_tls_args(cfg) -> list[str]:
     name); a Let's Encrypt (ACME) certificate is verified, a self-signed one is not, nor the
     user's own (mode = "files": often from a private CA the host itself does not trust; its key
     was matched to it before the upload). letsencrypt: https once certbot's certificate exists
-    (until then the site serves http)."""
+    (until then the site serves http). An app host behind load balancers that end TLS
+    (`tls.behind_lb`): http on loopback, saying https in X-Forwarded-Proto as they do, so an app
+    that redirects http to https (Django's SECURE_SSL_REDIRECT) answers as it does for visitors."""
     tls = getattr(cfg, "tls", None)
+    if tls is not None and getattr(tls, "behind_lb", False):
+        return ["127.0.0.1", "80", "forwarded-https", "0"]
     if tls is None or not tls.enabled:
         return []
     scheme = f"https-if:{cfg.layout.letsencrypt_cert}" if tls.mode == "letsencrypt" else "https"

@@ -240,11 +240,23 @@ def releases(c, host=None, limit=None, app="."):
     run_on_hosts(host_specs(host, cfg, limit, APP_ROLES), rep, work, app)
 
 
+def _site_check(conn, cfg, rep) -> None:
+    """The health check through this host's nginx (on a load balancer: on to the app hosts)."""
+    from toolkit.release_commands import health_check
+
+    with rep.step("health check") as st:
+        health = health_check(conn, cfg, timeout=5)
+        st.info(f"{health.status or 'no answer'} from {cfg.health.path} "
+                f"(expected {cfg.health.expect})")
+        if not health.ok:
+            raise DeployError(f"the site does not answer as expected: {health.body[:300]}",
+                              next_task("logs"))
+
+
 @task(klass=HelpTask, iterable=["host", "limit"], help={"host": HOST_HELP["status"], "limit": LIMIT_HELP, "app": APP_HELP})
 def status(c, host=None, limit=None, app="."):
     """Show whether the app runs: its units, the live release, and a health check through nginx (every host of every role)."""
     from toolkit.interrupted import recover_interrupted
-    from toolkit.release_commands import health_check
     from toolkit.releases import read_releases
     from toolkit import maintenance, tls_status
     from toolkit.remote import q, sh
@@ -276,7 +288,11 @@ def status(c, host=None, limit=None, app="."):
                 maintenance.show(conn, cfg, rep, str(spec), app)
             if down:
                 raise DeployError(f"{', '.join(down)} is not running", next_task("provision"))
-            return site_url(cfg, conn) if cfg.inventory.serves_site(str(spec)) else ""
+            if not cfg.inventory.serves_site(str(spec)):
+                return ""
+            tls_status.show(conn, cfg, rep, str(spec), app)  # the load balancers hold the certificate
+            _site_check(conn, cfg, rep)  # through this load balancer to the app hosts
+            return site_url(cfg, conn)
         state = read_releases(conn, cfg)
         recovered = recover_interrupted(conn, cfg, rep, state)  # a deploy killed after its switch
         if recovered:
@@ -286,15 +302,10 @@ def status(c, host=None, limit=None, app="."):
         if state.holder:
             rep.line(f"  deploy lock: held by {state.holder.describe()}")
         maintenance.show(conn, cfg, rep, str(spec), app)  # maintenance.on: visitors get 503
-        tls_status.show(conn, cfg, rep, str(spec), app)  # [tls]: the certificate's expiry
-        troubled = _process_status(conn, host_config(cfg, str(spec)), rep)  # [processes] on workers only
-        with rep.step("health check") as st:
-            health = health_check(conn, cfg, timeout=5)
-            st.info(f"{health.status or 'no answer'} from {cfg.health.path} "
-                    f"(expected {cfg.health.expect})")
-            if not health.ok:
-                raise DeployError(f"the site does not answer as expected: {health.body[:300]}",
-                                  next_task("logs"))
+        on_host = host_config(cfg, str(spec))  # [processes] on workers only; [tls] on the lbs only
+        tls_status.show(conn, on_host, rep, str(spec), app)  # [tls]: the certificate's expiry
+        troubled = _process_status(conn, on_host, rep)
+        _site_check(conn, on_host, rep)
         if troubled:
             raise DeployError(f"{', '.join(troubled)}: not running, or its last run failed (see above)",
                               next_task("logs", "--process", troubled[0]))

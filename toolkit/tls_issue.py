@@ -90,9 +90,10 @@ def certbot_verdict(output: str) -> str:
     return said[-1] if said else "certbot said nothing"
 
 
-def renew(c, rep, cfg, dry: bool = False) -> None:
+def renew(c, rep, cfg, dry: bool = False, fleet_vars: dict | None = None) -> None:
     """`invoke tls.renew`: a certificate that was never issued is got now (provisioning, which
-    then gives nginx the https site); an existing one is renewed at once (`--dry`: certbot's
+    then gives nginx the https site; `fleet_vars`: the host's with deploy.toml [hosts],
+    toolkit/fleet_run.py vars_for); an existing one is renewed at once (`--dry`: certbot's
     `renew --dry-run`, which changes nothing). certbot's deploy hook reloads nginx."""
     from roles.provision import provision
     from toolkit.config import ConfigError
@@ -106,7 +107,7 @@ def renew(c, rep, cfg, dry: bool = False) -> None:
                           "set [tls] mode = \"letsencrypt\" and email in deploy.toml, then " + next_task("deploy"))
     cert = cfg.layout.letsencrypt_cert
     if not gather(c, [Certificates([cert])])[Certificates][cert].exists:
-        provision(c, cfg, rep, dry=dry)
+        provision(c, cfg, rep, dry=dry, fleet_vars=fleet_vars)
         return
     with rep.step("certbot renew" + (" --dry-run" if dry else "")) as st:
         # --no-random-sleep-on-renew: without a terminal certbot first sleeps up to 8 minutes (so

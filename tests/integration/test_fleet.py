@@ -308,11 +308,6 @@ def test_a_worker_host_runs_the_release_and_serves_nothing_outside(fleet, app_di
     assert requests.get(url(fleet), timeout=10).status_code == 200
 
 
-LB_TEMPLATE = REPO / "templates/etc/nginx/sites-available/APP-lb.conf.j2"
-
-
-@pytest.mark.skipif("maintenance.jinja" not in LB_TEMPLATE.read_text(),
-                    reason="the load balancer's site does not import templates/etc/nginx/maintenance.jinja yet")
 def test_maintenance_is_the_load_balancers_and_the_app_hosts_keep_serving_it(fleet, app_dir):
     flag = "/var/lib/pronghorn/maintenance/flaskapp"
     on = invoke("maintenance.on", "--app", str(app_dir))

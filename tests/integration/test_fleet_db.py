@@ -8,14 +8,25 @@ database, on the db host); the app hosts have no PostgreSQL server; the db host 
 loopback and its private address only; a host on the network that is not an app host (the load
 balancer) cannot connect, nor can this machine, and pg_hba refuses the app's role from any address
 but the app hosts' even with the right password; the password is in no output; a second
-provision changes nothing and keeps it."""
+provision changes nothing and keeps it.
 
+Then HTTPS at the load balancer, on the same hosts (a second app, so no other fleet is brought
+up): pebble (tests/integration/pebble.py) issues the load balancer's certificate during the
+deploy; https through it answers from both app hosts, which see https; http redirects (the ACME
+path excepted); HSTS; the app hosts hold no certificate; a rolling deploy fails no https request."""
+
+import shlex
 import socket
+import ssl
+import subprocess
+import threading
+import time
 import uuid
 
 import pytest
 import requests
 
+from tests.integration import pebble as pebble_mod
 from tests.integration.fleet import fleet  # noqa: F401  (the fixture)
 from tests.integration.helpers import invoke, on_host
 
@@ -201,3 +212,153 @@ def test_db_shell_on_the_db_host_works_in_the_apps_role(fleet, deployed):
     run = invoke("db.shell", "--app", str(app), "--sql", "select current_user, count(*) from notes", timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert APP in run.stdout
+
+
+# --------------------------------------------------------------------------- HTTPS at the load balancer
+
+TLS_APP, TLS_DOMAIN = "fleettls", "fleet.example.org"
+
+TLS_APP_PY = '''import socket
+
+VERSION = "{version}"
+
+
+def app(environ, start_response):
+    """Which scheme the app sees, which app host answered, which release."""
+    body = f"scheme={{environ['wsgi.url_scheme']}} host={{socket.gethostname()}} version={{VERSION}}\\n".encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+# GET http://ADDRESS/ claiming https, past the sandbox's proxy.
+FORGED = ("python3 -c \"import urllib.request as u; print(u.build_opener(u.ProxyHandler({{}})).open(u.Request("
+          "'http://{address}/', headers={{'Host': '{domain}', 'X-Forwarded-Proto': 'https'}}), timeout=10)"
+          ".read().decode())\"")
+
+
+def tls_toml(fleet, directory):
+    return (f'[app]\nname = "{TLS_APP}"\nframework = "wsgi"\nwsgi = "app:app"\ndomains = ["{TLS_DOMAIN}"]\n\n'
+            f'[tls]\nmode = "letsencrypt"\nemail = "ops@example.org"\nacme_directory = "{directory}"\n\n'
+            f'[hosts]\nlb = ["{fleet.lb.ssh_alias}"]\n'
+            f'app = ["{fleet.app1.ssh_alias}", "{fleet.app2.ssh_alias}"]\n\n'
+            f'[network]\nprivate = "10.78.0.0/16"\n')
+
+
+def lb_https(fleet, root, path="/"):
+    """GET https://TLS_DOMAIN/ at the load balancer's address, verified against pebble's root."""
+    from toolkit.onhost.health_check import ServerNameConnection
+
+    conn = ServerNameConnection(fleet.lb.address, 443, TLS_DOMAIN, ssl.create_default_context(cafile=str(root)), 10)
+    try:
+        conn.request("GET", path, headers={"Host": TLS_DOMAIN})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode(), {k.lower(): v for k, v in resp.getheaders()}
+    finally:
+        conn.close()
+
+
+def lb_curl(fleet, url, *args):
+    """curl URL with TLS_DOMAIN resolved to the load balancer: headers and body."""
+    port = "443" if url.startswith("https") else "80"
+    done = subprocess.run(["curl", "-sS", "-i", "--max-time", "10", "--resolve", f"{TLS_DOMAIN}:{port}:{fleet.lb.address}",
+                           *args, url], capture_output=True, text=True, timeout=30)
+    return done.stdout + done.stderr
+
+
+def test_https_at_the_load_balancer_with_a_certificate_from_pebble(fleet, deployed, tmp_path_factory):
+    """The load balancer gets the certificate (HTTP-01 through its own nginx) and ends TLS; the app
+    hosts behind it serve http on the private network, and the app sees https; a rolling deploy
+    goes on serving https with no failed request."""
+    if not pebble_mod.available():
+        pytest.fail("pebble, pebble-challtestsrv or openssl missing (scripts/bootstrap installs them)", pytrace=False)
+    acme = pebble_mod.start(fleet.lb.host_address, tmp_path_factory.mktemp("pebble"))
+    try:
+        root, _ = pebble_mod.trust_files(acme)
+        acme.point(TLS_DOMAIN, fleet.lb.address)
+        # The load balancer trusts pebble (its listener's CA and its root) for this test, and
+        # reaches it past the sandbox's proxy (which only passes https on port 443).
+        store = "/usr/local/share/ca-certificates/pebble-test"
+        trust = (f"printf '%s' {shlex.quote((acme.folder / 'ca.pem').read_text())} > {store}-listener.crt && "
+                 f"printf '%s' {shlex.quote(root.read_text())} > {store}-root.crt && "
+                 f"update-ca-certificates >/dev/null && sed -i -E 's/^(no_proxy|NO_PROXY)=\"([^\"]*)\"$/"
+                 f"\\1=\"\\2,{acme.address}\"/' /etc/environment")
+        assert on_host(fleet.lb, trust).returncode == 0
+        app = tmp_path_factory.mktemp("fleet-tls") / "app"
+        app.mkdir()
+        (app / "app.py").write_text(TLS_APP_PY.format(version="1"))
+        (app / "requirements.txt").write_text("")
+        (app / "deploy.toml").write_text(tls_toml(fleet, acme.directory))
+
+        first = invoke("deploy", "--app", str(app), timeout=900)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "tls certificate (ACME)" in first.stdout and "not issued" not in first.stdout, first.stdout
+        assert f"site: https://{TLS_DOMAIN}/" in first.stdout, first.stdout
+        assert "health check (site)" in first.stdout
+
+        # https through the load balancer: a certificate pebble issued, the app on both app hosts,
+        # told the client came over https; HSTS.
+        hosts = set()
+        for _ in range(6):
+            status, body, headers = lb_https(fleet, root)
+            assert status == 200 and body.startswith("scheme=https "), (status, body)
+            hosts.add(body.split("host=")[1].split()[0])
+            assert headers.get("strict-transport-security") == "max-age=15552000", headers
+        assert hosts == {fleet.app1.name, fleet.app2.name}
+        page = lb_curl(fleet, f"https://{TLS_DOMAIN}/", "--cacert", str(root))
+        assert page.startswith("HTTP/2 200") and "scheme=https" in page, page
+        redirect = lb_curl(fleet, f"http://{TLS_DOMAIN}/some/page?q=1")
+        assert redirect.startswith("HTTP/1.1 301"), redirect
+        assert f"location: https://{TLS_DOMAIN}/some/page?q=1" in redirect.lower()
+        challenge = lb_curl(fleet, f"http://{TLS_DOMAIN}/.well-known/acme-challenge/no-such-token")
+        assert challenge.startswith("HTTP/1.1 404"), challenge  # from the lb's webroot, not redirected
+        # The app hosts hold no certificate and serve no https. X-Forwarded-Proto is believed from
+        # the load balancer only: the firewall keeps other hosts out, and past it (here: the app
+        # host itself, on its private address) a client's claim of https is not passed on.
+        for box in (fleet.app1, fleet.app2):
+            assert on_host(box, "ss -Hltn 'sport = :443'").stdout.strip() == ""
+            assert on_host(box, "test -e /etc/letsencrypt/live; echo $?").stdout.strip() == "1"
+        forged = on_host(fleet.app1, FORGED.format(address=fleet.app1.private_address, domain=TLS_DOMAIN))
+        assert forged.stdout.startswith("scheme=http "), forged.stdout + forged.stderr
+
+        # The certificate is the load balancer's: status shows its expiry there (only there).
+        status_run = invoke("status", "--app", str(app), timeout=300)
+        assert status_run.returncode == 0, status_run.stdout + status_run.stderr
+        assert status_run.stdout.count("certificate (letsencrypt): expires") == 1, status_run.stdout
+        assert f"{fleet.lb.ssh_alias} |   certificate (letsencrypt): expires" in status_run.stdout, status_run.stdout
+        assert f"site: https://{TLS_DOMAIN}/" in status_run.stdout and "site: http:" not in status_run.stdout
+
+        # Renewal goes to the load balancer (no --host: the lb hosts), certbot's dry run against pebble.
+        dry = invoke("tls.renew", "--dry", "--app", str(app), timeout=300)
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        assert "certbot renew --dry-run" in dry.stdout and fleet.lb.ssh_alias in dry.stdout, dry.stdout
+        assert fleet.app1.ssh_alias not in dry.stdout, dry.stdout
+
+        # A rolling deploy of new code, with https requests running through the load balancer.
+        (app / "app.py").write_text(TLS_APP_PY.format(version="2"))
+        failures, done, stop = [], [0], threading.Event()
+
+        def loop():
+            deadline = time.monotonic() + 300
+            while not stop.is_set() and time.monotonic() < deadline:
+                done[0] += 1
+                try:
+                    status = lb_https(fleet, root)[0]
+                    if status != 200:
+                        failures.append(status)
+                except Exception as exc:  # a reset or a refused handshake is a failed request
+                    failures.append(repr(exc))
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            second = invoke("deploy", "--app", str(app), timeout=900)
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert done[0] > 20 and failures == [], (done[0], failures[:5])
+        versions = {lb_https(fleet, root)[1].split("version=")[1].strip() for _ in range(4)}
+        assert versions == {"2"}
+    finally:
+        acme.stop()

@@ -119,6 +119,25 @@ def test_ipv4_fact_reads_ip_addr_output():
     assert Ipv4Addresses().parse(lines) == ("10.77.3.2", "10.78.0.5")
 
 
-def test_https_with_a_load_balancer_is_refused_for_now(tmp_path):
-    msg = error_of(tmp_path, '[hosts]\nlb = ["l"]\napp = ["a"]\n[tls]\nmode = "self-signed"\n')
-    assert "deploy.toml:4: HTTPS with a load balancer" in msg and 'mode = "off"' in msg
+def test_https_with_a_load_balancer_is_the_load_balancers(tmp_path):
+    for tls in ('mode = "self-signed"', 'mode = "letsencrypt"\nemail = "ops@shop.org"'):
+        app = tmp_path / tls.split('"')[1]
+        app.mkdir()
+        cfg = load_app_config(make_app(app, '[app]\ndomains = ["shop.org"]\n[hosts]\nlb = ["l"]\napp = ["a"]\n'
+                                            f'[tls]\n{tls}\n'))
+        assert cfg.tls.enabled and cfg.inventory.balanced
+
+
+def test_letsencrypt_with_several_load_balancers_is_refused_naming_the_lb_line(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_app_config(make_app(tmp_path, '[app]\ndomains = ["shop.org"]\n[tls]\nemail = "ops@shop.org"\n'
+                                           '[hosts]\napp = ["a"]\nlb = ["l1", "l2"]\n'))
+    msg = str(info.value)
+    # mode not written: letsencrypt because the domain is public; the message says where both are
+    assert "deploy.toml:7: [hosts] lb lists 2 load balancers" in msg, msg
+    assert "deploy.toml:2" in msg and 'mode = "letsencrypt"' in msg
+    assert 'mode = "files"' in info.value.next_step
+    # the same certificate on every load balancer (files) or one each (self-signed) is fine
+    (tmp_path / "two").mkdir()
+    load_app_config(make_app(tmp_path / "two", '[app]\ndomains = ["shop.org"]\n[tls]\nmode = "self-signed"\n'
+                                               '[hosts]\napp = ["a"]\nlb = ["l1", "l2"]\n'))

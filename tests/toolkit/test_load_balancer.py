@@ -4,6 +4,7 @@ their firewall letting http in from the load balancers only."""
 
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from roles.hardening import firewall
 from roles.wanted import Wanted
 from toolkit import fleet
-from toolkit.config import Hardening, load_app_config
+from toolkit.config import Hardening, TlsConfig, load_app_config
 from toolkit.facts.hardening import HardenedHostFacts, HostHardening, UfwRule, parse_ufw
 from toolkit.layout import HostLayout
 from toolkit.render import render_all
@@ -225,11 +226,6 @@ def test_the_summary_shows_the_site_where_visitors_reach_it(worker_cfg, cfg):
     assert fleet.serves_site(no_lb, "a1") and not fleet.serves_site(no_lb, "w1")
 
 
-LB_TEMPLATE = Path(__file__).resolve().parents[2] / "templates/etc/nginx/sites-available/APP-lb.conf.j2"
-
-
-@pytest.mark.skipif("maintenance.jinja" not in LB_TEMPLATE.read_text(),
-                    reason="the load balancer's site does not import templates/etc/nginx/maintenance.jinja yet")
 def test_the_load_balancers_site_answers_503_while_maintenance_is_on(cfg):
     site = files_for(cfg, "lb1")[cfg.layout.lb_site]
     server = site.split("\nserver {", 1)[1]
@@ -299,3 +295,144 @@ def test_maintenance_without_a_load_balancer_is_the_app_hosts(tmp_path, monkeypa
     scripts = run_maintenance(monkeypatch, app, True)
     assert [h for h, _ in scripts] == ["a1", "a2"]
     assert "/etc/nginx/sites-available/solo.conf" in scripts[0][1]
+
+
+# --------------------------------------------------------------------------- [tls] at the load balancer
+
+TLS_FLEET = ('[app]\nname = "shop"\ndomains = ["shop.example.org"]\n'
+             '[hosts]\nlb = ["lb1"]\napp = ["a1", "a2"]\n[network]\nprivate = "10.78.0.0/16"\n[tls]\n')
+LETSENCRYPT = 'mode = "letsencrypt"\nemail = "ops@example.org"\n'
+
+
+def tls_cfg(tmp_path, tls):
+    app = tmp_path / "shop-tls"
+    (app / "static").mkdir(parents=True)
+    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    (app / "deploy.toml").write_text(TLS_FLEET + tls)
+    return load_app_config(app)
+
+
+def rendered(cfg, host, **more):
+    """The files `host` gets, rendered with its config as the fleet runs it (fleet.host_config)."""
+    return {f.path: f.content for f in render_all(fleet.host_config(cfg, host),
+                                                  {**fleet.host_vars(cfg, host, ADDRESSES), **more},
+                                                  mask_secrets=True)}
+
+
+def servers(site):
+    """The site's server blocks, as text."""
+    return ["server {" + part for part in site.split("\nserver {")[1:]]
+
+
+def test_the_load_balancer_ends_tls_with_the_single_host_sites_settings(tmp_path):
+    cfg = tls_cfg(tmp_path, LETSENCRYPT)
+    files = rendered(cfg, "lb1")
+    site = files[cfg.layout.lb_site]
+    http, https = servers(site)
+    # http: the ACME challenge from this host's webroot, everything else redirected
+    assert "listen 80;" in http and "listen 443" not in http
+    assert f"location ^~ /.well-known/acme-challenge/ {{\n        root {cfg.layout.acme_webroot};" in http
+    assert "return 301 https://$host$request_uri;" in http and "proxy_pass" not in http
+    # https: Mozilla intermediate, HTTP/2, OCSP stapling, certbot's certificate
+    assert "listen 443 ssl http2;" in https and "listen [::]:443 ssl http2;" in https
+    assert f"ssl_certificate {cfg.layout.letsencrypt_cert};" in https
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in https and "ssl_stapling on;" in https
+    # HSTS on every answer: the server, and each location with add_header of its own (static
+    # files, the unavailable page, the maintenance page)
+    assert https.count('add_header Strict-Transport-Security "max-age=15552000" always;') == 4
+    # the upstream pools, the rotation files and the proxy settings are the plain-http site's
+    plain = {f.path: f.content for f in render_all(replace(cfg, tls=TlsConfig()),
+                                                   fleet.host_vars(cfg, "lb1", ADDRESSES), mask_secrets=True)}
+    plain_site = plain[cfg.layout.lb_site]
+    upstreams = plain_site.split("use_temp_path=off;")[0]  # the pools, the static cache
+    assert site.startswith(upstreams) and "keepalive_timeout 3s;" in upstreams and "zone shop_pool " in upstreams
+    rotation = plain_site.split("# Which app hosts")[1].split("    access_log")[0]
+    assert rotation in https
+    proxy = plain_site.split("proxy_http_version 1.1;")[1].split("\n    location")[0]
+    assert proxy in https and "proxy_set_header X-Forwarded-Proto $scheme;" in proxy
+    # the catch-all answers unknown names with 444 on 443 too (its placeholder certificate)
+    catch_all = files["/etc/nginx/sites-available/pronghorn-default.conf"]
+    assert "listen 443 ssl http2 default_server;" in catch_all and "return 444;" in catch_all
+
+
+def test_before_its_certificate_the_load_balancer_answers_the_challenge_itself(tmp_path):
+    cfg = tls_cfg(tmp_path, LETSENCRYPT)
+    files = rendered(cfg, "lb1", tls_ready=False)
+    [server] = servers(files[cfg.layout.lb_site])
+    assert "443" not in server and "return 301" not in server and "Strict-Transport-Security" not in server
+    assert f"location ^~ /.well-known/acme-challenge/ {{\n        root {cfg.layout.acme_webroot};" in server
+    assert "443" not in files["/etc/nginx/sites-available/pronghorn-default.conf"]
+
+
+def test_app_hosts_behind_it_do_no_tls_and_pass_on_the_scheme_it_saw(tmp_path):
+    cfg = tls_cfg(tmp_path, LETSENCRYPT)
+    on_app = fleet.host_config(cfg, "a1")
+    assert not on_app.tls.enabled and on_app.tls.behind_lb
+    assert fleet.host_config(cfg, "lb1").tls == cfg.tls  # the load balancer holds the certificate
+    from roles.wanted import Wanted
+    assert "certbot" not in Wanted.of(on_app).all_packages and "certbot" in Wanted.of(cfg).all_packages
+    files = rendered(cfg, "a1")
+    site = files["/etc/nginx/sites-available/shop.conf"]
+    assert "443" not in site and "return 301" not in site and "Strict-Transport-Security" not in site
+    assert "443" not in files["/etc/nginx/sites-available/pronghorn-default.conf"]
+    # X-Forwarded-Proto: the load balancer's, believed from its address (and this host's own)
+    assert "geo $realip_remote_addr $pronghorn_shop_from_lb {" in site
+    geo = site.split("geo $realip_remote_addr")[1].split("}")[0]
+    assert "127.0.0.1 1;" in geo and "10.78.0.1 1;" in geo and "default 0;" in geo
+    assert '"1:https" https;' in site and "default $scheme;" in site
+    assert "proxy_set_header X-Forwarded-Proto $pronghorn_shop_scheme;" in site
+    assert "proxy_set_header X-Forwarded-Proto $scheme;" not in site
+    # its health check asks as the load balancer does: http on loopback, X-Forwarded-Proto: https
+    from toolkit.release_commands import health_check_cmd
+    assert health_check_cmd(on_app).endswith(" 127.0.0.1 80 forwarded-https 0")
+
+
+def test_the_single_host_site_keeps_its_own_scheme(tmp_path):
+    app = tmp_path / "one"
+    app.mkdir()
+    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    (app / "deploy.toml").write_text('[app]\ndomains = ["shop.test"]\n[tls]\nmode = "self-signed"\n')
+    cfg = load_app_config(app)
+    assert fleet.host_config(cfg, "h") is cfg
+    site = {f.path: f.content for f in render_all(cfg, mask_secrets=True)}["/etc/nginx/sites-available/one.conf"]
+    assert "proxy_set_header X-Forwarded-Proto $scheme;" in site and "geo " not in site
+
+
+@pytest.mark.skipif(not shutil.which("nginx") or not shutil.which("openssl"), reason="nginx or openssl missing")
+@pytest.mark.parametrize("tls", [LETSENCRYPT, 'mode = "self-signed"\nhsts = 0\n'])
+def test_the_load_balancers_and_app_hosts_sites_with_tls_pass_nginx_t(tmp_path, tls):
+    from tests.toolkit.test_render import nginx_test
+    from tests.toolkit.test_tls import make_cert
+
+    cfg = tls_cfg(tmp_path, tls)
+    lay = cfg.layout
+    files = rendered(cfg, "lb1")
+    sites = [files[lay.lb_site], files["/etc/nginx/sites-available/pronghorn-default.conf"]]
+    cert, key = make_cert(tmp_path, "shop.example.org")
+    placeholder, placeholder_key = make_cert(tmp_path, "invalid")
+    moves = {lay.lb_static_cache: str(tmp_path / "cache"), lay.acme_webroot: str(tmp_path),
+             lay.letsencrypt_cert: str(cert), lay.letsencrypt_key: str(key), lay.tls_cert: str(cert),
+             lay.tls_key: str(key), lay.tls_default_cert: str(placeholder), lay.tls_default_key: str(placeholder_key)}
+    for old, new in moves.items():
+        sites = [text.replace(old, new) for text in sites]
+    ok, output = nginx_test(tmp_path, *sites)
+    assert ok, output
+    # an app host behind it (its geo/map of the forwarded scheme), on its own
+    (tmp_path / "app").mkdir()
+    app_site = rendered(cfg, "a1")["/etc/nginx/sites-available/shop.conf"]
+    app_site = app_site.replace("listen 10.78.0.2:80", "listen 127.0.0.2:80")  # nginx -t binds it
+    ok, output = nginx_test(tmp_path / "app", app_site)
+    assert ok, output
+
+
+def test_the_certificate_tasks_go_to_the_load_balancers(tmp_path):
+    from toolkit.tasking import host_specs
+    from toolkit.tasks_tls import tls_hosts
+
+    cfg = tls_cfg(tmp_path, LETSENCRYPT)
+    assert [str(s) for s in host_specs(None, cfg, roles=tls_hosts(cfg))] == ["lb1"]
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    (single / "deploy.toml").write_text('[app]\nhosts = ["h1"]\n')
+    assert tls_hosts(load_app_config(single)) is None  # every host given, as before

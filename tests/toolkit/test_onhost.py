@@ -99,3 +99,29 @@ def test_import_check(tmp_path):
     (tmp_path / "broken.py").write_text("raise RuntimeError('broken release')\n")
     broken = run_program("import_check", "broken:app", cwd=tmp_path)
     assert broken.returncode != 0 and "RuntimeError: broken release" in broken.stderr
+
+
+def test_health_check_behind_a_load_balancer_says_https_as_it_would():
+    """forwarded-https: plain http, X-Forwarded-Proto: https (an app that redirects http to https
+    answers the check as it answers visitors)."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            secure = self.headers.get("X-Forwarded-Proto") == "https"
+            self.send_response(200 if secure else 301)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = str(server.server_address[1])
+        done = run_program("health_check", "shop.example", "/", "200", "5", "2", "127.0.0.1", port, "forwarded-https", "0")
+        assert done.returncode == 0 and done.stdout.split() == ["OK", "200"], done.stdout + done.stderr
+        plain = run_program("health_check", "shop.example", "/", "200", "5", "2", "127.0.0.1", port)
+        assert plain.returncode == 1 and plain.stdout.split()[:2] == ["FAIL", "301"]
+    finally:
+        server.shutdown()
+        server.server_close()

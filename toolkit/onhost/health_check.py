@@ -10,6 +10,8 @@ With SCHEME https the TLS handshake names HOST (SNI), as a browser's would; VERI
 certificate against the host's trust store and HOST (a CA's certificate), "0" does not (a
 self-signed one). SCHEME "https-if:PATH" is https when PATH (the site's certificate) exists on
 the host, else plain http on port 80 (a letsencrypt site whose certificate is not issued yet).
+SCHEME "forwarded-https" is plain http with `X-Forwarded-Proto: https`, as the load balancer that
+ends TLS in front of an app host asks (the app host's nginx believes it from this host too).
 """
 
 import http.client
@@ -50,7 +52,10 @@ def ask(address, port, host, path, timeout, scheme="http", verify=True):
     """(status, first 600 characters of the body); status 0 with the error when no answer."""
     try:
         conn = connection(address, port, host, max(1.0, min(10.0, timeout)), scheme, verify)
-        conn.request("GET", path, headers={"Host": host, "User-Agent": USER_AGENT})
+        headers = {"Host": host, "User-Agent": USER_AGENT}
+        if scheme == "forwarded-https":
+            headers["X-Forwarded-Proto"] = "https"
+        conn.request("GET", path, headers=headers)
         resp = conn.getresponse()
         body = resp.read(4096).decode("utf-8", "replace")
         conn.close()
