@@ -85,11 +85,16 @@ def plan(facts, wanted, default_servers=(), listeners=None) -> list:
     """One change: write, link, unlink, `nginx -t`, reload (or start) nginx. `default_servers`:
     the DefaultServers fact (toolkit/facts/nginx.py); `listeners`: SiteListeners, to see when a
     reload cannot take the new listen addresses (`rebinds`)."""
-    to_write, links, removals = differences(facts, nginx_files(wanted), default_servers)
+    files = nginx_files(wanted)
+    to_write, links, removals = differences(facts, files, default_servers)
     active = facts.unit(UNIT).active == "active"
     if not (to_write or links or removals or not active):
         return []
-    restart = active and listeners is not None and rebinds(listeners, to_write, removals)
+    # a site enabled again from its unchanged file listens too (the catch-all, when the app
+    # gets its domains back)
+    relinked = [f for f in files if f not in to_write and f.path.startswith(AVAILABLE)
+                and ENABLED + f.path[len(AVAILABLE):] in links]
+    restart = active and listeners is not None and rebinds(listeners, to_write + relinked, removals)
     notes = [basename(f.path) for f in to_write] + ["enabled site"] * bool(links)
     notes += [f"disabled {basename(path)} site" for path in removals] + ["started nginx"] * (not active)
     notes += ["restarted nginx (listen addresses changed)"] * restart
@@ -113,10 +118,12 @@ def _ports(listens) -> dict:
 
 
 def rebinds(listeners: dict, to_write, removals) -> bool:
-    """Whether the new config stops listening on a wildcard port in favour of its addresses (an
-    app host put behind a load balancer: `listen 10.0.0.5:80` instead of `listen 80`). A reload
-    cannot do that: the running master still holds *:80, so binding 10.0.0.5:80 fails with
-    "address in use" and nginx keeps the old config; nginx restarts instead."""
+    """Whether a port moves between a wildcard and addresses. A reload cannot do that: from
+    `listen 80` to `listen 10.0.0.5:80` (an app host put behind a load balancer) the running
+    master still holds *:80, so binding 10.0.0.5:80 fails with "address in use"; the other way
+    (the catch-all's `listen 80 default_server` arriving on an app host that listens on its
+    addresses, when the app gets its domains) binding *:80 fails beside 10.0.0.5:80. Either
+    way nginx keeps the old config while systemd reports the reload done; it restarts instead."""
     written = {ENABLED + basename(f.path): f for f in to_write if f.path.startswith(AVAILABLE)}
     old = _ports(args for path, found in listeners.items() for args in found)
     new_listens = [args for path, found in listeners.items() if path not in written and path not in removals
@@ -125,7 +132,7 @@ def rebinds(listeners: dict, to_write, removals) -> bool:
         new_listens += [line.strip()[len("listen"):].strip().rstrip(";").strip()
                         for line in f.content.splitlines() if line.strip().startswith("listen ")]
     new = _ports(new_listens)
-    return any("*" in addresses and new.get(port) and "*" not in new[port] for port, addresses in old.items())
+    return any(new.get(port) and ("*" in addresses) != ("*" in new[port]) for port, addresses in old.items())
 
 
 def apply_script(to_write, links, removals, nginx_active: bool) -> str:

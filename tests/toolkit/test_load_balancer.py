@@ -136,6 +136,30 @@ def test_nginx_restarts_when_an_app_host_moves_from_every_address_to_its_private
                                        if f.path == "/etc/nginx/sites-available/shop.conf"], [])
 
 
+def test_nginx_restarts_when_the_catch_all_arrives_on_an_app_host_behind_the_lb(tmp_path):
+    """domains = ["_"] -> real domains on an app host behind the lb: the catch-all's `listen 80
+    default_server` joins a running nginx that holds 10.78.0.2:80 and 127.0.0.1:80. Binding *:80
+    beside them fails, so a reload kept the old site while the deploy said "changed" (seen: the
+    app never saw the lb's X-Forwarded-Proto: https)."""
+    from roles import nginx
+
+    app = tmp_path / "shop"
+    app.mkdir()
+    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    (app / "deploy.toml").write_text('[app]\ndomains = ["shop.example.com"]\n[hosts]\nlb = ["lb1"]\n'
+                                     'app = ["a1", "a2"]\n[network]\nprivate = "10.78.0.0/16"\n')
+    named = load_app_config(app)
+    files = [f for f in render_all(named, fleet.host_vars(named, "a1", ADDRESSES), mask_secrets=True)
+             if f.path.startswith("/etc/nginx/sites-available/")]
+    assert any("pronghorn-default" in f.path for f in files)
+    running = {"/etc/nginx/sites-enabled/shop.conf": ["10.78.0.2:80 default_server", "127.0.0.1:80 default_server"]}
+    assert nginx.rebinds(running, files, [])
+    # the same files again, once running: a reload
+    again = {"/etc/nginx/sites-enabled/shop.conf": ["10.78.0.2:80", "127.0.0.1:80"],
+             "/etc/nginx/sites-enabled/pronghorn-default.conf": ["80 default_server"]}
+    assert not nginx.rebinds(again, files, [])
+
+
 def test_only_worker_hosts_run_the_processes(tmp_path):
     from toolkit.fleet import host_config
 

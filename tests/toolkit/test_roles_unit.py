@@ -341,6 +341,20 @@ def test_stopped_nginx_is_started():
     assert change.note == "started nginx" and change.script.endswith(" nginx_site.sh start")
 
 
+def test_nginx_restarts_when_a_site_enabled_again_binds_a_wildcard():
+    """The catch-all's file is on the host, unchanged, but disabled (the app had domains = ["_"]);
+    the app gets its domains, so the catch-all is linked again: its `listen 80` beside the running
+    10.78.0.2:80 cannot be taken by a reload (it failed, nginx kept the old config)."""
+    catch_all = File(nginx.AVAILABLE + "pronghorn-default.conf", "server {\n    listen 80 default_server;\n}\n")
+    f = matching_facts([SITE, catch_all], units=RUNNING)
+    f.files["/etc/nginx/sites-enabled/shop.conf"] = fact("/etc/nginx/sites-enabled/shop.conf", "link")
+    running = {"/etc/nginx/sites-enabled/shop.conf": ["10.78.0.2:80", "127.0.0.1:80"]}
+    (change,) = nginx.plan(f, wanted([SITE, catch_all]), listeners=running)
+    assert "restarted nginx (listen addresses changed)" in change.note
+    # "start" (not "reload"): the script restarts a running nginx
+    assert change.script.endswith(" nginx_site.sh start l:/etc/nginx/sites-enabled/pronghorn-default.conf")
+
+
 def test_nginx_as_wanted_does_not_reload():
     f = matching_facts([SITE], units=RUNNING)
     f.files["/etc/nginx/sites-enabled/shop.conf"] = fact("/etc/nginx/sites-enabled/shop.conf", "link")
