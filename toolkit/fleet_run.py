@@ -275,8 +275,14 @@ def deploy(cfg, rep, specs, app: str, dry: bool, force: bool, wheel, batch: int)
     if others:
         rep.line(f"== provisioning {', '.join(map(str, others))} (roles: "
                  + "; ".join(f"{s}: {', '.join(inventory.roles_of(str(s)))}" for s in others) + ")")
-        run_on_hosts(others, rep, provision_work(cfg, rep, dry, lambda spec: vars_for(cfg, spec, addresses, database=database)),
-                     app, parallel=PARALLEL_HOSTS, summary=False)
+        work = provision_work(cfg, rep, dry, lambda spec: vars_for(cfg, spec, addresses, database=database))
+        if apps and inventory.balanced and not dry:
+            provision = work
+
+            def work(conn, spec):  # the lb's site is shown once: on its rotation line, checked through it
+                provision(conn, spec)
+                return ""
+        run_on_hosts(others, rep, work, app, parallel=PARALLEL_HOSTS, summary=False)
     if not apps:
         rep.summary()
         return
