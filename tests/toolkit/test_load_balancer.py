@@ -23,13 +23,21 @@ ADDRESSES = {"lb1": fleet.Address("10.78.0.1", "203.0.113.10"), "a1": fleet.Addr
              "a2": fleet.Address("10.78.0.3", "a2")}
 
 
+def flask_app(tmp_path, name, toml=None, static=False):
+    """A one-file Flask app in tmp_path/name with this deploy.toml (None: none), and a static/
+    folder when `static`; returns its folder."""
+    app = tmp_path / name
+    (app / "static" if static else app).mkdir(parents=True)
+    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    if toml is not None:
+        (app / "deploy.toml").write_text(toml)
+    return app
+
+
 @pytest.fixture
 def cfg(tmp_path):
-    app = tmp_path / "shop"
-    (app / "static").mkdir(parents=True)
-    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
-    (app / "deploy.toml").write_text('[hosts]\nlb = ["lb1"]\napp = ["a1", "a2"]\n'
-                                     '[network]\nprivate = "10.78.0.0/16"\n')
+    app = flask_app(tmp_path, "shop", '[hosts]\nlb = ["lb1"]\napp = ["a1", "a2"]\n'
+                                      '[network]\nprivate = "10.78.0.0/16"\n', static=True)
     return load_app_config(app)
 
 
@@ -91,9 +99,7 @@ def test_app_hosts_listen_privately_and_believe_only_the_load_balancer(cfg):
 
 
 def test_the_single_host_case_renders_as_before(tmp_path):
-    app = tmp_path / "one"
-    app.mkdir()
-    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    app = flask_app(tmp_path, "one")
     cfg = load_app_config(app)
     files = {f.path: f.content for f in render_all(cfg, mask_secrets=True)}
     assert not any(p.endswith("-lb.conf") for p in files)
@@ -143,11 +149,8 @@ def test_nginx_restarts_when_the_catch_all_arrives_on_an_app_host_behind_the_lb(
     app never saw the lb's X-Forwarded-Proto: https)."""
     from roles import nginx
 
-    app = tmp_path / "shop"
-    app.mkdir()
-    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
-    (app / "deploy.toml").write_text('[app]\ndomains = ["shop.example.com"]\n[hosts]\nlb = ["lb1"]\n'
-                                     'app = ["a1", "a2"]\n[network]\nprivate = "10.78.0.0/16"\n')
+    app = flask_app(tmp_path, "shop", '[app]\ndomains = ["shop.example.com"]\n[hosts]\nlb = ["lb1"]\n'
+                                      'app = ["a1", "a2"]\n[network]\nprivate = "10.78.0.0/16"\n')
     named = load_app_config(app)
     files = [f for f in render_all(named, fleet.host_vars(named, "a1", ADDRESSES), mask_secrets=True)
              if f.path.startswith("/etc/nginx/sites-available/")]
@@ -163,11 +166,8 @@ def test_nginx_restarts_when_the_catch_all_arrives_on_an_app_host_behind_the_lb(
 def test_only_worker_hosts_run_the_processes(tmp_path):
     from toolkit.fleet import host_config
 
-    app = tmp_path / "jobs"
-    app.mkdir()
-    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
-    (app / "deploy.toml").write_text('[hosts]\nlb = ["lb1"]\napp = ["a1", "a2"]\nworker = ["a2"]\n'
-                                     '[processes]\nticker = "python ticker.py"\n')
+    app = flask_app(tmp_path, "jobs", '[hosts]\nlb = ["lb1"]\napp = ["a1", "a2"]\nworker = ["a2"]\n'
+                                      '[processes]\nticker = "python ticker.py"\n')
     cfg = load_app_config(app)
     assert host_config(cfg, "a1").processes == {} and host_config(cfg, "a2").processes == cfg.processes
     units = {f.path for f in render_all(host_config(cfg, "a1"), mask_secrets=True)}
@@ -190,13 +190,10 @@ def test_the_load_balancers_site_passes_nginx_t(cfg, tmp_path):
 @pytest.fixture
 def worker_cfg(tmp_path):
     """a1 runs the web app, w1 only the app's processes (a worker host that is no app host)."""
-    app = tmp_path / "jobs"
-    (app / "static").mkdir(parents=True)
-    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
-    (app / "deploy.toml").write_text('[app]\ndomains = ["shop.example.com"]\n'
-                                     '[hosts]\nlb = ["lb1"]\napp = ["a1"]\nworker = ["w1"]\n'
-                                     '[network]\nprivate = "10.78.0.0/16"\n'
-                                     '[processes]\nticker = "python ticker.py"\n')
+    app = flask_app(tmp_path, "jobs", '[app]\ndomains = ["shop.example.com"]\n'
+                                      '[hosts]\nlb = ["lb1"]\napp = ["a1"]\nworker = ["w1"]\n'
+                                      '[network]\nprivate = "10.78.0.0/16"\n'
+                                      '[processes]\nticker = "python ticker.py"\n', static=True)
     return load_app_config(app)
 
 
@@ -242,12 +239,12 @@ def test_a_worker_host_lets_no_web_port_in():
 
 
 def test_the_summary_shows_the_site_where_visitors_reach_it(worker_cfg, cfg):
-    assert fleet.serves_site(worker_cfg, "lb1")
-    assert not fleet.serves_site(worker_cfg, "a1") and not fleet.serves_site(worker_cfg, "w1")
+    assert worker_cfg.inventory.serves_site("lb1")
+    assert not worker_cfg.inventory.serves_site("a1") and not worker_cfg.inventory.serves_site("w1")
     from toolkit.inventory import Inventory
     from dataclasses import replace
     no_lb = replace(cfg, inventory=Inventory.of({"app": ("a1",), "worker": ("w1",)}))
-    assert fleet.serves_site(no_lb, "a1") and not fleet.serves_site(no_lb, "w1")
+    assert no_lb.inventory.serves_site("a1") and not no_lb.inventory.serves_site("w1")
 
 
 def test_the_load_balancers_site_answers_503_while_maintenance_is_on(cfg):
@@ -312,10 +309,7 @@ def test_maintenance_on_a_load_balancer_without_it_says_to_provision(cfg, monkey
 
 
 def test_maintenance_without_a_load_balancer_is_the_app_hosts(tmp_path, monkeypatch):
-    app = tmp_path / "solo"
-    app.mkdir()
-    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
-    (app / "deploy.toml").write_text('[hosts]\napp = ["a1", "a2"]\nworker = ["w1"]\n')
+    app = flask_app(tmp_path, "solo", '[hosts]\napp = ["a1", "a2"]\nworker = ["w1"]\n')
     scripts = run_maintenance(monkeypatch, app, True)
     assert [h for h, _ in scripts] == ["a1", "a2"]
     assert "/etc/nginx/sites-available/solo.conf" in scripts[0][1]
@@ -329,10 +323,7 @@ LETSENCRYPT = 'mode = "letsencrypt"\nemail = "ops@example.org"\n'
 
 
 def tls_cfg(tmp_path, tls):
-    app = tmp_path / "shop-tls"
-    (app / "static").mkdir(parents=True)
-    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
-    (app / "deploy.toml").write_text(TLS_FLEET + tls)
+    app = flask_app(tmp_path, "shop-tls", TLS_FLEET + tls, static=True)
     return load_app_config(app)
 
 
@@ -412,10 +403,7 @@ def test_app_hosts_behind_it_do_no_tls_and_pass_on_the_scheme_it_saw(tmp_path):
 
 
 def test_the_single_host_site_keeps_its_own_scheme(tmp_path):
-    app = tmp_path / "one"
-    app.mkdir()
-    (app / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
-    (app / "deploy.toml").write_text('[app]\ndomains = ["shop.test"]\n[tls]\nmode = "self-signed"\n')
+    app = flask_app(tmp_path, "one", '[app]\ndomains = ["shop.test"]\n[tls]\nmode = "self-signed"\n')
     cfg = load_app_config(app)
     assert fleet.host_config(cfg, "h") is cfg
     site = {f.path: f.content for f in render_all(cfg, mask_secrets=True)}["/etc/nginx/sites-available/one.conf"]
@@ -455,8 +443,5 @@ def test_the_certificate_tasks_go_to_the_load_balancers(tmp_path):
 
     cfg = tls_cfg(tmp_path, LETSENCRYPT)
     assert [str(s) for s in host_specs(None, cfg, roles=tls_hosts(cfg))] == ["lb1"]
-    single = tmp_path / "single"
-    single.mkdir()
-    (single / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
-    (single / "deploy.toml").write_text('[app]\nhosts = ["h1"]\n')
+    single = flask_app(tmp_path, "single", '[app]\nhosts = ["h1"]\n')
     assert tls_hosts(load_app_config(single)) is None  # every host given, as before
