@@ -147,11 +147,6 @@ def worker_only(inventory, host: str) -> bool:
     return inventory.multi and "worker" in roles and "app" not in roles
 
 
-def serves_site(cfg, host: str) -> bool:
-    """Whether visitors reach the site at `host` itself (the URL a summary shows for it)."""
-    return cfg.inventory.serves_site(host)
-
-
 def host_config(cfg, host: str):
     """The app's config as `host` runs it. With deploy.toml [hosts], only the worker hosts run
     [processes] and [schedule] (their units, their restarts after a release, their status); an

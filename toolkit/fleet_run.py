@@ -111,7 +111,7 @@ class StageMember:
             self.rep.line(f"  live: releases/{self.ctx.outcome.release}")
         # behind a load balancer the site is the balancer's address, not this host's; a worker
         # host serves none
-        self.rep.end_host(site_url(self.cfg, self.conn) if fleet.serves_site(self.cfg, self.name) else "")
+        self.rep.end_host(site_url(self.cfg, self.conn) if self.cfg.inventory.serves_site(self.name) else "")
         self._close()
 
     def abort(self, exc) -> None:
@@ -157,7 +157,7 @@ class RollbackMember:
             try:
                 name = rollback_host(conn, self.cfg, self.rep, to=self.to)
                 self.rep.line(f"  live: releases/{name}")
-                self.rep.end_host(site_url(self.cfg, conn) if fleet.serves_site(self.cfg, self.name) else "")
+                self.rep.end_host(site_url(self.cfg, conn) if self.cfg.inventory.serves_site(self.name) else "")
             finally:
                 conn.close()
         except BaseException as exc:
